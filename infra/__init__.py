@@ -1,0 +1,1 @@
+"""AWS CDK app for pssync: one construct per concern, composed by `PssyncStack`."""

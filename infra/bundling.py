@@ -1,0 +1,90 @@
+"""Docker-free bundling of the shared Lambda layer.
+
+CDK's default asset bundling runs in a Docker container; pssync must synth on machines without Docker, so
+the layer is built locally with pip's cross-platform wheel download (binary wheels only, for the Lambda
+runtime's Python and CPU) and the `pssync` package is copied next to its dependencies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+import jsii
+from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
+
+from infra import runtime
+
+# Provided by the Lambda Python runtime; bundling it would only add megabytes and version skew.
+RUNTIME_PROVIDED_DISTRIBUTIONS = frozenset({"boto3", "botocore"})
+_IGNORED_SOURCE_PARTS = ("__pycache__", ".pyc", ".egg-info")
+
+
+def layer_requirements(pyproject: Path) -> list[str]:
+    """The project's runtime dependencies (pyproject.toml is the one source), minus what Lambda provides."""
+    dependencies: list[str] = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    return [req for req in dependencies if _distribution_name(req) not in RUNTIME_PROVIDED_DISTRIBUTIONS]
+
+
+def _distribution_name(requirement: str) -> str:
+    for index, char in enumerate(requirement):
+        if not (char.isalnum() or char in "-_."):
+            return requirement[:index].lower()
+    return requirement.lower()
+
+
+def _package_files(package_dir: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in package_dir.rglob("*")
+        if path.is_file() and not any(part in str(path) for part in _IGNORED_SOURCE_PARTS)
+    )
+
+
+@jsii.implements(ILocalBundling)
+class SharedLayerBundler:
+    """Builds `<out>/python/` = runtime dependencies for Lambda arm64/Python 3.12 + the `pssync` package."""
+
+    def __init__(self, package_dir: Path, requirements: Sequence[str]) -> None:
+        self._package_dir = package_dir
+        self._requirements = list(requirements)
+
+    def pip_command(self, target: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--platform", runtime.LAYER_PIP_PLATFORM,
+            "--only-binary=:all:",
+            "--python-version", runtime.LAYER_PYTHON_VERSION,
+            "--implementation", "cp",
+            "--target", str(target),
+            *self._requirements,
+        ]  # fmt: skip
+
+    def asset_hash(self) -> str:
+        """Changes whenever the layer's content would: requirements, target platform or package sources."""
+        digest = hashlib.sha256()
+        digest.update("\0".join(self.pip_command(Path("<out>"))[1:]).encode())
+        for path in _package_files(self._package_dir):
+            digest.update(str(path.relative_to(self._package_dir)).encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+    def bundling_options(self) -> BundlingOptions:
+        # The image is never pulled: try_bundle always succeeds locally or raises.
+        return BundlingOptions(image=DockerImage.from_registry("local-bundling-only"), local=self)
+
+    def try_bundle(self, output_dir: str, **_options: object) -> bool:
+        site_packages = Path(output_dir) / "python"
+        subprocess.run(self.pip_command(site_packages), check=True)  # noqa: S603 - fixed argv, no shell
+        shutil.copytree(
+            self._package_dir,
+            site_packages / self._package_dir.name,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            dirs_exist_ok=True,
+        )
+        return True

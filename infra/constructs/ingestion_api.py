@@ -1,0 +1,175 @@
+"""Webhook ingestion: REST API `POST /webhooks/{source}` -> `ingest_webhook`, plus one signing secret per source."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Acknowledgment, CfnOutput, Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra import runtime
+from infra.constructs.functions import Functions
+from infra.constructs.tables import IDEMPOTENCY_EXPIRY_SECONDS
+from infra.sources import WebhookSource
+
+# Per-stage defaults; SaaS webhook senders retry on 429, so throttling sheds load without losing events.
+THROTTLING_RATE_LIMIT = 50
+THROTTLING_BURST_LIMIT = 100
+SIGNATURE_AUTH_REASON = (
+    "Webhook senders (Salesforce, HubSpot, Jira, ...) cannot obtain Cognito or IAM credentials; every "
+    "request is authenticated inside ingest_webhook by verifying the source's HMAC signature "
+    "(Standard Webhooks) over the raw body with a per-source secret, and rejected with 401 otherwise."
+)
+
+
+class IngestionApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: Functions,
+        sources: list[WebhookSource],
+        bus: events.IEventBus,
+        idempotency_table: dynamodb.ITable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stage = functions.stage
+        secrets = {source.name: self._signing_secret(source, stage) for source in sources}
+
+        self.ingest = functions.create(
+            "IngestWebhook",
+            role_name="ingest_webhook",
+            environment={
+                "EVENT_BUS_NAME": bus.event_bus_name,
+                "IDEMPOTENCY_TABLE_NAME": idempotency_table.table_name,
+                "IDEMPOTENCY_EXPIRY_SECONDS": str(IDEMPOTENCY_EXPIRY_SECONDS),
+                "SOURCE_REGISTRY": json.dumps(
+                    [
+                        {
+                            "name": source.name,
+                            "scheme": source.scheme,
+                            "system": source.system,
+                            "secret_id": source.secret_name(stage),
+                            "tolerance_seconds": source.tolerance_seconds,
+                            "max_body_bytes": source.max_body_bytes,
+                        }
+                        for source in sources
+                    ],
+                    separators=(",", ":"),
+                ),
+            },
+        )
+        bus.grant_put_events_to(self.ingest.role)
+        self.ingest.grant_table_read_write(idempotency_table)
+        for secret in secrets.values():
+            secret.grant_read(self.ingest.role)
+
+        self.api = self._rest_api(stage)
+        webhook = self.api.root.add_resource("webhooks").add_resource("{source}")
+        method = webhook.add_method(
+            "POST",
+            apigw.LambdaIntegration(self.ingest.function, proxy=True),
+            request_parameters={"method.request.path.source": True},
+            request_validator_options=apigw.RequestValidatorOptions(
+                request_validator_name="source-path-parameter", validate_request_parameters=True
+            ),
+        )
+        Validations.of(method).acknowledge(
+            Acknowledgment(id="AwsSolutions-APIG4", reason=SIGNATURE_AUTH_REASON),
+            Acknowledgment(id="AwsSolutions-COG4", reason=SIGNATURE_AUTH_REASON),
+        )
+
+        output = CfnOutput(
+            self,
+            "WebhookBaseUrl",
+            value=self.api.url_for_path("/webhooks"),
+            description="Point each SaaS webhook at <this URL>/<source name>",
+        )
+        output.override_logical_id("WebhookBaseUrl")
+
+    def _signing_secret(self, source: WebhookSource, stage: str) -> secretsmanager.Secret:
+        # The generated random value fails closed: nothing verifies until the user stores
+        # {"current": "whsec_...", "previous": "whsec_..."} (see docs/infra.md).
+        secret = secretsmanager.Secret(
+            self,
+            "".join(part.capitalize() for part in source.name.split("-")) + "SigningSecret",
+            secret_name=source.secret_name(stage),
+            description=f"Webhook signing secrets of source '{source.name}' ({source.system}): "
+            'JSON {"current": "whsec_...", "previous": "whsec_..."}',
+            removal_policy=runtime.removal_policy(stage),
+        )
+        Validations.of(secret).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason="The signing secret is issued by the SaaS vendor and rotated in its console; the "
+                "user then stores the new value as `current` and the old one as `previous`, so both verify "
+                "during the switch. A Secrets Manager rotation Lambda cannot rotate a vendor-held secret.",
+            )
+        )
+        return secret
+
+    def _rest_api(self, stage: str) -> apigw.RestApi:
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=runtime.LOG_RETENTION, removal_policy=runtime.removal_policy(stage)
+        )
+        api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"pssync-{stage}-webhooks",
+            description="pssync webhook ingestion (signature-authenticated)",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # Execution logging needs the account-level API Gateway CloudWatch role.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=runtime.removal_policy(stage),
+            deploy_options=apigw.StageOptions(
+                stage_name=stage,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                # Request bodies carry contract and personal data: never copy them into logs.
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                tracing_enabled=True,
+                throttling_rate_limit=THROTTLING_RATE_LIMIT,
+                throttling_burst_limit=THROTTLING_BURST_LIMIT,
+            ),
+        )
+        # API Gateway would otherwise create this execution log group itself, with no retention.
+        logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{api.rest_api_id}/{stage}",
+            retention=runtime.LOG_RETENTION,
+            removal_policy=runtime.removal_policy(stage),
+        )
+        Validations.of(api).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                reason="The account-level API Gateway logging role uses the AWS-managed policy that AWS "
+                "documents for it; it only allows writing API Gateway's own log groups.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-APIG3",
+                reason="A WAF WebACL is an optional add-on (it costs per ACL and rule): requests are "
+                "already signature-verified, size-limited and throttled. Associate a WAFv2 WebACL with AWS "
+                "managed rules to the stage where the organisation requires one.",
+            ),
+        )
+        return api

@@ -1,0 +1,73 @@
+"""SQS queues: the workflow inbox, every dead-letter queue and the workflow exceptions store."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import runtime
+
+
+class Queues(Construct):
+    """All queues require TLS and use SQS-managed encryption; dead letters are kept the SQS maximum."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, stage: str) -> None:
+        super().__init__(scope, construct_id)
+        self._stage = stage
+
+        self.provision_inbox_dlq = self._queue("ProvisionEngagementInboxDlq", retention=runtime.DLQ_RETENTION)
+        self.provision_inbox = self._queue(
+            "ProvisionEngagementInbox",
+            visibility_timeout=Duration.seconds(
+                runtime.LAMBDA_TIMEOUT.to_seconds() * runtime.SQS_VISIBILITY_TIMEOUT_FACTOR
+            ),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.provision_inbox_dlq, max_receive_count=runtime.DLQ_MAX_RECEIVE_COUNT
+            ),
+        )
+        # EventBridge parks events here after its retry policy is exhausted (target DeadLetterConfig).
+        self.eventbridge_target_dlq = self._queue("EventBridgeTargetDlq", retention=runtime.DLQ_RETENTION)
+        Validations.of(self.eventbridge_target_dlq).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is the dead-letter queue of EventBridge rule targets (DeadLetterConfig); "
+                "a DLQ of a DLQ would only move the same messages again.",
+            )
+        )
+        # The workflows' Catch sends failed executions here; it is itself the dead-letter store.
+        self.exceptions = self._queue("ExceptionsQueue", retention=runtime.DLQ_RETENTION)
+        Validations.of(self.exceptions).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="ExceptionsQueue is the workflows' dead-letter store (Catch target); its messages are "
+                "inspected and replayed by `pssync dlq`, so it needs no DLQ of its own.",
+            )
+        )
+
+    @property
+    def dead_letter_queues(self) -> dict[str, sqs.IQueue]:
+        """Queues whose depth means lost work, by display name (monitoring alarms on each)."""
+        return {
+            "ProvisionEngagementInboxDlq": self.provision_inbox_dlq,
+            "EventBridgeTargetDlq": self.eventbridge_target_dlq,
+        }
+
+    def _queue(
+        self,
+        construct_id: str,
+        *,
+        retention: Duration | None = None,
+        visibility_timeout: Duration | None = None,
+        dead_letter_queue: sqs.DeadLetterQueue | None = None,
+    ) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            construct_id,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=retention,
+            visibility_timeout=visibility_timeout,
+            dead_letter_queue=dead_letter_queue,
+            removal_policy=runtime.removal_policy(self._stage),
+        )

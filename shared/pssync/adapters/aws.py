@@ -1,0 +1,287 @@
+"""AWS implementations of the ports. Nothing above this module touches boto3.
+
+botocore errors are translated here: throttling and 5xx become TransientDownstreamError (the Step
+Functions Retry policies match on that name), everything else propagates as a real failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pssync.connectors.base import ConnectorCommand, RecordedCommand
+from pssync.errors import DeliveryInProgress, TransientDownstreamError, UnprocessableDelivery
+from pssync.ingest.verification import SigningSecrets
+from pssync.model.events import EventEnvelope
+from pssync.ports import DedupeOutcome, StoredVersion, VersionConflict
+
+_TRANSIENT_CODES = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "InternalServiceError",
+    "TransactionInProgressException",
+}
+PUT_EVENTS_BATCH = 10
+
+
+@contextmanager
+def translate_aws_errors(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _TRANSIENT_CODES or status >= 500:
+            raise TransientDownstreamError(f"{operation}: {code}") from error
+        raise
+    except BotoCoreError as error:  # connection errors, timeouts
+        raise TransientDownstreamError(f"{operation}: {type(error).__name__}") from error
+
+
+class EventBridgePublisher:
+    def __init__(self, bus_name: str, client: Any) -> None:
+        self._bus_name = bus_name
+        self._client = client
+
+    def publish(self, events: Sequence[EventEnvelope]) -> None:
+        for start in range(0, len(events), PUT_EVENTS_BATCH):
+            chunk = events[start : start + PUT_EVENTS_BATCH]
+            entries = [
+                {
+                    "EventBusName": self._bus_name,
+                    "Source": event.bus_source,
+                    "DetailType": str(getattr(event, "event_type")),  # noqa: B009 - defined per subclass
+                    "Detail": event.model_dump_json(),
+                }
+                for event in chunk
+            ]
+            with translate_aws_errors("events:PutEvents"):
+                response = self._client.put_events(Entries=entries)
+            if response.get("FailedEntryCount", 0):
+                failures = [e.get("ErrorCode") for e in response["Entries"] if e.get("ErrorCode")]
+                raise TransientDownstreamError(f"events:PutEvents rejected entries: {failures}")
+
+
+class SecretsManagerSecrets:
+    """Signing secrets as JSON {"current": ..., "previous": ...}; cached briefly by Powertools."""
+
+    def __init__(self, client: Any, max_age_seconds: int = 300) -> None:
+        self._client = client
+        self._max_age = max_age_seconds
+
+    def signing_secrets(self, secret_id: str) -> SigningSecrets:
+        from aws_lambda_powertools.utilities import parameters
+
+        provider = parameters.SecretsProvider(boto3_client=self._client)
+        with translate_aws_errors("secretsmanager:GetSecretValue"):
+            try:
+                value = provider.get(secret_id, max_age=self._max_age, transform="json")
+            except parameters.exceptions.GetParameterError as error:
+                raise TransientDownstreamError(f"signing secret {secret_id} unavailable") from error
+        if not isinstance(value, dict) or not value.get("current"):
+            # Fail closed: a source whose secret is unset verifies nothing.
+            raise TransientDownstreamError(f"signing secret {secret_id} has no 'current' value")
+        return SigningSecrets(current=str(value["current"]), previous=value.get("previous") or None)
+
+
+class PowertoolsDeduplicator:
+    """Powertools idempotency on DynamoDB, keyed on the source's event id, payload-validated."""
+
+    def __init__(self, table_name: str, expiry_seconds: int, client: Any) -> None:
+        self._persistence = DynamoDBPersistenceLayer(
+            table_name=table_name, key_attr="id", expiry_attr="expiration", boto3_client=client
+        )
+        self.config = IdempotencyConfig(
+            event_key_jmespath="key",
+            payload_validation_jmespath="fingerprint",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=expiry_seconds,
+        )
+
+    def once(self, key: str, fingerprint: str, action: Callable[[], str]) -> DedupeOutcome:
+        ran = False
+
+        @idempotent_function(  # type: ignore[untyped-decorator]
+            data_keyword_argument="delivery", config=self.config, persistence_store=self._persistence
+        )
+        def run_once(delivery: dict[str, str]) -> str:
+            nonlocal ran
+            ran = True
+            return action()
+
+        try:
+            value = run_once(delivery={"key": key, "fingerprint": fingerprint})
+        except IdempotencyAlreadyInProgressError:
+            raise DeliveryInProgress("an identical delivery is being recorded; retry shortly") from None
+        except IdempotencyValidationError:
+            raise UnprocessableDelivery("this delivery id was already used with a different body") from None
+        return DedupeOutcome(value=value, first=ran)
+
+
+def _version_sk(version: int) -> str:
+    return f"V#{version:010d}"
+
+
+class DynamoDBVersionStore:
+    """pk = <AGGREGATE>#<id>; sk = V#<zero-padded version> per version plus one HEAD item.
+
+    Each append is one transaction: put the new version if absent, and move HEAD only if it still
+    points at the expected version. Two writers racing for the same version cannot both win.
+    """
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    @staticmethod
+    def _pk(aggregate: str, aggregate_id: str) -> str:
+        return f"{aggregate.upper()}#{aggregate_id}"
+
+    def append(
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        *,
+        expected_version: int,
+        body: dict[str, Any],
+        caused_by_event_id: str,
+        correlation_id: str,
+        recorded_at: str,
+    ) -> StoredVersion:
+        pk = self._pk(aggregate, aggregate_id)
+        version = expected_version + 1
+        attributes = {
+            "version": {"N": str(version)},
+            "body": {"S": json.dumps(body, sort_keys=True)},
+            "caused_by_event_id": {"S": caused_by_event_id},
+            "correlation_id": {"S": correlation_id},
+            "recorded_at": {"S": recorded_at},
+        }
+        head_condition = "attribute_not_exists(pk)" if expected_version == 0 else "version = :expected"
+        head_values = {":expected": {"N": str(expected_version)}} if expected_version else {}
+        try:
+            with translate_aws_errors("dynamodb:TransactWriteItems"):
+                self._client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": {"pk": {"S": pk}, "sk": {"S": _version_sk(version)}, **attributes},
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": {"pk": {"S": pk}, "sk": {"S": "HEAD"}, **attributes},
+                                "ConditionExpression": head_condition,
+                                **({"ExpressionAttributeValues": head_values} if head_values else {}),
+                            }
+                        },
+                    ]
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                raise VersionConflict(aggregate, aggregate_id, expected_version) from None
+            raise
+        return StoredVersion(
+            aggregate, aggregate_id, version, body, caused_by_event_id, correlation_id, recorded_at
+        )
+
+    def _load(self, aggregate: str, aggregate_id: str, sk: str) -> StoredVersion | None:
+        with translate_aws_errors("dynamodb:GetItem"):
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": self._pk(aggregate, aggregate_id)}, "sk": {"S": sk}},
+                ConsistentRead=True,
+            ).get("Item")
+        return None if item is None else _stored(aggregate, aggregate_id, item)
+
+    def head(self, aggregate: str, aggregate_id: str) -> StoredVersion | None:
+        return self._load(aggregate, aggregate_id, "HEAD")
+
+    def get(self, aggregate: str, aggregate_id: str, version: int) -> StoredVersion | None:
+        return self._load(aggregate, aggregate_id, _version_sk(version))
+
+    def history(self, aggregate: str, aggregate_id: str) -> list[StoredVersion]:
+        paginator = self._client.get_paginator("query")
+        versions: list[StoredVersion] = []
+        with translate_aws_errors("dynamodb:Query"):
+            for page in paginator.paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+                ExpressionAttributeValues={
+                    ":pk": {"S": self._pk(aggregate, aggregate_id)},
+                    ":v": {"S": "V#"},
+                },
+                ConsistentRead=True,
+            ):
+                versions.extend(_stored(aggregate, aggregate_id, item) for item in page["Items"])
+        return versions
+
+
+def _stored(aggregate: str, aggregate_id: str, item: dict[str, Any]) -> StoredVersion:
+    return StoredVersion(
+        aggregate=aggregate,
+        aggregate_id=aggregate_id,
+        version=int(item["version"]["N"]),
+        body=json.loads(item["body"]["S"]),
+        caused_by_event_id=item["caused_by_event_id"]["S"],
+        correlation_id=item["correlation_id"]["S"],
+        recorded_at=item["recorded_at"]["S"],
+    )
+
+
+class DynamoDBDeliveryLog:
+    """The shadow target's outbox: one item per command, written once (idempotency key is the sk)."""
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def record(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand:
+        item = {
+            "pk": {"S": f"{command.target}#{command.external_id}"},
+            "sk": {"S": command.idempotency_key},
+            "command": {"S": command.model_dump_json()},
+            "recorded_at": {"S": recorded_at},
+        }
+        try:
+            with translate_aws_errors("dynamodb:PutItem"):
+                self._client.put_item(
+                    TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)"
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return RecordedCommand(command=command, first_time=False)
+            raise
+        return RecordedCommand(command=command, first_time=True)
+
+    def all_commands(self) -> list[ConnectorCommand]:
+        """For reports and the local demo: every recorded command, oldest first."""
+        paginator = self._client.get_paginator("scan")
+        rows: list[tuple[str, ConnectorCommand]] = []
+        with translate_aws_errors("dynamodb:Scan"):
+            for page in paginator.paginate(TableName=self._table, ConsistentRead=True):
+                for item in page["Items"]:
+                    rows.append(
+                        (item["recorded_at"]["S"], ConnectorCommand.model_validate_json(item["command"]["S"]))
+                    )
+        return [command for _, command in sorted(rows, key=lambda r: r[0])]

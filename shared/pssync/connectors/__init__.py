@@ -1,0 +1,1 @@
+"""Outbound connectors to PSA and ERP systems, behind one command interface."""

@@ -1,0 +1,1 @@
+"""Inbound webhooks: authenticate, validate, normalise to canonical events, dedupe, publish."""

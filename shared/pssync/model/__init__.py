@@ -1,0 +1,1 @@
+"""The canonical model: what every CRM, PSA and ERP payload is normalised into."""

@@ -1,0 +1,105 @@
+"""Canonical business events: one envelope, one payload model per detail-type.
+
+The envelope's event id is derived from the source and the source's own event id, so a replay or a
+redelivery of the same business fact always carries the same event id (and dedupes downstream).
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from pssync.model.contract import ContractTerms
+from pssync.money import Money
+
+SCHEMA_VERSION = 1
+INGEST_EVENT_SOURCE = "pssync.ingest"
+WORKFLOW_EVENT_SOURCE = "pssync.workflows"
+_EVENT_ID_NAMESPACE = uuid.UUID("6f2b7f0e-3a8e-4d4e-9d4f-5c2b1c9e8a71")
+
+
+class SourceSystem(StrEnum):
+    SALESFORCE = "salesforce"
+    HUBSPOT = "hubspot"
+    DYNAMICS_365 = "dynamics365"
+    KANTATA = "kantata"
+    CERTINIA = "certinia"
+    OPENAIR = "openair"
+    JIRA = "jira"
+    NETSUITE = "netsuite"
+    SAP = "sap"
+    ORACLE = "oracle"
+    DYNAMICS_FINANCE = "dynamics_finance"
+    PSSYNC = "pssync"
+
+
+def canonical_event_id(source: str, source_event_id: str) -> str:
+    """Deterministic: the same delivery from the same source always maps to the same event id."""
+    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{source}\x1f{source_event_id}"))
+
+
+class EventEnvelope(BaseModel):
+    """Fields every canonical event carries, whatever its payload."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    bus_source: ClassVar[str] = INGEST_EVENT_SOURCE
+
+    event_id: str = Field(description="Deterministic id derived from source + source_event_id")
+    schema_version: int = SCHEMA_VERSION
+    source: str = Field(description="Name of the configured inbound source (tenant-scoped)")
+    source_system: SourceSystem
+    source_event_id: str = Field(min_length=1, max_length=256, description="The idempotency key")
+    source_version: str | None = Field(
+        None, description="The source's ordering signal (sequence, commit timestamp, LastModifiedDate)"
+    )
+    correlation_id: str
+    causation_id: str | None = None
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime
+
+
+class ContractBookedData(BaseModel):
+    """A closed-won deal with its MSA/SOW terms: becomes contract version 1."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    closed_won_at: AwareDatetime
+    contract: ContractTerms
+
+
+class ContractBooked(EventEnvelope):
+    event_type: Literal["ContractBooked"] = "ContractBooked"
+    data: ContractBookedData
+
+
+class EngagementActivatedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contract_id: str
+    contract_version: int
+    project_id: str
+    psa_command_id: str
+    erp_command_id: str
+    revenue_schedule_version: int
+    transaction_price: Money
+    activation_seconds: float = Field(
+        description="Closed-won to activated, the 'quote-to-project activation time' metric"
+    )
+
+
+class EngagementActivated(EventEnvelope):
+    bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
+    event_type: Literal["EngagementActivated"] = "EngagementActivated"
+    data: EngagementActivatedData
+
+
+CANONICAL_EVENTS: tuple[type[EventEnvelope], ...] = (ContractBooked, EngagementActivated)
+
+
+def event_type_of(model: type[EventEnvelope]) -> str:
+    default = model.model_fields["event_type"].default
+    assert isinstance(default, str)
+    return default

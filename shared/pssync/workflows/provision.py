@@ -1,0 +1,251 @@
+"""Provision engagement: the steps that turn a booked contract into an active engagement.
+
+Each step is idempotent on business keys (the causing event id, the contract version), so a Step
+Functions retry, an SQS redelivery or an ops replay can run it again without a second effect.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from pssync.connectors.base import Connector, ConnectorCommand, Target
+from pssync.errors import BusinessRuleViolation
+from pssync.model.contract import ContractTerms, OutputMilestones, scheduled_billing_total
+from pssync.model.events import (
+    ContractBooked,
+    EngagementActivated,
+    EngagementActivatedData,
+    SourceSystem,
+    canonical_event_id,
+)
+from pssync.ports import EventPublisher, VersionConflict, VersionStore
+from pssync.workflows.billing import billing_schedule
+from pssync.workflows.revenue import revenue_schedule_for
+
+CONTRACT = "contract"
+REVENUE_SCHEDULE = "revenue_schedule"
+WORKFLOW_SOURCE = "provision-engagement"
+
+
+class ValidationReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    contract_id: str
+    warnings: list[str]
+
+
+class RecordedContract(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    contract_id: str
+    version: int
+    newly_recorded: bool
+
+
+class CommandReceipt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    command_id: str
+    external_id: str
+    newly_recorded: bool
+
+
+class RevenueReceipt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    schedule_version: int
+    periods: int
+    total: str
+
+
+def validate_master_data(event: ContractBooked) -> ValidationReport:
+    """Cross-field rules the CRM cannot enforce; a violation is a business exception, not a retry."""
+    terms = event.data.contract
+    problems: list[str] = []
+    obligation_ids = terms.obligation_ids()
+    for element in terms.project.wbs:
+        if element.obligation_id is not None and element.obligation_id not in obligation_ids:
+            problems.append(f"WBS {element.code} references unknown obligation {element.obligation_id}")
+    milestone_ids = {
+        m
+        for o in terms.obligations
+        if isinstance(o.recognition, OutputMilestones)
+        for m in o.recognition.milestone_ids
+    }
+    for line in billing_schedule(terms):
+        if line.obligation_id is not None and line.obligation_id not in obligation_ids:
+            problems.append(f"billing line {line.line_id} references unknown obligation {line.obligation_id}")
+        if line.amount is not None and line.amount.currency != terms.currency:
+            problems.append(f"billing line {line.line_id} is in {line.amount.currency}, not {terms.currency}")
+        if line.trigger.startswith("milestone_accepted:") and milestone_ids:
+            milestone = line.trigger.split(":", 1)[1]
+            if milestone not in milestone_ids:
+                problems.append(f"billing milestone {milestone} is not a milestone of any obligation")
+    billed = scheduled_billing_total(terms)
+    if billed is not None and billed != terms.transaction_price.amount:
+        problems.append(
+            f"billing terms total {billed} {terms.currency} "
+            f"but the transaction price is {terms.transaction_price}"
+        )
+    if problems:
+        raise BusinessRuleViolation("; ".join(problems), code="master_data_invalid")
+    warnings = []
+    if terms.legal_entity.functional_currency != terms.currency:
+        warnings.append(
+            f"contract currency {terms.currency} differs from the entity's functional currency "
+            f"{terms.legal_entity.functional_currency}: revenue is remeasured at the FX policy rate"
+        )
+    return ValidationReport(contract_id=terms.contract_id, warnings=warnings)
+
+
+def record_contract_version(event: ContractBooked, store: VersionStore, now: datetime) -> RecordedContract:
+    """Version 1 of the contract, written once; a replay of the same event finds its own version."""
+    terms = event.data.contract
+    try:
+        stored = store.append(
+            CONTRACT,
+            terms.contract_id,
+            expected_version=0,
+            body={"terms": terms.model_dump(mode="json"), "source_version": event.source_version},
+            caused_by_event_id=event.event_id,
+            correlation_id=event.correlation_id,
+            recorded_at=now.isoformat(),
+        )
+        return RecordedContract(contract_id=terms.contract_id, version=stored.version, newly_recorded=True)
+    except VersionConflict:
+        first = store.get(CONTRACT, terms.contract_id, 1)
+        if first is not None and first.caused_by_event_id == event.event_id:
+            return RecordedContract(contract_id=terms.contract_id, version=1, newly_recorded=False)
+        raise BusinessRuleViolation(
+            f"contract {terms.contract_id} was already booked by another event; amendments must arrive as "
+            "contract amended events",
+            code="contract_already_booked",
+        ) from None
+
+
+def _terms_of(store: VersionStore, contract: RecordedContract) -> ContractTerms:
+    stored = store.get(CONTRACT, contract.contract_id, contract.version)
+    if stored is None:
+        raise BusinessRuleViolation(f"contract {contract.contract_id} v{contract.version} is not recorded")
+    return ContractTerms.model_validate(stored.body["terms"])
+
+
+def provision_project_command(event: ContractBooked, contract: RecordedContract) -> ConnectorCommand:
+    terms = event.data.contract
+    return ConnectorCommand(
+        target=Target.PSA,
+        operation="upsert_project",
+        external_id=terms.project.project_id,
+        idempotency_key=f"project:{terms.project.project_id}:contract-v{contract.version}",
+        payload={
+            "project": terms.project.model_dump(mode="json"),
+            "contract_id": terms.contract_id,
+            "contract_version": contract.version,
+            "customer": terms.customer.model_dump(mode="json"),
+            "legal_entity": terms.legal_entity.code,
+            "currency": terms.currency,
+            "billing_models": sorted({b.kind for b in terms.billing}),
+            "tax_registration": terms.legal_entity.tax_registration,
+        },
+        caused_by_event_id=event.event_id,
+        correlation_id=event.correlation_id,
+    )
+
+
+def billing_schedule_command(event: ContractBooked, contract: RecordedContract) -> ConnectorCommand:
+    terms = event.data.contract
+    return ConnectorCommand(
+        target=Target.ERP,
+        operation="upsert_billing_schedule",
+        external_id=terms.contract_id,
+        idempotency_key=f"billing-schedule:{terms.contract_id}:v{contract.version}",
+        payload={
+            "contract_id": terms.contract_id,
+            "contract_version": contract.version,
+            "customer": terms.customer.model_dump(mode="json"),
+            "legal_entity": terms.legal_entity.code,
+            "currency": terms.currency,
+            "project_id": terms.project.project_id,
+            "lines": [line.model_dump(mode="json") for line in billing_schedule(terms)],
+        },
+        caused_by_event_id=event.event_id,
+        correlation_id=event.correlation_id,
+    )
+
+
+def send(connector: Connector, command: ConnectorCommand, now: datetime) -> CommandReceipt:
+    recorded = connector.send(command, now.isoformat())
+    return CommandReceipt(
+        command_id=command.command_id, external_id=command.external_id, newly_recorded=recorded.first_time
+    )
+
+
+def build_revenue_schedule(
+    event: ContractBooked, contract: RecordedContract, store: VersionStore, now: datetime
+) -> RevenueReceipt:
+    terms = _terms_of(store, contract)
+    schedule = revenue_schedule_for(
+        terms, contract_version=contract.version, caused_by_event_id=event.event_id
+    )
+    body: dict[str, Any] = {
+        "contract_version": contract.version,
+        "schedule": schedule.model_dump(mode="json"),
+    }
+    head = store.head(REVENUE_SCHEDULE, terms.contract_id)
+    if head is not None and head.body.get("contract_version") == contract.version:
+        version = head.version  # already built for this contract version: a replay
+    else:
+        try:
+            version = store.append(
+                REVENUE_SCHEDULE,
+                terms.contract_id,
+                expected_version=head.version if head else 0,
+                body=body,
+                caused_by_event_id=event.event_id,
+                correlation_id=event.correlation_id,
+                recorded_at=now.isoformat(),
+            ).version
+        except VersionConflict:
+            raise BusinessRuleViolation(
+                "revenue schedule changed concurrently", code="concurrent_update"
+            ) from None
+    return RevenueReceipt(
+        schedule_version=version, periods=len(schedule.periods()), total=str(schedule.total())
+    )
+
+
+def engagement_activated(
+    event: ContractBooked,
+    contract: RecordedContract,
+    psa: CommandReceipt,
+    erp: CommandReceipt,
+    revenue: RevenueReceipt,
+    now: datetime,
+) -> EngagementActivated:
+    terms = event.data.contract
+    source_event_id = f"{event.event_id}:activated"
+    return EngagementActivated(
+        event_id=canonical_event_id(WORKFLOW_SOURCE, source_event_id),
+        source=WORKFLOW_SOURCE,
+        source_system=SourceSystem.PSSYNC,
+        source_event_id=source_event_id,
+        source_version=str(contract.version),
+        correlation_id=event.correlation_id,
+        causation_id=event.event_id,
+        occurred_at=now,
+        received_at=now,
+        data=EngagementActivatedData(
+            contract_id=terms.contract_id,
+            contract_version=contract.version,
+            project_id=terms.project.project_id,
+            psa_command_id=psa.command_id,
+            erp_command_id=erp.command_id,
+            revenue_schedule_version=revenue.schedule_version,
+            transaction_price=terms.transaction_price,
+            activation_seconds=(now - event.data.closed_won_at).total_seconds(),
+        ),
+    )
+
+
+def emit_engagement_activated(publisher: EventPublisher, activated: EngagementActivated) -> str:
+    publisher.publish([activated])
+    return activated.event_id
