@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Stack, Tags
 from constructs import Construct
 
@@ -17,9 +19,9 @@ from infra.sources import WebhookSource
 
 class PssyncStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage: str, sources: list[WebhookSource], **kwargs: object
+        self, scope: Construct, construct_id: str, *, stage: str, sources: list[WebhookSource], **kwargs: Any
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        super().__init__(scope, construct_id, **kwargs)
         Tags.of(self).add("project", "pssync")
         Tags.of(self).add("stage", stage)
 

@@ -112,6 +112,14 @@ class PssyncFunction(Construct):
                 "role names its resources.",
             )
         )
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="Pinned to Python 3.12 on purpose: the shared layer's binary wheels (pydantic-core) are "
+                "built for cp312/arm64 and the local runtime tests with 3.12. Upgrade runtime.py and the "
+                "layer together.",
+            )
+        )
         cfn_function = self.function.node.default_child
         assert isinstance(cfn_function, lambda_.CfnFunction)
         cfn_function.add_metadata(FUNCTION_FOLDER_METADATA, folder)

@@ -285,3 +285,23 @@ class DynamoDBDeliveryLog:
                         (item["recorded_at"]["S"], ConnectorCommand.model_validate_json(item["command"]["S"]))
                     )
         return [command for _, command in sorted(rows, key=lambda r: r[0])]
+
+
+class StepFunctionsStarter:
+    def __init__(self, state_machine_arn: str, client: Any) -> None:
+        self._arn = state_machine_arn
+        self._client = client
+
+    def start(self, name: str, input_document: str) -> tuple[str, bool]:
+        try:
+            with translate_aws_errors("states:StartExecution"):
+                response = self._client.start_execution(
+                    stateMachineArn=self._arn, name=name, input=input_document
+                )
+            return response["executionArn"], True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+                # Same business event, same name: the workflow already runs or ran. Not an error.
+                execution_arn = self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
+                return execution_arn, False
+            raise

@@ -1,0 +1,43 @@
+"""POST /webhooks/{source}: verify, normalise, dedupe, publish; 202 only once the event is on the bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from pssync.adapters.wiring import ingest_service
+from pssync.config import IngestSettings, load_settings
+from pssync.errors import IngestRejected, TransientDownstreamError
+from pssync.ingest.request import RawRequest
+from pssync.lambda_support import json_response, rejection_response
+from pssync.observability import BusinessMetric, logger, metrics
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    source = (event.get("pathParameters") or {}).get("source", "")
+    metrics.add_dimension(name="source", value=source[:64] or "none")
+    try:
+        request = RawRequest.from_api_gateway(
+            method=event.get("httpMethod", "POST"),
+            url=event.get("path", ""),
+            body=event.get("body"),
+            is_base64_encoded=bool(event.get("isBase64Encoded")),
+            headers=event.get("headers"),
+            multi_value_headers=event.get("multiValueHeaders"),
+        )
+        result = ingest_service(load_settings(IngestSettings)).ingest(source, request)
+    except IngestRejected as error:
+        logger.warning("webhook rejected", extra={"reason": error.code, "status": error.status})
+        metrics.add_metric(name=BusinessMetric.WEBHOOK_REJECTED, unit=MetricUnit.Count, value=1)
+        return rejection_response(error)
+    except TransientDownstreamError as error:
+        logger.error("webhook not recorded; sender should retry", extra={"reason": error.message})
+        return json_response(503, {"error": "unavailable", "message": "try again later"})
+    accepted = BusinessMetric.WEBHOOK_DUPLICATE if result.duplicate else BusinessMetric.WEBHOOK_ACCEPTED
+    metrics.add_metric(name=accepted, unit=MetricUnit.Count, value=1)
+    logger.info("webhook accepted", extra={"event_id": result.event_id, "duplicate": result.duplicate})
+    return json_response(202, {"event_id": result.event_id, "duplicate": result.duplicate})

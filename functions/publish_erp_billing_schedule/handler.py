@@ -1,0 +1,14 @@
+"""Step: upsert the contract's billing schedule in the ERP."""
+
+from pssync.adapters.wiring import connector_for
+from pssync.config import DeliveryLogSettings, load_settings
+from pssync.lambda_support import StepPayload, workflow_step
+from pssync.ports import SystemClock
+from pssync.workflows import provision
+
+
+@workflow_step
+def handler(payload: StepPayload) -> provision.CommandReceipt:
+    settings = load_settings(DeliveryLogSettings)
+    command = provision.billing_schedule_command(payload.event, payload.require_contract())
+    return provision.send(connector_for(settings.erp_connector, settings), command, SystemClock().now())

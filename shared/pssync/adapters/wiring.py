@@ -1,0 +1,83 @@
+"""Builds adapters from settings, once per process per configuration (Lambda containers are reused).
+
+Clients are created on first use, not at import, so a function pays only for the clients it uses.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from pssync.adapters.aws import (
+    DynamoDBDeliveryLog,
+    DynamoDBVersionStore,
+    EventBridgePublisher,
+    PowertoolsDeduplicator,
+    SecretsManagerSecrets,
+    StepFunctionsStarter,
+)
+from pssync.config import (
+    BusinessTableSettings,
+    DeliveryLogSettings,
+    EventBusSettings,
+    IngestSettings,
+    StartWorkflowSettings,
+)
+from pssync.connectors.base import Connector, ShadowConnector
+from pssync.ingest.service import IngestService
+from pssync.ports import SystemClock
+
+
+def client(service: str) -> Any:
+    # Keyed on the endpoint too: the local runtime points boto3 at its moto server via AWS_ENDPOINT_URL.
+    return _client(service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+
+
+@cache
+def _client(service: str, endpoint: str | None, region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+    return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region, config=config)
+
+
+@cache
+def ingest_service(settings: IngestSettings) -> IngestService:
+    dynamodb = client("dynamodb")
+    return IngestService(
+        registry=settings.registry(),
+        secrets=SecretsManagerSecrets(client("secretsmanager")),
+        publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
+        deduplicator=PowertoolsDeduplicator(
+            settings.idempotency_table_name, settings.idempotency_expiry_seconds, dynamodb
+        ),
+        clock=SystemClock(),
+    )
+
+
+@cache
+def version_store(settings: BusinessTableSettings) -> DynamoDBVersionStore:
+    return DynamoDBVersionStore(settings.business_table_name, client("dynamodb"))
+
+
+@cache
+def delivery_log(settings: DeliveryLogSettings) -> DynamoDBDeliveryLog:
+    return DynamoDBDeliveryLog(settings.delivery_log_table_name, client("dynamodb"))
+
+
+def connector_for(kind: str, settings: DeliveryLogSettings) -> Connector:
+    if kind == "shadow":
+        return ShadowConnector(delivery_log(settings))
+    raise ValueError(f"connector {kind!r} is not available yet; configure 'shadow'")
+
+
+@cache
+def publisher(settings: EventBusSettings) -> EventBridgePublisher:
+    return EventBridgePublisher(settings.event_bus_name, client("events"))
+
+
+@cache
+def workflow_starter(settings: StartWorkflowSettings) -> StepFunctionsStarter:
+    return StepFunctionsStarter(settings.state_machine_arn, client("stepfunctions"))

@@ -1,0 +1,60 @@
+"""Function settings: environment variables validated by pydantic, read in one place.
+
+Domain code never reads the environment; handlers ask for the settings model they need.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pssync.ingest.sources import SourceRegistry
+
+# 72 h is the longest source retry horizon (HubSpot, Stripe); one more day of margin.
+DEFAULT_IDEMPOTENCY_EXPIRY_SECONDS = 4 * 24 * 3600
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class IngestSettings(_Settings):
+    event_bus_name: str
+    idempotency_table_name: str
+    source_registry: str
+    idempotency_expiry_seconds: int = Field(DEFAULT_IDEMPOTENCY_EXPIRY_SECONDS, ge=72 * 3600)
+
+    def registry(self) -> SourceRegistry:
+        return SourceRegistry.from_json(self.source_registry)
+
+
+class BusinessTableSettings(_Settings):
+    business_table_name: str
+
+
+class DeliveryLogSettings(_Settings):
+    delivery_log_table_name: str
+    psa_connector: str = "shadow"
+    erp_connector: str = "shadow"
+
+
+class EventBusSettings(_Settings):
+    event_bus_name: str
+
+
+class StartWorkflowSettings(_Settings):
+    state_machine_arn: str
+    workflow_name: str
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+def load_settings(model: type[S], environ: Mapping[str, str] | None = None) -> S:
+    """Field `event_bus_name` is read from EVENT_BUS_NAME; a missing required variable is an error."""
+    env = os.environ if environ is None else environ
+    values = {name: env[name.upper()] for name in model.model_fields if name.upper() in env}
+    return model.model_validate(values)

@@ -1,0 +1,66 @@
+"""What every handler shares: the step payload, the step decorator, HTTP error mapping.
+
+Handlers stay thin: parse, call one domain function, map the result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from pssync.errors import IngestRejected
+from pssync.model.events import ContractBooked
+from pssync.observability import logger
+from pssync.workflows.provision import CommandReceipt, RecordedContract, RevenueReceipt
+
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
+
+
+class StepPayload(BaseModel):
+    """The state a provision-engagement step receives (see the ASL `Parameters` of each task)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: ContractBooked
+    contract: RecordedContract | None = None
+    psa: CommandReceipt | None = None
+    erp: CommandReceipt | None = None
+    revenue: RevenueReceipt | None = None
+    started_at: str | None = None
+
+    def require_contract(self) -> RecordedContract:
+        if self.contract is None:
+            raise ValueError("this step runs after RecordContractVersion; 'contract' is missing")
+        return self.contract
+
+
+def workflow_step(step: Callable[[StepPayload], BaseModel | str]) -> LambdaHandler:
+    """Decorates a step: validates the state, tags logs with the business ids, serialises the result.
+
+    Exceptions propagate: their class name is the Step Functions error the ASL retries or catches.
+    """
+
+    @wraps(step)
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        payload = StepPayload.model_validate(event)
+        logger.append_keys(
+            correlation_id=payload.event.correlation_id,
+            event_id=payload.event.event_id,
+            contract_id=payload.event.data.contract.contract_id,
+        )
+        result = step(payload)
+        return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+
+    return logger.inject_lambda_context(handler)
+
+
+def json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+def rejection_response(error: IngestRejected) -> dict[str, Any]:
+    return json_response(error.status, {"error": error.code, "message": error.message})

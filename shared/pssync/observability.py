@@ -1,0 +1,18 @@
+"""Logger and Metrics singletons, and the business metric names, defined once."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aws_lambda_powertools import Logger, Metrics
+
+logger = Logger(service="pssync")
+metrics = Metrics(namespace="pssync")
+
+
+class BusinessMetric(StrEnum):
+    WEBHOOK_ACCEPTED = "WebhookAccepted"
+    WEBHOOK_DUPLICATE = "WebhookDuplicate"
+    WEBHOOK_REJECTED = "WebhookRejected"
+    WORKFLOW_STARTED = "WorkflowStarted"
+    ACTIVATION_TIME = "EngagementActivationSeconds"

@@ -1,0 +1,477 @@
+"""Engine input: contract versions, delivery events and the policies a scenario runs under.
+
+Everything here is explicit on purpose: the lead maps the canonical contract model onto these types, and an
+accountant must be able to read a scenario file and know which fact produced which number.
+
+Conventions
+- Amounts are exact decimals in the contract's transaction currency (strings in JSON, never floats).
+- Dates are calendar dates; an event dated D counts in every period ending on or after D.
+- `recorded_on` is when pssync learned a fact (defaults to its own date). It decides what a period saw when
+  it was closed: a fact recorded after a close lands in the first open period as an adjustment.
+- A contract's version N carries the whole contract as it stands after amendment N (lifetime price and all
+  obligations), not a delta; the engine derives the modification from the difference and the stated facts.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pssync.money import CurrencyCode, ExactDecimal, RoundingPolicy
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NonNegativeDecimal = Annotated[ExactDecimal, Field(ge=0)]
+Probability = Annotated[ExactDecimal, Field(ge=0, le=1)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------- patterns
+
+
+class RatablePattern(_Frozen):
+    """Straight-line over a service period (a stand-ready service or a series such as a managed service).
+
+    basis `daily`: each day earns the same; `period`: each fiscal period earns the same, partial first and
+    last periods in proportion to the days covered.
+    """
+
+    kind: Literal["ratable"] = "ratable"
+    start: date
+    end: date  # inclusive
+    basis: Literal["daily", "period"] = "daily"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RatablePattern:
+        if self.end < self.start:
+            raise ValueError("end must not be before start")
+        return self
+
+
+class PointInTimePattern(_Frozen):
+    """Recognised in full when control transfers: a `satisfied` event, or `satisfied_on` when known upfront."""
+
+    kind: Literal["point_in_time"] = "point_in_time"
+    satisfied_on: date | None = None
+
+
+class InputHoursPattern(_Frozen):
+    """Over time, progress = hours worked / estimated total hours (re-estimated by `estimate` events)."""
+
+    kind: Literal["input_hours"] = "input_hours"
+    estimated_total_hours: Annotated[ExactDecimal, Field(gt=0)]
+
+
+class InputCostPattern(_Frozen):
+    """Cost-to-cost: progress = costs that depict progress / (estimate at completion - uninstalled materials).
+
+    Costs that do not depict progress are excluded from the measure: waste is excluded outright; uninstalled
+    materials (goods the customer controls before they are installed) earn revenue equal to their cost when
+    transferred, and the remaining price is recognised by progress on the other costs (IFRS 15 B19,
+    Example 19).
+    """
+
+    kind: Literal["input_cost"] = "input_cost"
+    estimate_at_completion: Annotated[ExactDecimal, Field(gt=0)]
+    uninstalled_materials_cost: NonNegativeDecimal = Decimal(0)
+
+    @model_validator(mode="after")
+    def _materials_inside_estimate(self) -> InputCostPattern:
+        if self.uninstalled_materials_cost >= self.estimate_at_completion:
+            raise ValueError("uninstalled_materials_cost must be below estimate_at_completion")
+        return self
+
+
+class Milestone(_Frozen):
+    id: str
+    weight: Annotated[ExactDecimal, Field(gt=0)]
+    description: str = ""
+
+
+class MilestonePattern(_Frozen):
+    """Output method: progress = weight of milestones reached / total weight."""
+
+    kind: Literal["output_milestones"] = "output_milestones"
+    milestones: Annotated[list[Milestone], Field(min_length=1)]
+
+    @field_validator("milestones")
+    @classmethod
+    def _unique(cls, value: list[Milestone]) -> list[Milestone]:
+        ids = [m.id for m in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("milestone ids must be unique")
+        return value
+
+
+class SurveyedProgressPattern(_Frozen):
+    """Output method from surveys of performance completed: `progress` events state cumulative percent."""
+
+    kind: Literal["output_progress"] = "output_progress"
+
+
+class UnitsPattern(_Frozen):
+    """Output method: progress = units delivered / total units (e.g. a batch of distinct products)."""
+
+    kind: Literal["output_units"] = "output_units"
+    total_units: Annotated[ExactDecimal, Field(gt=0)]
+
+
+class RightToInvoicePattern(_Frozen):
+    """Time and materials under the right-to-invoice expedient (B16): revenue = hours x rate as worked.
+
+    Its consideration is variable and belongs entirely to this obligation, so it takes no part in the
+    relative-SSP allocation and its remaining obligation may use the RPO disclosure exemption.
+    """
+
+    kind: Literal["right_to_invoice"] = "right_to_invoice"
+    rate_per_hour: NonNegativeDecimal
+
+
+RecognitionPattern = Annotated[
+    RatablePattern
+    | PointInTimePattern
+    | InputHoursPattern
+    | InputCostPattern
+    | MilestonePattern
+    | SurveyedProgressPattern
+    | UnitsPattern
+    | RightToInvoicePattern,
+    Field(discriminator="kind"),
+]
+
+# Patterns whose remaining goods/services are, by default, distinct from those already transferred (a series
+# of distinct periods or units); the others are one partially satisfied obligation (cumulative catch-up).
+DISTINCT_REMAINDER_BY_DEFAULT = frozenset({"ratable", "point_in_time", "output_units", "right_to_invoice"})
+
+
+# ---------------------------------------------------------------------------------------- contract version
+
+
+class SspRange(_Frozen):
+    low: NonNegativeDecimal
+    high: NonNegativeDecimal
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SspRange:
+        if self.high < self.low:
+            raise ValueError("high must not be below low")
+        return self
+
+
+class PerformanceObligation(_Frozen):
+    """One distinct promise. `ssp` is its standalone selling price at the version's effective date.
+
+    In a modified version (N > 1) give, for an obligation accounted for prospectively, the SSP of what
+    remains to be transferred; for one accounted for by cumulative catch-up, the SSP of the whole obligation.
+    `ssp` may be omitted only for the residual obligation, which then needs `ssp_range` (the observed range).
+    """
+
+    id: str
+    description: str = ""
+    ssp: NonNegativeDecimal | None = None
+    ssp_range: SspRange | None = None
+    pattern: RecognitionPattern
+
+
+class Outcome(_Frozen):
+    amount: ExactDecimal
+    probability: Probability
+
+
+class VariableConsideration(_Frozen):
+    """A variable amount (bonus, penalty, usage fee) with its estimation method and constraint.
+
+    `constraint_min_probability`: include only the amount that is reached with at least this probability
+    (so that a significant reversal is highly probable not to occur); `constraint_cap` caps the estimate at
+    an amount the accountant judged safe. `allocate_to` limits the amount to some obligations when it
+    relates specifically to them (IFRS 15.85); otherwise it follows the contract's allocation.
+    """
+
+    id: str
+    method: Literal["expected_value", "most_likely_amount"]
+    outcomes: Annotated[list[Outcome], Field(min_length=1)]
+    constraint_min_probability: Probability | None = None
+    constraint_cap: ExactDecimal | None = None
+    allocate_to: list[str] | None = None
+
+
+class DiscountEvidence(_Frozen):
+    """Observable evidence that the whole discount belongs to a subset (IFRS 15.82): the subset is regularly
+    sold together for `bundle_price`."""
+
+    obligation_ids: Annotated[list[str], Field(min_length=1)]
+    bundle_price: NonNegativeDecimal
+    evidence: Annotated[str, Field(min_length=1)]
+
+
+class AllocationOverride(_Frozen):
+    amounts: dict[str, ExactDecimal]
+    reason: Annotated[str, Field(min_length=1)]
+
+
+class ModificationTreatment(StrEnum):
+    SEPARATE_CONTRACT = "separate_contract"
+    PROSPECTIVE = "prospective"  # termination of the old contract and creation of a new one
+    CUMULATIVE_CATCH_UP = "cumulative_catch_up"
+    MIXED = "mixed"  # prospective for some obligations, catch-up for others
+
+
+class ModificationFacts(_Frozen):
+    """Facts of an amendment from which the treatment is classified (IFRS 15.20-21, ASC 606-10-25-12/13).
+
+    `added_goods_distinct`: the added goods/services are distinct. `priced_at_ssp`: the price increase reflects
+    their SSP (derived from the SSPs when omitted). `remaining_distinct`: per existing obligation, whether
+    what remains is distinct from what was transferred (defaults by pattern: series and units yes, a single
+    progress-measured obligation no). `override` with `rationale` replaces the classification.
+    """
+
+    added_goods_distinct: bool = True
+    priced_at_ssp: bool | None = None
+    remaining_distinct: dict[str, bool] = Field(default_factory=dict)
+    override: ModificationTreatment | None = None
+    rationale: str | None = None
+
+    @model_validator(mode="after")
+    def _override_needs_rationale(self) -> ModificationFacts:
+        if self.override is not None and not (self.rationale and self.rationale.strip()):
+            raise ValueError("an override of the modification treatment needs a rationale")
+        return self
+
+
+class RevenueContract(_Frozen):
+    """One version of a contract, as the revenue engine needs it."""
+
+    contract_id: str
+    version: Annotated[int, Field(ge=1)]
+    legal_entity: str
+    currency: CurrencyCode
+    effective_date: date
+    recorded_on: date | None = None
+    causing_event_id: str
+    fixed_price: ExactDecimal
+    variable_consideration: list[VariableConsideration] = Field(default_factory=list)
+    obligations: Annotated[list[PerformanceObligation], Field(min_length=1)]
+    discount_evidence: DiscountEvidence | None = None
+    allocation_override: AllocationOverride | None = None
+    modification: ModificationFacts | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RevenueContract:
+        ids = [o.id for o in self.obligations]
+        if len(set(ids)) != len(ids):
+            raise ValueError("obligation ids must be unique within a contract version")
+        known = set(ids)
+        for vc in self.variable_consideration:
+            for target in vc.allocate_to or []:
+                if target not in known:
+                    raise ValueError(f"variable consideration {vc.id} allocated to unknown obligation {target}")
+        if self.discount_evidence:
+            for target in self.discount_evidence.obligation_ids:
+                if target not in known:
+                    raise ValueError(f"discount evidence names unknown obligation {target}")
+        if self.allocation_override:
+            for target in self.allocation_override.amounts:
+                if target not in known:
+                    raise ValueError(f"allocation override names unknown obligation {target}")
+        return self
+
+    @property
+    def known_from(self) -> date:
+        return self.recorded_on or self.effective_date
+
+
+# ------------------------------------------------------------------------------------------------- events
+
+
+class _Event(_Frozen):
+    id: str
+    on: date
+    recorded_on: date | None = None
+
+    @property
+    def known_from(self) -> date:
+        return self.recorded_on or self.on
+
+
+class _ObligationEvent(_Event):
+    contract_id: str
+    obligation_id: str
+
+
+class TimeEntry(_ObligationEvent):
+    type: Literal["time"] = "time"
+    hours: Annotated[ExactDecimal, Field(ge=0)]
+
+
+class CostEntry(_ObligationEvent):
+    """A cost incurred. `category` says whether it depicts progress (see InputCostPattern)."""
+
+    type: Literal["cost"] = "cost"
+    amount: ExactDecimal
+    category: Literal["progress", "excluded", "uninstalled_materials"] = "progress"
+
+
+class EstimateRevision(_ObligationEvent):
+    """A revised estimate for an input-method obligation, effective from `on`."""
+
+    type: Literal["estimate"] = "estimate"
+    estimated_total_hours: Annotated[ExactDecimal, Field(gt=0)] | None = None
+    estimate_at_completion: Annotated[ExactDecimal, Field(gt=0)] | None = None
+    uninstalled_materials_cost: NonNegativeDecimal | None = None
+
+
+class MilestoneReached(_ObligationEvent):
+    type: Literal["milestone"] = "milestone"
+    milestone_id: str
+
+
+class ProgressReport(_ObligationEvent):
+    type: Literal["progress"] = "progress"
+    percent_complete: Annotated[ExactDecimal, Field(ge=0, le=100)]
+
+
+class UnitsDelivered(_ObligationEvent):
+    type: Literal["delivery"] = "delivery"
+    units: Annotated[ExactDecimal, Field(gt=0)]
+
+
+class ObligationSatisfied(_ObligationEvent):
+    """Control of a point-in-time obligation transferred to the customer."""
+
+    type: Literal["satisfied"] = "satisfied"
+
+
+class Invoice(_Event):
+    """A bill giving an unconditional right to consideration (a receivable)."""
+
+    type: Literal["invoice"] = "invoice"
+    contract_id: str
+    amount: ExactDecimal
+
+
+class Payment(_Event):
+    type: Literal["payment"] = "payment"
+    contract_id: str
+    amount: ExactDecimal
+
+
+class VariableConsiderationEstimate(_Event):
+    """A re-estimate of a variable amount; a single outcome of probability 1 records its resolution."""
+
+    type: Literal["vc_estimate"] = "vc_estimate"
+    contract_id: str
+    vc_id: str
+    outcomes: Annotated[list[Outcome], Field(min_length=1)]
+
+
+class PeriodClose(_Event):
+    """The books of `period` were closed on `on`: that period is never rewritten afterwards."""
+
+    type: Literal["period_close"] = "period_close"
+    period: str
+
+
+Event = Annotated[
+    TimeEntry
+    | CostEntry
+    | EstimateRevision
+    | MilestoneReached
+    | ProgressReport
+    | UnitsDelivered
+    | ObligationSatisfied
+    | Invoice
+    | Payment
+    | VariableConsiderationEstimate
+    | PeriodClose,
+    Field(discriminator="type"),
+]
+
+
+# ------------------------------------------------------------------------------------------------ scenario
+
+
+class CalendarSpec(_Frozen):
+    """Reporting periods: calendar months, or 4-4-5 fiscal periods (13-week quarters of 4, 4 and 5 weeks)
+    counted from `fiscal_year_start` (52-week years; a 53rd week is not modelled)."""
+
+    kind: Literal["calendar_month", "4-4-5"] = "calendar_month"
+    fiscal_year_start: date | None = None
+
+    @model_validator(mode="after")
+    def _anchor(self) -> CalendarSpec:
+        if self.kind == "4-4-5" and self.fiscal_year_start is None:
+            raise ValueError("a 4-4-5 calendar needs fiscal_year_start")
+        return self
+
+
+class ProgressRounding(_Frozen):
+    """Named policy for measured progress (input and output methods).
+
+    `round_to_percent_decimals`: progress is rounded to this many decimals of a percent (1 -> 0.1 %, as in the
+    standard's examples); None keeps the exact ratio. Time-elapsed progress (ratable) is always exact.
+    """
+
+    round_to_percent_decimals: Annotated[int, Field(ge=0, le=6)] | None = 1
+    mode: RoundingPolicy = RoundingPolicy.HALF_UP
+
+
+class FxRate(_Frozen):
+    """1 unit of `base` = `rate` units of `quote`, from `on`."""
+
+    base: CurrencyCode
+    quote: CurrencyCode
+    on: date
+    rate: Annotated[ExactDecimal, Field(gt=0)]
+
+
+class FxPolicy(StrEnum):
+    PERIOD_END = "period_end"  # rate in force at the period's last day
+    PERIOD_AVERAGE = "period_average"  # mean of the rates dated inside the period (IAS 21.22 approximation)
+
+
+class Scenario(_Frozen):
+    """What the engine computes from: contract versions, delivery events, calendar and policies."""
+
+    schema_version: Literal["1"] = "1"
+    as_of: date | None = None
+    calendar: CalendarSpec = CalendarSpec()
+    progress_rounding: ProgressRounding = ProgressRounding()
+    functional_currency: dict[str, CurrencyCode] = Field(default_factory=dict)
+    fx_rates: list[FxRate] = Field(default_factory=list)
+    fx_policy: FxPolicy = FxPolicy.PERIOD_END
+    contracts: Annotated[list[RevenueContract], Field(min_length=1)]
+    events: list[Event] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Scenario:
+        seen: set[tuple[str, int]] = set()
+        obligations: dict[str, set[str]] = {}
+        vcs: dict[str, set[str]] = {}
+        currency: dict[str, str] = {}
+        for index, contract in enumerate(self.contracts):
+            key = (contract.contract_id, contract.version)
+            if key in seen:
+                raise ValueError(f"contracts[{index}]: duplicate version {contract.version} of {contract.contract_id}")
+            seen.add(key)
+            if currency.setdefault(contract.contract_id, contract.currency) != contract.currency:
+                raise ValueError(f"contracts[{index}]: a contract keeps one transaction currency across versions")
+            obligations.setdefault(contract.contract_id, set()).update(o.id for o in contract.obligations)
+            vcs.setdefault(contract.contract_id, set()).update(v.id for v in contract.variable_consideration)
+        event_ids: set[str] = set()
+        for index, event in enumerate(self.events):
+            if event.id in event_ids:
+                raise ValueError(f"events[{index}].id: duplicate event id {event.id}")
+            event_ids.add(event.id)
+            if isinstance(event, PeriodClose):
+                continue
+            if event.contract_id not in obligations:
+                raise ValueError(f"events[{index}].contract_id: unknown contract {event.contract_id}")
+            if isinstance(event, _ObligationEvent) and event.obligation_id not in obligations[event.contract_id]:
+                raise ValueError(f"events[{index}].obligation_id: unknown obligation {event.obligation_id}")
+            if isinstance(event, VariableConsiderationEstimate) and event.vc_id not in vcs[event.contract_id]:
+                raise ValueError(f"events[{index}].vc_id: unknown variable consideration {event.vc_id}")
+        return self
