@@ -56,7 +56,7 @@ class SharedLayerBundler:
 
     def pip_command(self, target: Path) -> list[str]:
         return [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
             "--platform", runtime.LAYER_PIP_PLATFORM,
             "--only-binary=:all:",
             "--python-version", runtime.LAYER_PYTHON_VERSION,
@@ -78,7 +78,8 @@ class SharedLayerBundler:
         # The image is never pulled: try_bundle always succeeds locally or raises.
         return BundlingOptions(image=DockerImage.from_registry("local-bundling-only"), local=self)
 
-    def try_bundle(self, output_dir: str, **_options: object) -> bool:
+    def try_bundle(self, output_dir: str, _options: object = None) -> bool:
+        # jsii passes the BundlingOptions struct positionally; everything it holds is fixed here.
         site_packages = Path(output_dir) / "python"
         subprocess.run(self.pip_command(site_packages), check=True)  # noqa: S603 - fixed argv, no shell
         shutil.copytree(

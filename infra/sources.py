@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 SOURCES_CONTEXT_KEY = "pssync:sources"
-DEFAULT_SOURCES: list[dict[str, Any]] = [{"name": "crm", "scheme": "standard-webhooks", "system": "salesforce"}]
+DEFAULT_SOURCES: list[dict[str, Any]] = [
+    {"name": "crm", "scheme": "standard-webhooks", "system": "salesforce"}
+]
 DEFAULT_TOLERANCE_SECONDS = 300
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 # The name is a URL path segment (/webhooks/{source}) and part of the secret name.

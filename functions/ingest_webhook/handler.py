@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pssync.adapters.wiring import ingest_service
+from pssync.adapters.wiring import deduplicator, ingest_service
 from pssync.config import IngestSettings, load_settings
 from pssync.errors import IngestRejected, TransientDownstreamError
 from pssync.ingest.request import RawRequest
@@ -29,7 +29,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             headers=event.get("headers"),
             multi_value_headers=event.get("multiValueHeaders"),
         )
-        result = ingest_service(load_settings(IngestSettings)).ingest(source, request)
+        settings = load_settings(IngestSettings)
+        # In-progress idempotency records expire with this invocation, not after a fixed hour.
+        deduplicator(settings).config.register_lambda_context(context)
+        result = ingest_service(settings).ingest(source, request)
     except IngestRejected as error:
         logger.warning("webhook rejected", extra={"reason": error.code, "status": error.status})
         metrics.add_metric(name=BusinessMetric.WEBHOOK_REJECTED, unit=MetricUnit.Count, value=1)

@@ -115,9 +115,9 @@ class PssyncFunction(Construct):
         Validations.of(self.function).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-L1",
-                reason="Pinned to Python 3.12 on purpose: the shared layer's binary wheels (pydantic-core) are "
-                "built for cp312/arm64 and the local runtime tests with 3.12. Upgrade runtime.py and the "
-                "layer together.",
+                reason="Pinned to Python 3.12 on purpose: the shared layer's binary wheels (pydantic-core) "
+                "are built for cp312/arm64 and the local runtime tests with 3.12. Upgrade runtime.py and "
+                "the layer together.",
             )
         )
         cfn_function = self.function.node.default_child
@@ -133,7 +133,7 @@ class PssyncFunction(Construct):
 
 
 class Functions(Construct):
-    """Owns the shared layer and builds every function; other constructs ask it for the functions they need."""
+    """Owns the shared layer and builds every function; each concern's construct asks it for its own."""
 
     def __init__(self, scope: Construct, construct_id: str, *, stage: str) -> None:
         super().__init__(scope, construct_id)

@@ -1,10 +1,10 @@
-"""Webhook ingestion: REST API `POST /webhooks/{source}` -> `ingest_webhook`, plus one signing secret per source."""
+"""Webhook ingestion: REST API `POST /webhooks/{source}` -> `ingest_webhook`, a signing secret per source."""
 
 from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, CfnOutput, Validations
+from aws_cdk import Acknowledgment, CfnOutput, RemovalPolicy, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -120,9 +120,10 @@ class IngestionApi(Construct):
             rest_api_name=f"pssync-{stage}-webhooks",
             description="pssync webhook ingestion (signature-authenticated)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            # Execution logging needs the account-level API Gateway CloudWatch role.
+            # Execution logging needs the account-level API Gateway CloudWatch role. It is one setting per
+            # account and region, shared by every stage: deleting a dev stack must not remove it.
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=runtime.removal_policy(stage),
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
                 stage_name=stage,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
@@ -163,9 +164,9 @@ class IngestionApi(Construct):
             ),
             Acknowledgment(
                 id="AwsSolutions-APIG2",
-                reason="Request bodies are validated inside ingest_webhook, after the signature check on the "
-                "raw body, against per-source pydantic models; a gateway JSON model would reject valid vendor "
-                "payloads (HubSpot posts JSON arrays) and cannot authenticate them.",
+                reason="Request bodies are validated inside ingest_webhook, after the signature check on "
+                "the raw body, against per-source pydantic models; a gateway JSON model would reject valid "
+                "vendor payloads (HubSpot posts JSON arrays) and cannot authenticate them.",
             ),
             Acknowledgment(
                 id="AwsSolutions-APIG3",

@@ -52,7 +52,9 @@ class Monitoring(Construct):
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"pssync-{stage}")
         self.dashboard.add_widgets(
-            cloudwatch.TextWidget(markdown=f"# pssync {stage}: dead letters and workflows", width=24, height=1)
+            cloudwatch.TextWidget(
+                markdown=f"# pssync {stage}: dead letters and workflows", width=24, height=1
+            )
         )
         self.dashboard.add_widgets(*queue_widgets)
         self.dashboard.add_widgets(*workflow_widgets)

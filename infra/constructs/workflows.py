@@ -1,4 +1,4 @@
-"""Step Functions workflows: one Lambda per business step, defined in readable ASL under infra/statemachines."""
+"""Step Functions workflows: one Lambda per business step, defined in readable ASL (infra/statemachines)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ class ProvisionEngagementWorkflow(Construct):
             self,
             "StateMachine",
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_file(str(PROVISION_ENGAGEMENT_ASL)),
+            # Inline (DefinitionString), not from_file: from_file uploads an S3 asset, which hides the
+            # definition from template assertions and from the local runtime that builds from the template.
+            definition_body=sfn.DefinitionBody.from_string(PROVISION_ENGAGEMENT_ASL.read_text()),
             definition_substitutions={
                 **{f"{key}FunctionArn": step.function.function_arn for key, step in steps.items()},
                 "ExceptionsQueueUrl": stores.exceptions_queue.queue_url,
@@ -132,8 +134,8 @@ class ProvisionEngagementWorkflow(Construct):
         role = self.state_machine.role
         reasons = {
             "AwsSolutions-IAM5[Resource::*]": (
-                "Step Functions log delivery (logs:CreateLogDelivery, logs:DescribeResourcePolicies, ...) and "
-                "X-Ray (xray:PutTraceSegments, xray:GetSamplingRules, ...) do not support resource-level "
+                "Step Functions log delivery (logs:CreateLogDelivery, logs:DescribeResourcePolicies, ...) "
+                "and X-Ray (xray:PutTraceSegments, xray:GetSamplingRules, ...) do not support resource-level "
                 "permissions; AWS documents Resource '*' for both. Lambda and SQS access is scoped to ARNs."
             ),
         }

@@ -44,15 +44,19 @@ def _client(service: str, endpoint: str | None, region: str | None) -> Any:
 
 
 @cache
+def deduplicator(settings: IngestSettings) -> PowertoolsDeduplicator:
+    return PowertoolsDeduplicator(
+        settings.idempotency_table_name, settings.idempotency_expiry_seconds, client("dynamodb")
+    )
+
+
+@cache
 def ingest_service(settings: IngestSettings) -> IngestService:
-    dynamodb = client("dynamodb")
     return IngestService(
         registry=settings.registry(),
         secrets=SecretsManagerSecrets(client("secretsmanager")),
         publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
-        deduplicator=PowertoolsDeduplicator(
-            settings.idempotency_table_name, settings.idempotency_expiry_seconds, dynamodb
-        ),
+        deduplicator=deduplicator(settings),
         clock=SystemClock(),
     )
 

@@ -53,7 +53,7 @@ class AllocationRule:
 
 
 def allocate(rule: AllocationRule, price: int) -> dict[str, int]:
-    """Allocate `price` (minor units) to the rule's obligations; raises RevenueRuleError when a rule refuses."""
+    """Allocate `price` (minor units) to the rule's obligations; RevenueRuleError when a rule refuses."""
     ids = rule.obligation_ids
     if rule.override is not None:
         overridden = sum(rule.override.get(i, 0) for i in ids)
@@ -103,7 +103,7 @@ def allocate(rule: AllocationRule, price: int) -> dict[str, int]:
         result.update(_relative(rule, others, remaining))
     elif remaining:
         raise RevenueRuleError(
-            f"{remaining} minor units of price are left after the discounted subset and no obligation takes them",
+            f"{remaining} minor units are left after the discounted subset and no obligation takes them",
             "discount_evidence.bundle_price",
         )
     return {i: result[i] for i in ids}

@@ -19,8 +19,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pssync.money import CurrencyCode, ExactDecimal, RoundingPolicy
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pssync.money import CurrencyCode, ExactDecimal, RoundingPolicy
 
 NonNegativeDecimal = Annotated[ExactDecimal, Field(ge=0)]
 Probability = Annotated[ExactDecimal, Field(ge=0, le=1)]
@@ -53,7 +54,7 @@ class RatablePattern(_Frozen):
 
 
 class PointInTimePattern(_Frozen):
-    """Recognised in full when control transfers: a `satisfied` event, or `satisfied_on` when known upfront."""
+    """Recognised in full when control transfers: a `satisfied` event, or `satisfied_on` if known upfront."""
 
     kind: Literal["point_in_time"] = "point_in_time"
     satisfied_on: date | None = None
@@ -188,7 +189,9 @@ class VariableConsideration(_Frozen):
     `constraint_min_probability`: include only the amount that is reached with at least this probability
     (so that a significant reversal is highly probable not to occur); `constraint_cap` caps the estimate at
     an amount the accountant judged safe. `allocate_to` limits the amount to some obligations when it
-    relates specifically to them (IFRS 15.85); otherwise it follows the contract's allocation.
+    relates specifically to them (IFRS 15.85); otherwise it follows the contract's allocation. With
+    `sole_consideration_of_targets` the variable amount is the whole consideration for those obligations and
+    the rest of the price goes to the others (IFRS 15.86, Example 35 case A).
     """
 
     id: str
@@ -197,6 +200,13 @@ class VariableConsideration(_Frozen):
     constraint_min_probability: Probability | None = None
     constraint_cap: ExactDecimal | None = None
     allocate_to: list[str] | None = None
+    sole_consideration_of_targets: bool = False
+
+    @model_validator(mode="after")
+    def _sole_needs_targets(self) -> VariableConsideration:
+        if self.sole_consideration_of_targets and not self.allocate_to:
+            raise ValueError("sole_consideration_of_targets needs allocate_to")
+        return self
 
 
 class DiscountEvidence(_Frozen):
@@ -223,10 +233,10 @@ class ModificationTreatment(StrEnum):
 class ModificationFacts(_Frozen):
     """Facts of an amendment from which the treatment is classified (IFRS 15.20-21, ASC 606-10-25-12/13).
 
-    `added_goods_distinct`: the added goods/services are distinct. `priced_at_ssp`: the price increase reflects
-    their SSP (derived from the SSPs when omitted). `remaining_distinct`: per existing obligation, whether
-    what remains is distinct from what was transferred (defaults by pattern: series and units yes, a single
-    progress-measured obligation no). `override` with `rationale` replaces the classification.
+    `added_goods_distinct`: the added goods/services are distinct. `priced_at_ssp`: the price increase
+    reflects their SSP (derived from the SSPs when omitted). `remaining_distinct`: per existing obligation,
+    whether what remains is distinct from what was transferred (defaults by pattern: series and units yes,
+    a single progress-measured obligation no). `override` with `rationale` replaces the classification.
     """
 
     added_goods_distinct: bool = True
@@ -268,7 +278,9 @@ class RevenueContract(_Frozen):
         for vc in self.variable_consideration:
             for target in vc.allocate_to or []:
                 if target not in known:
-                    raise ValueError(f"variable consideration {vc.id} allocated to unknown obligation {target}")
+                    raise ValueError(
+                        f"variable consideration {vc.id} allocated to unknown obligation {target}"
+                    )
         if self.discount_evidence:
             for target in self.discount_evidence.obligation_ids:
                 if target not in known:
@@ -375,6 +387,19 @@ class PeriodClose(_Event):
     period: str
 
 
+ContractEvent = (
+    TimeEntry
+    | CostEntry
+    | EstimateRevision
+    | MilestoneReached
+    | ProgressReport
+    | UnitsDelivered
+    | ObligationSatisfied
+    | Invoice
+    | Payment
+    | VariableConsiderationEstimate
+)
+
 Event = Annotated[
     TimeEntry
     | CostEntry
@@ -455,10 +480,14 @@ class Scenario(_Frozen):
         for index, contract in enumerate(self.contracts):
             key = (contract.contract_id, contract.version)
             if key in seen:
-                raise ValueError(f"contracts[{index}]: duplicate version {contract.version} of {contract.contract_id}")
+                raise ValueError(
+                    f"contracts[{index}]: duplicate version {contract.version} of {contract.contract_id}"
+                )
             seen.add(key)
             if currency.setdefault(contract.contract_id, contract.currency) != contract.currency:
-                raise ValueError(f"contracts[{index}]: a contract keeps one transaction currency across versions")
+                raise ValueError(
+                    f"contracts[{index}]: a contract keeps one transaction currency across versions"
+                )
             obligations.setdefault(contract.contract_id, set()).update(o.id for o in contract.obligations)
             vcs.setdefault(contract.contract_id, set()).update(v.id for v in contract.variable_consideration)
         event_ids: set[str] = set()
@@ -470,7 +499,10 @@ class Scenario(_Frozen):
                 continue
             if event.contract_id not in obligations:
                 raise ValueError(f"events[{index}].contract_id: unknown contract {event.contract_id}")
-            if isinstance(event, _ObligationEvent) and event.obligation_id not in obligations[event.contract_id]:
+            if (
+                isinstance(event, _ObligationEvent)
+                and event.obligation_id not in obligations[event.contract_id]
+            ):
                 raise ValueError(f"events[{index}].obligation_id: unknown obligation {event.obligation_id}")
             if isinstance(event, VariableConsiderationEstimate) and event.vc_id not in vcs[event.contract_id]:
                 raise ValueError(f"events[{index}].vc_id: unknown variable consideration {event.vc_id}")

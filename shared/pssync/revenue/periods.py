@@ -43,7 +43,9 @@ def periods_covering(calendar: CalendarSpec, first: date, last: date) -> list[Pe
         cursor = _month_start(first)
         while cursor <= last:
             following = _next_month(cursor)
-            periods.append(Period(f"{cursor.year:04d}-{cursor.month:02d}", cursor, following - timedelta(days=1)))
+            periods.append(
+                Period(f"{cursor.year:04d}-{cursor.month:02d}", cursor, following - timedelta(days=1))
+            )
             cursor = following
         return periods
     assert calendar.fiscal_year_start is not None
@@ -66,6 +68,7 @@ class PeriodIndex:
     def __init__(self, periods: list[Period]) -> None:
         self.periods = periods
         self.end_ordinals = [p.end.toordinal() for p in periods]
+        self.end_position = {ordinal: i for i, ordinal in enumerate(self.end_ordinals)}
         self.start_ordinals = [p.start.toordinal() for p in periods]
         self.position = {p.key: i for i, p in enumerate(periods)}
 

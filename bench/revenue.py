@@ -1,0 +1,214 @@
+"""Benchmark of the revenue engine on the reference portfolio.
+
+N contracts, 36-month term, 5 obligations each: 3 ratable monthly over the 36 months, 1 point-in-time licence
+satisfied in month 1, 1 implementation by progress over months 1-6 (25 % / 60 % / 100 % at the ends of months
+2 / 4 / 6). One fixed price at a 6-15 % discount to the SSP total, allocated by relative SSP. One prospective
+modification per contract at the start of month 13 raising the lifetime price by 10 %. The engine computes the
+full monthly schedule (36 periods x 5 obligations) of every contract with month 12 closed.
+
+Each size runs in a fresh subprocess: time is the median of several runs inside it (scenario validation and
+engine run timed separately), memory is that process's peak RSS (ru_maxrss), reported raw and minus the
+peak RSS of a process that only imports the package.
+
+    python -m bench.revenue                      # N = 1,000 and 10,000
+    python -m bench.revenue --sizes 1000 10000 100000 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+START, END = date(2023, 1, 1), date(2025, 12, 31)
+MODIFIED_ON = date(2024, 1, 1)  # start of month 13
+CLOSE_OF_MONTH_12 = date(2024, 1, 5)
+AS_OF = date(2024, 1, 31)
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.01")))
+
+
+def portfolio(n: int, seed: int = 606) -> dict[str, Any]:
+    """The reference portfolio as a scenario document (what a scenario file would hold)."""
+    rng = random.Random(seed)
+    contracts: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for i in range(n):
+        cid = f"C{i:06d}"
+        ratable_ssp = [Decimal(rng.randrange(12_000, 120_000)) for _ in range(3)]
+        licence_ssp = Decimal(rng.randrange(20_000, 200_000))
+        implementation_ssp = Decimal(rng.randrange(10_000, 100_000))
+        ssp_total = sum(ratable_ssp) + licence_ssp + implementation_ssp
+        discount = Decimal(rng.randrange(600, 1501)) / 10_000  # 6-15 %
+        price = (ssp_total * (1 - discount)).quantize(Decimal("0.01"))
+
+        def obligations(version: int) -> list[dict[str, Any]]:
+            # In version 2 the ratable SSPs are those of the 24 remaining months (prospective modification).
+            factor = Decimal(1) if version == 1 else Decimal(24) / Decimal(36)
+            items: list[dict[str, Any]] = [
+                {
+                    "id": f"service-{k}",
+                    "ssp": _money(ssp * factor),
+                    "pattern": {"kind": "ratable", "start": str(START), "end": str(END), "basis": "period"},
+                }
+                for k, ssp in enumerate(ratable_ssp)
+            ]
+            items.append({"id": "licence", "ssp": _money(licence_ssp), "pattern": {"kind": "point_in_time"}})
+            items.append(
+                {
+                    "id": "implementation",
+                    "ssp": _money(implementation_ssp),
+                    "pattern": {"kind": "output_progress"},
+                }
+            )
+            return items
+
+        contracts.append(
+            {
+                "contract_id": cid,
+                "version": 1,
+                "legal_entity": "LE-US",
+                "currency": "USD",
+                "effective_date": str(START),
+                "causing_event_id": f"{cid}-won",
+                "fixed_price": _money(price),
+                "obligations": obligations(1),
+            }
+        )
+        contracts.append(
+            {
+                "contract_id": cid,
+                "version": 2,
+                "legal_entity": "LE-US",
+                "currency": "USD",
+                "effective_date": str(MODIFIED_ON),
+                "causing_event_id": f"{cid}-amended",
+                "fixed_price": _money(price * Decimal("1.10")),
+                "obligations": obligations(2),
+            }
+        )
+        events.append(
+            {
+                "type": "satisfied",
+                "id": f"{cid}-lic",
+                "contract_id": cid,
+                "obligation_id": "licence",
+                "on": "2023-01-20",
+            }
+        )
+        for month_end, percent in (("2023-02-28", "25"), ("2023-04-30", "60"), ("2023-06-30", "100")):
+            events.append(
+                {
+                    "type": "progress",
+                    "id": f"{cid}-p{percent}",
+                    "contract_id": cid,
+                    "obligation_id": "implementation",
+                    "on": month_end,
+                    "percent_complete": percent,
+                }
+            )
+    events.append(
+        {"type": "period_close", "id": "close-2023-12", "on": str(CLOSE_OF_MONTH_12), "period": "2023-12"}
+    )
+    return {"schema_version": "1", "as_of": str(AS_OF), "contracts": contracts, "events": events}
+
+
+def _worker(n: int, repeat: int) -> dict[str, Any]:
+    from pssync.revenue import Scenario, run_scenario
+
+    document = portfolio(n)
+    validate_s, engine_s = [], []
+    checksum = Decimal(0)
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        scenario = Scenario.model_validate(document)
+        t1 = time.perf_counter()
+        result = run_scenario(scenario)
+        t2 = time.perf_counter()
+        validate_s.append(t1 - t0)
+        engine_s.append(t2 - t1)
+        # Touch the outputs so nothing is left lazy: lifetime revenue of every contract must equal its price.
+        outcome = result.contract(result.contract_ids[0])
+        checksum = Decimal(sum(r[-1] for r in outcome.reported.values())).scaleb(-2)
+        cells = sum(len(r) for c in result.run.contracts for r in c.reported.values())
+        del result, scenario
+    return {
+        "n": n,
+        "cells": cells,
+        "validate_s": validate_s,
+        "engine_s": engine_s,
+        "first_contract_lifetime_revenue": str(checksum),
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def _baseline() -> dict[str, Any]:
+    import pssync.revenue  # noqa: F401 - the import is what is measured
+
+    return {"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def _subprocess(*args: str) -> dict[str, Any]:
+    completed = subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
+        [sys.executable, "-m", "bench.revenue", *args], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+def run(sizes: list[int], repeat: int = 3) -> dict[str, Any]:
+    """Run each size in a fresh subprocess; medians of `repeat` runs and peak memory per size."""
+    baseline_kb = _subprocess("--baseline")["maxrss_kb"]
+    rows = []
+    for n in sizes:
+        raw = _subprocess("--worker", str(n), "--repeat", str(repeat))
+        engine, validate = statistics.median(raw["engine_s"]), statistics.median(raw["validate_s"])
+        rows.append(
+            {
+                "n": n,
+                "schedule_cells": raw["cells"],
+                "engine_median_s": round(engine, 3),
+                "validate_median_s": round(validate, 3),
+                "total_median_s": round(engine + validate, 3),
+                "engine_runs_s": [round(t, 3) for t in raw["engine_s"]],
+                "peak_rss_mb": round(raw["maxrss_kb"] / 1024, 1),
+                "peak_rss_minus_import_baseline_mb": round((raw["maxrss_kb"] - baseline_kb) / 1024, 1),
+                "engine_us_per_contract": round(engine / n * 1e6, 1),
+            }
+        )
+    return {"baseline_import_rss_mb": round(baseline_kb / 1024, 1), "repeat": repeat, "sizes": rows}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.baseline:
+        print(json.dumps(_baseline()))
+    elif args.worker:
+        print(json.dumps(_worker(args.worker, args.repeat)))
+    else:
+        print(json.dumps(run(args.sizes, args.repeat), indent=2))
+
+
+if __name__ == "__main__":
+    main()

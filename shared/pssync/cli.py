@@ -1,0 +1,192 @@
+"""The `pssync` command: local runtime, demo, schemas, dead-letter queues, revenue runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="pssync: CRM / PSA / ERP / revenue sync, governed.",
+)
+local_app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="The embedded local runtime (moto, no AWS account).",
+)
+schemas_app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Event schemas and samples generated from the models.",
+)
+app.add_typer(local_app, name="local")
+app.add_typer(schemas_app, name="schemas")
+console = Console()
+
+
+def _root() -> Path:
+    from pssync.local.template import find_project_root
+
+    return find_project_root()
+
+
+@local_app.command("up")
+def local_up(
+    port: Annotated[int, typer.Option(help="Port of the webhook API on 127.0.0.1")] = 8787,
+) -> None:
+    """Serve POST /webhooks/{source} on 127.0.0.1 until interrupted."""
+    from pssync.local.runtime import LocalRuntime
+
+    with LocalRuntime(_root(), api_port=port) as runtime:
+        console.print(f"webhook API: [bold]{runtime.api.url}/webhooks/{{source}}[/]")
+        console.print(f"AWS endpoint (moto): {runtime.moto_url}   signing secrets: {runtime.secrets_file}")
+        for route in runtime.resources.routes:
+            console.print(f"  {route.method} {route.path} -> {route.function_name}")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping")
+
+
+@app.command()
+def demo(
+    report: Annotated[Path, typer.Option(help="Where to write the JSON report")] = Path(
+        "build/demo/report.json"
+    ),
+) -> None:
+    """Run a signed closed-won webhook through the local runtime and print what every system received."""
+    from pssync.local.demo import SAMPLE, run_demo, write_report
+    from pssync.local.runtime import LocalRuntime
+
+    root = _root()
+    started = time.monotonic()
+    with (
+        console.status("synthesizing the CDK app and starting the local runtime"),
+        LocalRuntime(root) as runtime,
+    ):
+        console.print(f"local runtime up in {time.monotonic() - started:.1f} s at {runtime.api.url}")
+        result = run_demo(runtime, root / SAMPLE)
+    write_report(result, root / report)
+    _print_report(result)
+    console.print(f"\nreport written to {report}")
+    failed = [e for e in result["executions"] if e["status"] != "SUCCEEDED"]
+    if failed or not result["contract_versions"]:
+        raise typer.Exit(1)
+
+
+def _print_report(result: dict[str, Any]) -> None:
+    table = Table(title="Webhook deliveries")
+    for col in ("attempt", "HTTP", "response"):
+        table.add_column(col)
+    for d in result["deliveries"]:
+        table.add_row(d["attempt"], str(d["status"]), json.dumps(d["body"]))
+    console.print(table)
+
+    table = Table(title="Contract versions")
+    for col in ("version", "transaction price", "caused by event", "recorded at"):
+        table.add_column(col)
+    for v in result["contract_versions"]:
+        price = v["transaction_price"]
+        table.add_row(
+            str(v["version"]),
+            f"{price['amount']} {price['currency']}",
+            v["caused_by_event_id"],
+            v["recorded_at"],
+        )
+    console.print(table)
+
+    for target in ("psa", "erp"):
+        table = Table(title=f"Commands recorded for the {target.upper()} (shadow connector)")
+        for col in ("operation", "external id", "idempotency key", "detail"):
+            table.add_column(col)
+        for c in result["commands"][target]:
+            payload = c["payload"]
+            detail = (
+                f"{len(payload['project']['wbs'])} WBS elements"
+                if "project" in payload
+                else f"{len(payload.get('lines', []))} billing lines"
+            )
+            table.add_row(c["operation"], c["external_id"], c["idempotency_key"], detail)
+        console.print(table)
+
+    revenue = result["revenue_schedule"]
+    if revenue:
+        schedule = revenue["schedule"]
+        table = Table(
+            title=f"Revenue schedule v{revenue['version']} (contract v{revenue['contract_version']})"
+        )
+        table.add_column("period")
+        obligations = sorted(schedule["allocations"])
+        for o in obligations:
+            table.add_column(o, justify="right")
+        by_period: dict[str, dict[str, str]] = {}
+        for line in schedule["lines"]:
+            by_period.setdefault(line["period"], {})[line["obligation_id"]] = line["amount"]["amount"]
+        for period in sorted(by_period):
+            table.add_row(period, *(by_period[period].get(o, "") for o in obligations))
+        table.add_row("allocated", *(schedule["allocations"][o]["amount"] for o in obligations), style="bold")
+        console.print(table)
+
+    table = Table(title="Workflow executions")
+    for col in ("execution", "status", "started", "stopped"):
+        table.add_column(col)
+    for e in result["executions"]:
+        table.add_row(e["name"], e["status"], e["started"], e["stopped"] or "")
+    console.print(table)
+
+    table = Table(title="Queues")
+    for col in ("queue", "role", "visible", "in flight"):
+        table.add_column(col)
+    for q in result["queues"]:
+        table.add_row(q["name"], q["role"], str(q["visible"]), str(q["in_flight"]))
+    console.print(table)
+
+
+@schemas_app.command("write")
+def schemas_write() -> None:
+    """Regenerate events/schemas and events/samples from the models."""
+    from pssync import schemas
+
+    for path in schemas.write(_root() / "events"):
+        console.print(f"wrote {path}")
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Fail when the checked-in schemas or samples drift from the models."""
+    from pssync import schemas
+
+    drifted = schemas.drift(_root() / "events")
+    if drifted:
+        for path in drifted:
+            console.print(f"[red]drift[/]: events/{path}")
+        raise typer.Exit(1)
+    console.print("schemas and samples match the models")
+
+
+def _mount_revrec() -> None:
+    try:
+        from pssync.revenue.cli import revrec_app
+    except ImportError:
+        return
+    app.add_typer(revrec_app, name="revrec", help="Revenue recognition (ASC 606 / IFRS 15) runs.")
+
+
+_mount_revrec()
+
+
+def main() -> None:
+    app(prog_name="pssync")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""LocalRuntime: synthesized template -> moto server -> resources -> in-process handlers -> webhook API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pssync.local.http_api import WebhookApiServer
+from pssync.local.intrinsics import REGION
+from pssync.local.lambda_host import LambdaHost, install_into_moto, scale_step_functions_waits
+from pssync.local.pollers import QueuePoller
+from pssync.local.resources import LocalResources, create_resources
+from pssync.local.template import load_template
+
+SECRETS_FILE_ENV = "PSSYNC_LOCAL_SECRETS_FILE"
+DEFAULT_SECRETS_FILE = ".pssync-local-secrets.json"
+_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    name: str
+    role: str  # inbox | dead-letter | exceptions
+    visible: int
+    in_flight: int
+
+
+class LocalRuntime:
+    """Start with `with LocalRuntime(root) as runtime:`; everything stops on exit."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        api_port: int = 0,
+        retry_time_scale: float = 1.0,
+        secrets_file: Path | None = None,
+        lambda_log: Path | None = None,
+    ) -> None:
+        self.root = root
+        self._api_port = api_port
+        self._retry_time_scale = retry_time_scale
+        env_file = os.environ.get(SECRETS_FILE_ENV)
+        self.secrets_file = secrets_file or (Path(env_file) if env_file else root / DEFAULT_SECRETS_FILE)
+        self._lambda_log_path = lambda_log or root / "build" / "local" / "lambda.log"
+        self._stop = threading.Event()
+        self._pollers: list[QueuePoller] = []
+        self._saved_env: dict[str, str] = {}
+        self.resources: LocalResources
+        self.api: WebhookApiServer
+        self.clients: dict[str, Any] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        import boto3
+        import httpx
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's per-request access log
+        template = load_template(self.root)
+        port = _free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()
+        self.moto_url = f"http://127.0.0.1:{port}"
+        self._saved_env = dict(os.environ)
+        # moto's Step Functions interpreter calls other services at MOTO_PORT.
+        os.environ.update({**_AWS_ENV, "MOTO_PORT": str(port)})
+        httpx.post(
+            f"{self.moto_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}
+        )
+        scale_step_functions_waits(self._retry_time_scale)
+
+        session = boto3.session.Session(
+            aws_access_key_id=_AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=_AWS_ENV["AWS_SESSION_TOKEN"],
+            region_name=REGION,
+        )
+        for service in ("dynamodb", "sqs", "events", "lambda", "stepfunctions", "secretsmanager", "iam"):
+            self.clients[service] = session.client(service, endpoint_url=self.moto_url)
+        self.resources = create_resources(template, self.clients)
+        self._install_signing_secrets()
+
+        self._lambda_log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lambda_log = self._lambda_log_path.open("a", encoding="utf-8")
+        self.host = LambdaHost(
+            self.root / "functions",
+            {**_AWS_ENV, "AWS_ENDPOINT_URL": self.moto_url, "POWERTOOLS_TRACE_DISABLED": "1"},
+            output=self._lambda_log,
+        )
+        for function in self.resources.functions.values():
+            self.host.register(function)
+        install_into_moto(self.host)
+
+        for mapping in self.resources.mappings:
+            poller = QueuePoller(mapping, self.host, self.clients["sqs"], self._stop)
+            poller.start()
+            self._pollers.append(poller)
+        self.api = WebhookApiServer(self.resources.routes, self.host, port=self._api_port)
+        self.api.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            self.api.stop()
+        for poller in self._pollers:
+            poller.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self._moto.stop()
+        with contextlib.suppress(Exception):
+            self._lambda_log.close()
+        os.environ.clear()
+        os.environ.update(self._saved_env)
+
+    # --- configuration -----------------------------------------------------------------------
+
+    def source_registry(self) -> list[dict[str, Any]]:
+        for function in self.resources.functions.values():
+            if "SOURCE_REGISTRY" in function.environment:
+                return list(json.loads(function.environment["SOURCE_REGISTRY"]))
+        return []
+
+    def _install_signing_secrets(self) -> None:
+        """Signing secrets come from the local secrets file; missing ones are generated into it."""
+        stored: dict[str, dict[str, str]] = {}
+        if self.secrets_file.is_file():
+            stored = json.loads(self.secrets_file.read_text())
+        changed = False
+        for source in self.source_registry():
+            if source["name"] not in stored:
+                stored[source["name"]] = {"current": "whsec_" + secrets.token_urlsafe(32)}
+                changed = True
+            self.clients["secretsmanager"].put_secret_value(
+                SecretId=source["secret_id"], SecretString=json.dumps(stored[source["name"]])
+            )
+        if changed:
+            self.secrets_file.write_text(json.dumps(stored, indent=2))
+            self.secrets_file.chmod(0o600)
+        self.signing_secrets = stored
+
+    # --- observation -------------------------------------------------------------------------
+
+    def function_env(self, variable: str) -> str:
+        for function in self.resources.functions.values():
+            if variable in function.environment:
+                return function.environment[variable]
+        raise KeyError(f"no function is configured with {variable}")
+
+    def executions(self) -> list[dict[str, Any]]:
+        sfn = self.clients["stepfunctions"]
+        found = []
+        for arn in self.resources.state_machines.values():
+            for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+                found.extend(page["executions"])
+        return sorted(found, key=lambda e: e["startDate"])
+
+    def queue_depths(self) -> list[QueueDepth]:
+        sqs = self.clients["sqs"]
+        inboxes = {m.queue_url for m in self.resources.mappings}
+        dead_letter_arns = set()
+        for url in self.resources.queues.values():
+            policy = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+            redrive = policy.get("Attributes", {}).get("RedrivePolicy")
+            if redrive:
+                dead_letter_arns.add(json.loads(redrive)["deadLetterTargetArn"])
+        for _, rule in self.resources.of_type("AWS::Events::Rule"):
+            for target in self.resources.resolve(rule["Properties"]).get("Targets", []):
+                if "DeadLetterConfig" in target:
+                    dead_letter_arns.add(target["DeadLetterConfig"]["Arn"])
+        depths = []
+        for logical_id, url in sorted(self.resources.queues.items()):
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            arn = self.resources.attributes[(logical_id, "Arn")]
+            role = "inbox" if url in inboxes else "dead-letter" if arn in dead_letter_arns else "exceptions"
+            depths.append(
+                QueueDepth(
+                    name=url.rsplit("/", 1)[-1],
+                    role=role,
+                    visible=int(attrs["ApproximateNumberOfMessages"]),
+                    in_flight=int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+                )
+            )
+        return depths
+
+    def wait_until_idle(self, timeout: float = 60.0, settle: float = 0.3) -> None:
+        """Until inboxes are drained, no poller is busy and no execution runs (twice in a row)."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            busy = any(p.busy.is_set() for p in self._pollers)
+            inbox_backlog = sum(d.visible + d.in_flight for d in self.queue_depths() if d.role == "inbox")
+            running = any(e["status"] == "RUNNING" for e in self.executions())
+            if busy or inbox_backlog or running:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= settle:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"local runtime still busy after {timeout} s")

@@ -1,0 +1,195 @@
+"""Example business facts, built from the models: the source of every sample payload in events/."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from pssync.model.contract import (
+    BillingMilestone,
+    ContractTerms,
+    FixedFee,
+    Instalment,
+    MilestoneBilling,
+    OutputMilestones,
+    PerformanceObligation,
+    PointInTime,
+    Ratable,
+    RecurringFee,
+)
+from pssync.model.events import (
+    ContractBooked,
+    ContractBookedData,
+    EngagementActivated,
+    EngagementActivatedData,
+    SourceSystem,
+    canonical_event_id,
+)
+from pssync.model.parties import Customer, LegalEntity
+from pssync.model.project import ProjectPlan, WbsElement
+from pssync.money import Money
+
+EXAMPLE_SOURCE = "crm"
+EXAMPLE_DELIVERY_ID = "msg_2Qx7opp0061Q00000AbCdEF_20261120T101500Z"
+
+
+def eur(amount: str) -> Money:
+    return Money.of(amount, "EUR")
+
+
+def transformation_programme() -> ContractTerms:
+    """A consulting engagement: milestone-billed implementation, training, a managed-service tail."""
+    return ContractTerms(
+        contract_id="C-2026-0412",
+        title="Contoso retail platform transformation (SOW 3)",
+        customer=Customer(
+            customer_id="CUST-0042",
+            name="Contoso Retail GmbH",
+            country="DE",
+            external_ids={"salesforce": "0015g00000XyZ12AAB", "netsuite": "4711"},
+        ),
+        legal_entity=LegalEntity(
+            code="NL01",
+            name="Northwind Consulting B.V.",
+            country="NL",
+            functional_currency="EUR",
+            tax_registration="NL123456789B01",
+        ),
+        currency="EUR",
+        transaction_price=eur("396000.00"),
+        signed_on=date(2026, 11, 20),
+        start_date=date(2027, 1, 4),
+        end_date=date(2027, 12, 31),
+        obligations=[
+            PerformanceObligation(
+                obligation_id="IMPL",
+                description="Platform implementation: discovery, design, go-live",
+                standalone_selling_price=eur("300000.00"),
+                recognition=OutputMilestones(milestone_ids=["M1-DISCOVERY", "M2-DESIGN", "M3-GOLIVE"]),
+            ),
+            PerformanceObligation(
+                obligation_id="TRAIN",
+                description="Key-user training, delivered on site",
+                standalone_selling_price=eur("15000.00"),
+                recognition=PointInTime(expected_on=date(2027, 3, 15)),
+            ),
+            PerformanceObligation(
+                obligation_id="MANAGED",
+                description="Managed service: platform operations, monthly",
+                standalone_selling_price=eur("120000.00"),
+                recognition=Ratable(start=date(2027, 1, 1), end=date(2027, 12, 31)),
+            ),
+        ],
+        billing=[
+            MilestoneBilling(
+                milestones=[
+                    BillingMilestone(
+                        milestone_id=m,
+                        name=n,
+                        amount=eur("92000.00"),
+                        obligation_id="IMPL",
+                        acceptance_days=10,
+                    )
+                    for m, n in (
+                        ("M1-DISCOVERY", "Discovery signed off"),
+                        ("M2-DESIGN", "Design accepted"),
+                        ("M3-GOLIVE", "Go-live accepted"),
+                    )
+                ]
+            ),
+            FixedFee(
+                instalments=[
+                    Instalment(due_on=date(2027, 3, 31), amount=eur("12000.00"), obligation_id="TRAIN")
+                ]
+            ),
+            RecurringFee(
+                kind="managed_service",
+                monthly_fee=eur("9000.00"),
+                start=date(2027, 1, 1),
+                end=date(2027, 12, 31),
+                obligation_id="MANAGED",
+            ),
+        ],
+        project=ProjectPlan(
+            project_id="P-CONTOSO-0412",
+            name="Contoso platform transformation",
+            template="fixed-fee-milestones",
+            wbs=[
+                WbsElement(code="1", name="Implementation", obligation_id="IMPL", budget_hours=1800),
+                WbsElement(
+                    code="1.1", name="Discovery", parent_code="1", obligation_id="IMPL", budget_hours=300
+                ),
+                WbsElement(
+                    code="1.2", name="Design", parent_code="1", obligation_id="IMPL", budget_hours=600
+                ),
+                WbsElement(
+                    code="1.3",
+                    name="Build and go-live",
+                    parent_code="1",
+                    obligation_id="IMPL",
+                    budget_hours=900,
+                ),
+                WbsElement(code="2", name="Training", obligation_id="TRAIN", budget_hours=80),
+                WbsElement(code="3", name="Managed service", obligation_id="MANAGED", budget_hours=960),
+            ],
+        ),
+        crm_opportunity_id="0065g00000AbCdEF",
+        msa_reference="MSA-2024-017",
+        sow_reference="SOW-3",
+    )
+
+
+CLOSED_WON_AT = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
+
+
+def contract_booked_webhook() -> dict[str, object]:
+    """The Standard Webhooks body a Salesforce Apex trigger sends when the opportunity closes won."""
+    return {
+        "type": "contract.booked",
+        "timestamp": CLOSED_WON_AT.isoformat(),
+        "data": {
+            "closed_won_at": CLOSED_WON_AT.isoformat(),
+            "source_version": "2026-11-20T10:14:58.000Z",
+            "contract": transformation_programme().model_dump(mode="json"),
+        },
+    }
+
+
+def contract_booked() -> ContractBooked:
+    event_id = canonical_event_id(EXAMPLE_SOURCE, EXAMPLE_DELIVERY_ID)
+    return ContractBooked(
+        event_id=event_id,
+        source=EXAMPLE_SOURCE,
+        source_system=SourceSystem.SALESFORCE,
+        source_event_id=EXAMPLE_DELIVERY_ID,
+        source_version="2026-11-20T10:14:58.000Z",
+        correlation_id=event_id,
+        occurred_at=CLOSED_WON_AT,
+        received_at=datetime(2026, 11, 20, 10, 15, 1, tzinfo=UTC),
+        data=ContractBookedData(closed_won_at=CLOSED_WON_AT, contract=transformation_programme()),
+    )
+
+
+def engagement_activated() -> EngagementActivated:
+    booked = contract_booked()
+    source_event_id = f"{booked.event_id}:activated"
+    return EngagementActivated(
+        event_id=canonical_event_id("provision-engagement", source_event_id),
+        source="provision-engagement",
+        source_system=SourceSystem.PSSYNC,
+        source_event_id=source_event_id,
+        source_version="1",
+        correlation_id=booked.correlation_id,
+        causation_id=booked.event_id,
+        occurred_at=datetime(2026, 11, 20, 10, 15, 4, tzinfo=UTC),
+        received_at=datetime(2026, 11, 20, 10, 15, 4, tzinfo=UTC),
+        data=EngagementActivatedData(
+            contract_id="C-2026-0412",
+            contract_version=1,
+            project_id="P-CONTOSO-0412",
+            psa_command_id="psa:project:P-CONTOSO-0412:contract-v1",
+            erp_command_id="erp:billing-schedule:C-2026-0412:v1",
+            revenue_schedule_version=1,
+            transaction_price=eur("396000.00"),
+            activation_seconds=4.0,
+        ),
+    )

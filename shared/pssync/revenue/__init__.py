@@ -1,0 +1,139 @@
+"""pssync revenue engine (ASC 606 / IFRS 15): pure computation, no I/O, no AWS, no environment access.
+
+Entry points:
+- `run_scenario(scenario, as_of=None) -> RevenueResult`: a whole scenario (contract versions + events).
+- `schedule_for(contract, ...) -> RevenueResult`: one contract version and optional events, for a workflow
+  step that only knows the version it is booking or amending.
+- `scenario_json_schema() -> dict`: the JSON schema of the scenario file (published as revrec-scenario.v1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from pssync.revenue.engine import run as _run
+from pssync.revenue.errors import RevenueRuleError
+from pssync.revenue.models import (
+    AllocationOverride,
+    CalendarSpec,
+    CostEntry,
+    DiscountEvidence,
+    EstimateRevision,
+    Event,
+    FxPolicy,
+    FxRate,
+    InputCostPattern,
+    InputHoursPattern,
+    Invoice,
+    Milestone,
+    MilestonePattern,
+    MilestoneReached,
+    ModificationFacts,
+    ModificationTreatment,
+    ObligationSatisfied,
+    Outcome,
+    Payment,
+    PerformanceObligation,
+    PeriodClose,
+    PointInTimePattern,
+    ProgressReport,
+    ProgressRounding,
+    RatablePattern,
+    RevenueContract,
+    RightToInvoicePattern,
+    Scenario,
+    SspRange,
+    SurveyedProgressPattern,
+    TimeEntry,
+    UnitsDelivered,
+    UnitsPattern,
+    VariableConsideration,
+    VariableConsiderationEstimate,
+)
+from pssync.revenue.result import RevenueReport, RevenueResult
+
+SCENARIO_SCHEMA_ID = "https://pssync.dev/schemas/revrec-scenario.v1.json"
+
+
+def run_scenario(scenario: Scenario, as_of: date | None = None) -> RevenueResult:
+    """Compute revenue for every contract of the scenario as known at `as_of` (default: scenario.as_of, else
+    the latest date a fact was recorded). Raises RevenueRuleError when a revenue rule refuses the inputs."""
+    return RevenueResult(_run(scenario, as_of))
+
+
+def schedule_for(
+    contract: RevenueContract,
+    *,
+    previous_versions: Iterable[RevenueContract] = (),
+    events: Iterable[Event] = (),
+    calendar: CalendarSpec | None = None,
+    progress_rounding: ProgressRounding | None = None,
+    as_of: date | None = None,
+) -> RevenueResult:
+    """Schedule of one contract from the version a workflow step holds (plus earlier versions when amending).
+
+    Without events, ratable and dated point-in-time obligations are fully scheduled; progress-measured ones
+    stay unscheduled (their remaining price shows in RPO as timing not scheduled).
+    """
+    scenario = Scenario(
+        as_of=as_of or contract.known_from,
+        calendar=calendar or CalendarSpec(),
+        progress_rounding=progress_rounding or ProgressRounding(),
+        contracts=[*previous_versions, contract],
+        events=list(events),
+    )
+    return run_scenario(scenario)
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    schema = Scenario.model_json_schema()
+    schema["$id"] = SCENARIO_SCHEMA_ID
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+__all__ = [
+    "AllocationOverride",
+    "CalendarSpec",
+    "CostEntry",
+    "DiscountEvidence",
+    "EstimateRevision",
+    "Event",
+    "FxPolicy",
+    "FxRate",
+    "InputCostPattern",
+    "InputHoursPattern",
+    "Invoice",
+    "Milestone",
+    "MilestonePattern",
+    "MilestoneReached",
+    "ModificationFacts",
+    "ModificationTreatment",
+    "ObligationSatisfied",
+    "Outcome",
+    "Payment",
+    "PerformanceObligation",
+    "PeriodClose",
+    "PointInTimePattern",
+    "ProgressReport",
+    "ProgressRounding",
+    "RatablePattern",
+    "RevenueContract",
+    "RevenueReport",
+    "RevenueResult",
+    "RevenueRuleError",
+    "RightToInvoicePattern",
+    "Scenario",
+    "SspRange",
+    "SurveyedProgressPattern",
+    "TimeEntry",
+    "UnitsDelivered",
+    "UnitsPattern",
+    "VariableConsideration",
+    "VariableConsiderationEstimate",
+    "run_scenario",
+    "scenario_json_schema",
+    "schedule_for",
+]

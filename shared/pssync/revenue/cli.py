@@ -1,0 +1,185 @@
+"""`pssync revrec ...`: run a revenue scenario file. The only module of the engine that touches files.
+
+Output is rendered completely before anything is printed, so a failure never leaves partial output; bad input
+exits with code 2 and a message naming the offending field.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from pssync.revenue import RevenueResult, RevenueRuleError, Scenario, run_scenario, scenario_json_schema
+from pssync.revenue.result import RollforwardLine
+
+revrec_app = typer.Typer(help="Revenue recognition (ASC 606 / IFRS 15) from contract versions and events.")
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(scenario)"
+
+
+def _fail(message: str) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code=2)
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario file; exits with code 2 and a precise message when it is not valid."""
+    try:
+        raw: Any = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    except OSError as error:
+        _fail(f"cannot read scenario {path}: {error.strerror}")
+    except json.JSONDecodeError as error:
+        _fail(f"scenario {path} is not valid JSON: line {error.lineno} column {error.colno}: {error.msg}")
+    if isinstance(raw, dict):
+        # JSON numbers arrive as Decimal (never float); amounts may be written as numbers or strings.
+        raw = json.loads(json.dumps(raw, default=str))
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as error:
+        lines = [f"scenario {path} is invalid ({error.error_count()} error(s)):"]
+        for detail in error.errors(include_url=False):
+            lines.append(f"  {_field_path(tuple(detail['loc']))}: {detail['msg']}")
+        _fail("\n".join(lines))
+    raise AssertionError("unreachable")
+
+
+def _render_table(result: RevenueResult) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=160, force_terminal=False, color_system=None)
+    console.print(f"Revenue as of {result.as_of}")
+
+    allocation = Table(title="Allocation")
+    for column in ("contract", "version", "obligation", "SSP", "allocated", "method"):
+        allocation.add_column(column)
+    for allocated in result.allocations():
+        allocation.add_row(
+            allocated.contract_id,
+            str(allocated.contract_version),
+            allocated.obligation_id,
+            "" if allocated.ssp is None else str(allocated.ssp),
+            f"{allocated.allocated} {allocated.currency}",
+            allocated.method,
+        )
+    console.print(allocation)
+
+    if result.modifications():
+        modifications = Table(title="Modifications")
+        for column in ("contract", "version", "effective", "treatment", "rationale"):
+            modifications.add_column(column)
+        for m in result.modifications():
+            modifications.add_row(
+                m.contract_id, str(m.contract_version), str(m.effective_date), m.treatment, m.rationale
+            )
+        console.print(modifications)
+
+    statuses = {p.key: p.status for p in result.period_infos()}
+    schedule = Table(title="Revenue per period (closed / open / forecast)")
+    for column in ("contract", "period", "status", "revenue", "of which adjustment"):
+        schedule.add_column(column)
+    for contract_id in result.contract_ids:
+        outcome = result.contract(contract_id)
+        adjustments: dict[str, Decimal] = {}
+        for cell in result.schedule():
+            if cell.contract_id == contract_id and cell.adjustment:
+                adjustments[cell.period] = adjustments.get(cell.period, Decimal(0)) + cell.adjustment
+        for period, amount in result.period_revenue(contract_id).items():
+            if amount:
+                schedule.add_row(
+                    contract_id,
+                    period,
+                    statuses[period],
+                    f"{amount} {outcome.currency}",
+                    str(adjustments.get(period, "")),
+                )
+    console.print(schedule)
+
+    rpo = Table(title="Remaining performance obligations")
+    for column in (
+        "contract",
+        "obligation",
+        "remaining",
+        "<=12 months",
+        "13-24 months",
+        ">24 months",
+        "unscheduled",
+    ):
+        rpo.add_column(column)
+    for r in result.rpo():
+        rpo.add_row(
+            r.contract_id,
+            r.obligation_id,
+            str(r.remaining),
+            str(r.within_12_months),
+            str(r.months_13_to_24),
+            str(r.after_24_months),
+            str(r.timing_not_scheduled),
+        )
+    console.print(rpo)
+
+    balances = Table(title="Contract balances (closing, as of)")
+    for column in ("contract", "period", "receivable", "contract asset", "contract liability"):
+        balances.add_column(column)
+    latest: dict[str, RollforwardLine] = {}
+    for movement in result.rollforward():
+        latest[movement.contract_id] = movement
+    for contract_id, line in latest.items():
+        balances.add_row(
+            contract_id,
+            line.period,
+            str(line.closing_receivable),
+            str(line.closing_contract_asset),
+            str(line.closing_contract_liability),
+        )
+    console.print(balances)
+    return buffer.getvalue()
+
+
+@revrec_app.command("run")
+def run_command(
+    scenario: Annotated[Path, typer.Argument(help="Scenario JSON (schema: revrec-scenario.v1).")],
+    as_of: Annotated[
+        datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Knowledge and reporting date.")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table or json.")
+    ] = OutputFormat.TABLE,
+) -> None:
+    """Compute allocation, schedule, journals, waterfall, RPO and balances for a scenario."""
+    loaded = load_scenario(scenario)
+    as_of_day: date | None = as_of.date() if as_of else None
+    try:
+        result = run_scenario(loaded, as_of=as_of_day)
+        rendered = (
+            result.report().model_dump_json(indent=2)
+            if output_format is OutputFormat.JSON
+            else _render_table(result)
+        )
+    except RevenueRuleError as error:
+        _fail(f"revenue rule refused the scenario: {error}")
+    typer.echo(rendered)
+
+
+@revrec_app.command("schema")
+def schema_command() -> None:
+    """Print the JSON schema of scenario files."""
+    typer.echo(json.dumps(scenario_json_schema(), indent=2))

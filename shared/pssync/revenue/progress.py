@@ -1,0 +1,356 @@
+"""Measures of progress per recognition pattern, evaluated at a sorted list of days (ordinals).
+
+Each measure is a fraction num/den in [0, 1] per day, so revenue can be computed exactly in integers. Time
+elapsed (ratable) is exact; measured progress (input and output methods) goes through the scenario's named
+rounding policy. The id of the event that last moved the measure is kept so every line can say what caused it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+
+from pssync.money import RoundingPolicy
+from pssync.revenue.models import (
+    CostEntry,
+    EstimateRevision,
+    InputCostPattern,
+    InputHoursPattern,
+    MilestonePattern,
+    MilestoneReached,
+    ObligationSatisfied,
+    PointInTimePattern,
+    ProgressReport,
+    ProgressRounding,
+    RatablePattern,
+    RecognitionPattern,
+    RightToInvoicePattern,
+    SurveyedProgressPattern,
+    TimeEntry,
+    UnitsDelivered,
+    UnitsPattern,
+)
+from pssync.revenue.periods import PeriodIndex
+
+ObligationEvent = (
+    TimeEntry
+    | CostEntry
+    | EstimateRevision
+    | MilestoneReached
+    | ProgressReport
+    | UnitsDelivered
+    | ObligationSatisfied
+)
+OBLIGATION_EVENT_TYPES = (
+    TimeEntry,
+    CostEntry,
+    EstimateRevision,
+    MilestoneReached,
+    ProgressReport,
+    UnitsDelivered,
+    ObligationSatisfied,
+)
+
+
+@dataclass(slots=True)
+class Measure:
+    """Progress per evaluated day, plus the extras of cost-to-cost with uninstalled materials.
+
+    For cost-to-cost, revenue = (allocated - carve_out) x progress + at_cost, where carve_out is the expected
+    cost of uninstalled materials and at_cost the materials transferred so far (recognised at zero margin).
+    For right-to-invoice, `earned` is the amount invoiceable for work performed (no allocation involved).
+    """
+
+    nums: list[int]
+    dens: list[int]
+    causes: list[str | None]
+    description: str
+    carve_out: list[int] | None = None
+    at_cost: list[int] | None = None
+    earned: list[int] | None = None
+    inputs: list[str] = field(default_factory=list)
+
+
+def round_half_up_div(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half away from zero (denominator > 0)."""
+    if numerator >= 0:
+        return (2 * numerator + denominator) // (2 * denominator)
+    return -((-2 * numerator + denominator) // (2 * denominator))
+
+
+def _rounded(ratio: Fraction, policy: ProgressRounding) -> tuple[int, int]:
+    ratio = min(max(ratio, Fraction(0)), Fraction(1))
+    if policy.round_to_percent_decimals is None:
+        return ratio.numerator, ratio.denominator
+    scale = 10 ** (2 + policy.round_to_percent_decimals)
+    scaled = ratio * scale
+    if policy.mode is RoundingPolicy.HALF_EVEN:
+        return round(scaled), scale
+    return round_half_up_div(scaled.numerator, scaled.denominator), scale
+
+
+def _percent(num: int, den: int) -> str:
+    return f"{Decimal(num * 100) / Decimal(den):.4f}".rstrip("0").rstrip(".") + " %"
+
+
+def _to_minor(amount: Decimal, exponent: int) -> int:
+    scaled = amount.scaleb(exponent)
+    return int(scaled.to_integral_value(rounding="ROUND_HALF_UP"))
+
+
+def measure(
+    pattern: RecognitionPattern,
+    events: Sequence[ObligationEvent],
+    days: Sequence[int],
+    policy: ProgressRounding,
+    periods: PeriodIndex,
+    currency_exponent: int,
+    estimates_from: int,
+) -> Measure:
+    """Progress of one obligation under `pattern` at each of `days` (sorted ordinals).
+
+    `events` are the obligation's known events sorted by (date, id); `estimates_from` is the first day on
+    which estimate revisions count (the version's effective date: a version restates its own estimates).
+    """
+    if isinstance(pattern, RatablePattern):
+        return _ratable(pattern, days, periods)
+    if isinstance(pattern, PointInTimePattern):
+        return _point_in_time(pattern, events, days)
+    if isinstance(pattern, RightToInvoicePattern):
+        return _right_to_invoice(pattern, events, days, currency_exponent)
+    if isinstance(pattern, InputCostPattern):
+        return _cost_to_cost(pattern, events, days, policy, currency_exponent, estimates_from)
+    return _measured(pattern, events, days, policy, estimates_from)
+
+
+def _ratable(pattern: RatablePattern, days: Sequence[int], periods: PeriodIndex) -> Measure:
+    start, end = pattern.start.toordinal(), pattern.end.toordinal()
+    description = f"ratable {pattern.basis} {pattern.start}..{pattern.end}"
+    if pattern.basis == "daily":
+        total = end - start + 1
+        nums = [0 if d < start else total if d >= end else d - start + 1 for d in days]
+        return Measure(nums, [total] * len(days), [None] * len(days), description)
+    # By period: each period covered earns one unit, partial periods in proportion to their days covered.
+    first, last = periods.index_of(pattern.start), periods.index_of(pattern.end)
+    aligned = periods.start_ordinals[first] == start and periods.end_ordinals[last] == end
+    ends = periods.end_ordinals
+    position = periods.end_position
+    head = position.get(days[0]) if days else None
+    if aligned and head is not None and position.get(days[-1]) == head + len(days) - 1:
+        # Days are consecutive period ends (the usual case): whole periods elapsed, clipped to the term.
+        total = last - first + 1
+        nums = [min(max(k - first + 1, 0), total) for k in range(head, head + len(days))]
+        return Measure(nums, [total] * len(days), [None] * len(days), description)
+    weights = []
+    for k in range(first, last + 1):
+        covered = min(end, ends[k]) - max(start, periods.start_ordinals[k]) + 1
+        weights.append(Fraction(covered, ends[k] - periods.start_ordinals[k] + 1))
+    total_units = sum(weights, Fraction(0))
+    nums_f: list[Fraction] = []
+    for d in days:
+        if d < start:
+            nums_f.append(Fraction(0))
+            continue
+        if d >= end:
+            nums_f.append(Fraction(1))
+            continue
+        k = bisect.bisect_left(ends, d)
+        done = sum(weights[: k - first], Fraction(0))
+        period_days = ends[k] - periods.start_ordinals[k] + 1
+        covered = d - max(start, periods.start_ordinals[k]) + 1
+        nums_f.append((done + Fraction(covered, period_days)) / total_units)
+    return Measure(
+        [f.numerator for f in nums_f], [f.denominator for f in nums_f], [None] * len(days), description
+    )
+
+
+def _point_in_time(
+    pattern: PointInTimePattern, events: Sequence[ObligationEvent], days: Sequence[int]
+) -> Measure:
+    satisfied: int | None = pattern.satisfied_on.toordinal() if pattern.satisfied_on else None
+    cause: str | None = None
+    for event in events:
+        if isinstance(event, ObligationSatisfied):
+            day = event.on.toordinal()
+            if satisfied is None or day <= satisfied:
+                satisfied, cause = day, event.id
+            break
+    if satisfied is None:
+        return Measure(
+            [0] * len(days), [1] * len(days), [None] * len(days), "point in time (not yet satisfied)"
+        )
+    nums = [1 if d >= satisfied else 0 for d in days]
+    causes = [cause if d >= satisfied else None for d in days]
+    return Measure(
+        nums, [1] * len(days), causes, f"point in time, control transferred {date.fromordinal(satisfied)}"
+    )
+
+
+def _right_to_invoice(
+    pattern: RightToInvoicePattern, events: Sequence[ObligationEvent], days: Sequence[int], exponent: int
+) -> Measure:
+    entry_days: list[int] = []
+    cumulative: list[int] = []
+    ids: list[str] = []
+    running = 0
+    for event in events:
+        if isinstance(event, TimeEntry):
+            running += _to_minor(event.hours * pattern.rate_per_hour, exponent)
+            entry_days.append(event.on.toordinal())
+            cumulative.append(running)
+            ids.append(event.id)
+    earned, causes = [], []
+    for d in days:
+        i = bisect.bisect_right(entry_days, d) - 1
+        earned.append(cumulative[i] if i >= 0 else 0)
+        causes.append(ids[i] if i >= 0 else None)
+    return Measure(
+        [1] * len(days),
+        [1] * len(days),
+        causes,
+        f"right to invoice at {pattern.rate_per_hour}/hour",
+        earned=earned,
+    )
+
+
+def _cost_to_cost(
+    pattern: InputCostPattern,
+    events: Sequence[ObligationEvent],
+    days: Sequence[int],
+    policy: ProgressRounding,
+    exponent: int,
+    estimates_from: int,
+) -> Measure:
+    eac, materials_expected = pattern.estimate_at_completion, pattern.uninstalled_materials_cost
+    timeline: list[
+        tuple[int, str, Decimal, Decimal, Decimal, Decimal]
+    ] = []  # day, id, cost, materials, eac, M
+    progress_cost = materials = Decimal(0)
+    for event in events:
+        if isinstance(event, CostEntry):
+            if event.category == "progress":
+                progress_cost += event.amount
+            elif event.category == "uninstalled_materials":
+                materials += event.amount
+            else:
+                continue  # waste and other costs that do not depict progress: excluded from the measure
+        elif isinstance(event, EstimateRevision) and event.on.toordinal() >= estimates_from:
+            if event.estimate_at_completion is not None:
+                eac = event.estimate_at_completion
+            if event.uninstalled_materials_cost is not None:
+                materials_expected = event.uninstalled_materials_cost
+        else:
+            continue
+        timeline.append((event.on.toordinal(), event.id, progress_cost, materials, eac, materials_expected))
+    timeline_days = [t[0] for t in timeline]
+    m = Measure([], [], [], "input: cost-to-cost", carve_out=[], at_cost=[])
+    assert m.carve_out is not None and m.at_cost is not None
+    for d in days:
+        i = bisect.bisect_right(timeline_days, d) - 1
+        if i < 0:
+            cost, mat, cause = Decimal(0), Decimal(0), None
+            est, carve = pattern.estimate_at_completion, pattern.uninstalled_materials_cost
+        else:
+            _, cause, cost, mat, est, carve = timeline[i]
+        num, den = _rounded(Fraction(cost) / Fraction(est - carve), policy)
+        m.nums.append(num)
+        m.dens.append(den)
+        m.causes.append(cause)
+        m.carve_out.append(_to_minor(carve, exponent))
+        m.at_cost.append(_to_minor(min(mat, carve), exponent))
+        m.inputs.append(
+            f"costs {cost} / (EAC {est} - uninstalled materials {carve}) = {_percent(num, den)}"
+            + (f"; materials at cost {min(mat, carve)}" if mat else "")
+        )
+    return m
+
+
+def _measured(
+    pattern: InputHoursPattern | MilestonePattern | SurveyedProgressPattern | UnitsPattern,
+    events: Sequence[ObligationEvent],
+    days: Sequence[int],
+    policy: ProgressRounding,
+    estimates_from: int,
+) -> Measure:
+    """Hours, milestones, surveyed percent and units: a ratio stepping at each relevant event."""
+    steps: list[tuple[int, str, Fraction, str]] = []
+    if isinstance(pattern, InputHoursPattern):
+        hours, estimate = Decimal(0), pattern.estimated_total_hours
+        description = "input: hours"
+        for event in events:
+            if isinstance(event, TimeEntry):
+                hours += event.hours
+            elif isinstance(event, EstimateRevision) and event.estimated_total_hours is not None:
+                if event.on.toordinal() < estimates_from:
+                    continue
+                estimate = event.estimated_total_hours
+            else:
+                continue
+            steps.append(
+                (
+                    event.on.toordinal(),
+                    event.id,
+                    Fraction(hours) / Fraction(estimate),
+                    f"hours {hours} / {estimate}",
+                )
+            )
+    elif isinstance(pattern, MilestonePattern):
+        weights = {m.id: Fraction(m.weight) for m in pattern.milestones}
+        total = sum(weights.values(), Fraction(0))
+        reached: set[str] = set()
+        description = "output: milestones"
+        for event in events:
+            if isinstance(event, MilestoneReached) and event.milestone_id in weights:
+                reached.add(event.milestone_id)
+                achieved = sum((weights[r] for r in reached), Fraction(0))
+                steps.append(
+                    (
+                        event.on.toordinal(),
+                        event.id,
+                        achieved / total,
+                        f"milestones reached {sorted(reached)}",
+                    )
+                )
+    elif isinstance(pattern, UnitsPattern):
+        units = Decimal(0)
+        description = "output: units delivered"
+        for event in events:
+            if isinstance(event, UnitsDelivered):
+                units += event.units
+                steps.append(
+                    (
+                        event.on.toordinal(),
+                        event.id,
+                        Fraction(units) / Fraction(pattern.total_units),
+                        f"units {units} / {pattern.total_units}",
+                    )
+                )
+    else:
+        description = "output: surveyed progress"
+        for event in events:
+            if isinstance(event, ProgressReport):
+                steps.append(
+                    (
+                        event.on.toordinal(),
+                        event.id,
+                        Fraction(event.percent_complete) / 100,
+                        f"surveyed {event.percent_complete} %",
+                    )
+                )
+    # One entry per step, plus "nothing yet" at index 0; each day points at its step.
+    step_days = [s[0] for s in steps]
+    rounded = [(0, 1), *(_rounded(s[2], policy) for s in steps)]
+    step_causes: list[str | None] = [None, *(s[1] for s in steps)]
+    labels = ["no progress yet", *(f"{s[3]} -> {_percent(*r)}" for s, r in zip(steps, rounded[1:], strict=True))]
+    at = [bisect.bisect_right(step_days, d) for d in days]
+    return Measure(
+        [rounded[i][0] for i in at],
+        [rounded[i][1] for i in at],
+        [step_causes[i] for i in at],
+        description,
+        inputs=[labels[i] for i in at],
+    )

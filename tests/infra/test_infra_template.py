@@ -1,0 +1,401 @@
+"""Infrastructure assertions on the synthesised pssync stack (bundle=False: no pip downloads)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.constructs.workflows import PROVISION_ENGAGEMENT_ASL
+from infra.sources import DEFAULT_SOURCES, parse_sources
+
+pytestmark = pytest.mark.infra
+
+Resources = dict[str, dict[str, Any]]
+
+FUNCTION_FOLDERS = {
+    "ingest_webhook": "ingest_webhook",
+    "start_provision_engagement": "start_workflow",
+    "validate_master_data": "validate_master_data",
+    "record_contract_version": "record_contract_version",
+    "provision_psa_project": "provision_psa_project",
+    "publish_erp_billing_schedule": "publish_erp_billing_schedule",
+    "build_revenue_schedule": "build_revenue_schedule",
+    "emit_engagement_activated": "emit_engagement_activated",
+}
+COMMON_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": "pssync",
+    "POWERTOOLS_METRICS_NAMESPACE": "pssync",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+# The only Resource "*" grants: services without resource-level permissions (each acknowledged as IAM5).
+SERVICE_WIDE_ACTIONS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+# Principals that invoke Lambda asynchronously: such functions need an on-failure destination or DLQ.
+ASYNC_INVOKERS = {"events.amazonaws.com", "sns.amazonaws.com", "s3.amazonaws.com", "scheduler.amazonaws.com"}
+
+
+def of_type(resources: Resources, resource_type: str) -> Resources:
+    return {logical_id: r for logical_id, r in resources.items() if r["Type"] == resource_type}
+
+
+def ref_target(value: Any) -> str | None:
+    """The logical id behind {"Ref": id} or {"Fn::GetAtt": [id, attr]}."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def identity_policy_statements(resources: Resources) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, policy in of_type(resources, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            yield logical_id, statement
+    for logical_id, role in of_type(resources, "AWS::IAM::Role").items():
+        for inline in role["Properties"].get("Policies", []):
+            for statement in inline["PolicyDocument"]["Statement"]:
+                yield logical_id, statement
+
+
+def functions_by_role(resources: Resources) -> dict[str, dict[str, Any]]:
+    return {
+        fn["Metadata"]["pssync:role"]: fn
+        for fn in of_type(resources, "AWS::Lambda::Function").values()
+        if "pssync:role" in fn.get("Metadata", {})
+    }
+
+
+def test_cdk_nag_has_no_unacknowledged_findings(synthesis: Any) -> None:
+    assert synthesis.error is None, synthesis.error
+
+
+def test_cfn_lint_reports_no_errors(synthesis: Any, tmp_path: Path) -> None:
+    assert synthesis.template is not None
+    template_file = tmp_path / "pssync.template.json"
+    template_file.write_text(json.dumps(synthesis.template))
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    # CDK output always carries W3005 (redundant DependsOn) warnings; only errors fail.
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [str(cfn_lint), "--non-zero-exit-code", "error", str(template_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Dead letters -----------------------------------------------------------------------------------------
+
+
+def dead_letter_stores(resources: Resources) -> set[str]:
+    """Queues that receive failures: redrive targets, EventBridge target DLQs and the exceptions queue."""
+    stores = {
+        ref_target(queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for queue in of_type(resources, "AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+    stores |= {
+        ref_target(target["DeadLetterConfig"]["Arn"])
+        for rule in of_type(resources, "AWS::Events::Rule").values()
+        for target in rule["Properties"]["Targets"]
+        if "DeadLetterConfig" in target
+    }
+    stores |= {
+        logical_id
+        for logical_id in of_type(resources, "AWS::SQS::Queue")
+        if logical_id.startswith("QueuesExceptionsQueue")
+    }
+    return {store for store in stores if store}
+
+
+def test_every_work_queue_redrives_to_a_dlq(resources: Resources) -> None:
+    queues = of_type(resources, "AWS::SQS::Queue")
+    work_queues = set(queues) - dead_letter_stores(resources)
+    assert work_queues, "expected at least the provision inbox"
+    for logical_id in work_queues:
+        assert "RedrivePolicy" in queues[logical_id]["Properties"], f"{logical_id} has no DLQ"
+
+
+def test_dead_letter_stores_keep_messages_14_days(resources: Resources) -> None:
+    queues = of_type(resources, "AWS::SQS::Queue")
+    for logical_id in dead_letter_stores(resources):
+        assert queues[logical_id]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600, logical_id
+
+
+def test_every_queue_is_encrypted_and_requires_tls(resources: Resources) -> None:
+    queues = of_type(resources, "AWS::SQS::Queue")
+    tls_enforced = {
+        ref_target(queue_ref)
+        for policy in of_type(resources, "AWS::SQS::QueuePolicy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny"
+        and statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for queue_ref in policy["Properties"]["Queues"]
+    }
+    for logical_id, queue in queues.items():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True, logical_id
+        assert logical_id in tls_enforced, logical_id
+
+
+def test_every_event_rule_target_has_dlq_and_retry_policy(resources: Resources) -> None:
+    rules = of_type(resources, "AWS::Events::Rule")
+    assert rules
+    for logical_id, rule in rules.items():
+        for target in rule["Properties"]["Targets"]:
+            assert "DeadLetterConfig" in target, f"{logical_id} target {target['Id']} has no DLQ"
+            assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+
+
+def test_every_sqs_event_source_reads_a_queue_with_dlq(resources: Resources) -> None:
+    queues = of_type(resources, "AWS::SQS::Queue")
+    for logical_id, mapping in of_type(resources, "AWS::Lambda::EventSourceMapping").items():
+        queue = queues[ref_target(mapping["Properties"]["EventSourceArn"]) or ""]
+        assert "RedrivePolicy" in queue["Properties"], logical_id
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_asynchronously_invoked_functions_have_a_failure_destination(resources: Resources) -> None:
+    async_functions = {
+        ref_target(permission["Properties"]["FunctionName"])
+        for permission in of_type(resources, "AWS::Lambda::Permission").values()
+        if permission["Properties"]["Principal"] in ASYNC_INVOKERS
+    }
+    with_destination = {
+        ref_target(config["Properties"]["FunctionName"])
+        for config in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+        if "OnFailure" in config["Properties"].get("DestinationConfig", {})
+    }
+    functions = of_type(resources, "AWS::Lambda::Function")
+    for logical_id in async_functions:
+        has_dlq = "DeadLetterConfig" in functions[logical_id or ""]["Properties"]
+        assert has_dlq or logical_id in with_destination, f"{logical_id} is invoked async without a DLQ"
+
+
+def test_contract_booked_rule_routes_to_provision_inbox(template: Template, resources: Resources) -> None:
+    queue_ids = of_type(resources, "AWS::SQS::Queue")
+    (inbox_id,) = [i for i in queue_ids if i.startswith("QueuesProvisionEngagementInbox") and "Dlq" not in i]
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {"source": ["pssync.ingest"], "detail-type": ["ContractBooked"]},
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [inbox_id, "Arn"]}})],
+        },
+    )
+    inbox = resources[inbox_id]["Properties"]
+    assert inbox["RedrivePolicy"]["maxReceiveCount"] == 5
+    starter = functions_by_role(resources)["start_provision_engagement"]["Properties"]
+    assert inbox["VisibilityTimeout"] >= 6 * starter["Timeout"]
+
+
+def test_event_bus_is_archived_for_replay(template: Template) -> None:
+    template.has_resource_properties("AWS::Events::EventBus", {"Name": "pssync-dev"})
+    template.has_resource_properties("AWS::Events::Archive", {"RetentionDays": 30})
+
+
+# --- Tables -------------------------------------------------------------------------------------------------
+
+
+def test_idempotency_table_expires_records(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+        },
+    )
+
+
+def test_tables_have_pitr_on_demand_billing_and_encryption(resources: Resources) -> None:
+    tables = of_type(resources, "AWS::DynamoDB::Table")
+    assert len(tables) == 3
+    for logical_id, table in tables.items():
+        properties = table["Properties"]
+        assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, (
+            logical_id
+        )
+        assert properties["BillingMode"] == "PAY_PER_REQUEST", logical_id
+        assert properties["SSESpecification"]["SSEEnabled"] is True, logical_id
+        assert "TableName" not in properties, "CloudFormation names the tables"
+
+
+# --- IAM ----------------------------------------------------------------------------------------------------
+
+
+def test_no_policy_grants_wildcard_actions(resources: Resources) -> None:
+    for logical_id, statement in identity_policy_statements(resources):
+        for action in as_list(statement["Action"]):
+            assert action != "*" and not action.endswith(":*"), f"{logical_id}: {action}"
+
+
+def test_resource_wildcards_only_for_services_without_resource_permissions(resources: Resources) -> None:
+    for logical_id, statement in identity_policy_statements(resources):
+        if "*" in as_list(statement.get("Resource", [])):
+            extra = set(as_list(statement["Action"])) - SERVICE_WIDE_ACTIONS
+            assert not extra, f"{logical_id} grants {extra} on Resource '*'"
+
+
+def test_each_function_has_its_own_role_and_log_group(resources: Resources) -> None:
+    functions = of_type(resources, "AWS::Lambda::Function")
+    log_groups = of_type(resources, "AWS::Logs::LogGroup")
+    roles = [ref_target(fn["Properties"]["Role"]) for fn in functions.values()]
+    assert len(set(roles)) == len(functions), "functions share a role"
+    groups = [ref_target(fn["Properties"]["LoggingConfig"]["LogGroup"]) for fn in functions.values()]
+    assert len(set(groups)) == len(functions), "functions share a log group"
+    for group in groups:
+        assert log_groups[group or ""]["Properties"]["RetentionInDays"] > 0
+
+
+def test_every_log_group_has_retention(resources: Resources) -> None:
+    for logical_id, group in of_type(resources, "AWS::Logs::LogGroup").items():
+        assert group["Properties"].get("RetentionInDays"), logical_id
+
+
+# --- Functions ----------------------------------------------------------------------------------------------
+
+
+def test_every_function_maps_to_its_handler_folder(resources: Resources) -> None:
+    functions = of_type(resources, "AWS::Lambda::Function").values()
+    assert all("pssync:function" in fn.get("Metadata", {}) for fn in functions)
+    assert {role: fn["Metadata"]["pssync:function"] for role, fn in functions_by_role(resources).items()} == (
+        FUNCTION_FOLDERS
+    )
+
+
+def test_functions_share_runtime_settings_and_environment(resources: Resources) -> None:
+    (layer_id,) = of_type(resources, "AWS::Lambda::LayerVersion")
+    for role, fn in functions_by_role(resources).items():
+        properties = fn["Properties"]
+        assert properties["Runtime"] == "python3.12"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["Handler"] == "handler.handler"
+        assert properties["LoggingConfig"]["LogFormat"] == "JSON"
+        assert properties["Layers"] == [{"Ref": layer_id}]
+        assert (
+            properties["Environment"]["Variables"] | COMMON_ENVIRONMENT
+            == properties["Environment"]["Variables"]
+        )
+        assert properties["Environment"]["Variables"]["PSSYNC_FUNCTION"] == role
+
+
+def test_ingest_registry_names_one_secret_per_source(resources: Resources) -> None:
+    variables = functions_by_role(resources)["ingest_webhook"]["Properties"]["Environment"]["Variables"]
+    registry = json.loads(variables["SOURCE_REGISTRY"])
+    assert [entry["name"] for entry in registry] == [source["name"] for source in DEFAULT_SOURCES]
+    secret_names = {
+        s["Properties"]["Name"] for s in of_type(resources, "AWS::SecretsManager::Secret").values()
+    }
+    assert {entry["secret_id"] for entry in registry} == secret_names == {"pssync/dev/webhooks/crm"}
+    assert variables["IDEMPOTENCY_EXPIRY_SECONDS"] == "345600"
+
+
+def test_sources_context_accepts_json_text_and_rejects_bad_names() -> None:
+    (source,) = parse_sources('[{"name": "hubspot", "scheme": "hubspot-v3", "system": "hubspot"}]')
+    assert source.secret_name("prod") == "pssync/prod/webhooks/hubspot"
+    with pytest.raises(ValueError, match="must match"):
+        parse_sources([{"name": "Bad Name", "scheme": "standard-webhooks", "system": "x"}])
+
+
+# --- Workflow and API ---------------------------------------------------------------------------------------
+
+
+def test_state_machine_substitutes_every_placeholder(template: Template, resources: Resources) -> None:
+    placeholders = set(re.findall(r"\$\{(\w+)\}", PROVISION_ENGAGEMENT_ASL.read_text()))
+    (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
+    assert placeholders == set(machine["Properties"]["DefinitionSubstitutions"])
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineType": "STANDARD",
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": Match.object_like({"Level": "ALL"}),
+        },
+    )
+
+
+def test_state_machine_may_invoke_exactly_its_step_functions(resources: Resources) -> None:
+    (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
+    step_functions = {
+        ref_target(arn)
+        for key, arn in machine["Properties"]["DefinitionSubstitutions"].items()
+        if key.endswith("FunctionArn")
+    }
+    role_id = ref_target(machine["Properties"]["RoleArn"])
+    invocable = {
+        ref_target(resource)
+        for policy in of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "lambda:InvokeFunction" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+    assert invocable == step_functions
+
+
+def test_webhook_api_is_throttled_and_logged(template: Template) -> None:
+    template.has_resource_properties("AWS::ApiGateway::Resource", {"PathPart": "{source}"})
+    template.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {"HttpMethod": "POST", "Integration": Match.object_like({"Type": "AWS_PROXY"})},
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+            "MethodSettings": [
+                Match.object_like(
+                    {"LoggingLevel": "INFO", "DataTraceEnabled": False, "ThrottlingRateLimit": 50}
+                )
+            ],
+        },
+    )
+    template.has_output("WebhookBaseUrl", Match.any_value())
+
+
+def test_monitoring_alarms_on_every_dead_letter_store_and_failed_executions(resources: Resources) -> None:
+    alarms = of_type(resources, "AWS::CloudWatch::Alarm").values()
+    watched_queues = {
+        ref_target(dimension["Value"])
+        for alarm in alarms
+        for dimension in alarm["Properties"].get("Dimensions", [])
+        if dimension["Name"] == "QueueName"
+    }
+    assert watched_queues == dead_letter_stores(resources)
+    assert any(alarm["Properties"]["MetricName"] == "ExecutionsFailed" for alarm in alarms)
+
+
+def test_cdk_nag_runs_during_synth() -> None:
+    """Guards the check above against passing vacuously: an unacknowledged finding must fail the synth."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_sqs as sqs
+
+    from infra.app import build_app
+
+    app = build_app(bundle=False)
+    sqs.Queue(cdk.Stack(app, "NagProbe"), "QueueWithoutDlqOrTls")
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
