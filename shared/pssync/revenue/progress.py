@@ -110,11 +110,14 @@ def measure(
     periods: PeriodIndex,
     currency_exponent: int,
     estimates_from: int,
+    explain: bool = False,
 ) -> Measure:
     """Progress of one obligation under `pattern` at each of `days` (sorted ordinals).
 
     `events` are the obligation's known events sorted by (date, id); `estimates_from` is the first day on
     which estimate revisions count (the version's effective date: a version restates its own estimates).
+    With `explain` the measure also says, per day, what its inputs were and which event caused it; the hot
+    path skips that text and rebuilds it only for the lines a caller asks to see.
     """
     if isinstance(pattern, RatablePattern):
         return _ratable(pattern, days, periods)
@@ -123,20 +126,24 @@ def measure(
     if isinstance(pattern, RightToInvoicePattern):
         return _right_to_invoice(pattern, events, days, currency_exponent)
     if isinstance(pattern, InputCostPattern):
-        return _cost_to_cost(pattern, events, days, policy, currency_exponent, estimates_from)
-    return _measured(pattern, events, days, policy, estimates_from)
+        return _cost_to_cost(pattern, events, days, policy, currency_exponent, estimates_from, explain)
+    return _measured(pattern, events, days, policy, estimates_from, explain)
 
 
 def _ratable(pattern: RatablePattern, days: Sequence[int], periods: PeriodIndex) -> Measure:
     start, end = pattern.start.toordinal(), pattern.end.toordinal()
-    description = f"ratable {pattern.basis} {pattern.start}..{pattern.end}"
+    description = "ratable " + pattern.basis
     if pattern.basis == "daily":
         total = end - start + 1
         nums = [0 if d < start else total if d >= end else d - start + 1 for d in days]
         return Measure(nums, [total] * len(days), [None] * len(days), description)
     # By period: each period covered earns one unit, partial periods in proportion to their days covered.
-    first, last = periods.index_of(pattern.start), periods.index_of(pattern.end)
-    aligned = periods.start_ordinals[first] == start and periods.end_ordinals[last] == end
+    geometry = periods.term_cache.get((start, end))
+    if geometry is None:
+        first, last = periods.index_of(pattern.start), periods.index_of(pattern.end)
+        aligned = periods.start_ordinals[first] == start and periods.end_ordinals[last] == end
+        geometry = periods.term_cache[(start, end)] = (first, last, aligned)
+    first, last, aligned = geometry
     ends = periods.end_ordinals
     position = periods.end_position
     head = position.get(days[0]) if days else None
@@ -224,6 +231,7 @@ def _cost_to_cost(
     policy: ProgressRounding,
     exponent: int,
     estimates_from: int,
+    explain: bool,
 ) -> Measure:
     eac, materials_expected = pattern.estimate_at_completion, pattern.uninstalled_materials_cost
     timeline: list[
@@ -262,10 +270,11 @@ def _cost_to_cost(
         m.causes.append(cause)
         m.carve_out.append(_to_minor(carve, exponent))
         m.at_cost.append(_to_minor(min(mat, carve), exponent))
-        m.inputs.append(
-            f"costs {cost} / (EAC {est} - uninstalled materials {carve}) = {_percent(num, den)}"
-            + (f"; materials at cost {min(mat, carve)}" if mat else "")
-        )
+        if explain:
+            m.inputs.append(
+                f"costs {cost} / (EAC {est} - uninstalled materials {carve}) = {_percent(num, den)}"
+                + (f"; materials at cost {min(mat, carve)}" if mat else "")
+            )
     return m
 
 
@@ -275,6 +284,7 @@ def _measured(
     days: Sequence[int],
     policy: ProgressRounding,
     estimates_from: int,
+    explain: bool,
 ) -> Measure:
     """Hours, milestones, surveyed percent and units: a ratio stepping at each relevant event."""
     steps: list[tuple[int, str, Fraction, str]] = []
@@ -344,13 +354,14 @@ def _measured(
     # One entry per step, plus "nothing yet" at index 0; each day points at its step.
     step_days = [s[0] for s in steps]
     rounded = [(0, 1), *(_rounded(s[2], policy) for s in steps)]
-    step_causes: list[str | None] = [None, *(s[1] for s in steps)]
-    labels = ["no progress yet", *(f"{s[3]} -> {_percent(*r)}" for s, r in zip(steps, rounded[1:], strict=True))]
     at = [bisect.bisect_right(step_days, d) for d in days]
-    return Measure(
-        [rounded[i][0] for i in at],
-        [rounded[i][1] for i in at],
-        [step_causes[i] for i in at],
-        description,
-        inputs=[labels[i] for i in at],
-    )
+    m = Measure([rounded[i][0] for i in at], [rounded[i][1] for i in at], [], description)
+    if explain:
+        step_causes: list[str | None] = [None, *(s[1] for s in steps)]
+        labels = [
+            "no progress yet",
+            *(f"{s[3]} -> {_percent(*r)}" for s, r in zip(steps, rounded[1:], strict=True)),
+        ]
+        m.causes = [step_causes[i] for i in at]
+        m.inputs = [labels[i] for i in at]
+    return m

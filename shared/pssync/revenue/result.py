@@ -489,7 +489,7 @@ class RevenueResult:
         for outcome in self.run.contracts:
             seen: set[tuple[int, str]] = set()
             for oid in outcome.obligation_order:
-                for _, segment, _m in outcome.tracks[oid].pieces:
+                for _, segment in outcome.tracks[oid].pieces:
                     group = segment.group
                     key = (segment.version.number, oid)
                     if group is None or key in seen or oid not in group.rule.obligation_ids:

@@ -1,0 +1,123 @@
+"""In-memory implementations of the ports, for unit tests (same interfaces as the AWS adapters)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pssync.connectors.base import ConnectorCommand, RecordedCommand
+from pssync.errors import DeliveryInProgress, UnprocessableDelivery
+from pssync.ingest.verification import SigningSecrets
+from pssync.model.events import EventEnvelope
+from pssync.ports import DedupeOutcome, StoredVersion, VersionConflict
+
+
+@dataclass
+class FixedClock:
+    instant: datetime = field(default_factory=lambda: datetime(2026, 11, 20, 10, 15, 30, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.instant
+
+
+@dataclass
+class FakeSecrets:
+    by_id: dict[str, SigningSecrets]
+
+    def signing_secrets(self, secret_id: str) -> SigningSecrets:
+        return self.by_id[secret_id]
+
+
+@dataclass
+class RecordingPublisher:
+    published: list[EventEnvelope] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    def publish(self, events: Sequence[EventEnvelope]) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.published.extend(events)
+
+
+@dataclass
+class InMemoryDeduplicator:
+    """Like Powertools: the first run's result is kept; a failed run leaves no record."""
+
+    records: dict[str, tuple[str, str]] = field(default_factory=dict)
+    in_progress: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def once(self, key: str, fingerprint: str, action: Callable[[], str]) -> DedupeOutcome:
+        with self.lock:
+            if key in self.records:
+                stored_fingerprint, value = self.records[key]
+                if stored_fingerprint != fingerprint:
+                    raise UnprocessableDelivery("this delivery id was already used with a different body")
+                return DedupeOutcome(value=value, first=False)
+            if key in self.in_progress:
+                raise DeliveryInProgress("in progress")
+            self.in_progress.add(key)
+        try:
+            value = action()
+        finally:
+            with self.lock:
+                self.in_progress.discard(key)
+        with self.lock:
+            self.records[key] = (fingerprint, value)
+        return DedupeOutcome(value=value, first=True)
+
+
+@dataclass
+class InMemoryVersionStore:
+    versions: dict[tuple[str, str], list[StoredVersion]] = field(default_factory=dict)
+
+    def append(
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        *,
+        expected_version: int,
+        body: dict[str, Any],
+        caused_by_event_id: str,
+        correlation_id: str,
+        recorded_at: str,
+    ) -> StoredVersion:
+        history = self.versions.setdefault((aggregate, aggregate_id), [])
+        if len(history) != expected_version:
+            raise VersionConflict(aggregate, aggregate_id, expected_version)
+        stored = StoredVersion(
+            aggregate,
+            aggregate_id,
+            expected_version + 1,
+            body,
+            caused_by_event_id,
+            correlation_id,
+            recorded_at,
+        )
+        history.append(stored)
+        return stored
+
+    def head(self, aggregate: str, aggregate_id: str) -> StoredVersion | None:
+        history = self.versions.get((aggregate, aggregate_id), [])
+        return history[-1] if history else None
+
+    def get(self, aggregate: str, aggregate_id: str, version: int) -> StoredVersion | None:
+        history = self.versions.get((aggregate, aggregate_id), [])
+        return history[version - 1] if 0 < version <= len(history) else None
+
+    def history(self, aggregate: str, aggregate_id: str) -> list[StoredVersion]:
+        return list(self.versions.get((aggregate, aggregate_id), []))
+
+
+@dataclass
+class InMemoryDeliveryLog:
+    commands: dict[str, ConnectorCommand] = field(default_factory=dict)
+
+    def record(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand:
+        if command.command_id in self.commands:
+            return RecordedCommand(command=command, first_time=False)
+        self.commands[command.command_id] = command
+        return RecordedCommand(command=command, first_time=True)

@@ -1,0 +1,157 @@
+"""The ingest use case with fakes: what gets published, what is refused, and that refusals write nothing."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from pssync.errors import (
+    DeliveryInProgress,
+    MalformedDelivery,
+    PayloadTooLarge,
+    SignatureInvalid,
+    TransientDownstreamError,
+    UnknownSource,
+    UnprocessableDelivery,
+)
+from pssync.ingest.request import RawRequest
+from pssync.ingest.service import IngestService
+from pssync.ingest.sources import SignatureScheme, SourceConfig, SourceRegistry
+from pssync.ingest.verification import SigningSecrets
+from pssync.local.webhook_client import standard_webhook_headers
+from pssync.model.events import ContractBooked, SourceSystem, canonical_event_id
+from tests.conftest import WEBHOOK_SECRET
+from tests.fakes import FakeSecrets, FixedClock, InMemoryDeduplicator, RecordingPublisher
+
+CLOCK = FixedClock()
+
+
+class Harness:
+    def __init__(self, max_body_bytes: int = 256 * 1024) -> None:
+        self.publisher = RecordingPublisher()
+        self.dedupe = InMemoryDeduplicator()
+        source = SourceConfig(
+            name="crm",
+            scheme=SignatureScheme.STANDARD_WEBHOOKS,
+            system=SourceSystem.SALESFORCE,
+            secret_id="sid",
+            max_body_bytes=max_body_bytes,
+        )
+        self.service = IngestService(
+            SourceRegistry([source]),
+            FakeSecrets({"sid": SigningSecrets(WEBHOOK_SECRET)}),
+            self.publisher,
+            self.dedupe,
+            CLOCK,
+        )
+
+    def send(self, body: bytes, delivery_id: str = "msg_1", source: str = "crm", **header_overrides: str):
+        headers = standard_webhook_headers(
+            WEBHOOK_SECRET, body, delivery_id=delivery_id, timestamp=int(CLOCK.now().timestamp())
+        )
+        headers.update(header_overrides)
+        request = RawRequest(
+            method="POST", url=f"/webhooks/{source}", body=body, headers={k: [v] for k, v in headers.items()}
+        )
+        return self.service.ingest(source, request)
+
+    def nothing_written(self) -> bool:
+        return not self.publisher.published and not self.dedupe.records
+
+
+def test_signed_closed_won_becomes_one_contract_booked_event(booked_body: bytes) -> None:
+    harness = Harness()
+    result = harness.send(booked_body)
+    [event] = harness.publisher.published
+    assert isinstance(event, ContractBooked)
+    assert result.event_id == event.event_id == canonical_event_id("crm", "msg_1")
+    assert event.source_event_id == "msg_1"
+    assert event.source_system is SourceSystem.SALESFORCE
+    assert event.source_version == "2026-11-20T10:14:58.000Z"
+    assert event.received_at == CLOCK.now()
+    assert event.data.contract.transaction_price.amount == 396000
+    assert not result.duplicate
+
+
+def test_redelivery_publishes_nothing_more_and_returns_the_same_event_id(booked_body: bytes) -> None:
+    harness = Harness()
+    first = harness.send(booked_body)
+    again = harness.send(booked_body)
+    assert again.duplicate and again.event_id == first.event_id
+    assert len(harness.publisher.published) == 1
+
+
+def test_concurrent_duplicates_publish_once(booked_body: bytes) -> None:
+    harness = Harness()
+
+    def attempt(_: int) -> str:
+        try:
+            return "dup" if harness.send(booked_body).duplicate else "first"
+        except DeliveryInProgress:
+            return "in-progress"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(attempt, range(16)))
+    assert outcomes.count("first") == 1
+    assert len(harness.publisher.published) == 1
+
+
+def test_reused_delivery_id_with_a_different_body_is_refused(booked_body: bytes) -> None:
+    harness = Harness()
+    harness.send(booked_body)
+    changed = booked_body.replace(b"Contoso Retail GmbH", b"Contoso Retail AG")
+    with pytest.raises(UnprocessableDelivery, match="different body"):
+        harness.send(changed)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error"),
+    [
+        (lambda h, b: h.send(b, source="nobody"), UnknownSource),
+        (lambda h, b: h.send(b, **{"webhook-signature": "v1,AAAA"}), SignatureInvalid),
+        (lambda h, b: h.send(b"{not json"), MalformedDelivery),
+        (lambda h, b: h.send(b"[1, 2]"), MalformedDelivery),
+        (
+            lambda h, b: h.send(
+                b'{"type": "contract.deleted", "timestamp": "2026-11-20T10:15:00Z", "data": {}}'
+            ),
+            UnprocessableDelivery,
+        ),
+    ],
+)
+def test_rejections_write_nothing(booked_body: bytes, mutate, error) -> None:  # type: ignore[no-untyped-def]
+    harness = Harness()
+    with pytest.raises(error):
+        mutate(harness, booked_body)
+    assert harness.nothing_written()
+
+
+def test_oversize_body_is_413_before_any_work(booked_body: bytes) -> None:
+    harness = Harness(max_body_bytes=1024)
+    with pytest.raises(PayloadTooLarge):
+        harness.send(booked_body)
+    assert harness.nothing_written()
+
+
+def test_schema_errors_name_the_field(booked_body: bytes) -> None:
+    document = json.loads(booked_body)
+    document["data"]["contract"]["transaction_price"]["amount"] = 396000.0
+    harness = Harness()
+    with pytest.raises(UnprocessableDelivery) as error:
+        harness.send(json.dumps(document).encode())
+    assert "data.contract.transaction_price.amount" in error.value.message
+    assert "never floats" in error.value.message
+    assert harness.nothing_written()
+
+
+def test_publish_failure_leaves_no_idempotency_record_so_the_retry_goes_through(booked_body: bytes) -> None:
+    harness = Harness()
+    harness.publisher.fail_with = TransientDownstreamError("bus down")
+    with pytest.raises(TransientDownstreamError):
+        harness.send(booked_body)
+    assert harness.nothing_written()
+    harness.publisher.fail_with = None
+    assert not harness.send(booked_body).duplicate
+    assert len(harness.publisher.published) == 1

@@ -1,0 +1,70 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from pssync import schemas
+from pssync.errors import BusinessRuleViolation
+from pssync.model import examples
+from pssync.workflows.starter import ATTEMPT_KEY, execution_name, start_workflow
+
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+
+
+class RecordingStarter:
+    def __init__(self) -> None:
+        self.started: dict[str, str] = {}
+
+    def start(self, name: str, input_document: str) -> tuple[str, bool]:
+        newly = name not in self.started
+        self.started.setdefault(name, input_document)
+        return f"arn:{name}", newly
+
+
+def _bus_message(attempt: int | None = None) -> str:
+    document = {
+        "detail-type": "ContractBooked",
+        "source": "pssync.ingest",
+        "detail": examples.contract_booked().model_dump(mode="json"),
+    }
+    if attempt is not None:
+        document[ATTEMPT_KEY] = attempt
+    return json.dumps(document)
+
+
+def test_execution_name_is_derived_from_the_business_event() -> None:
+    starter = RecordingStarter()
+    first = start_workflow(_bus_message(), starter)
+    redelivered = start_workflow(_bus_message(), starter)
+    assert first.execution_name == f"ContractBooked-{examples.contract_booked().event_id}"
+    assert first.newly_started and not redelivered.newly_started
+    assert json.loads(starter.started[first.execution_name])["attempt"] == 0
+
+
+def test_an_ops_replay_gets_a_new_attempt_name() -> None:
+    starter = RecordingStarter()
+    replay = start_workflow(_bus_message(attempt=2), starter)
+    assert replay.execution_name.endswith("-a2") and replay.newly_started
+
+
+def test_execution_names_respect_step_functions_limits() -> None:
+    name = execution_name("ContractBooked", "x" * 200 + " /:", 3)
+    assert len(name) <= 80 and all(c.isalnum() or c in "-_" for c in name)
+
+
+def test_garbage_on_the_inbox_is_a_business_exception_not_a_retry() -> None:
+    with pytest.raises(BusinessRuleViolation, match="not a canonical event"):
+        start_workflow('{"detail-type": "Nope"}', RecordingStarter())
+
+
+def test_checked_in_schemas_and_samples_match_the_models() -> None:
+    assert schemas.drift(EVENTS_DIR) == [], "run `make schemas` and commit the result"
+
+
+def test_samples_validate_against_their_models() -> None:
+    from pssync.model.events import ContractBooked, EngagementActivated
+
+    ContractBooked.model_validate_json((EVENTS_DIR / "samples/canonical/contract-booked.json").read_text())
+    EngagementActivated.model_validate_json(
+        (EVENTS_DIR / "samples/canonical/engagement-activated.json").read_text()
+    )
