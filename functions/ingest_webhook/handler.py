@@ -39,6 +39,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return rejection_response(error)
     except TransientDownstreamError as error:
         logger.error("webhook not recorded; sender should retry", extra={"reason": error.message})
+        metrics.add_metric(name=BusinessMetric.WEBHOOK_NOT_RECORDED, unit=MetricUnit.Count, value=1)
         return json_response(503, {"error": "unavailable", "message": "try again later"})
     accepted = BusinessMetric.WEBHOOK_DUPLICATE if result.duplicate else BusinessMetric.WEBHOOK_ACCEPTED
     metrics.add_metric(name=accepted, unit=MetricUnit.Count, value=1)

@@ -14,5 +14,6 @@ class BusinessMetric(StrEnum):
     WEBHOOK_ACCEPTED = "WebhookAccepted"
     WEBHOOK_DUPLICATE = "WebhookDuplicate"
     WEBHOOK_REJECTED = "WebhookRejected"
+    WEBHOOK_NOT_RECORDED = "WebhookNotRecorded"
     WORKFLOW_STARTED = "WorkflowStarted"
     ACTIVATION_TIME = "EngagementActivationSeconds"

@@ -57,6 +57,7 @@ from pssync.revenue.progress import (
     OBLIGATION_EVENT_TYPES,
     Measure,
     ObligationEvent,
+    StepTable,
     measure,
     round_half_up_div,
 )
@@ -277,6 +278,8 @@ class ContractComputation:
             outcomes.append(estimate.outcomes)
         self.vc_timeline = timeline
         self.segments: dict[str, list[Segment]] = {}
+        self.step_cache: dict[tuple[int, int], StepTable] = {}
+        self.last_measure: Measure | None = None  # of the last chunk evaluated (modification checks)
         self.obligation_order: list[str] = []
         self.modifications: list[ModificationRecord] = []
         self._build()
@@ -353,14 +356,16 @@ class ContractComputation:
         removed = [o for o in self.segments if o not in new.obligations]
         recognised: dict[str, int] = {}
         satisfied: dict[str, bool] = {}
-        for oid, history in self.segments.items():
-            recognised[oid] = self._evaluate(oid, [day_before]).cumulative[0]
-            current = [s for s in history if s.start <= day_before]
-            if not current:
+        for oid in self.segments:
+            self.last_measure = None
+            track = self._evaluate(oid, [day_before])
+            recognised[oid] = track.cumulative[0]
+            m = self.last_measure
+            if m is None or not track.pieces:  # the obligation did not exist yet
                 satisfied[oid] = False
                 continue
-            m = self.measure_for(current[-1], [day_before])
-            satisfied[oid] = current[-1].mode == "frozen" or (m.nums[0] >= m.dens[0] and m.earned is None)
+            in_force = track.pieces[-1][1]
+            satisfied[oid] = in_force.mode == "frozen" or (m.nums[0] >= m.dens[0] and m.earned is None)
         unsatisfied = [o for o in kept if not satisfied[o]]
 
         treatment: ModificationTreatment
@@ -458,12 +463,12 @@ class ContractComputation:
             if oid in added:
                 continue
             if oid not in new.obligations or satisfied[oid]:
-                current = self.segments[oid][-1]
+                last_segment = self.segments[oid][-1]
                 self.segments[oid].append(
                     Segment(
                         new.effective,
-                        current.version,
-                        current.obligation,
+                        last_segment.version,
+                        last_segment.obligation,
                         "frozen",
                         None,
                         base=recognised[oid],
@@ -542,6 +547,7 @@ class ContractComputation:
             version.exponent,
             version.effective,
             explain,
+            self.step_cache,
         )
 
     def measure_for(self, segment: Segment, days: Sequence[int], explain: bool = False) -> Measure:
@@ -561,15 +567,13 @@ class ContractComputation:
                 expected.append(0)
                 position += 1
                 continue
-            end = position
-            limit = starts[j + 1] if j + 1 < len(starts) else None
-            while end < len(days) and (limit is None or days[end] < limit):
-                end += 1
+            end = bisect.bisect_left(days, starts[j + 1], position) if j + 1 < len(starts) else len(days)
             segment = segments[j]
             chunk = days[position:end]
             m = self._measure(segment.version, segment.obligation, chunk)
             pieces.append((first_index + position, segment))
             self._apply(segment, m, chunk, cumulative, expected)
+            self.last_measure = m
             position = end
         return Track(array("q", cumulative), expected, pieces, days, self)
 
@@ -594,16 +598,26 @@ class ContractComputation:
         oid = segment.obligation.id
         nums, dens = m.nums, m.dens
         carve, at_cost = m.carve_out, m.at_cost
+        n0, d0 = segment.p0
         if not group.vcs:
             allocated = group.at(days[0])[oid] if days else 0
+            # Hot paths: one allocation for the whole chunk, integer arithmetic only.
             if mode != "prospective" and carve is None:
-                # Hot path (ratable, point in time, milestones): one allocation, integer arithmetic only.
                 cumulative.extend(
                     [round_half_up_div(allocated * n, d) for n, d in zip(nums, dens, strict=True)]
                 )
                 expected.extend([allocated] * len(days))
                 return
-        n0, d0 = segment.p0
+            if mode == "prospective":
+                base = segment.base
+                cumulative.extend(
+                    [
+                        base + round_half_up_div(allocated * (n * d0 - n0 * d), d * (d0 - n0))
+                        for n, d in zip(nums, dens, strict=True)
+                    ]
+                )
+                expected.extend([base + allocated] * len(days))
+                return
         for i, day in enumerate(days):
             a = group.at(day)[oid] if group.vcs else allocated
             n, d = nums[i], dens[i]

@@ -70,7 +70,7 @@ class PeriodIndex:
         self.end_ordinals = [p.end.toordinal() for p in periods]
         self.end_position = {ordinal: i for i, ordinal in enumerate(self.end_ordinals)}
         # (start, end) ordinals of a ratable term -> (first period, last period, aligned on period bounds)
-        self.term_cache: dict[tuple[int, int], tuple[int, int, bool]] = {}
+        self.term_cache: dict[tuple[int, int], tuple[int, int, bool, list[int]]] = {}
         self.start_ordinals = [p.start.toordinal() for p in periods]
         self.position = {p.key: i for i, p in enumerate(periods)}
 

@@ -111,6 +111,7 @@ def measure(
     currency_exponent: int,
     estimates_from: int,
     explain: bool = False,
+    cache: dict[tuple[int, int], StepTable] | None = None,
 ) -> Measure:
     """Progress of one obligation under `pattern` at each of `days` (sorted ordinals).
 
@@ -127,7 +128,7 @@ def measure(
         return _right_to_invoice(pattern, events, days, currency_exponent)
     if isinstance(pattern, InputCostPattern):
         return _cost_to_cost(pattern, events, days, policy, currency_exponent, estimates_from, explain)
-    return _measured(pattern, events, days, policy, estimates_from, explain)
+    return _measured(pattern, events, days, policy, estimates_from, explain, cache)
 
 
 def _ratable(pattern: RatablePattern, days: Sequence[int], periods: PeriodIndex) -> Measure:
@@ -142,16 +143,17 @@ def _ratable(pattern: RatablePattern, days: Sequence[int], periods: PeriodIndex)
     if geometry is None:
         first, last = periods.index_of(pattern.start), periods.index_of(pattern.end)
         aligned = periods.start_ordinals[first] == start and periods.end_ordinals[last] == end
-        geometry = periods.term_cache[(start, end)] = (first, last, aligned)
-    first, last, aligned = geometry
+        total = last - first + 1
+        # Whole periods elapsed at each period end, clipped to the term (used when the term is aligned).
+        elapsed = [min(max(k - first + 1, 0), total) for k in range(len(periods.end_ordinals))]
+        geometry = periods.term_cache[(start, end)] = (first, last, aligned, elapsed)
+    first, last, aligned, elapsed = geometry
     ends = periods.end_ordinals
     position = periods.end_position
     head = position.get(days[0]) if days else None
     if aligned and head is not None and position.get(days[-1]) == head + len(days) - 1:
-        # Days are consecutive period ends (the usual case): whole periods elapsed, clipped to the term.
-        total = last - first + 1
-        nums = [min(max(k - first + 1, 0), total) for k in range(head, head + len(days))]
-        return Measure(nums, [total] * len(days), [None] * len(days), description)
+        # Days are consecutive period ends (the usual case): a slice of the precomputed table.
+        return Measure(elapsed[head : head + len(days)], [last - first + 1] * len(days), [], description)
     weights = []
     for k in range(first, last + 1):
         covered = min(end, ends[k]) - max(start, periods.start_ordinals[k]) + 1
@@ -278,6 +280,9 @@ def _cost_to_cost(
     return m
 
 
+StepTable = tuple[str, list[tuple[int, str, Fraction, str]], list[int], list[tuple[int, int]]]
+
+
 def _measured(
     pattern: InputHoursPattern | MilestonePattern | SurveyedProgressPattern | UnitsPattern,
     events: Sequence[ObligationEvent],
@@ -285,8 +290,38 @@ def _measured(
     policy: ProgressRounding,
     estimates_from: int,
     explain: bool,
+    cache: dict[tuple[int, int], StepTable] | None,
 ) -> Measure:
     """Hours, milestones, surveyed percent and units: a ratio stepping at each relevant event."""
+    # The step table depends only on the pattern, its events and the estimates' start: a contract evaluates
+    # it several times (modification dates, period ends), so the caller may keep it.
+    key = (id(pattern), estimates_from)
+    table = cache.get(key) if cache is not None else None
+    if table is None:
+        table = _step_table(pattern, events, policy, estimates_from)
+        if cache is not None:
+            cache[key] = table
+    description, steps, step_days, rounded = table
+    # Index 0 of `rounded` is "nothing yet"; each day points at the last step on or before it.
+    at = [bisect.bisect_right(step_days, d) for d in days]
+    m = Measure([rounded[i][0] for i in at], [rounded[i][1] for i in at], [], description)
+    if explain:
+        step_causes: list[str | None] = [None, *(s[1] for s in steps)]
+        labels = [
+            "no progress yet",
+            *(f"{s[3]} -> {_percent(*r)}" for s, r in zip(steps, rounded[1:], strict=True)),
+        ]
+        m.causes = [step_causes[i] for i in at]
+        m.inputs = [labels[i] for i in at]
+    return m
+
+
+def _step_table(
+    pattern: InputHoursPattern | MilestonePattern | SurveyedProgressPattern | UnitsPattern,
+    events: Sequence[ObligationEvent],
+    policy: ProgressRounding,
+    estimates_from: int,
+) -> StepTable:
     steps: list[tuple[int, str, Fraction, str]] = []
     if isinstance(pattern, InputHoursPattern):
         hours, estimate = Decimal(0), pattern.estimated_total_hours
@@ -351,17 +386,4 @@ def _measured(
                         f"surveyed {event.percent_complete} %",
                     )
                 )
-    # One entry per step, plus "nothing yet" at index 0; each day points at its step.
-    step_days = [s[0] for s in steps]
-    rounded = [(0, 1), *(_rounded(s[2], policy) for s in steps)]
-    at = [bisect.bisect_right(step_days, d) for d in days]
-    m = Measure([rounded[i][0] for i in at], [rounded[i][1] for i in at], [], description)
-    if explain:
-        step_causes: list[str | None] = [None, *(s[1] for s in steps)]
-        labels = [
-            "no progress yet",
-            *(f"{s[3]} -> {_percent(*r)}" for s, r in zip(steps, rounded[1:], strict=True)),
-        ]
-        m.causes = [step_causes[i] for i in at]
-        m.inputs = [labels[i] for i in at]
-    return m
+    return description, steps, [s[0] for s in steps], [(0, 1), *(_rounded(s[2], policy) for s in steps)]

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict
 from pssync.money import ExactDecimal, minor_unit
 from pssync.revenue.engine import ContractOutcome, EngineRun
 from pssync.revenue.errors import RevenueRuleError
-from pssync.revenue.models import FxPolicy, RightToInvoicePattern
+from pssync.revenue.models import FxPolicy, RatablePattern, RightToInvoicePattern
+from pssync.revenue.progress import Measure
 
 PeriodStatus = Literal["closed", "open", "forecast"]
 
@@ -153,6 +154,15 @@ class RevenueReport(_Out):
     entity_totals: list[EntityPeriodTotal]
 
 
+def _progress_text(pattern: object, m: Measure, i: int) -> str:
+    if isinstance(pattern, RatablePattern):
+        unit = "days" if pattern.basis == "daily" else "periods"
+        return f"{m.nums[i]}/{m.dens[i]} {unit} of {pattern.start}..{pattern.end} elapsed"
+    if m.earned is not None:
+        return f"earned to date {m.earned[i]} minor units"
+    return f"progress {m.nums[i]}/{m.dens[i]}"
+
+
 def _dec(units: int, exponent: int) -> Decimal:
     return Decimal(units).scaleb(-exponent)
 
@@ -284,7 +294,7 @@ class RevenueResult:
                     if explained is None or track is None:
                         continue
                     segment, m, i = explained
-                    inputs = m.inputs[i] if m.inputs else f"progress {m.nums[i]}/{m.dens[i]}"
+                    inputs = m.inputs[i] if m.inputs else _progress_text(segment.obligation.pattern, m, i)
                     functional_units, functional = self._convert(amount, outcome, k)
                     lines.append(
                         ScheduleLine(
@@ -305,7 +315,8 @@ class RevenueResult:
                             inputs=inputs,
                             allocated=_dec(track.expected_total[k], exponent),
                             contract_version=segment.version.number,
-                            causing_event_id=m.causes[i] or segment.version.contract.causing_event_id,
+                            causing_event_id=(m.causes[i] if m.causes else None)
+                            or segment.version.contract.causing_event_id,
                         )
                     )
         return lines
@@ -394,7 +405,9 @@ class RevenueResult:
                         explained = track.explain(k) if track else None
                         if explained:
                             segment, m, i = explained
-                            cause = m.causes[i] or segment.version.contract.causing_event_id
+                            cause = (
+                                m.causes[i] if m.causes else None
+                            ) or segment.version.contract.causing_event_id
                             if cause not in causes:
                                 causes.append(cause)
                 entries.append(

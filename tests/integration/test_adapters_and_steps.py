@@ -1,0 +1,119 @@
+"""DynamoDB version store and delivery log, the step handlers and the workflow starter against moto."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pssync.adapters.aws import DynamoDBDeliveryLog, DynamoDBVersionStore, StepFunctionsStarter
+from pssync.connectors.base import ConnectorCommand, Target
+from pssync.model import examples
+from pssync.ports import VersionConflict
+from pssync.workflows.provision import CONTRACT
+from tests.integration.conftest import AwsWorld, context, load_handler
+
+
+def test_version_store_appends_conditionally_and_reads_history(aws: AwsWorld) -> None:
+    store = DynamoDBVersionStore("business", aws.clients["dynamodb"])
+    common = {"correlation_id": "c", "recorded_at": "2026-11-20T10:00:00+00:00"}
+    store.append("contract", "C1", expected_version=0, body={"v": 1}, caused_by_event_id="e1", **common)
+    store.append("contract", "C1", expected_version=1, body={"v": 2}, caused_by_event_id="e2", **common)
+    with pytest.raises(VersionConflict):
+        store.append(
+            "contract", "C1", expected_version=1, body={"v": "stale"}, caused_by_event_id="e3", **common
+        )
+    with pytest.raises(VersionConflict):
+        store.append(
+            "contract", "C1", expected_version=0, body={"v": "again"}, caused_by_event_id="e4", **common
+        )
+    head = store.head("contract", "C1")
+    assert head is not None and (head.version, head.body) == (2, {"v": 2})
+    assert [(v.version, v.caused_by_event_id) for v in store.history("contract", "C1")] == [
+        (1, "e1"),
+        (2, "e2"),
+    ]
+    first = store.get("contract", "C1", 1)
+    assert first is not None and first.body == {"v": 1}
+
+
+def test_delivery_log_records_a_command_once(aws: AwsWorld) -> None:
+    log = DynamoDBDeliveryLog("delivery-log", aws.clients["dynamodb"])
+    command = ConnectorCommand(
+        target=Target.ERP,
+        operation="upsert_billing_schedule",
+        external_id="C1",
+        idempotency_key="billing-schedule:C1:v1",
+        payload={"lines": []},
+        caused_by_event_id="e1",
+        correlation_id="c",
+    )
+    assert log.record(command, "2026-11-20T10:00:00+00:00").first_time
+    assert not log.record(command, "2026-11-20T10:00:01+00:00").first_time
+    assert log.all_commands() == [command]
+
+
+def test_record_contract_version_handler_writes_version_one_once(aws: AwsWorld) -> None:
+    handler = load_handler("record_contract_version")
+    payload = {"event": examples.contract_booked().model_dump(mode="json")}
+    first = handler(payload, context())
+    replay = handler(payload, context())
+    assert first == {"contract_id": "C-2026-0412", "version": 1, "newly_recorded": True}
+    assert replay["newly_recorded"] is False
+    history = DynamoDBVersionStore("business", aws.clients["dynamodb"]).history(CONTRACT, "C-2026-0412")
+    assert len(history) == 1
+
+
+def test_step_errors_surface_with_their_class_name_for_step_functions(aws: AwsWorld) -> None:
+    handler = load_handler("validate_master_data")
+    event = examples.contract_booked().model_dump(mode="json")
+    event["data"]["contract"]["transaction_price"]["amount"] = "1.00"
+    with pytest.raises(Exception) as error:
+        handler({"event": event}, context())
+    assert type(error.value).__name__ == "BusinessRuleViolation"
+
+
+def _sqs_event(*bodies: str) -> dict:
+    return {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": f"r{i}",
+                "body": body,
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:inbox",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def test_start_workflow_names_executions_by_business_event_and_reports_bad_records(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sfn = aws.clients["stepfunctions"]
+    role = aws.clients["iam"].create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    arn = sfn.create_state_machine(
+        name="provision",
+        roleArn=role,
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+    )["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+    monkeypatch.setenv("WORKFLOW_NAME", "provision-engagement")
+    handler = load_handler("start_workflow")
+    message = json.dumps(
+        {
+            "detail-type": "ContractBooked",
+            "source": "pssync.ingest",
+            "detail": examples.contract_booked().model_dump(mode="json"),
+        }
+    )
+    result = handler(_sqs_event(message, message, "not json"), context())
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
+    executions = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert [e["name"] for e in executions] == [f"ContractBooked-{examples.contract_booked().event_id}"]
+    assert StepFunctionsStarter(arn, sfn).start(executions[0]["name"], "{}")[1] is False
