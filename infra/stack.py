@@ -51,6 +51,7 @@ class PssyncStack(Stack):
             ),
             inbox=queues.provision_inbox,
         )
+        self._tag_replay_routes(queues, event_bus)
         Monitoring(
             self,
             "Monitoring",
@@ -58,3 +59,14 @@ class PssyncStack(Stack):
             dead_letter_queues={**queues.dead_letter_queues, "ExceptionsQueue": queues.exceptions},
             state_machines={"ProvisionEngagement": provision_engagement.state_machine},
         )
+
+    @staticmethod
+    def _tag_replay_routes(queues: Queues, event_bus: EventBus) -> None:
+        """Tags tell `pssync dlq replay` where each dead-letter store's messages go back to."""
+        Tags.of(queues.provision_inbox).add("pssync:workflow", "provision-engagement")
+        Tags.of(queues.provision_inbox_dlq).add("pssync:replay", "redrive")
+        # No target tag on a redrive DLQ: its source is found through the redrive policy itself, and a
+        # tag naming the source queue would make the two queues depend on each other.
+        Tags.of(queues.eventbridge_target_dlq).add("pssync:replay", "bus")
+        Tags.of(queues.eventbridge_target_dlq).add("pssync:replay-target", event_bus.bus.event_bus_name)
+        Tags.of(queues.exceptions).add("pssync:replay", "workflow-exceptions")

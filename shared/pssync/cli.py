@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +28,12 @@ schemas_app = typer.Typer(
 )
 app.add_typer(local_app, name="local")
 app.add_typer(schemas_app, name="schemas")
+dlq_app = typer.Typer(
+    no_args_is_help=True,
+    help="Dead-letter stores: list, peek, replay. Uses the standard AWS configuration; against the local "
+    "runtime set AWS_ENDPOINT_URL to the moto endpoint `pssync local up` prints.",
+)
+app.add_typer(dlq_app, name="dlq")
 console = Console()
 
 
@@ -173,6 +178,73 @@ def schemas_check() -> None:
     console.print("schemas and samples match the models")
 
 
+def _dead_letter_ops() -> Any:
+    import boto3
+
+    from pssync.adapters.dead_letters import DeadLetterOps
+
+    return DeadLetterOps(boto3.client("sqs"), boto3.client("events"))
+
+
+@dlq_app.command("list")
+def dlq_list(prefix: Annotated[str, typer.Option(help="Queue name prefix")] = "") -> None:
+    """Every dead-letter store with its depth and where a replay sends its messages."""
+    table = Table(title="Dead-letter stores")
+    for col in ("queue", "replay kind", "replay target", "depth"):
+        table.add_column(col)
+    for store in _dead_letter_ops().stores(prefix):
+        table.add_row(
+            store.name, store.kind.value, store.target or "(workflow inbox by tag)", str(store.depth)
+        )
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    queue: Annotated[str, typer.Argument(help="Queue name or URL")],
+    limit: Annotated[int, typer.Option(help="How many messages to show")] = 10,
+) -> None:
+    """Peek at messages without consuming them."""
+    ops = _dead_letter_ops()
+    table = Table(title=f"{queue}: first {limit} messages")
+    for col in ("event id", "type", "contract", "failed step", "attempt", "error"):
+        table.add_column(col)
+    for m in ops.peek(ops.store(queue), limit):
+        table.add_row(
+            m.event_id or "?",
+            m.event_type or "?",
+            m.contract_id or "",
+            m.failed_step or "",
+            "" if m.attempt is None else str(m.attempt),
+            m.error or "",
+        )
+    console.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    queue: Annotated[str, typer.Argument(help="Queue name or URL")],
+    limit: Annotated[int | None, typer.Option(help="Replay at most this many messages")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Plan only: nothing is sent or deleted")] = False,
+) -> None:
+    """Send dead-lettered messages back; safe to repeat (everything downstream dedupes on the event id)."""
+    from rich.progress import Progress
+
+    ops = _dead_letter_ops()
+    store = ops.store(queue)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"replaying {store.name}", total=limit or store.depth or None)
+        outcome = ops.replay(
+            store, limit=limit, dry_run=dry_run, progress=lambda n: progress.advance(task, n)
+        )
+    verb = "would replay" if dry_run else "replayed"
+    console.print(f"{verb} {outcome.replayed}, skipped {outcome.skipped}")
+    for error in outcome.errors or []:
+        console.print(f"[yellow]skipped[/] {error}")
+    if outcome.skipped:
+        raise typer.Exit(1)
+
+
 def _mount_revrec() -> None:
     try:
         from pssync.revenue.cli import revrec_app
@@ -189,4 +261,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

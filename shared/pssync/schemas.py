@@ -32,7 +32,7 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _revrec_scenario_schema() -> dict[str, Any] | None:
     try:
-        from pssync.revenue.cli import scenario_json_schema
+        from pssync.revenue import scenario_json_schema
     except ImportError:
         return None
     return scenario_json_schema()

@@ -16,7 +16,7 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -66,6 +66,8 @@ class LambdaHost:
     ) -> None:
         self._functions_dir = functions_dir
         self._output = output
+        if output is not None:
+            _route_emf_metrics(output)
         self._base_env = dict(base_environment)
         self._functions: dict[str, HostedFunction] = {}
         self._modules: dict[str, ModuleType] = {}
@@ -108,8 +110,7 @@ class LambdaHost:
         streams = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
         previous = [h.setStream(self._output) for h in streams]
         try:
-            with redirect_stdout(self._output):
-                yield
+            yield
         finally:
             for handler, stream in zip(streams, previous, strict=True):
                 if stream is not None:
@@ -184,3 +185,18 @@ def scale_step_functions_waits(scale: float) -> None:
             real_time.sleep(seconds * scale)
 
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment,attr-defined]
+
+
+def _route_emf_metrics(output: TextIO) -> None:
+    """Powertools prints EMF lines (to CloudWatch Logs on AWS); locally they join the Lambda log file.
+
+    Only the module-level `print` of the EMF provider is redirected: swapping sys.stdout would capture
+    whatever other threads (the CLI, a test) print at the same time.
+    """
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch
+
+    def emf_print(*args: Any, **kwargs: Any) -> None:
+        kwargs["file"] = output
+        print(*args, **kwargs)
+
+    cloudwatch.print = emf_print  # type: ignore[attr-defined]

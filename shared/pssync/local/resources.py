@@ -79,13 +79,13 @@ def _physical_name(logical_id: str, limit: int = 64) -> str:
 
 
 def create_resources(template: dict[str, Any], clients: dict[str, Any]) -> LocalResources:
-    """Create in dependency order: secrets, tables, queues, bus, functions, state machines, rules."""
+    """Create in dependency order: secrets, tables, bus, queues, functions, state machines, rules."""
     res = LocalResources(template=template)
     res.execution_role_arn = _execution_role(clients["iam"])
     _secrets(res, clients["secretsmanager"])
     _tables(res, clients["dynamodb"])
-    _queues(res, clients["sqs"])
     _buses(res, clients["events"])
+    _queues(res, clients["sqs"])
     _name_functions_and_state_machines(res)  # they reference each other's ARNs
     _functions(res, clients["lambda"])
     _state_machines(res, clients["stepfunctions"])
@@ -152,17 +152,23 @@ _QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySecond
 
 def _queues(res: LocalResources, sqs: Any) -> None:
     queues = res.of_type("AWS::SQS::Queue")
+    tagged: dict[str, list[dict[str, Any]]] = {}
     for logical_id, resource in queues:
         props = resource.get("Properties", {})
         name = props.get("QueueName", _physical_name(logical_id, 80))
         attributes = {k: str(props[k]) for k in _QUEUE_ATTRIBUTES if k in props}
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        tagged[logical_id] = props.get("Tags", [])
         res.refs[logical_id] = url
         res.attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
         res.attributes[(logical_id, "QueueName")] = name
         res.attributes[(logical_id, "QueueUrl")] = url
         res.queues[logical_id] = url
-    # Redrive policies reference other queues' ARNs: set them once every queue exists.
+    # Redrive policies and tags reference other resources (queue URLs, the bus): set them once all exist.
+    for logical_id, tags in tagged.items():
+        if tags:
+            resolved = res.resolve(tags)
+            sqs.tag_queue(QueueUrl=res.queues[logical_id], Tags={t["Key"]: str(t["Value"]) for t in resolved})
     for logical_id, resource in queues:
         redrive = resource.get("Properties", {}).get("RedrivePolicy")
         if redrive:

@@ -4,15 +4,17 @@ Entry points:
 - `run_scenario(scenario, as_of=None) -> RevenueResult`: a whole scenario (contract versions + events).
 - `schedule_for(contract, ...) -> RevenueResult`: one contract version and optional events, for a workflow
   step that only knows the version it is booking or amending.
+- `parse_scenario(json_text_or_mapping) -> Scenario`: validation of a scenario document.
 - `scenario_json_schema() -> dict`: the JSON schema of the scenario file (published as revrec-scenario.v1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
+from pssync.revenue.engine import gc_paused
 from pssync.revenue.engine import run as _run
 from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.models import (
@@ -55,6 +57,18 @@ from pssync.revenue.models import (
 from pssync.revenue.result import RevenueReport, RevenueResult
 
 SCENARIO_SCHEMA_ID = "https://pssync.dev/schemas/revrec-scenario.v1.json"
+
+
+def parse_scenario(document: str | bytes | Mapping[str, Any]) -> Scenario:
+    """Validate a scenario from JSON text/bytes (amounts as strings) or an already-decoded mapping.
+
+    Raises pydantic.ValidationError whose error locations name the offending field. Validation builds many
+    small acyclic objects, so it runs with the cycle collector paused (see engine.gc_paused).
+    """
+    with gc_paused():
+        if isinstance(document, str | bytes):
+            return Scenario.model_validate_json(document)
+        return Scenario.model_validate(document)
 
 
 def run_scenario(scenario: Scenario, as_of: date | None = None) -> RevenueResult:
@@ -133,6 +147,7 @@ __all__ = [
     "UnitsPattern",
     "VariableConsideration",
     "VariableConsiderationEstimate",
+    "parse_scenario",
     "run_scenario",
     "scenario_json_schema",
     "schedule_for",

@@ -12,14 +12,21 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from pssync.revenue import RevenueResult, RevenueRuleError, Scenario, run_scenario, scenario_json_schema
+from pssync.revenue import (
+    RevenueResult,
+    RevenueRuleError,
+    Scenario,
+    parse_scenario,
+    run_scenario,
+    scenario_json_schema,
+)
 from pssync.revenue.result import RollforwardLine
 
 revrec_app = typer.Typer(help="Revenue recognition (ASC 606 / IFRS 15) from contract versions and events.")
@@ -45,16 +52,12 @@ def _fail(message: str) -> None:
 def load_scenario(path: Path) -> Scenario:
     """Read and validate a scenario file; exits with code 2 and a precise message when it is not valid."""
     try:
-        raw: Any = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+        document = path.read_bytes()
     except OSError as error:
         _fail(f"cannot read scenario {path}: {error.strerror}")
-    except json.JSONDecodeError as error:
-        _fail(f"scenario {path} is not valid JSON: line {error.lineno} column {error.colno}: {error.msg}")
-    if isinstance(raw, dict):
-        # JSON numbers arrive as Decimal (never float); amounts may be written as numbers or strings.
-        raw = json.loads(json.dumps(raw, default=str))
     try:
-        return Scenario.model_validate(raw)
+        # Amounts are JSON strings (or integers); a JSON float is refused by the money type, by name.
+        return parse_scenario(document)
     except ValidationError as error:
         lines = [f"scenario {path} is invalid ({error.error_count()} error(s)):"]
         for detail in error.errors(include_url=False):

@@ -82,14 +82,14 @@ class CompiledVersion:
     obligations: dict[str, PerformanceObligation]
     order: tuple[str, ...]
     effective: int
+    ssp_minor: dict[str, int | None]
 
     @property
     def number(self) -> int:
         return self.contract.version
 
     def ssp(self, obligation_id: str) -> int | None:
-        ssp = self.obligations[obligation_id].ssp
-        return None if ssp is None else to_minor_units(ssp, self.exponent)
+        return self.ssp_minor[obligation_id]
 
     def field(self, obligation_id: str | None = None) -> str:
         if obligation_id is None:
@@ -111,6 +111,9 @@ def compile_version(contract: RevenueContract, index: int) -> CompiledVersion:
         obligations={o.id: o for o in contract.obligations},
         order=tuple(o.id for o in contract.obligations),
         effective=contract.effective_date.toordinal(),
+        ssp_minor={
+            o.id: None if o.ssp is None else to_minor_units(o.ssp, exponent) for o in contract.obligations
+        },
     )
 
 
@@ -224,7 +227,7 @@ class Track:
     """
 
     cumulative: array[int]
-    expected_total: list[int]  # the obligation's price at that point (allocated, or earned for T&M)
+    expected_total: array[int]  # the obligation's price at that point (allocated, or earned for T&M)
     pieces: list[tuple[int, Segment]]  # (first index, segment in force from there)
     days: Sequence[int]
     computation: ContractComputation
@@ -279,7 +282,6 @@ class ContractComputation:
         self.vc_timeline = timeline
         self.segments: dict[str, list[Segment]] = {}
         self.step_cache: dict[tuple[int, int], StepTable] = {}
-        self.last_measure: Measure | None = None  # of the last chunk evaluated (modification checks)
         self.obligation_order: list[str] = []
         self.modifications: list[ModificationRecord] = []
         self._build()
@@ -356,15 +358,15 @@ class ContractComputation:
         removed = [o for o in self.segments if o not in new.obligations]
         recognised: dict[str, int] = {}
         satisfied: dict[str, bool] = {}
-        for oid in self.segments:
-            self.last_measure = None
-            track = self._evaluate(oid, [day_before])
-            recognised[oid] = track.cumulative[0]
-            m = self.last_measure
-            if m is None or not track.pieces:  # the obligation did not exist yet
-                satisfied[oid] = False
+        for oid, history in self.segments.items():
+            in_force = next((s for s in reversed(history) if s.start <= day_before), None)
+            if in_force is None:  # the obligation did not exist yet
+                recognised[oid], satisfied[oid] = 0, False
                 continue
-            in_force = track.pieces[-1][1]
+            m = self.measure_for(in_force, [day_before])
+            value: list[int] = []
+            self._apply(in_force, m, [day_before], value, [])
+            recognised[oid] = value[0]
             satisfied[oid] = in_force.mode == "frozen" or (m.nums[0] >= m.dens[0] and m.earned is None)
         unsatisfied = [o for o in kept if not satisfied[o]]
 
@@ -386,8 +388,11 @@ class ContractComputation:
                 priced_at_ssp = all(s is not None for s in added_ssp) and increase == sum(
                     s or 0 for s in added_ssp
                 )
+            # Only a contract that merely adds goods can be a separate contract; compare the rest only then.
             unchanged = (
-                not removed
+                bool(added)
+                and facts.added_goods_distinct
+                and not removed
                 and all(
                     old.obligations[o].pattern == new.obligations[o].pattern and old.ssp(o) == new.ssp(o)
                     for o in kept
@@ -573,9 +578,8 @@ class ContractComputation:
             m = self._measure(segment.version, segment.obligation, chunk)
             pieces.append((first_index + position, segment))
             self._apply(segment, m, chunk, cumulative, expected)
-            self.last_measure = m
             position = end
-        return Track(array("q", cumulative), expected, pieces, days, self)
+        return Track(array("q", cumulative), array("q", expected), pieces, days, self)
 
     @staticmethod
     def _apply(
@@ -653,8 +657,8 @@ class ContractOutcome:
     adjustment: dict[str, array[int]]  # corrections of earlier periods booked in this period
     knowledge_tracks: list[dict[str, Track]]  # per period: the tracks the period was reported with
     modifications: list[ModificationRecord]
-    billed: list[int]  # invoices booked per period
-    paid: list[int]
+    billed: array[int]  # invoices booked per period
+    paid: array[int]
     billing_causes: dict[int, list[str]]  # period index -> invoice / payment ids
 
 
@@ -737,6 +741,7 @@ def _run(scenario: Scenario, as_of: date | None) -> EngineRun:
             running = close_day[k] if running is None else min(running, close_day[k] or running)
         close_day[k] = running
     knowledge = [c if c is not None else as_of_ordinal for c in close_day]
+    distinct_cuts = sorted(set(knowledge))
 
     versions_by_contract: dict[str, list[CompiledVersion]] = defaultdict(list)
     for index, contract in enumerate(scenario.contracts):
@@ -761,9 +766,9 @@ def _run(scenario: Scenario, as_of: date | None) -> EngineRun:
         known_days = [item[0] for item in items]
         computed: dict[int, dict[str, Track]] = {}
         computation_for: dict[int, ContractComputation] = {}
-        per_period: list[dict[str, Track]] = []
-        for cut in knowledge:
-            signature = bisect.bisect_right(known_days, cut)
+        # Periods share few distinct knowledge cuts (close dates, as_of): one computation per distinct state.
+        signature_of = {cut: bisect.bisect_right(known_days, cut) for cut in distinct_cuts}
+        for signature in {signature_of[cut] for cut in distinct_cuts}:
             if signature not in computed:
                 known = [item[4] for item in items[:signature]]
                 known_versions = [v for v in known if isinstance(v, CompiledVersion)]
@@ -773,7 +778,7 @@ def _run(scenario: Scenario, as_of: date | None) -> EngineRun:
                     computation = _computation(known_versions, known, periods, scenario.progress_rounding)
                     computed[signature] = computation.tracks(ends)
                     computation_for[signature] = computation
-            per_period.append(computed[signature])
+        per_period = [computed[signature_of[cut]] for cut in knowledge]
         final_signature = bisect.bisect_right(known_days, as_of_ordinal)
         if final_signature not in computation_for:
             continue  # the contract was not known yet at as_of
@@ -806,7 +811,7 @@ def _run(scenario: Scenario, as_of: date | None) -> EngineRun:
                 array("q", own_list),
                 array("q", adj_list),
             )
-        billed, paid = [0] * period_count, [0] * period_count
+        billed, paid = array("q", no_adjustments), array("q", no_adjustments)
         causes: dict[int, list[str]] = {}
         latest = max(final.versions, key=lambda v: (v.effective, v.number))
         for billing in sorted(billing_by_contract.get(contract_id, []), key=lambda b: (b.known_from, b.id)):

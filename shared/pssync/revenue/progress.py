@@ -83,14 +83,26 @@ def round_half_up_div(numerator: int, denominator: int) -> int:
 
 
 def _rounded(ratio: Fraction, policy: ProgressRounding) -> tuple[int, int]:
-    ratio = min(max(ratio, Fraction(0)), Fraction(1))
+    """Clip progress to [0, 1] and apply the named rounding policy, in integers (no Fraction arithmetic)."""
+    num, den = ratio.numerator, ratio.denominator
+    if num <= 0:
+        return 0, 1
+    if num >= den:
+        return 1, 1
     if policy.round_to_percent_decimals is None:
-        return ratio.numerator, ratio.denominator
+        return num, den
     scale = 10 ** (2 + policy.round_to_percent_decimals)
-    scaled = ratio * scale
     if policy.mode is RoundingPolicy.HALF_EVEN:
-        return round(scaled), scale
-    return round_half_up_div(scaled.numerator, scaled.denominator), scale
+        quotient, remainder = divmod(num * scale, den)
+        if 2 * remainder > den or (2 * remainder == den and quotient % 2):
+            quotient += 1
+        return quotient, scale
+    return round_half_up_div(num * scale, den), scale
+
+
+def _percent_ratio(percent: Decimal) -> Fraction:
+    num, den = percent.as_integer_ratio()
+    return Fraction(num, den * 100)
 
 
 def _percent(num: int, den: int) -> str:
@@ -382,7 +394,7 @@ def _step_table(
                     (
                         event.on.toordinal(),
                         event.id,
-                        Fraction(event.percent_complete) / 100,
+                        _percent_ratio(event.percent_complete),
                         f"surveyed {event.percent_complete} %",
                     )
                 )

@@ -1,0 +1,1 @@
+"""Operations: inspecting and replaying dead-letter stores."""
