@@ -129,7 +129,9 @@ def print_coldstart(result: dict[str, Any]) -> None:
     console.print(
         f"ready, precompiled vs empty: x{result['ratio_ready_handler_to_empty']} "
         f"(+{result['difference_ready_ms']} ms); as shipped vs empty: "
-        f"x{result['ratio_ready_shipped_to_empty']} (+{result['difference_ready_shipped_ms']} ms)"
+        f"x{result['ratio_ready_shipped_to_empty']} (+{result['difference_ready_shipped_ms']} ms); "
+        f"median of per-round ratios: x{result['paired_ratio_ready_handler_to_empty']} / "
+        f"x{result['paired_ratio_ready_shipped_to_empty']}"
     )
     console.print(
         f"Python {result['python_version']} ({result['python']}); {result['platform_note']}; "
@@ -187,8 +189,10 @@ def print_ingest(result: dict[str, Any]) -> None:
     console.print(table)
     console.print(
         f"p50 accepted / floor: x{result['accepted_to_floor_p50_ratio']} "
+        f"(median of per-round ratios x{result['accepted_to_floor_paired_ratio']}) "
         f"(+{result['accepted_minus_floor_p50_ms']} ms); duplicate / floor: "
-        f"x{result['duplicate_to_floor_p50_ratio']}; accepted minus its own calls: "
+        f"x{result['duplicate_to_floor_p50_ratio']} (x{result['duplicate_to_floor_paired_ratio']}); "
+        "accepted minus its own calls: "
         f"{result['accepted_minus_floor_matched_p50_ms']} ms (handler CPU per request)"
     )
 

@@ -326,6 +326,13 @@ def _import_profile(python: str, function: Path, env: dict[str, str], runs: int)
     }
 
 
+def _paired(
+    values: list[tuple[float, float, int, bool]], baseline: list[tuple[float, float, int, bool]]
+) -> float:
+    """Median of per-round ratios of ready times (each round runs every variant back to back)."""
+    return round(statistics.median(v[0] / b[0] for v, b in zip(values, baseline, strict=True)), 2)
+
+
 def _stats(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     quartiles = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else [ordered[0]] * 3
@@ -394,6 +401,8 @@ def run(runs: int = 15, profile_runs: int = 5, log: Any = print) -> dict[str, An
         "variants": results,
         "ratio_ready_handler_to_empty": round(handler / empty, 2),
         "difference_ready_ms": round(handler - empty, 1),
+        "paired_ratio_ready_handler_to_empty": _paired(samples["handler"], samples["empty"]),
+        "paired_ratio_ready_shipped_to_empty": _paired(samples["handler_shipped"], samples["empty"]),
         "ratio_ready_shipped_to_empty": round(shipped / empty, 2),
         "difference_ready_shipped_ms": round(shipped - empty, 1),
         "import_profile": _import_profile(python, setups["handler"][0], envs["handler"], profile_runs),

@@ -153,6 +153,10 @@ def _patched_environ(values: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _paired(values: list[int], baseline: list[int]) -> float:
+    return round(statistics.median(v / b for v, b in zip(values, baseline, strict=True)), 2)
+
+
 def _timed(call: Callable[[], Any]) -> tuple[int, Any]:
     start = time.perf_counter_ns()
     result = call()
@@ -302,6 +306,9 @@ def run(iterations: int = 300, warmup: int = 20) -> dict[str, Any]:
         "floor_matched": stats["floor_matched"],
         "accepted_to_floor_p50_ratio": round(stats["accepted"]["p50_ms"] / floor_p50, 2),
         "duplicate_to_floor_p50_ratio": round(stats["duplicate"]["p50_ms"] / floor_p50, 2),
+        # Median of per-round ratios: drift on the shared machine hits both sides of a round alike.
+        "accepted_to_floor_paired_ratio": _paired(samples["accepted"], samples["floor"]),
+        "duplicate_to_floor_paired_ratio": _paired(samples["duplicate"], samples["floor"]),
         "accepted_minus_floor_p50_ms": round(stats["accepted"]["p50_ms"] - floor_p50, 3),
         "accepted_minus_floor_matched_p50_ms": round(
             stats["accepted"]["p50_ms"] - stats["floor_matched"]["p50_ms"], 3

@@ -148,3 +148,12 @@ def test_base64_encoded_api_gateway_bodies_are_decoded_before_verification() -> 
     )
     assert request.body == BODY
     verify(request)
+
+
+def test_generated_local_secrets_are_always_valid_standard_webhooks_keys() -> None:
+    from pssync.local.runtime import new_signing_secret
+
+    for _ in range(200):  # url-safe base64 once produced undecodable keys one run in a few
+        secret = new_signing_secret()
+        headers = standard_webhook_headers(secret, BODY, delivery_id="msg_1", timestamp=int(NOW.timestamp()))
+        verify(_request(headers), SigningSecrets(secret))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -30,6 +31,11 @@ _AWS_ENV = {
     "AWS_REGION": REGION,
     "AWS_DEFAULT_REGION": REGION,
 }
+
+
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` + standard base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 def _free_port() -> int:
@@ -157,7 +163,7 @@ class LocalRuntime:
         changed = False
         for source in self.source_registry():
             if source["name"] not in stored:
-                stored[source["name"]] = {"current": "whsec_" + secrets.token_urlsafe(32)}
+                stored[source["name"]] = {"current": new_signing_secret()}
                 changed = True
             self.clients["secretsmanager"].put_secret_value(
                 SecretId=source["secret_id"], SecretString=json.dumps(stored[source["name"]])

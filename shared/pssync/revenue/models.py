@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from pssync.money import CurrencyCode, ExactDecimal, RoundingPolicy
 
@@ -31,10 +32,17 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# Leaf records (patterns, obligations, events) are validated, frozen pydantic dataclasses with __slots__: a
+# portfolio holds tens of thousands of them and a slotted record is about a sixth of a BaseModel's memory
+# (no per-instance __dict__ or fields-set). Containers (contract versions, scenario) stay BaseModels.
+_record = pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+
+
 # --------------------------------------------------------------------------------------------- patterns
 
 
-class RatablePattern(_Frozen):
+@_record
+class RatablePattern:
     """Straight-line over a service period (a stand-ready service or a series such as a managed service).
 
     basis `daily`: each day earns the same; `period`: each fiscal period earns the same, partial first and
@@ -53,21 +61,24 @@ class RatablePattern(_Frozen):
         return self
 
 
-class PointInTimePattern(_Frozen):
+@_record
+class PointInTimePattern:
     """Recognised in full when control transfers: a `satisfied` event, or `satisfied_on` if known upfront."""
 
     kind: Literal["point_in_time"] = "point_in_time"
     satisfied_on: date | None = None
 
 
-class InputHoursPattern(_Frozen):
+@_record
+class InputHoursPattern:
     """Over time, progress = hours worked / estimated total hours (re-estimated by `estimate` events)."""
 
     kind: Literal["input_hours"] = "input_hours"
     estimated_total_hours: Annotated[ExactDecimal, Field(gt=0)]
 
 
-class InputCostPattern(_Frozen):
+@_record
+class InputCostPattern:
     """Cost-to-cost: progress = costs that depict progress / (estimate at completion - uninstalled materials).
 
     Costs that do not depict progress are excluded from the measure: waste is excluded outright; uninstalled
@@ -87,13 +98,15 @@ class InputCostPattern(_Frozen):
         return self
 
 
-class Milestone(_Frozen):
+@_record
+class Milestone:
     id: str
     weight: Annotated[ExactDecimal, Field(gt=0)]
     description: str = ""
 
 
-class MilestonePattern(_Frozen):
+@_record
+class MilestonePattern:
     """Output method: progress = weight of milestones reached / total weight."""
 
     kind: Literal["output_milestones"] = "output_milestones"
@@ -108,20 +121,23 @@ class MilestonePattern(_Frozen):
         return value
 
 
-class SurveyedProgressPattern(_Frozen):
+@_record
+class SurveyedProgressPattern:
     """Output method from surveys of performance completed: `progress` events state cumulative percent."""
 
     kind: Literal["output_progress"] = "output_progress"
 
 
-class UnitsPattern(_Frozen):
+@_record
+class UnitsPattern:
     """Output method: progress = units delivered / total units (e.g. a batch of distinct products)."""
 
     kind: Literal["output_units"] = "output_units"
     total_units: Annotated[ExactDecimal, Field(gt=0)]
 
 
-class RightToInvoicePattern(_Frozen):
+@_record
+class RightToInvoicePattern:
     """Time and materials under the right-to-invoice expedient (B16): revenue = hours x rate as worked.
 
     Its consideration is variable and belongs entirely to this obligation, so it takes no part in the
@@ -152,7 +168,8 @@ DISTINCT_REMAINDER_BY_DEFAULT = frozenset({"ratable", "point_in_time", "output_u
 # ---------------------------------------------------------------------------------------- contract version
 
 
-class SspRange(_Frozen):
+@_record
+class SspRange:
     low: NonNegativeDecimal
     high: NonNegativeDecimal
 
@@ -163,7 +180,8 @@ class SspRange(_Frozen):
         return self
 
 
-class PerformanceObligation(_Frozen):
+@_record
+class PerformanceObligation:
     """One distinct promise. `ssp` is its standalone selling price at the version's effective date.
 
     In a modified version (N > 1) give, for an obligation accounted for prospectively, the SSP of what
@@ -178,7 +196,8 @@ class PerformanceObligation(_Frozen):
     pattern: RecognitionPattern
 
 
-class Outcome(_Frozen):
+@_record
+class Outcome:
     amount: ExactDecimal
     probability: Probability
 
@@ -299,7 +318,8 @@ class RevenueContract(_Frozen):
 # ------------------------------------------------------------------------------------------------- events
 
 
-class _Event(_Frozen):
+@_record
+class _Event:
     id: str
     on: date
     recorded_on: date | None = None
@@ -309,16 +329,19 @@ class _Event(_Frozen):
         return self.recorded_on or self.on
 
 
+@_record
 class _ObligationEvent(_Event):
     contract_id: str
     obligation_id: str
 
 
+@_record
 class TimeEntry(_ObligationEvent):
     type: Literal["time"] = "time"
     hours: Annotated[ExactDecimal, Field(ge=0)]
 
 
+@_record
 class CostEntry(_ObligationEvent):
     """A cost incurred. `category` says whether it depicts progress (see InputCostPattern)."""
 
@@ -327,6 +350,7 @@ class CostEntry(_ObligationEvent):
     category: Literal["progress", "excluded", "uninstalled_materials"] = "progress"
 
 
+@_record
 class EstimateRevision(_ObligationEvent):
     """A revised estimate for an input-method obligation, effective from `on`."""
 
@@ -336,27 +360,32 @@ class EstimateRevision(_ObligationEvent):
     uninstalled_materials_cost: NonNegativeDecimal | None = None
 
 
+@_record
 class MilestoneReached(_ObligationEvent):
     type: Literal["milestone"] = "milestone"
     milestone_id: str
 
 
+@_record
 class ProgressReport(_ObligationEvent):
     type: Literal["progress"] = "progress"
     percent_complete: Annotated[ExactDecimal, Field(ge=0, le=100)]
 
 
+@_record
 class UnitsDelivered(_ObligationEvent):
     type: Literal["delivery"] = "delivery"
     units: Annotated[ExactDecimal, Field(gt=0)]
 
 
+@_record
 class ObligationSatisfied(_ObligationEvent):
     """Control of a point-in-time obligation transferred to the customer."""
 
     type: Literal["satisfied"] = "satisfied"
 
 
+@_record
 class Invoice(_Event):
     """A bill giving an unconditional right to consideration (a receivable)."""
 
@@ -365,12 +394,14 @@ class Invoice(_Event):
     amount: ExactDecimal
 
 
+@_record
 class Payment(_Event):
     type: Literal["payment"] = "payment"
     contract_id: str
     amount: ExactDecimal
 
 
+@_record
 class VariableConsiderationEstimate(_Event):
     """A re-estimate of a variable amount; a single outcome of probability 1 records its resolution."""
 
@@ -380,6 +411,7 @@ class VariableConsiderationEstimate(_Event):
     outcomes: Annotated[list[Outcome], Field(min_length=1)]
 
 
+@_record
 class PeriodClose(_Event):
     """The books of `period` were closed on `on`: that period is never rewritten afterwards."""
 
