@@ -158,7 +158,14 @@ def _compile(python: str, *dirs: Path) -> None:
 
 def _link_tree(source: Path, target: Path) -> None:
     """Hard-linked copy: cheap, and compileall only adds files, so the source tree stays uncompiled."""
-    shutil.copytree(source, target, copy_function=os.link)
+    shutil.copytree(source, target, copy_function=_link_or_copy)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or links not supported
+        shutil.copy2(source, target)
 
 
 def _installed_versions(*dirs: Path) -> dict[str, str]:

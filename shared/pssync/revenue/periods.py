@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from pssync.revenue.models import CalendarSpec
 
@@ -71,6 +72,8 @@ class PeriodIndex:
         self.end_position = {ordinal: i for i, ordinal in enumerate(self.end_ordinals)}
         # (start, end) ordinals of a ratable term -> (first period, last period, aligned on period bounds)
         self.term_cache: dict[tuple[int, int], tuple[int, int, bool, list[int]]] = {}
+        # Shared time-elapsed measures keyed by term and evaluated days (see progress._ratable).
+        self.measure_cache: dict[tuple[object, ...], Any] = {}
         self.start_ordinals = [p.start.toordinal() for p in periods]
         self.position = {p.key: i for i, p in enumerate(periods)}
 

@@ -144,6 +144,24 @@ def measure(
 
 
 def _ratable(pattern: RatablePattern, days: Sequence[int], periods: PeriodIndex) -> Measure:
+    # Time-elapsed measures depend only on the term and the days: contracts with the same term share one
+    # (measures are never mutated after creation).
+    if not days:
+        return Measure([], [], [], "ratable " + pattern.basis)
+    head = periods.end_position.get(days[0])
+    contiguous = len(days) <= 2 or (
+        head is not None and periods.end_position.get(days[-1]) == head + len(days) - 1
+    )
+    # First day, last day and count identify a run of consecutive period ends (or a list of up to two days).
+    days_key: tuple[int, ...] = (days[0], days[-1], len(days)) if contiguous else tuple(days)
+    key = (pattern.start, pattern.end, pattern.basis, days_key)
+    shared = periods.measure_cache.get(key)
+    if shared is None:
+        shared = periods.measure_cache[key] = _ratable_measure(pattern, days, periods)
+    return shared
+
+
+def _ratable_measure(pattern: RatablePattern, days: Sequence[int], periods: PeriodIndex) -> Measure:
     start, end = pattern.start.toordinal(), pattern.end.toordinal()
     description = "ratable " + pattern.basis
     if pattern.basis == "daily":
