@@ -83,16 +83,19 @@ class SecretsManagerSecrets:
     """Signing secrets as JSON {"current": ..., "previous": ...}; cached briefly by Powertools."""
 
     def __init__(self, client: Any, max_age_seconds: int = 300) -> None:
-        self._client = client
+        from aws_lambda_powertools.utilities import parameters
+
+        # One provider per container: its cache is per instance, so a provider per call would fetch the
+        # secret on every webhook (measured in bench/ingest.py).
+        self._provider = parameters.SecretsProvider(boto3_client=client)
         self._max_age = max_age_seconds
 
     def signing_secrets(self, secret_id: str) -> SigningSecrets:
         from aws_lambda_powertools.utilities import parameters
 
-        provider = parameters.SecretsProvider(boto3_client=self._client)
         with translate_aws_errors("secretsmanager:GetSecretValue"):
             try:
-                value = provider.get(secret_id, max_age=self._max_age, transform="json")
+                value = self._provider.get(secret_id, max_age=self._max_age, transform="json")
             except parameters.exceptions.GetParameterError as error:
                 raise TransientDownstreamError(f"signing secret {secret_id} unavailable") from error
         if not isinstance(value, dict) or not value.get("current"):

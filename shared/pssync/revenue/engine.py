@@ -605,7 +605,21 @@ class ContractComputation:
         n0, d0 = segment.p0
         if not group.vcs:
             allocated = group.at(days[0])[oid] if days else 0
-            # Hot paths: one allocation for the whole chunk, integer arithmetic only.
+            # Hot paths: one allocation for the whole chunk, integer arithmetic only. With one denominator and
+            # non-negative terms, half-up rounding is inlined as (2x + d) // 2d.
+            d = m.common_den
+            if d is not None and allocated >= 0 and carve is None:
+                if mode != "prospective":
+                    twice = 2 * allocated
+                    cumulative.extend([(twice * n + d) // (2 * d) for n in nums])
+                    expected.extend([allocated] * len(days))
+                    return
+                if not nums or nums[0] * d0 >= n0 * d:  # time only moves forward from p0
+                    base, span = segment.base, 2 * d * (d0 - n0)
+                    twice = 2 * allocated
+                    cumulative.extend([base + (twice * (n * d0 - n0 * d) + span // 2) // span for n in nums])
+                    expected.extend([base + allocated] * len(days))
+                    return
             if mode != "prospective" and carve is None:
                 cumulative.extend(
                     [round_half_up_div(allocated * n, d) for n, d in zip(nums, dens, strict=True)]

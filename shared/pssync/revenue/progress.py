@@ -73,6 +73,7 @@ class Measure:
     at_cost: list[int] | None = None
     earned: list[int] | None = None
     inputs: list[str] = field(default_factory=list)
+    common_den: int | None = None  # set when every day shares one denominator (time elapsed)
 
 
 def round_half_up_div(numerator: int, denominator: int) -> int:
@@ -167,7 +168,7 @@ def _ratable_measure(pattern: RatablePattern, days: Sequence[int], periods: Peri
     if pattern.basis == "daily":
         total = end - start + 1
         nums = [0 if d < start else total if d >= end else d - start + 1 for d in days]
-        return Measure(nums, [total] * len(days), [None] * len(days), description)
+        return Measure(nums, [total] * len(days), [None] * len(days), description, common_den=total)
     # By period: each period covered earns one unit, partial periods in proportion to their days covered.
     geometry = periods.term_cache.get((start, end))
     if geometry is None:
@@ -183,7 +184,10 @@ def _ratable_measure(pattern: RatablePattern, days: Sequence[int], periods: Peri
     head = position.get(days[0]) if days else None
     if aligned and head is not None and position.get(days[-1]) == head + len(days) - 1:
         # Days are consecutive period ends (the usual case): a slice of the precomputed table.
-        return Measure(elapsed[head : head + len(days)], [last - first + 1] * len(days), [], description)
+        total = last - first + 1
+        return Measure(
+            elapsed[head : head + len(days)], [total] * len(days), [], description, common_den=total
+        )
     weights = []
     for k in range(first, last + 1):
         covered = min(end, ends[k]) - max(start, periods.start_ordinals[k]) + 1

@@ -137,3 +137,22 @@ def test_samples_validate_against_the_published_schema_model() -> None:
     assert {"contracts", "events", "calendar"} <= set(schema["properties"])
     for sample in SAMPLES.glob("*.json"):
         Scenario.model_validate_json(sample.read_text())
+
+
+def test_float_amounts_and_broken_json_are_refused_by_name(tmp_path: Path) -> None:
+    data = json.loads((SAMPLES / "ifrs15-example7-services-modification.json").read_text())
+    data["contracts"][0]["fixed_price"] = 300000.5
+    floats = tmp_path / "floats.json"
+    floats.write_text(json.dumps(data))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"contracts": [')
+
+    refused = runner.invoke(revrec_app, ["run", str(floats)])
+    unreadable = runner.invoke(revrec_app, ["run", str(broken)])
+
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert (
+        "contracts[0].fixed_price: Value error, amounts must be given as strings or integers"
+        in refused.stderr
+    )
+    assert unreadable.exit_code == 2 and "Invalid JSON" in unreadable.stderr

@@ -441,3 +441,43 @@ def test_total_recognised_equals_price_for_example_42_contract_c() -> None:
     )
     assert sum(result.period_revenue("C").values(), Decimal(0)) == D("3150.00")
     assert set(result.period_revenue("C").values()) == {D("131.25")}
+
+
+def test_mixed_modification_catch_up_on_implementation_prospective_on_service() -> None:
+    original = contract(
+        "MIX",
+        [
+            obligation("impl", 60_000, InputCostPattern(estimate_at_completion=D(40_000))),
+            ratable("service", 40_000, date(2024, 1, 1), date(2024, 12, 31)),
+        ],
+        100_000,
+    )
+    amended = contract(
+        "MIX",
+        [
+            obligation(
+                "impl", 80_000, InputCostPattern(estimate_at_completion=D(50_000))
+            ),  # whole obligation
+            ratable("service", 40_000, date(2024, 1, 1), date(2025, 3, 31)),  # the 12 remaining months
+        ],
+        130_000,
+        version=2,
+        effective=date(2024, 4, 1),
+    )
+    costs = [
+        CostEntry(id="c1", contract_id="MIX", obligation_id="impl", on=date(2024, 3, 31), amount=D(20_000))
+    ]
+    result = run_scenario(Scenario(contracts=[original, amended], events=costs, as_of=date(2024, 4, 30)))
+
+    [modification] = result.modifications()
+    assert modification.treatment == ModificationTreatment.MIXED
+    assert (modification.prospective_obligations, modification.catch_up_obligations) == (
+        ["service"],
+        ["impl"],
+    )
+    # Pool: 130,000 - 10,000 recognised on the service's transferred months = 120,000, split 80,000 / 40,000.
+    # impl: 20,000 / 50,000 = 40 % of 80,000 = 32,000 against 30,000 recognised: +2,000 catch-up in April.
+    assert modification.catch_up_amounts == {"impl": D("2000.00")}
+    assert result.period_revenue("MIX", "impl")["2024-04"] == D("2000.00")
+    assert result.period_revenue("MIX", "service")["2024-04"] == D("3333.33")  # 40,000 over 12 months
+    assert sum(result.period_revenue("MIX", "service").values(), Decimal(0)) == D("50000.00")

@@ -264,3 +264,31 @@ def test_missing_fx_rate_is_a_rule_error() -> None:
     )
     with pytest.raises(RevenueRuleError, match="no EUR/USD rate"):
         result.schedule()
+
+
+def test_schedule_for_a_single_booked_version_as_a_workflow_step_would() -> None:
+    booked = contract(
+        "NEW",
+        [
+            ratable("support", 1_200, date(2024, 1, 1), date(2024, 12, 31)),
+            obligation("licence", 800, PointInTimePattern(satisfied_on=date(2024, 1, 1))),
+            obligation("rollout", 500, MilestonePattern(milestones=[Milestone(id="live", weight=D(1))])),
+        ],
+        2_250,
+    )
+
+    result = schedule_for(booked)
+
+    assert result.as_of == date(2024, 1, 1)
+    assert {a.obligation_id: a.allocated for a in result.allocations()} == {
+        "support": D("1080.00"),
+        "licence": D("720.00"),
+        "rollout": D("450.00"),
+    }
+    assert result.period_revenue("NEW")["2024-01"] == D("810.00")  # licence 720 + support 90
+    rpo = {line.obligation_id: line for line in result.rpo()}
+    assert rpo["support"].within_12_months == D("990.00")
+    assert rpo["rollout"].timing_not_scheduled == D("450.00")  # milestone not dated yet
+    line = next(x for x in result.schedule() if x.obligation_id == "support")
+    assert (line.contract_version, line.causing_event_id, line.status) == (1, "NEW-v1", "open")
+    assert line.inputs == "1/12 periods of 2024-01-01..2024-12-31 elapsed"
