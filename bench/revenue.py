@@ -145,11 +145,12 @@ def _contracts(n: int, seed: int) -> Iterator[tuple[list[dict[str, Any]], list[d
         yield versions, events
 
 
-def _worker(n: int, repeat: int) -> dict[str, Any]:
+def _worker(n: int, repeat: int, with_outputs: bool = False) -> dict[str, Any]:
     from pssync.revenue import parse_scenario, run_scenario
 
     document = portfolio_json(n)
-    parse_s, engine_s = [], []
+    parse_s, engine_s, outputs_s = [], [], []
+    output_lines = 0
     cells = mismatches = 0
     for _ in range(repeat):
         gc.collect()
@@ -160,6 +161,10 @@ def _worker(n: int, repeat: int) -> dict[str, Any]:
         t2 = time.perf_counter()
         parse_s.append(t1 - t0)
         engine_s.append(t2 - t1)
+        if with_outputs:
+            # Materialise the closing outputs as models: journals and balances up to as_of, RPO with bands.
+            output_lines = len(result.journals()) + len(result.rollforward()) + len(result.rpo())
+            outputs_s.append(time.perf_counter() - t2)
         cells = sum(len(r) for c in result.run.contracts for r in c.reported.values())
         # Sanity: every contract's lifetime revenue equals its modified price.
         prices = {c.contract_id: c.fixed_price for c in scenario.contracts if c.version == 2}
@@ -174,6 +179,8 @@ def _worker(n: int, repeat: int) -> dict[str, Any]:
         "cells": cells,
         "parse_s": parse_s,
         "engine_s": engine_s,
+        "outputs_s": outputs_s,
+        "output_lines": output_lines,
         "lifetime_revenue_mismatches": mismatches,
         "input_json_mb": round(len(document) / 2**20, 1),
         "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -194,12 +201,17 @@ def _subprocess(*args: str) -> dict[str, Any]:
     return result
 
 
-def run(sizes: list[int], repeat: int = 3) -> dict[str, Any]:
-    """Run each size in a fresh subprocess; medians of `repeat` runs and peak memory per size."""
+def run(sizes: list[int], repeat: int = 3, with_outputs: bool = False) -> dict[str, Any]:
+    """Run each size in a fresh subprocess; medians of `repeat` runs and peak memory per size.
+
+    with_outputs also builds the journals, rollforward and RPO models after each run (timed separately;
+    their memory then counts in the peak).
+    """
     baseline_kb = _subprocess("--baseline")["maxrss_kb"]
     rows = []
     for n in sizes:
-        raw = _subprocess("--worker", str(n), "--repeat", str(repeat))
+        extra = ["--with-outputs"] if with_outputs else []
+        raw = _subprocess("--worker", str(n), "--repeat", str(repeat), *extra)
         engine, parse = statistics.median(raw["engine_s"]), statistics.median(raw["parse_s"])
         rows.append(
             {
@@ -215,6 +227,14 @@ def run(sizes: list[int], repeat: int = 3) -> dict[str, Any]:
                 "peak_rss_minus_import_baseline_mb": round((raw["maxrss_kb"] - baseline_kb) / 1024, 1),
                 "input_json_mb": raw["input_json_mb"],
                 "lifetime_revenue_mismatches": raw["lifetime_revenue_mismatches"],
+                **(
+                    {
+                        "outputs_median_s": round(statistics.median(raw["outputs_s"]), 3),
+                        "output_lines": raw["output_lines"],
+                    }
+                    if with_outputs
+                    else {}
+                ),
             }
         )
     return {"baseline_import_rss_mb": round(baseline_kb / 1024, 1), "repeat": repeat, "sizes": rows}
@@ -228,13 +248,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--with-outputs", action="store_true", help="also build journals, rollforward and RPO"
+    )
     args = parser.parse_args(argv)
     if args.baseline:
         print(json.dumps(_baseline()))
     elif args.worker:
-        print(json.dumps(_worker(args.worker, args.repeat)))
+        print(json.dumps(_worker(args.worker, args.repeat, args.with_outputs)))
     else:
-        print(json.dumps(run(args.sizes, args.repeat), indent=2))
+        print(json.dumps(run(args.sizes, args.repeat, args.with_outputs), indent=2))
 
 
 if __name__ == "__main__":

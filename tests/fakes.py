@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Any
 from pssync.connectors.base import ConnectorCommand, RecordedCommand
 from pssync.errors import DeliveryInProgress, UnprocessableDelivery
 from pssync.ingest.verification import SigningSecrets
-from pssync.model.events import EventEnvelope
+from pssync.model.events import EventEnvelope, Lineage
 from pssync.ports import DedupeOutcome, StoredVersion, VersionConflict
 
 
@@ -121,3 +122,15 @@ class InMemoryDeliveryLog:
             return RecordedCommand(command=command, first_time=False)
         self.commands[command.command_id] = command
         return RecordedCommand(command=command, first_time=True)
+
+
+@dataclass
+class InMemoryRawPayloads:
+    objects: dict[str, bytes] = field(default_factory=dict)
+
+    def put(self, source: str, delivery_id: str, body: bytes, received_at: datetime) -> Lineage:
+        digest = hashlib.sha256(body).hexdigest()
+        self.objects[f"raw/{source}/{digest}"] = body
+        return Lineage(
+            raw_payload_ref=f"memory://raw/{source}/{digest}", raw_sha256=digest, delivery_id=delivery_id
+        )

@@ -1,4 +1,4 @@
-"""POST /webhooks/{source}: verify, normalise, dedupe, publish; 202 only once the event is on the bus."""
+"""POST /webhooks/{source}: verify, normalise, dedupe, publish; 2xx only once the events are on the bus."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pssync.adapters.wiring import deduplicator, ingest_service
 from pssync.config import IngestSettings, load_settings
 from pssync.errors import IngestRejected, TransientDownstreamError
 from pssync.ingest.request import RawRequest
+from pssync.ingest.schemes import scheme_for
 from pssync.lambda_support import json_response, rejection_response
 from pssync.observability import BusinessMetric, logger, metrics
 
@@ -32,7 +33,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         settings = load_settings(IngestSettings)
         # In-progress idempotency records expire with this invocation, not after a fixed hour.
         deduplicator(settings).config.register_lambda_context(context)
-        result = ingest_service(settings).ingest(source, request)
+        service = ingest_service(settings)
+        result = service.ingest(source, request)
     except IngestRejected as error:
         logger.warning("webhook rejected", extra={"reason": error.code, "status": error.status})
         metrics.add_metric(name=BusinessMetric.WEBHOOK_REJECTED, unit=MetricUnit.Count, value=1)
@@ -41,7 +43,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("webhook not recorded; sender should retry", extra={"reason": error.message})
         metrics.add_metric(name=BusinessMetric.WEBHOOK_NOT_RECORDED, unit=MetricUnit.Count, value=1)
         return json_response(503, {"error": "unavailable", "message": "try again later"})
-    accepted = BusinessMetric.WEBHOOK_DUPLICATE if result.duplicate else BusinessMetric.WEBHOOK_ACCEPTED
-    metrics.add_metric(name=accepted, unit=MetricUnit.Count, value=1)
-    logger.info("webhook accepted", extra={"event_id": result.event_id, "duplicate": result.duplicate})
-    return json_response(202, {"event_id": result.event_id, "duplicate": result.duplicate})
+    new = sum(1 for e in result.events if not e.duplicate)
+    metrics.add_metric(name=BusinessMetric.WEBHOOK_ACCEPTED, unit=MetricUnit.Count, value=new)
+    metrics.add_metric(
+        name=BusinessMetric.WEBHOOK_DUPLICATE, unit=MetricUnit.Count, value=len(result.events) - new
+    )
+    logger.info("webhook accepted", extra={"delivery_id": result.delivery_id, "events": len(result.events)})
+    reply = scheme_for(service.registry.get(source).scheme).acknowledge(result)
+    return {"statusCode": reply.status, "headers": dict(reply.headers), "body": reply.body.decode("utf-8")}

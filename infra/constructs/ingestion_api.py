@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, CfnOutput, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -41,6 +43,7 @@ class IngestionApi(Construct):
         super().__init__(scope, construct_id)
         stage = functions.stage
         secrets = {source.name: self._signing_secret(source, stage) for source in sources}
+        self.raw_payloads = self._raw_payload_archive(stage)
 
         self.ingest = functions.create(
             "IngestWebhook",
@@ -49,6 +52,7 @@ class IngestionApi(Construct):
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "IDEMPOTENCY_TABLE_NAME": idempotency_table.table_name,
                 "IDEMPOTENCY_EXPIRY_SECONDS": str(IDEMPOTENCY_EXPIRY_SECONDS),
+                "RAW_PAYLOAD_BUCKET": self.raw_payloads.bucket_name,
                 "SOURCE_REGISTRY": json.dumps(
                     [
                         {
@@ -65,6 +69,7 @@ class IngestionApi(Construct):
                 ),
             },
         )
+        self._grant_raw_payload_writes()
         bus.grant_put_events_to(self.ingest.role)
         self.ingest.grant_table_read_write(idempotency_table)
         for secret in secrets.values():
@@ -88,6 +93,53 @@ class IngestionApi(Construct):
             description="Point each SaaS webhook at <this URL>/<source name>",
         )
         output.override_logical_id("WebhookBaseUrl")
+
+    def _raw_payload_archive(self, stage: str) -> s3.Bucket:
+        """Lineage: every accepted delivery's raw bytes, content-addressed under raw/<source>/."""
+        bucket = s3.Bucket(
+            self,
+            "RawPayloads",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            # Audit evidence: kept when the stack goes, whatever the stage.
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                            transition_after=Duration.days(90),
+                        )
+                    ]
+                )
+            ],
+        )
+        Validations.of(bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="Only ingest_webhook writes here (PutObject under raw/); CloudTrail data events are "
+                "the audit trail of access, so a second server-access-log bucket would add nothing.",
+            )
+        )
+        return bucket
+
+    def _grant_raw_payload_writes(self) -> None:
+        self.ingest.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[self.raw_payloads.arn_for_objects("raw/*")]
+            )
+        )
+        bucket_id = Stack.of(self).resolve(
+            Stack.of(self).get_logical_id(self.raw_payloads.node.default_child)  # type: ignore[arg-type]
+        )
+        Validations.of(self.ingest.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/raw/*]",
+                reason="Raw payload keys are content hashes, unknown in advance; the grant is PutObject "
+                "only, under the raw/ prefix of the lineage bucket.",
+            )
+        )
 
     def _signing_secret(self, source: WebhookSource, stage: str) -> secretsmanager.Secret:
         # The generated random value fails closed: nothing verifies until the user stores

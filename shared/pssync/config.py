@@ -25,6 +25,7 @@ class IngestSettings(_Settings):
     event_bus_name: str
     idempotency_table_name: str
     source_registry: str
+    raw_payload_bucket: str
     idempotency_expiry_seconds: int = Field(DEFAULT_IDEMPOTENCY_EXPIRY_SECONDS, ge=72 * 3600)
 
     def registry(self) -> SourceRegistry:

@@ -41,6 +41,13 @@ class MalformedDelivery(IngestRejected):
     code = "malformed"
 
 
+class UnknownTenant(IngestRejected):
+    """Authentic for the source, but from a portal / organisation / site that is not ours."""
+
+    status = 403
+    code = "unknown_tenant"
+
+
 class PayloadTooLarge(IngestRejected):
     status = 413
     code = "payload_too_large"

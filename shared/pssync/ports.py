@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pssync.ingest.verification import SigningSecrets
-from pssync.model.events import EventEnvelope
+from pssync.model.events import EventEnvelope, Lineage
 
 
 class Clock(Protocol):
@@ -26,6 +26,12 @@ class SecretsPort(Protocol):
 
 class EventPublisher(Protocol):
     def publish(self, events: Sequence[EventEnvelope]) -> None: ...
+
+
+class RawPayloadStore(Protocol):
+    """Keeps every accepted delivery's raw bytes (lineage); content-addressed, so redeliveries overwrite."""
+
+    def put(self, source: str, delivery_id: str, body: bytes, received_at: datetime) -> Lineage: ...
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pssync.ingest.normalise import ContractBookedNotice, StandardWebhooksMessage
+from pssync.ingest.schemes.standard_webhooks import ContractBookedNotice, StandardWebhooksMessage
 from pssync.model import examples
 from pssync.model.events import CANONICAL_EVENTS, SCHEMA_VERSION, event_type_of
 

@@ -71,7 +71,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
     with mock_aws():
         clients = {
             s: boto3.client(s, region_name=REGION)
-            for s in ("dynamodb", "sqs", "events", "secretsmanager", "stepfunctions", "iam")
+            for s in ("dynamodb", "sqs", "events", "secretsmanager", "stepfunctions", "iam", "s3")
         }
         ddb = clients["dynamodb"]
         ddb.create_table(
@@ -93,6 +93,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
+        clients["s3"].create_bucket(Bucket="raw-payloads")
         clients["events"].create_event_bus(Name="pssync-test")
         queue_url = clients["sqs"].create_queue(QueueName="capture")["QueueUrl"]
         queue_arn = clients["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
@@ -126,6 +127,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
                 ]
             ),
             "POWERTOOLS_METRICS_NAMESPACE": "pssync",
+            "RAW_PAYLOAD_BUCKET": "raw-payloads",
         }
         for key, value in env.items():
             monkeypatch.setenv(key, value)

@@ -23,7 +23,7 @@ from pssync.ingest.verification import SigningSecrets
 from pssync.local.webhook_client import standard_webhook_headers
 from pssync.model.events import ContractBooked, SourceSystem, canonical_event_id
 from tests.conftest import WEBHOOK_SECRET
-from tests.fakes import FakeSecrets, FixedClock, InMemoryDeduplicator, RecordingPublisher
+from tests.fakes import FakeSecrets, FixedClock, InMemoryDeduplicator, InMemoryRawPayloads, RecordingPublisher
 
 CLOCK = FixedClock()
 
@@ -39,12 +39,14 @@ class Harness:
             secret_id="sid",
             max_body_bytes=max_body_bytes,
         )
+        self.raw = InMemoryRawPayloads()
         self.service = IngestService(
             SourceRegistry([source]),
             FakeSecrets({"sid": SigningSecrets(WEBHOOK_SECRET)}),
             self.publisher,
             self.dedupe,
             CLOCK,
+            self.raw,
         )
 
     def send(self, body: bytes, delivery_id: str = "msg_1", source: str = "crm", **header_overrides: str):
@@ -58,7 +60,7 @@ class Harness:
         return self.service.ingest(source, request)
 
     def nothing_written(self) -> bool:
-        return not self.publisher.published and not self.dedupe.records
+        return not self.publisher.published and not self.dedupe.records and not self.raw.objects
 
 
 def test_signed_closed_won_becomes_one_contract_booked_event(booked_body: bytes) -> None:
@@ -66,20 +68,24 @@ def test_signed_closed_won_becomes_one_contract_booked_event(booked_body: bytes)
     result = harness.send(booked_body)
     [event] = harness.publisher.published
     assert isinstance(event, ContractBooked)
-    assert result.event_id == event.event_id == canonical_event_id("crm", "msg_1")
+    [accepted] = result.events
+    assert accepted.event_id == event.event_id == canonical_event_id("crm", "msg_1")
     assert event.source_event_id == "msg_1"
     assert event.source_system is SourceSystem.SALESFORCE
     assert event.source_version == "2026-11-20T10:14:58.000Z"
     assert event.received_at == CLOCK.now()
     assert event.data.contract.transaction_price.amount == 396000
-    assert not result.duplicate
+    assert not accepted.duplicate
+    # Lineage: the event points at the raw delivery, kept byte for byte.
+    assert event.lineage is not None and event.lineage.delivery_id == "msg_1"
+    assert harness.raw.objects[f"raw/crm/{event.lineage.raw_sha256}"] == booked_body
 
 
 def test_redelivery_publishes_nothing_more_and_returns_the_same_event_id(booked_body: bytes) -> None:
     harness = Harness()
     first = harness.send(booked_body)
     again = harness.send(booked_body)
-    assert again.duplicate and again.event_id == first.event_id
+    assert again.all_duplicates and again.events[0].event_id == first.events[0].event_id
     assert len(harness.publisher.published) == 1
 
 
@@ -88,7 +94,7 @@ def test_concurrent_duplicates_publish_once(booked_body: bytes) -> None:
 
     def attempt(_: int) -> str:
         try:
-            return "dup" if harness.send(booked_body).duplicate else "first"
+            return "dup" if harness.send(booked_body).all_duplicates else "first"
         except DeliveryInProgress:
             return "in-progress"
 
@@ -151,7 +157,9 @@ def test_publish_failure_leaves_no_idempotency_record_so_the_retry_goes_through(
     harness.publisher.fail_with = TransientDownstreamError("bus down")
     with pytest.raises(TransientDownstreamError):
         harness.send(booked_body)
-    assert harness.nothing_written()
+    # A downstream fault is not bad input: the content-addressed raw copy may stay (the retry rewrites
+    # the same object), but no dedupe record may remain, or the retry would be swallowed as a duplicate.
+    assert not harness.publisher.published and not harness.dedupe.records
     harness.publisher.fail_with = None
-    assert not harness.send(booked_body).duplicate
+    assert not harness.send(booked_body).all_duplicates
     assert len(harness.publisher.published) == 1

@@ -8,8 +8,9 @@ import pytest
 
 from pssync.errors import MalformedDelivery, SignatureInvalid, StaleDelivery
 from pssync.ingest.request import RawRequest
+from pssync.ingest.schemes.standard_webhooks import StandardWebhooksScheme as StandardWebhooksVerifier
 from pssync.ingest.sources import SignatureScheme, SourceConfig
-from pssync.ingest.verification import SigningSecrets, StandardWebhooksVerifier
+from pssync.ingest.verification import SigningSecrets
 from pssync.local.webhook_client import standard_webhook_headers
 from pssync.model.events import SourceSystem
 from tests.conftest import PREVIOUS_SECRET, WEBHOOK_SECRET

@@ -6,9 +6,11 @@ Functions Retry policies match on that name), everything else propagates as a re
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -25,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pssync.connectors.base import ConnectorCommand, RecordedCommand
 from pssync.errors import DeliveryInProgress, TransientDownstreamError, UnprocessableDelivery
 from pssync.ingest.verification import SigningSecrets
-from pssync.model.events import EventEnvelope
+from pssync.model.events import EventEnvelope, Lineage
 from pssync.ports import DedupeOutcome, StoredVersion, VersionConflict
 
 _TRANSIENT_CODES = {
@@ -308,3 +310,25 @@ class StepFunctionsStarter:
                 execution_arn = self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
                 return execution_arn, False
             raise
+
+
+class S3RawPayloadStore:
+    """Raw deliveries under raw/<source>/<sha256 prefix>/<sha256>: content-addressed, so idempotent."""
+
+    def __init__(self, bucket: str, client: Any) -> None:
+        self._bucket = bucket
+        self._client = client
+
+    def put(self, source: str, delivery_id: str, body: bytes, received_at: datetime) -> Lineage:
+        digest = hashlib.sha256(body).hexdigest()
+        key = f"raw/{source}/{digest[:2]}/{digest}"
+        with translate_aws_errors("s3:PutObject"):
+            self._client.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=body,
+                Metadata={"delivery-id": delivery_id[:512], "received-at": received_at.isoformat()},
+            )
+        return Lineage(
+            raw_payload_ref=f"s3://{self._bucket}/{key}", raw_sha256=digest, delivery_id=delivery_id
+        )

@@ -14,6 +14,7 @@ from pssync.adapters.aws import (
     DynamoDBVersionStore,
     EventBridgePublisher,
     PowertoolsDeduplicator,
+    S3RawPayloadStore,
     SecretsManagerSecrets,
     StepFunctionsStarter,
 )
@@ -58,6 +59,7 @@ def ingest_service(settings: IngestSettings) -> IngestService:
         publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
         deduplicator=deduplicator(settings),
         clock=SystemClock(),
+        raw_payloads=S3RawPayloadStore(settings.raw_payload_bucket, client("s3")),
     )
 
 

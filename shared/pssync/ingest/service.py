@@ -1,31 +1,29 @@
-"""The ingest use case: one inbound delivery in, at most one canonical event out."""
+"""The ingest use case: one inbound delivery in, zero or more canonical events out, each exactly once.
+
+Order matters for "nothing is written on bad input": source, size, signature and schema are all checked
+before the raw payload is kept, the dedupe record is written or anything is published.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from pssync.errors import PayloadTooLarge
-from pssync.ingest.normalise import normalise_standard_webhooks
 from pssync.ingest.request import RawRequest
-from pssync.ingest.sources import SignatureScheme, SourceConfig, SourceRegistry
-from pssync.ingest.verification import VERIFIERS, VerifiedDelivery
+from pssync.ingest.schemes import scheme_for
+from pssync.ingest.schemes.base import (
+    AcceptedEvent,
+    IngestResult,
+    NormaliseContext,
+    NormalisedEvent,
+    RecordFetcher,
+)
+from pssync.ingest.sources import SourceConfig, SourceRegistry
 from pssync.model.events import EventEnvelope
-from pssync.ports import Clock, Deduplicator, EventPublisher, SecretsPort
+from pssync.ports import Clock, Deduplicator, EventPublisher, RawPayloadStore, SecretsPort
 
-Normaliser = Callable[[SourceConfig, VerifiedDelivery, bytes, datetime], EventEnvelope]
-NORMALISERS: dict[SignatureScheme, Normaliser] = {
-    SignatureScheme.STANDARD_WEBHOOKS: normalise_standard_webhooks
-}
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    event_id: str
-    event_type: str | None
-    duplicate: bool
+FetcherFactory = Callable[[SourceConfig], RecordFetcher | None]
 
 
 class IngestService:
@@ -36,36 +34,71 @@ class IngestService:
         publisher: EventPublisher,
         deduplicator: Deduplicator,
         clock: Clock,
+        raw_payloads: RawPayloadStore,
+        fetchers: FetcherFactory | None = None,
     ) -> None:
         self._registry = registry
         self._secrets = secrets
         self._publisher = publisher
         self._deduplicator = deduplicator
         self._clock = clock
+        self._raw_payloads = raw_payloads
+        self._fetchers = fetchers
+
+    @property
+    def registry(self) -> SourceRegistry:
+        return self._registry
 
     def ingest(self, source_name: str, request: RawRequest) -> IngestResult:
-        """Verify, normalise, dedupe, publish. Raises IngestRejected subclasses; writes nothing then."""
+        """Verify, normalise, keep the raw payload, dedupe, publish. Raises IngestRejected subclasses."""
         source = self._registry.get(source_name)
+        scheme = scheme_for(source.scheme)
         if len(request.body) > source.max_body_bytes:
             raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {source.max_body_bytes}")
         now = self._clock.now()
-        delivery = VERIFIERS[source.scheme].verify(
-            request, source, self._secrets.signing_secrets(source.secret_id), now
-        )
-        event = NORMALISERS[source.scheme](source, delivery, request.body, now)
+        secrets = self._secrets.signing_secrets(source.secret_id) if source.secret_id else None
+        delivery = scheme.verify(request, source, secrets, now)
+        fetcher = self._fetchers(source) if self._fetchers else None
+        normalised = scheme.normalise(NormaliseContext(source, delivery, request.body, now, fetcher))
+        return self.accept(source, delivery.delivery_id, request.body, normalised, now)
 
-        def publish() -> str:
-            self._publisher.publish([event])
-            return event.event_id
+    def accept(
+        self,
+        source: SourceConfig,
+        delivery_id: str,
+        raw_body: bytes,
+        normalised: list[NormalisedEvent],
+        received_at: datetime,
+    ) -> IngestResult:
+        """The part every entry point shares (webhooks, the Event Relay normaliser, the Kantata poller)."""
+        if not normalised:
+            return IngestResult(source=source.name, delivery_id=delivery_id)
+        # Kept before anything is published: every canonical event can point at its raw delivery.
+        lineage = self._raw_payloads.put(source.name, delivery_id, raw_body, received_at)
+        accepted = []
+        for item in normalised:
+            event = item.event.model_copy(update={"lineage": lineage})
+            # The key is the source's own event id, never a transport id: redeliveries collapse onto it.
+            outcome = self._deduplicator.once(
+                key=f"{source.name}:{event.source_event_id}",
+                fingerprint=item.fingerprint,
+                action=_publisher_of(self._publisher, event),
+            )
+            accepted.append(
+                AcceptedEvent(
+                    event_id=outcome.value, event_type=_event_type(event), duplicate=not outcome.first
+                )
+            )
+        return IngestResult(source=source.name, delivery_id=delivery_id, events=accepted)
 
-        # The key is the source's own event id, never a transport id: redeliveries collapse onto it.
-        outcome = self._deduplicator.once(
-            key=f"{source.name}:{delivery.delivery_id}",
-            fingerprint=hashlib.sha256(request.body).hexdigest(),
-            action=publish,
-        )
-        return IngestResult(
-            event_id=outcome.value,
-            event_type=str(getattr(event, "event_type", "")) or None,
-            duplicate=not outcome.first,
-        )
+
+def _event_type(event: EventEnvelope) -> str:
+    return str(getattr(event, "event_type"))  # noqa: B009 - a Literal field defined per subclass
+
+
+def _publisher_of(publisher: EventPublisher, event: EventEnvelope) -> Callable[[], str]:
+    def publish() -> str:
+        publisher.publish([event])
+        return event.event_id
+
+    return publish

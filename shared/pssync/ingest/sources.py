@@ -1,29 +1,73 @@
-"""The source registry: which inbound sources exist, how each proves authenticity, where its secret is."""
+"""The source registry: which inbound sources are ours, how each proves authenticity, where its secret is.
+
+Adding a source is configuration (an entry here) plus, for a new vendor, one scheme class
+(`pssync.ingest.schemes`). Anything not in the registry, or from a tenant not listed, is rejected.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, model_validator
 
 from pssync.errors import UnknownSource
 from pssync.model.events import SourceSystem
 
 
 class SignatureScheme(StrEnum):
-    STANDARD_WEBHOOKS = "standard-webhooks"
+    STANDARD_WEBHOOKS = "standard-webhooks"  # senders we control: NetSuite SuiteScript, Apex/Flow, plug-ins
+    HUBSPOT = "hubspot"  # X-HubSpot-Signature-v3 (v1/v2 only with legacy_signatures)
+    JIRA = "jira"  # X-Hub-Signature: sha256=<hex HMAC>
+    DATAVERSE = "dataverse"  # static header key + organisation allowlist
+    SALESFORCE_OUTBOUND = "salesforce-outbound"  # SOAP outbound messages: organisation allowlist, SOAP Ack
+    SALESFORCE_EVENT_RELAY = "salesforce-event-relay"  # EventBridge partner bus: no HTTP endpoint
+    KANTATA_POLL = "kantata-poll"  # polled Subscribed Events API: no HTTP endpoint
+
+    @property
+    def is_http(self) -> bool:
+        return self not in (SignatureScheme.SALESFORCE_EVENT_RELAY, SignatureScheme.KANTATA_POLL)
+
+
+class CrmApiConfig(BaseModel):
+    """Where thin events fetch the authoritative record (HubSpot, Salesforce REST)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: HttpUrl
+    token_secret_id: str = Field(min_length=1, description='Secrets Manager id of {"access_token": ...}')
+    timeout_seconds: float = Field(5.0, gt=0, le=30)
 
 
 class SourceConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="URL path segment /webhooks/{name}")
     scheme: SignatureScheme
     system: SourceSystem
-    secret_id: str = Field(min_length=1, description="Secrets Manager id of {current, previous}")
-    tolerance_seconds: int = Field(300, ge=1, le=3600)
+    secret_id: str | None = Field(None, min_length=1, description="Secrets Manager id of {current, previous}")
+    tolerance_seconds: int = Field(300, ge=1, le=3600, description="Replay window for signed timestamps")
     max_body_bytes: int = Field(256 * 1024, ge=1, le=10 * 1024 * 1024)
+    tenants: list[str] = Field(
+        default_factory=list,
+        description="Portal ids (HubSpot), organisation ids (Salesforce, Dataverse), site hosts (Jira), "
+        "account ids (Kantata) that are ours; required by schemes that carry a tenant",
+    )
+    legacy_signatures: bool = Field(False, description="HubSpot v1/v2 for a legacy app; off by default")
+    own_client_ids: list[str] = Field(
+        default_factory=list,
+        description="Change origins / app ids of our own writes into this system: dropped (no sync loops)",
+    )
+    public_url: HttpUrl | None = Field(
+        None, description="The URL the sender signs (HubSpot v3), when it differs from what API Gateway sees"
+    )
+    crm_api: CrmApiConfig | None = None
+
+    @model_validator(mode="after")
+    def _secret_for_http_schemes(self) -> SourceConfig:
+        if self.scheme.is_http and self.secret_id is None:
+            raise ValueError(f"source {self.name}: scheme {self.scheme} needs a secret_id (fail closed)")
+        return self
 
 
 class SourceRegistry:

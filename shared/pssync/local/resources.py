@@ -47,6 +47,7 @@ class LocalResources:
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> arn
     tables: dict[str, str] = field(default_factory=dict)  # logical id -> name
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> name
+    buckets: dict[str, str] = field(default_factory=dict)  # logical id -> name
     execution_role_arn: str = ""
 
     @property
@@ -84,6 +85,7 @@ def create_resources(template: dict[str, Any], clients: dict[str, Any]) -> Local
     res.execution_role_arn = _execution_role(clients["iam"])
     _secrets(res, clients["secretsmanager"])
     _tables(res, clients["dynamodb"])
+    _buckets(res, clients["s3"])
     _buses(res, clients["events"])
     _queues(res, clients["sqs"])
     _name_functions_and_state_machines(res)  # they reference each other's ARNs
@@ -176,6 +178,15 @@ def _queues(res: LocalResources, sqs: Any) -> None:
                 QueueUrl=res.queues[logical_id],
                 Attributes={"RedrivePolicy": json.dumps(res.resolve(redrive))},
             )
+
+
+def _buckets(res: LocalResources, s3: Any) -> None:
+    for logical_id, resource in res.of_type("AWS::S3::Bucket"):
+        name = resource.get("Properties", {}).get("BucketName") or f"pssync-local-{logical_id.lower()}"[:63]
+        s3.create_bucket(Bucket=name)
+        res.refs[logical_id] = name
+        res.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
+        res.buckets[logical_id] = name
 
 
 def _buses(res: LocalResources, events: Any) -> None:

@@ -33,6 +33,9 @@ _AWS_ENV = {
 }
 
 
+_SERVICES = ("dynamodb", "sqs", "events", "lambda", "stepfunctions", "secretsmanager", "iam", "s3")
+
+
 def new_signing_secret() -> str:
     """A Standard Webhooks secret: `whsec_` + standard base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
@@ -111,7 +114,7 @@ class LocalRuntime:
             aws_session_token=_AWS_ENV["AWS_SESSION_TOKEN"],
             region_name=REGION,
         )
-        for service in ("dynamodb", "sqs", "events", "lambda", "stepfunctions", "secretsmanager", "iam"):
+        for service in _SERVICES:
             self.clients[service] = session.client(service, endpoint_url=self.moto_url)
         self.resources = create_resources(template, self.clients)
         self._install_signing_secrets()

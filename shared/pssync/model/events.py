@@ -7,13 +7,14 @@ redelivery of the same business fact always carries the same event id (and dedup
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from enum import StrEnum
 from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from pssync.model.contract import ContractTerms
-from pssync.money import Money
+from pssync.money import ExactDecimal, Money
 
 SCHEMA_VERSION = 1
 INGEST_EVENT_SOURCE = "pssync.ingest"
@@ -41,6 +42,16 @@ def canonical_event_id(source: str, source_event_id: str) -> str:
     return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{source}\x1f{source_event_id}"))
 
 
+class Lineage(BaseModel):
+    """The raw delivery an event came from, so an auditor can trace a revenue line to its webhook."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    raw_payload_ref: str = Field(description="e.g. s3://bucket/raw/<source>/<date>/<delivery>.json")
+    raw_sha256: str
+    delivery_id: str
+
+
 class EventEnvelope(BaseModel):
     """Fields every canonical event carries, whatever its payload."""
 
@@ -59,6 +70,7 @@ class EventEnvelope(BaseModel):
     causation_id: str | None = None
     occurred_at: AwareDatetime
     received_at: AwareDatetime
+    lineage: Lineage | None = Field(None, description="Where the raw delivery behind this event is kept")
 
 
 class ContractBookedData(BaseModel):
@@ -96,7 +108,129 @@ class EngagementActivated(EventEnvelope):
     data: EngagementActivatedData
 
 
-CANONICAL_EVENTS: tuple[type[EventEnvelope], ...] = (ContractBooked, EngagementActivated)
+class ContractAmendedData(BaseModel):
+    """A new version of the contract's terms (value, dates, obligations, billing), as the CRM states it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amended_at: AwareDatetime
+    effective_date: date
+    reason: str | None = None
+    contract: ContractTerms
+
+
+class ContractAmended(EventEnvelope):
+    event_type: Literal["ContractAmended"] = "ContractAmended"
+    data: ContractAmendedData
+
+
+class TimeApprovedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time_entry_id: str
+    project_id: str
+    person_id: str
+    work_date: date
+    hours: ExactDecimal = Field(ge=0)
+    billable: bool
+    approved: bool = Field(True, description="False when an approval is withdrawn (entry rejected/deleted)")
+    rate: Money | None = Field(None, description="Bill rate per hour when the PSA sends it")
+    wbs_code: str | None = None
+    role: str | None = None
+    notes: str | None = None
+
+
+class TimeApproved(EventEnvelope):
+    event_type: Literal["TimeApproved"] = "TimeApproved"
+    data: TimeApprovedData
+
+
+class ExpenseApprovedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    expense_id: str
+    project_id: str
+    person_id: str | None = None
+    incurred_on: date
+    amount: Money
+    billable: bool
+    category: str | None = None
+
+
+class ExpenseApproved(EventEnvelope):
+    event_type: Literal["ExpenseApproved"] = "ExpenseApproved"
+    data: ExpenseApprovedData
+
+
+class MilestoneCompletedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    milestone_id: str
+    project_id: str
+    contract_id: str | None = None
+    completed_on: date
+    accepted_on: date | None = Field(None, description="Explicit acceptance; None while only completed")
+    acceptance: Literal["pending", "explicit", "passive"] = "pending"
+
+
+class MilestoneCompleted(EventEnvelope):
+    event_type: Literal["MilestoneCompleted"] = "MilestoneCompleted"
+    data: MilestoneCompletedData
+
+
+class InvoiceLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    description: str
+    amount: Money
+    billing_line_id: str | None = None
+    obligation_id: str | None = None
+
+
+class InvoicePostedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    invoice_id: str
+    invoice_number: str | None = None
+    contract_id: str | None = None
+    customer_id: str
+    invoice_date: date
+    due_date: date | None = None
+    lines: list[InvoiceLine] = Field(min_length=1)
+    tax: Money | None = None
+    total: Money
+
+
+class InvoicePosted(EventEnvelope):
+    event_type: Literal["InvoicePosted"] = "InvoicePosted"
+    data: InvoicePostedData
+
+
+class PaymentReceivedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    payment_id: str
+    customer_id: str
+    received_on: date
+    amount: Money
+    invoice_ids: list[str] = Field(default_factory=list)
+
+
+class PaymentReceived(EventEnvelope):
+    event_type: Literal["PaymentReceived"] = "PaymentReceived"
+    data: PaymentReceivedData
+
+
+CANONICAL_EVENTS: tuple[type[EventEnvelope], ...] = (
+    ContractBooked,
+    ContractAmended,
+    TimeApproved,
+    ExpenseApproved,
+    MilestoneCompleted,
+    InvoicePosted,
+    PaymentReceived,
+    EngagementActivated,
+)
 
 
 def event_type_of(model: type[EventEnvelope]) -> str:

@@ -240,6 +240,16 @@ class Track:
                 return segment, m, 0
         return None
 
+    def explain_all(self) -> list[tuple[Segment, Measure, int] | None]:
+        """explain() for every index, one measure per segment (for reports that cover every period)."""
+        explained: list[tuple[Segment, Measure, int] | None] = [None] * len(self.days)
+        bounds = [first for first, _ in self.pieces[1:]] + [len(self.days)]
+        for (first, segment), end in zip(self.pieces, bounds, strict=True):
+            m = self.computation.measure_for(segment, self.days[first:end], explain=True)
+            for i in range(end - first):
+                explained[first + i] = (segment, m, i)
+        return explained
+
 
 @dataclass(slots=True)
 class ModificationRecord:
@@ -667,13 +677,25 @@ class ContractOutcome:
     obligation_order: list[str]
     tracks: dict[str, Track]  # knowledge at as_of
     reported: dict[str, array[int]]  # reported cumulative per period (closed periods frozen)
-    own: dict[str, array[int]]  # the period's own revenue
+    own: dict[
+        str, array[int]
+    ]  # the period's own revenue, when some period saw other knowledge (else derived)
     adjustment: dict[str, array[int]]  # corrections of earlier periods booked in this period
     knowledge_tracks: list[dict[str, Track]]  # per period: the tracks the period was reported with
     modifications: list[ModificationRecord]
     billed: array[int]  # invoices booked per period
     paid: array[int]
     billing_causes: dict[int, list[str]]  # period index -> invoice / payment ids
+
+    def own_amounts(self, obligation_id: str) -> array[int]:
+        """Revenue earned in each period with the knowledge the period was reported with."""
+        stored = self.own.get(obligation_id)
+        if stored is not None:
+            return stored
+        # One state of knowledge for every period: own revenue is the difference of cumulative figures
+        # (derived on demand rather than stored for every obligation of a portfolio).
+        cumulative = self.reported[obligation_id]
+        return array("q", [b - a for a, b in zip([0, *cumulative], cumulative, strict=False)])
 
 
 @dataclass(slots=True)
@@ -807,7 +829,6 @@ def _run(scenario: Scenario, as_of: date | None) -> EngineRun:
                 # Every period was reported with the same knowledge: no adjustments, own = differences.
                 cumulative = final_tracks[oid].cumulative
                 reported[oid] = cumulative
-                own[oid] = array("q", [b - a for a, b in zip([0, *cumulative], cumulative, strict=False)])
                 adjustment[oid] = no_adjustments
                 continue
             rep, own_list, adj_list = [], [], []

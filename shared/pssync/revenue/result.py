@@ -7,20 +7,24 @@ obligation, method, inputs, contract version and causing event.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from pssync.money import ExactDecimal, minor_unit
-from pssync.revenue.engine import ContractOutcome, EngineRun
+from pssync.revenue.engine import ContractOutcome, EngineRun, Segment, gc_paused
 from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.models import FxPolicy, RatablePattern, RightToInvoicePattern
 from pssync.revenue.progress import Measure
 
 PeriodStatus = Literal["closed", "open", "forecast"]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class _Out(BaseModel):
@@ -69,7 +73,7 @@ class JournalEntry(_Out):
     currency: str
     lines: list[JournalLine]
     functional_currency: str
-    functional_lines: list[JournalLine]
+    functional_lines: list[JournalLine] | None  # None when the functional currency is the transaction one
     explanation: str
     causing_event_ids: list[str]
 
@@ -154,6 +158,18 @@ class RevenueReport(_Out):
     entity_totals: list[EntityPeriodTotal]
 
 
+def _collector_paused(method: Callable[P, T]) -> Callable[P, T]:
+    """Build report models with the cycle collector paused (they are acyclic; see engine.gc_paused): with a
+    large portfolio alive, collections triggered by the new objects would rescan it again and again."""
+
+    @functools.wraps(method)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> T:
+        with gc_paused():
+            return method(*args, **kwargs)
+
+    return paused
+
+
 def _progress_text(pattern: object, m: Measure, i: int) -> str:
     if isinstance(pattern, RatablePattern):
         unit = "days" if pattern.basis == "daily" else "periods"
@@ -211,7 +227,9 @@ class RevenueResult:
         ids = [obligation_id] if obligation_id else outcome.obligation_order
         totals = [0] * len(self.periods)
         for oid in ids:
-            for k, (own, adj) in enumerate(zip(outcome.own[oid], outcome.adjustment[oid], strict=True)):
+            for k, (own, adj) in enumerate(
+                zip(outcome.own_amounts(oid), outcome.adjustment[oid], strict=True)
+            ):
                 totals[k] += own + adj
         return {p.key: _dec(t, outcome.exponent) for p, t in zip(self.periods, totals, strict=True)}
 
@@ -279,18 +297,43 @@ class RevenueResult:
             for k, p in enumerate(self.periods)
         ]
 
+    @staticmethod
+    def _explainer(
+        outcome: ContractOutcome,
+    ) -> Callable[[str, int], tuple[Segment, Measure, int] | None]:
+        """explain(obligation, period) for the knowledge each period was reported with, one measure per
+        segment and track rather than one per line."""
+        cache: dict[int, list[tuple[Segment, Measure, int] | None]] = {}
+
+        def explain(oid: str, k: int) -> tuple[Segment, Measure, int] | None:
+            track = outcome.knowledge_tracks[k].get(oid)
+            if track is None:
+                return None
+            table = cache.get(id(track))
+            if table is None:
+                table = cache[id(track)] = track.explain_all()
+            return table[k]
+
+        return explain
+
+    @_collector_paused
     def schedule(self, include_zero: bool = False) -> list[ScheduleLine]:
         lines = []
         for outcome in self.run.contracts:
             exponent = outcome.exponent
+            explain = self._explainer(outcome)
             for oid in outcome.obligation_order:
-                own, adjustment, reported = outcome.own[oid], outcome.adjustment[oid], outcome.reported[oid]
+                own, adjustment, reported = (
+                    outcome.own_amounts(oid),
+                    outcome.adjustment[oid],
+                    outcome.reported[oid],
+                )
                 for k, period in enumerate(self.periods):
                     amount = own[k] + adjustment[k]
                     if not include_zero and not amount and not adjustment[k]:
                         continue
                     track = outcome.knowledge_tracks[k].get(oid)
-                    explained = track.explain(k) if track else None
+                    explained = explain(oid, k)
                     if explained is None or track is None:
                         continue
                     segment, m, i = explained
@@ -321,12 +364,24 @@ class RevenueResult:
                     )
         return lines
 
+    @staticmethod
+    def _booked(outcome: ContractOutcome) -> list[int]:
+        """Revenue booked per period for the whole contract (own + adjustment over obligations)."""
+        booked = [0] * len(outcome.billed)
+        for oid in outcome.obligation_order:
+            for k, (own, adjustment) in enumerate(
+                zip(outcome.own_amounts(oid), outcome.adjustment[oid], strict=True)
+            ):
+                booked[k] += own + adjustment
+        return booked
+
     def _balances(self, outcome: ContractOutcome) -> list[tuple[int, int, int, int, int, int, int, int, int]]:
         """Per period up to as_of: revenue, billed, paid; opening/closing receivable, asset, liability."""
         rows = []
         receivable = net = 0
+        booked = self._booked(outcome)
         for k in range(self.run.as_of_index + 1):
-            revenue = sum(outcome.own[o][k] + outcome.adjustment[o][k] for o in outcome.obligation_order)
+            revenue = booked[k]
             billed, paid = outcome.billed[k], outcome.paid[k]
             opening_receivable, opening_net = receivable, net
             receivable += billed - paid
@@ -348,6 +403,7 @@ class RevenueResult:
             )
         return rows
 
+    @_collector_paused
     def rollforward(self) -> list[RollforwardLine]:
         lines = []
         for outcome in self.run.contracts:
@@ -373,10 +429,13 @@ class RevenueResult:
                 )
         return lines
 
+    @_collector_paused
     def journals(self) -> list[JournalEntry]:
         entries = []
         for outcome in self.run.contracts:
             e = outcome.exponent
+            own_by_obligation = {oid: outcome.own_amounts(oid) for oid in outcome.obligation_order}
+            explain = self._explainer(outcome)
             for k, row in enumerate(self._balances(outcome)):
                 revenue, billed, paid = row[0], row[1], row[2]
                 asset_change, liability_change = row[6] - row[5], row[8] - row[7]
@@ -400,9 +459,8 @@ class RevenueResult:
                 fe = minor_unit(functional)
                 causes = list(outcome.billing_causes.get(k, []))
                 for oid in outcome.obligation_order:
-                    if outcome.own[oid][k] or outcome.adjustment[oid][k]:
-                        track = outcome.knowledge_tracks[k].get(oid)
-                        explained = track.explain(k) if track else None
+                    if own_by_obligation[oid][k] or outcome.adjustment[oid][k]:
+                        explained = explain(oid, k)
                         if explained:
                             segment, m, i = explained
                             cause = (
@@ -418,7 +476,11 @@ class RevenueResult:
                         currency=outcome.currency,
                         lines=[self._line(a, v, e) for a, v in raw],
                         functional_currency=functional,
-                        functional_lines=[self._line(a, v, fe) for a, v in converted],
+                        functional_lines=(
+                            None
+                            if functional == outcome.currency
+                            else [self._line(a, v, fe) for a, v in converted]
+                        ),
                         explanation=(
                             f"revenue {_dec(revenue, e)}, billed {_dec(billed, e)}, paid {_dec(paid, e)}; "
                             f"net contract position {_dec(row[6] - row[8], e)} "
@@ -439,6 +501,7 @@ class RevenueResult:
             credit=value if amount < 0 else zero,
         )
 
+    @_collector_paused
     def waterfall(self) -> list[WaterfallRow]:
         rows = []
         for outcome in self.run.contracts:
@@ -446,7 +509,7 @@ class RevenueResult:
                 amounts = {
                     p.key: _dec(own + adj, outcome.exponent)
                     for p, own, adj in zip(
-                        self.periods, outcome.own[oid], outcome.adjustment[oid], strict=True
+                        self.periods, outcome.own_amounts(oid), outcome.adjustment[oid], strict=True
                     )
                     if own + adj
                 }
@@ -461,6 +524,7 @@ class RevenueResult:
                 )
         return rows
 
+    @_collector_paused
     def rpo(self) -> list[RpoLine]:
         k0 = self.run.as_of_index
         one_year, two_years = _add_months(self.as_of, 12), _add_months(self.as_of, 24)
@@ -497,6 +561,7 @@ class RevenueResult:
                 )
         return lines
 
+    @_collector_paused
     def allocations(self) -> list[AllocationLine]:
         lines = []
         for outcome in self.run.contracts:
@@ -523,6 +588,7 @@ class RevenueResult:
                     )
         return lines
 
+    @_collector_paused
     def modifications(self) -> list[ModificationLine]:
         return [
             ModificationLine(
@@ -544,6 +610,7 @@ class RevenueResult:
             for m in outcome.modifications
         ]
 
+    @_collector_paused
     def entity_totals(self) -> list[EntityPeriodTotal]:
         totals: dict[tuple[str, str, str], int] = {}
         order: list[tuple[str, str, str]] = []
@@ -568,6 +635,7 @@ class RevenueResult:
             for entity, period, currency in sorted(order)
         ]
 
+    @_collector_paused
     def report(self) -> RevenueReport:
         return RevenueReport(
             as_of=self.as_of,
