@@ -34,14 +34,14 @@ class _Frozen(BaseModel):
 
 # Leaf records (patterns, obligations, events) are validated, frozen pydantic dataclasses with __slots__: a
 # portfolio holds tens of thousands of them and a slotted record is about a sixth of a BaseModel's memory
-# (no per-instance __dict__ or fields-set). Containers (contract versions, scenario) stay BaseModels.
-_record = pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+# (no per-instance __dict__ or fields-set). Containers (contract versions, scenario) stay BaseModels. The
+# decorator is spelled out at each class (not aliased) so type checkers see the generated __init__.
 
 
 # --------------------------------------------------------------------------------------------- patterns
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class RatablePattern:
     """Straight-line over a service period (a stand-ready service or a series such as a managed service).
 
@@ -61,7 +61,7 @@ class RatablePattern:
         return self
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class PointInTimePattern:
     """Recognised in full when control transfers: a `satisfied` event, or `satisfied_on` if known upfront."""
 
@@ -69,7 +69,7 @@ class PointInTimePattern:
     satisfied_on: date | None = None
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class InputHoursPattern:
     """Over time, progress = hours worked / estimated total hours (re-estimated by `estimate` events)."""
 
@@ -77,7 +77,7 @@ class InputHoursPattern:
     estimated_total_hours: Annotated[ExactDecimal, Field(gt=0)]
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class InputCostPattern:
     """Cost-to-cost: progress = costs that depict progress / (estimate at completion - uninstalled materials).
 
@@ -98,14 +98,14 @@ class InputCostPattern:
         return self
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Milestone:
     id: str
     weight: Annotated[ExactDecimal, Field(gt=0)]
     description: str = ""
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class MilestonePattern:
     """Output method: progress = weight of milestones reached / total weight."""
 
@@ -121,14 +121,14 @@ class MilestonePattern:
         return value
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class SurveyedProgressPattern:
     """Output method from surveys of performance completed: `progress` events state cumulative percent."""
 
     kind: Literal["output_progress"] = "output_progress"
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class UnitsPattern:
     """Output method: progress = units delivered / total units (e.g. a batch of distinct products)."""
 
@@ -136,7 +136,7 @@ class UnitsPattern:
     total_units: Annotated[ExactDecimal, Field(gt=0)]
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class RightToInvoicePattern:
     """Time and materials under the right-to-invoice expedient (B16): revenue = hours x rate as worked.
 
@@ -168,7 +168,7 @@ DISTINCT_REMAINDER_BY_DEFAULT = frozenset({"ratable", "point_in_time", "output_u
 # ---------------------------------------------------------------------------------------- contract version
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class SspRange:
     low: NonNegativeDecimal
     high: NonNegativeDecimal
@@ -180,7 +180,7 @@ class SspRange:
         return self
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class PerformanceObligation:
     """One distinct promise. `ssp` is its standalone selling price at the version's effective date.
 
@@ -196,7 +196,7 @@ class PerformanceObligation:
     pattern: RecognitionPattern
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Outcome:
     amount: ExactDecimal
     probability: Probability
@@ -318,7 +318,7 @@ class RevenueContract(_Frozen):
 # ------------------------------------------------------------------------------------------------- events
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class _Event:
     id: str
     on: date
@@ -329,19 +329,19 @@ class _Event:
         return self.recorded_on or self.on
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class _ObligationEvent(_Event):
     contract_id: str
     obligation_id: str
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class TimeEntry(_ObligationEvent):
     type: Literal["time"] = "time"
     hours: Annotated[ExactDecimal, Field(ge=0)]
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class CostEntry(_ObligationEvent):
     """A cost incurred. `category` says whether it depicts progress (see InputCostPattern)."""
 
@@ -350,7 +350,7 @@ class CostEntry(_ObligationEvent):
     category: Literal["progress", "excluded", "uninstalled_materials"] = "progress"
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class EstimateRevision(_ObligationEvent):
     """A revised estimate for an input-method obligation, effective from `on`."""
 
@@ -360,32 +360,32 @@ class EstimateRevision(_ObligationEvent):
     uninstalled_materials_cost: NonNegativeDecimal | None = None
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class MilestoneReached(_ObligationEvent):
     type: Literal["milestone"] = "milestone"
     milestone_id: str
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class ProgressReport(_ObligationEvent):
     type: Literal["progress"] = "progress"
     percent_complete: Annotated[ExactDecimal, Field(ge=0, le=100)]
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class UnitsDelivered(_ObligationEvent):
     type: Literal["delivery"] = "delivery"
     units: Annotated[ExactDecimal, Field(gt=0)]
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class ObligationSatisfied(_ObligationEvent):
     """Control of a point-in-time obligation transferred to the customer."""
 
     type: Literal["satisfied"] = "satisfied"
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Invoice(_Event):
     """A bill giving an unconditional right to consideration (a receivable)."""
 
@@ -394,14 +394,14 @@ class Invoice(_Event):
     amount: ExactDecimal
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Payment(_Event):
     type: Literal["payment"] = "payment"
     contract_id: str
     amount: ExactDecimal
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class VariableConsiderationEstimate(_Event):
     """A re-estimate of a variable amount; a single outcome of probability 1 records its resolution."""
 
@@ -411,7 +411,7 @@ class VariableConsiderationEstimate(_Event):
     outcomes: Annotated[list[Outcome], Field(min_length=1)]
 
 
-@_record
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class PeriodClose(_Event):
     """The books of `period` were closed on `on`: that period is never rewritten afterwards."""
 

@@ -1,25 +1,41 @@
-"""The provision workflow's revenue step: the schedule a newly booked contract implies.
+"""The workflows' revenue step: the canonical contract mapped onto the revenue engine's input.
 
-Interim (walking skeleton): relative-SSP allocation and straight-line ratable schedules. The revenue
-engine (pssync.revenue) replaces this module's internals; its output shape stays.
+The engine (pssync.revenue) computes allocation and the schedule; this module only translates the
+commercial terms the CRM stated into the engine's explicit inputs, and the result into the stored schedule.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from pssync.model.contract import ContractTerms, PointInTime, Ratable
-from pssync.money import Money, from_minor, to_minor
+from pssync import revenue as engine
+from pssync.errors import BusinessRuleViolation
+from pssync.model.contract import (
+    ContractTerms,
+    InputCost,
+    InputHours,
+    MilestoneBilling,
+    OutputMilestones,
+    PerformanceObligation,
+    PointInTime,
+    Ratable,
+    RatableBasis,
+    TimeAndMaterials,
+    TimeAndMaterialsBilling,
+)
+from pssync.money import Money
+from pssync.revenue.models import RecognitionPattern
 
 
 class ScheduleLine(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     obligation_id: str
-    period: str  # YYYY-MM
+    period: str  # YYYY-MM, or the 4-4-5 period label
     amount: Money
     method: str
     contract_version: int
@@ -42,72 +58,131 @@ class RevenueSchedule(BaseModel):
         return sum((line.amount.amount for line in self.lines), Decimal(0))
 
 
-def split_largest_remainder(total: int, weights: list[int]) -> list[int]:
-    """Integer shares proportional to weights that sum exactly to total (ties: earliest first)."""
-    weight_sum = sum(weights)
-    if weight_sum <= 0:
-        raise ValueError("weights must sum to a positive number")
-    floors = [total * w // weight_sum for w in weights]
-    remainders = [total * w % weight_sum for w in weights]
-    shortfall = total - sum(floors)
-    for index in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:shortfall]:
-        floors[index] += 1
-    return floors
+def _milestone_weights(
+    terms: ContractTerms, obligation_id: str, milestone_ids: list[str]
+) -> dict[str, Decimal]:
+    """Milestones weigh what they bill when the billing names them; otherwise equally."""
+    billed = {
+        m.milestone_id: m.amount.amount
+        for term in terms.billing
+        if isinstance(term, MilestoneBilling)
+        for m in term.milestones
+        if m.obligation_id in (None, obligation_id)
+    }
+    if all(billed.get(m, Decimal(0)) > 0 for m in milestone_ids):
+        return {m: billed[m] for m in milestone_ids}
+    return {m: Decimal(1) for m in milestone_ids}
 
 
-def _months(start: date, end: date) -> list[str]:
-    months, year, month = [], start.year, start.month
-    while (year, month) <= (end.year, end.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
+def _hourly_rate(terms: ContractTerms, obligation_id: str) -> Decimal:
+    for term in terms.billing:
+        if isinstance(term, TimeAndMaterialsBilling) and term.obligation_id in (None, obligation_id):
+            return term.rate_card[0].hourly_rate.amount
+    raise BusinessRuleViolation(
+        f"obligation {obligation_id} is time and materials but no T&M billing term gives its rate",
+        code="master_data_invalid",
+    )
+
+
+def _pattern(terms: ContractTerms, obligation: PerformanceObligation) -> RecognitionPattern:
+    match obligation.recognition:
+        case PointInTime(expected_on=expected_on):
+            # The booking schedule plans recognition on the expected transfer date; the delivery event
+            # (obligation satisfied) moves it when control actually transfers.
+            return engine.PointInTimePattern(satisfied_on=expected_on)
+        case Ratable(start=start, end=end, basis=basis):
+            return engine.RatablePattern(
+                start=start, end=end, basis="daily" if basis is RatableBasis.DAILY else "period"
+            )
+        case InputHours(estimated_hours=hours):
+            return engine.InputHoursPattern(estimated_total_hours=hours)
+        case InputCost(estimated_cost=cost):
+            return engine.InputCostPattern(estimate_at_completion=cost.amount)
+        case OutputMilestones(milestone_ids=ids):
+            weights = _milestone_weights(terms, obligation.obligation_id, ids)
+            return engine.MilestonePattern(
+                milestones=[engine.Milestone(id=m, weight=weights[m]) for m in ids]
+            )
+        case TimeAndMaterials():
+            return engine.RightToInvoicePattern(rate_per_hour=_hourly_rate(terms, obligation.obligation_id))
+    raise BusinessRuleViolation(f"unsupported recognition pattern on {obligation.obligation_id}")
+
+
+def to_engine_contract(
+    terms: ContractTerms, *, version: int, caused_by_event_id: str, recorded_on: date | None = None
+) -> engine.RevenueContract:
+    obligations = [
+        engine.PerformanceObligation(
+            id=o.obligation_id,
+            description=o.description,
+            ssp=o.standalone_selling_price.amount,
+            ssp_range=(
+                engine.SspRange(low=o.ssp_range[0].amount, high=o.ssp_range[1].amount)
+                if o.ssp_range
+                else None
+            ),
+            pattern=_pattern(terms, o),
+        )
+        for o in terms.obligations
+    ]
+    return engine.RevenueContract(
+        contract_id=terms.contract_id,
+        version=version,
+        legal_entity=terms.legal_entity.code,
+        currency=terms.currency,
+        effective_date=terms.start_date,
+        recorded_on=recorded_on,
+        causing_event_id=caused_by_event_id,
+        fixed_price=terms.transaction_price.amount,
+        obligations=obligations,
+    )
+
+
+def _calendar(terms: ContractTerms) -> engine.CalendarSpec:
+    four_four_five = any(
+        isinstance(o.recognition, Ratable) and o.recognition.basis is RatableBasis.FOUR_FOUR_FIVE
+        for o in terms.obligations
+    )
+    return engine.CalendarSpec(kind="4-4-5") if four_four_five else engine.CalendarSpec()
 
 
 def revenue_schedule_for(
     terms: ContractTerms, *, contract_version: int, caused_by_event_id: str
 ) -> RevenueSchedule:
+    contract = to_engine_contract(terms, version=contract_version, caused_by_event_id=caused_by_event_id)
+    try:
+        result = engine.schedule_for(contract, calendar=_calendar(terms))
+    except engine.RevenueRuleError as error:
+        raise BusinessRuleViolation(
+            f"revenue engine refused the contract: {error}", code="revenue_rule"
+        ) from None
     currency = terms.currency
-    ssps = [to_minor(o.standalone_selling_price.amount, currency) for o in terms.obligations]
-    allocated = split_largest_remainder(to_minor(terms.transaction_price.amount, currency), ssps)
-    lines: list[ScheduleLine] = []
-    unscheduled: dict[str, Money] = {}
-    for obligation, amount in zip(terms.obligations, allocated, strict=True):
-        pattern = obligation.recognition
-        if isinstance(pattern, Ratable):
-            months = _months(pattern.start, pattern.end)
-            for period, share in zip(months, split_largest_remainder(amount, [1] * len(months)), strict=True):
-                lines.append(
-                    ScheduleLine(
-                        obligation_id=obligation.obligation_id,
-                        period=period,
-                        amount=Money(amount=from_minor(share, currency), currency=currency),
-                        method="ratable_straight_line",
-                        contract_version=contract_version,
-                        caused_by_event_id=caused_by_event_id,
-                    )
-                )
-        elif isinstance(pattern, PointInTime) and pattern.expected_on is not None:
-            lines.append(
-                ScheduleLine(
-                    obligation_id=obligation.obligation_id,
-                    period=f"{pattern.expected_on:%Y-%m}",
-                    amount=Money(amount=from_minor(amount, currency), currency=currency),
-                    method="point_in_time_expected",
-                    contract_version=contract_version,
-                    caused_by_event_id=caused_by_event_id,
-                )
-            )
-        else:
-            unscheduled[obligation.obligation_id] = Money(
-                amount=from_minor(amount, currency), currency=currency
-            )
+    allocations = {
+        a.obligation_id: Money(amount=a.allocated, currency=currency) for a in result.allocations()
+    }
+    lines = [
+        ScheduleLine(
+            obligation_id=line.obligation_id,
+            period=line.period,
+            amount=Money(amount=line.amount, currency=currency),
+            method=line.method,
+            contract_version=contract_version,
+            caused_by_event_id=caused_by_event_id,
+        )
+        for line in result.schedule()
+    ]
+    scheduled: dict[str, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        scheduled[line.obligation_id] += line.amount.amount
+    unscheduled = {
+        oid: Money(amount=money.amount - scheduled[oid], currency=currency)
+        for oid, money in allocations.items()
+        if money.amount != scheduled[oid]
+    }
     return RevenueSchedule(
         contract_id=terms.contract_id,
         currency=currency,
-        allocations={
-            o.obligation_id: Money(amount=from_minor(a, currency), currency=currency)
-            for o, a in zip(terms.obligations, allocated, strict=True)
-        },
+        allocations=allocations,
         lines=lines,
         unscheduled=unscheduled,
     )
