@@ -51,6 +51,22 @@ class StartWorkflowSettings(_Settings):
     workflow_name: str
 
 
+class EventRelaySettings(IngestSettings):
+    """`salesforce_event_relay`: the ingest settings; relay sources are found in the registry by org id."""
+
+
+class KantataPollerSettings(IngestSettings):
+    """`kantata_poller`: the ingest settings plus the API, the cursor table and the overlap window."""
+
+    cursor_table_name: str
+    kantata_base_url: str = "https://api.mavenlink.com"
+    kantata_token_secret_ids: str = Field("{}", description='JSON {"<source name>": "<secret id>"}')
+    kantata_currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="Currency of rate_in_cents")
+    kantata_overlap_seconds: int = Field(600, ge=0, le=9 * 24 * 3600)
+    kantata_event_types: str = "time_entry:created,time_entry:updated,time_entry:deleted"
+    kantata_max_pages: int = Field(20, ge=1, le=1000)
+
+
 S = TypeVar("S", bound=_Settings)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from pssync.errors import IngestRejected
+from pssync.ingest.schemes.base import ErrorResponse
 from pssync.model.events import ContractBooked
 from pssync.observability import logger
 from pssync.workflows.provision import CommandReceipt, RecordedContract, RevenueReceipt
@@ -63,4 +64,4 @@ def json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def rejection_response(error: IngestRejected) -> dict[str, Any]:
-    return json_response(error.status, {"error": error.code, "message": error.message})
+    return json_response(error.status, ErrorResponse(error=error.code, message=error.message).model_dump())

@@ -7,7 +7,6 @@ files drift from the models.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,7 @@ from pydantic import BaseModel
 from pssync.ingest.schemes.standard_webhooks import ContractBookedNotice, StandardWebhooksMessage
 from pssync.model import examples
 from pssync.model.events import CANONICAL_EVENTS, SCHEMA_VERSION, event_type_of
-
-ExtraSchema = tuple[str, Callable[[], dict[str, Any]]]
+from pssync.openapi import openapi_document
 
 
 def _kebab(name: str) -> str:
@@ -50,6 +48,7 @@ def expected_files() -> dict[str, str]:
     scenario = _revrec_scenario_schema()
     if scenario is not None:
         files[f"schemas/revrec-scenario.v{SCHEMA_VERSION}.json"] = scenario
+    files["openapi/webhook-api.v1.json"] = openapi_document()
     files["samples/canonical/contract-booked.json"] = examples.contract_booked().model_dump(mode="json")
     files["samples/canonical/engagement-activated.json"] = examples.engagement_activated().model_dump(
         mode="json"

@@ -68,3 +68,13 @@ def test_samples_validate_against_their_models() -> None:
     EngagementActivated.model_validate_json(
         (EVENTS_DIR / "samples/canonical/engagement-activated.json").read_text()
     )
+
+
+def test_openapi_describes_the_route_the_template_serves() -> None:
+    """The checked-in OpenAPI (drift-tested above) names the one route API Gateway exposes."""
+    document = json.loads((EVENTS_DIR / "openapi/webhook-api.v1.json").read_text())
+    operation = document["paths"]["/webhooks/{source}"]["post"]
+    assert set(operation["responses"]) == {"202", "400", "401", "403", "404", "409", "413", "422", "503"}
+    refs = json.dumps(operation)
+    for name in ("StandardWebhooksMessage", "AcceptedResponse", "ErrorResponse"):
+        assert f"#/components/schemas/{name}" in refs and name in document["components"]["schemas"]
