@@ -28,7 +28,7 @@ from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "build" / "bench" / "results.json"
-SECTIONS = ("coldstart", "ingest", "revenue")
+SECTIONS = ("coldstart", "ingest", "revenue", "burst")
 # Wide enough for the tables when the output is a pipe or a log (make bench | tee ...).
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 130)
 SERVICE_ABBREVIATIONS = {"dynamodb": "ddb", "events": "eb", "secretsmanager": "sm"}
@@ -90,6 +90,34 @@ def run_revenue(quick: bool, sizes: list[int]) -> dict[str, Any]:
         console.print(traceback.format_exc(limit=5))
         return _skipped(f"bench.revenue.run({sizes}) failed ({type(error).__name__}: {error})")
     return result
+
+
+def run_burst(quick: bool) -> dict[str, Any]:
+    from bench import burst
+
+    return burst.run(count=200 if quick else 1000)
+
+
+def print_burst(result: dict[str, Any]) -> None:
+    table = Table(title="Ingest burst on the local runtime (second process, 127.0.0.1)")
+    for column in ("path", "requests", "statuses", "p50 ms", "p99 ms", "max ms", "req/s"):
+        table.add_column(column, justify="right")
+    for label, key in (
+        ("signed time.approved", "signed"),
+        ("baseline: unknown source", "baseline_unknown_source"),
+    ):
+        row = result[key]
+        table.add_row(
+            label,
+            str(row["requests"]),
+            json.dumps(row["statuses"]),
+            str(row["p50_ms"]),
+            str(row["p99_ms"]),
+            str(row["max_ms"]),
+            str(row["throughput_rps"]),
+        )
+    console.print(table)
+    console.print(f"ratio to baseline: p50 x{result['p50_ratio']}, p99 x{result['p99_ratio']}")
 
 
 def _skipped(reason: str) -> dict[str, Any]:
@@ -248,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "coldstart": (lambda: run_coldstart(args.quick), print_coldstart),
         "ingest": (lambda: run_ingest(args.quick), print_ingest),
         "revenue": (lambda: run_revenue(args.quick, args.revenue_sizes), print_revenue),
+        "burst": (lambda: run_burst(args.quick), print_burst),
     }
     failed = []
     for section in sections:
