@@ -1,0 +1,221 @@
+"""HubSpot webhooks (app subscriptions): signature v3, legacy v1/v2 on request, thin event batches.
+
+Verification (https://developers.hubspot.com/docs/api/webhooks/validating-requests):
+- v3: `X-HubSpot-Signature-v3` = base64(HMAC-SHA256(client secret, method + URI + body + timestamp)),
+  `X-HubSpot-Request-Timestamp` in epoch milliseconds, refused when more than `tolerance_seconds` old or
+  ahead. The URI is the URL HubSpot called: `source.public_url` (plus the query string we received) when
+  configured, since API Gateway only shows us the path; a fixed set of percent-escapes is decoded first.
+- v1/v2 (only with `legacy_signatures`): `X-HubSpot-Signature` = hex SHA-256 of secret + body (v1) or
+  secret + method + URI + body (v2), selected by `X-HubSpot-Signature-Version`. No timestamp.
+
+Normalisation: the body is an array of up to 100 thin events. Every event's `portalId` must be one of
+ours (403 otherwise, for the whole delivery). Events from our own writes (`changeSource` or `sourceId`
+in `own_client_ids`) are dropped. `appId` is deliberately not compared: it is the id of the app that
+*receives* the webhook, i.e. ours on every event. A `deal.propertyChange` of `dealstage` to
+`closedwon` fetches the deal (`pssync.connectors.crm`) and becomes ContractBooked; everything else is
+acknowledged without an event. Dedupe id per event: portalId-subscriptionId-eventId-occurredAt.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pssync.connectors.crm import contract_terms_from_hubspot_deal
+from pssync.errors import (
+    MalformedDelivery,
+    SignatureInvalid,
+    StaleDelivery,
+    TransientDownstreamError,
+    UnknownTenant,
+    UnprocessableDelivery,
+)
+from pssync.ingest.request import RawRequest
+from pssync.ingest.schemes.base import (
+    HttpReply,
+    IngestResult,
+    NormaliseContext,
+    NormalisedEvent,
+    fingerprint_of,
+    json_acknowledgement,
+)
+from pssync.ingest.sources import SourceConfig
+from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
+from pssync.model.events import ContractBooked, ContractBookedData, canonical_event_id
+
+MAX_EVENTS_PER_DELIVERY = 100
+CLOSED_WON_STAGES = frozenset({"closedwon"})
+# HubSpot decodes exactly these escapes before signing (its docs list them); others stay encoded.
+_URI_DECODES = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
+
+
+class HubSpotEvent(BaseModel):
+    """One thin event. Unknown fields are kept out of the model but stay in the fingerprint."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: int = Field(alias="eventId")
+    subscription_id: int = Field(alias="subscriptionId")
+    portal_id: int = Field(alias="portalId")
+    app_id: int | None = Field(None, alias="appId")
+    occurred_at: int = Field(alias="occurredAt", ge=0)
+    subscription_type: str = Field(alias="subscriptionType")
+    attempt_number: int = Field(0, alias="attemptNumber")
+    object_id: int | None = Field(None, alias="objectId")
+    property_name: str | None = Field(None, alias="propertyName")
+    property_value: str | None = Field(None, alias="propertyValue")
+    change_source: str | None = Field(None, alias="changeSource")
+    source_id: str | None = Field(None, alias="sourceId")
+
+    @property
+    def dedupe_id(self) -> str:
+        return f"{self.portal_id}-{self.subscription_id}-{self.event_id}-{self.occurred_at}"
+
+    @property
+    def closes_deal_won(self) -> bool:
+        return (
+            self.subscription_type == "deal.propertyChange"
+            and self.property_name == "dealstage"
+            and self.property_value in CLOSED_WON_STAGES
+            and self.object_id is not None
+        )
+
+
+def v3_signature(secret: str, method: str, uri: str, body: bytes, timestamp: str) -> bytes:
+    message = method.encode() + uri.encode() + body + timestamp.encode()
+    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest())
+
+
+def legacy_signature(secret: str, version: str, method: str, uri: str, body: bytes) -> bytes:
+    """v1: sha256(secret + body); v2: sha256(secret + method + URI + body); hex, no HMAC."""
+    prefix = secret.encode() if version == "v1" else (secret + method + uri).encode()
+    return hashlib.sha256(prefix + body).hexdigest().encode()
+
+
+def signed_uri(request: RawRequest, source: SourceConfig) -> str:
+    uri = request.url
+    if source.public_url is not None:
+        query = urlsplit(request.url).query
+        uri = str(source.public_url) + (f"?{query}" if query else "")
+    for escape, char in _URI_DECODES.items():
+        uri = uri.replace(escape, char).replace(escape.lower(), char)
+    return uri
+
+
+class HubSpotScheme:
+    def verify(
+        self, request: RawRequest, source: SourceConfig, secrets: SigningSecrets | None, now: datetime
+    ) -> VerifiedDelivery:
+        if secrets is None:
+            raise SignatureInvalid("no client secret is configured for this source")
+        delivery_id = hashlib.sha256(request.body).hexdigest()
+        uri = signed_uri(request, source)
+        if "x-hubspot-signature-v3" in request.headers or not source.legacy_signatures:
+            signature = request.single_header("X-HubSpot-Signature-v3").encode()
+            timestamp = request.single_header("X-HubSpot-Request-Timestamp")
+            if not timestamp.isdigit():
+                raise MalformedDelivery("X-HubSpot-Request-Timestamp must be epoch milliseconds")
+            sent_at = datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC)
+            skew = (now - sent_at).total_seconds()
+            if abs(skew) > source.tolerance_seconds:
+                direction = "old" if skew > 0 else "in the future"
+                raise StaleDelivery(
+                    f"X-HubSpot-Request-Timestamp is {int(abs(skew))} s {direction} "
+                    f"(limit {source.tolerance_seconds} s)"
+                )
+            expected = [v3_signature(s, request.method, uri, request.body, timestamp) for s in secrets.all()]
+            if matches_any(signature, expected):
+                return VerifiedDelivery(delivery_id=delivery_id, sent_at=sent_at)
+            raise SignatureInvalid("X-HubSpot-Signature-v3 matches no configured client secret")
+
+        signature = request.single_header("X-HubSpot-Signature").lower().encode()
+        version = request.single_header("X-HubSpot-Signature-Version")
+        if version not in ("v1", "v2"):
+            raise SignatureInvalid("X-HubSpot-Signature-Version must be v1 or v2")
+        expected = [legacy_signature(s, version, request.method, uri, request.body) for s in secrets.all()]
+        if matches_any(signature, expected):
+            return VerifiedDelivery(delivery_id=delivery_id, sent_at=None)
+        raise SignatureInvalid(f"X-HubSpot-Signature ({version}) matches no configured client secret")
+
+    def normalise(self, context: NormaliseContext) -> list[NormalisedEvent]:
+        documents = _parse(context.body)
+        try:
+            events = [HubSpotEvent.model_validate(d) for d in documents]
+        except ValidationError as error:
+            raise UnprocessableDelivery(f"HubSpot event does not match the documented shape: {error}") from None
+        # Tenancy for the whole delivery before any fetch or write: one foreign portal refuses it all.
+        foreign = sorted({str(e.portal_id) for e in events} - set(context.source.tenants))
+        if foreign:
+            raise UnknownTenant(f"portal(s) {', '.join(foreign)} are not configured for this source")
+        own = set(context.source.own_client_ids)
+        normalised = []
+        for document, event in zip(documents, events, strict=True):
+            if own & {event.change_source, event.source_id}:
+                continue  # our own write coming back: no sync loop
+            if not event.closes_deal_won:
+                continue  # acknowledged, but not a canonical business event
+            normalised.append(_contract_booked(document, event, context))
+        return normalised
+
+    def acknowledge(self, result: IngestResult) -> HttpReply:
+        return json_acknowledgement(result)
+
+
+def _parse(body: bytes) -> list[dict[str, Any]]:
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise MalformedDelivery("body is not valid JSON") from None
+    if not isinstance(document, list) or not all(isinstance(d, dict) for d in document):
+        raise MalformedDelivery("body must be a JSON array of event objects")
+    if not document:
+        raise MalformedDelivery("body holds no events")
+    if len(document) > MAX_EVENTS_PER_DELIVERY:
+        raise MalformedDelivery(f"body holds {len(document)} events; HubSpot sends at most 100")
+    return document
+
+
+def _contract_booked(
+    document: dict[str, Any], event: HubSpotEvent, context: NormaliseContext
+) -> NormalisedEvent:
+    if context.fetcher is None:
+        # Configuration, not the sender's fault: 503 so HubSpot retries once crm_api is configured.
+        raise TransientDownstreamError(f"source {context.source.name} has no crm_api to fetch deals from")
+    deal = context.fetcher.fetch("deals", str(event.object_id))
+    occurred_at = datetime.fromtimestamp(event.occurred_at / 1000, tz=UTC)
+    event_id = canonical_event_id(context.source.name, event.dedupe_id)
+    booked = ContractBooked(
+        event_id=event_id,
+        source=context.source.name,
+        source_system=context.source.system,
+        source_event_id=event.dedupe_id,
+        source_version=str(event.occurred_at),
+        correlation_id=event_id,
+        occurred_at=occurred_at,
+        received_at=context.received_at,
+        data=ContractBookedData(closed_won_at=occurred_at, contract=contract_terms_from_hubspot_deal(deal)),
+    )
+    # attemptNumber changes on every retry of the same event: outside the fingerprint, or each
+    # redelivery would read as "same id, different body".
+    sent = {k: v for k, v in document.items() if k != "attemptNumber"}
+    return NormalisedEvent(event=booked, fingerprint=fingerprint_of(sent))
