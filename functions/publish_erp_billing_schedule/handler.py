@@ -10,5 +10,7 @@ from pssync.workflows import provision
 @workflow_step
 def handler(payload: StepPayload) -> provision.CommandReceipt:
     settings = load_settings(DeliveryLogSettings)
-    command = provision.billing_schedule_command(payload.event, payload.require_contract())
+    command = provision.billing_schedule_command(
+        payload.event, payload.event.data.contract, payload.require_contract().version
+    )
     return provision.send(connector_for(settings.erp_connector, settings), command, SystemClock().now())

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
-from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -16,8 +13,9 @@ from constructs import Construct
 
 from infra import runtime
 from infra.constructs.functions import Functions
-from infra.constructs.tables import IDEMPOTENCY_EXPIRY_SECONDS
-from infra.sources import WebhookSource
+from infra.constructs.ingest_common import IngestTargets
+from infra.sources import registry_json
+from pssync.ingest.sources import SourceConfig
 
 # Per-stage defaults; SaaS webhook senders retry on 429, so throttling sheds load without losing events.
 THROTTLING_RATE_LIMIT = 50
@@ -36,42 +34,28 @@ class IngestionApi(Construct):
         construct_id: str,
         *,
         functions: Functions,
-        sources: list[WebhookSource],
+        sources: list[SourceConfig],
         bus: events.IEventBus,
         idempotency_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         stage = functions.stage
-        secrets = {source.name: self._signing_secret(source, stage) for source in sources}
+        # Only HTTP sources have a signing secret; Event Relay and Kantata sources have no endpoint here.
+        secrets = {
+            source.name: self._signing_secret(source, stage) for source in sources if source.scheme.is_http
+        }
         self.raw_payloads = self._raw_payload_archive(stage)
+        self.targets = IngestTargets(
+            bus=bus,
+            idempotency_table=idempotency_table,
+            raw_payloads=self.raw_payloads,
+            source_registry=registry_json(sources),
+        )
 
         self.ingest = functions.create(
-            "IngestWebhook",
-            role_name="ingest_webhook",
-            environment={
-                "EVENT_BUS_NAME": bus.event_bus_name,
-                "IDEMPOTENCY_TABLE_NAME": idempotency_table.table_name,
-                "IDEMPOTENCY_EXPIRY_SECONDS": str(IDEMPOTENCY_EXPIRY_SECONDS),
-                "RAW_PAYLOAD_BUCKET": self.raw_payloads.bucket_name,
-                "SOURCE_REGISTRY": json.dumps(
-                    [
-                        {
-                            "name": source.name,
-                            "scheme": source.scheme,
-                            "system": source.system,
-                            "secret_id": source.secret_name(stage),
-                            "tolerance_seconds": source.tolerance_seconds,
-                            "max_body_bytes": source.max_body_bytes,
-                        }
-                        for source in sources
-                    ],
-                    separators=(",", ":"),
-                ),
-            },
+            "IngestWebhook", role_name="ingest_webhook", environment=self.targets.environment()
         )
-        self._grant_raw_payload_writes()
-        bus.grant_put_events_to(self.ingest.role)
-        self.ingest.grant_table_read_write(idempotency_table)
+        self.targets.grant_accept(self.ingest)
         for secret in secrets.values():
             secret.grant_read(self.ingest.role)
 
@@ -118,36 +102,19 @@ class IngestionApi(Construct):
         Validations.of(bucket).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-S1",
-                reason="Only ingest_webhook writes here (PutObject under raw/); CloudTrail data events are "
+                reason="Only the ingest functions write here (PutObject under raw/); CloudTrail data events are "
                 "the audit trail of access, so a second server-access-log bucket would add nothing.",
             )
         )
         return bucket
 
-    def _grant_raw_payload_writes(self) -> None:
-        self.ingest.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[self.raw_payloads.arn_for_objects("raw/*")]
-            )
-        )
-        bucket_id = Stack.of(self).resolve(
-            Stack.of(self).get_logical_id(self.raw_payloads.node.default_child)  # type: ignore[arg-type]
-        )
-        Validations.of(self.ingest.role).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/raw/*]",
-                reason="Raw payload keys are content hashes, unknown in advance; the grant is PutObject "
-                "only, under the raw/ prefix of the lineage bucket.",
-            )
-        )
-
-    def _signing_secret(self, source: WebhookSource, stage: str) -> secretsmanager.Secret:
+    def _signing_secret(self, source: SourceConfig, stage: str) -> secretsmanager.Secret:
         # The generated random value fails closed: nothing verifies until the user stores
         # {"current": "whsec_...", "previous": "whsec_..."} (see docs/infra.md).
         secret = secretsmanager.Secret(
             self,
             "".join(part.capitalize() for part in source.name.split("-")) + "SigningSecret",
-            secret_name=source.secret_name(stage),
+            secret_name=source.secret_id,
             description=f"Webhook signing secrets of source '{source.name}' ({source.system}): "
             'JSON {"current": "whsec_...", "previous": "whsec_..."}',
             removal_policy=runtime.removal_policy(stage),

@@ -12,9 +12,18 @@ from infra import runtime
 class Queues(Construct):
     """All queues require TLS and use SQS-managed encryption; dead letters are kept the SQS maximum."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        event_relay: bool = False,
+        kantata_poller: bool = False,
+    ) -> None:
         super().__init__(scope, construct_id)
         self._stage = stage
+        self._extra_dead_letters: dict[str, sqs.IQueue] = {}
 
         self.provision_inbox_dlq = self._queue("ProvisionEngagementInboxDlq", retention=runtime.DLQ_RETENTION)
         self.provision_inbox = self._queue(
@@ -45,12 +54,48 @@ class Queues(Construct):
             )
         )
 
+        self.event_relay_buffer: sqs.Queue | None = None
+        self.event_relay_dlq: sqs.Queue | None = None
+        if event_relay:
+            # Relayed Salesforce events wait here for the normaliser (batching, partial failures, redrive).
+            self.event_relay_dlq = self._queue("SalesforceEventRelayDlq", retention=runtime.DLQ_RETENTION)
+            self.event_relay_buffer = self._queue(
+                "SalesforceEventRelayBuffer",
+                visibility_timeout=Duration.seconds(
+                    runtime.LAMBDA_TIMEOUT.to_seconds() * runtime.SQS_VISIBILITY_TIMEOUT_FACTOR
+                ),
+                dead_letter_queue=sqs.DeadLetterQueue(
+                    queue=self.event_relay_dlq, max_receive_count=runtime.DLQ_MAX_RECEIVE_COUNT
+                ),
+            )
+            self._extra_dead_letters["SalesforceEventRelayDlq"] = self.event_relay_dlq
+            Validations.of(self.event_relay_dlq).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SQS3",
+                    reason="It is the dead-letter queue of the Event Relay buffer (redrive) and of the "
+                    "partner-bus rule target; `pssync dlq replay` redrives it to the buffer.",
+                )
+            )
+        self.kantata_poller_dlq: sqs.Queue | None = None
+        if kantata_poller:
+            # Failed schedule deliveries and failed poller invocations (async on-failure destination).
+            self.kantata_poller_dlq = self._queue("KantataPollerDlq", retention=runtime.DLQ_RETENTION)
+            self._extra_dead_letters["KantataPollerDlq"] = self.kantata_poller_dlq
+            Validations.of(self.kantata_poller_dlq).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SQS3",
+                    reason="It is the dead-letter store of the Kantata schedule target and of the poller's "
+                    "asynchronous invocations; a missed tick is covered by the next poll (the cursor stays).",
+                )
+            )
+
     @property
     def dead_letter_queues(self) -> dict[str, sqs.IQueue]:
         """Queues whose depth means lost work, by display name (monitoring alarms on each)."""
         return {
             "ProvisionEngagementInboxDlq": self.provision_inbox_dlq,
             "EventBridgeTargetDlq": self.eventbridge_target_dlq,
+            **self._extra_dead_letters,
         }
 
     def _queue(

@@ -15,7 +15,7 @@ IDEMPOTENCY_EXPIRY_SECONDS = 4 * 24 * 60 * 60
 class Tables(Construct):
     """CloudFormation names the tables, so several stages can share an account."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, stage: str, cursors: bool = False) -> None:
         super().__init__(scope, construct_id)
         self._stage = stage
         self.idempotency = self._table(
@@ -32,6 +32,16 @@ class Tables(Construct):
             "DeliveryLogTable",
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+        )
+        # Poll cursors (pk CURSOR#<source>): operational state, apart from business data, so the poller's
+        # grant is this table only and a cursor can be reset without touching business items.
+        self.cursors = (
+            self._table(
+                "CursorTable",
+                partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            )
+            if cursors
+            else None
         )
 
     def _table(

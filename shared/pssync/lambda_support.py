@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict
 
 from pssync.errors import IngestRejected
 from pssync.ingest.schemes.base import ErrorResponse
-from pssync.model.events import ContractBooked
+from pssync.model.events import ContractAmended, ContractBooked
 from pssync.observability import logger
+from pssync.workflows.amendment import Classification, RecordedAmendment, VersionGuard
 from pssync.workflows.provision import CommandReceipt, RecordedContract, RevenueReceipt
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
@@ -39,21 +40,44 @@ class StepPayload(BaseModel):
         return self.contract
 
 
-def workflow_step(step: Callable[[StepPayload], BaseModel | str]) -> LambdaHandler:
-    """Decorates a step: validates the state, tags logs with the business ids, serialises the result.
+class AmendmentPayload(BaseModel):
+    """The state a propagate-amendment step receives (see propagate_amendment.asl.json)."""
 
-    Exceptions propagate: their class name is the Step Functions error the ASL retries or catches.
-    """
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: ContractAmended
+    guard: VersionGuard | None = None
+    contract: RecordedAmendment | None = None
+    classification: Classification | None = None
+    psa: CommandReceipt | None = None
+    erp: CommandReceipt | None = None
+    revenue: RevenueReceipt | None = None
+
+    def require_contract(self) -> RecordedAmendment:
+        if self.contract is None:
+            raise ValueError("this step runs after RecordAmendedVersion; 'contract' is missing")
+        return self.contract
+
+
+Payload = TypeVar("Payload", StepPayload, AmendmentPayload)
+
+
+def workflow_step(step: Callable[[Payload], BaseModel | dict[str, Any]]) -> LambdaHandler:
+    """Decorates a step: validates the state (model from the step's annotation), tags logs with the business
+    ids, serialises the result. Exceptions propagate: their class name is the Step Functions error the ASL
+    retries or catches."""
+    payload_model: type[BaseModel] = get_type_hints(step)["payload"]
 
     @wraps(step)
     def handler(event: dict[str, Any], context: Any) -> Any:
-        payload = StepPayload.model_validate(event)
+        payload = payload_model.model_validate(event)
+        envelope = payload.event  # type: ignore[attr-defined]
         logger.append_keys(
-            correlation_id=payload.event.correlation_id,
-            event_id=payload.event.event_id,
-            contract_id=payload.event.data.contract.contract_id,
+            correlation_id=envelope.correlation_id,
+            event_id=envelope.event_id,
+            contract_id=envelope.data.contract.contract_id,
         )
-        result = step(payload)
+        result = step(payload)  # type: ignore[arg-type]
         return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
     return logger.inject_lambda_context(handler)

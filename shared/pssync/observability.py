@@ -17,3 +17,4 @@ class BusinessMetric(StrEnum):
     WEBHOOK_NOT_RECORDED = "WebhookNotRecorded"
     WORKFLOW_STARTED = "WorkflowStarted"
     ACTIVATION_TIME = "EngagementActivationSeconds"
+    AMENDMENT_PROPAGATION_LAG = "AmendmentPropagationLagSeconds"

@@ -54,6 +54,8 @@ def expected_files() -> dict[str, str]:
         mode="json"
     )
     files["samples/webhooks/standard-webhooks/contract-booked.json"] = examples.contract_booked_webhook()
+    files["samples/canonical/contract-amended.json"] = examples.contract_amended().model_dump(mode="json")
+    files["samples/webhooks/standard-webhooks/contract-amended.json"] = examples.contract_amended_webhook()
     return {path: json.dumps(doc, indent=2, sort_keys=True) + "\n" for path, doc in files.items()}
 
 

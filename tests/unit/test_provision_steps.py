@@ -76,9 +76,15 @@ def test_psa_and_erp_commands_are_idempotent_upserts() -> None:
     contract = provision.RecordedContract(contract_id="C-2026-0412", version=1, newly_recorded=True)
     log = InMemoryDeliveryLog()
     connector = ShadowConnector(log)
-    psa = provision.send(connector, provision.provision_project_command(booked, contract), NOW)
-    erp = provision.send(connector, provision.billing_schedule_command(booked, contract), NOW)
-    again = provision.send(connector, provision.provision_project_command(booked, contract), NOW)
+    psa = provision.send(
+        connector, provision.provision_project_command(booked, booked.data.contract, contract.version), NOW
+    )
+    erp = provision.send(
+        connector, provision.billing_schedule_command(booked, booked.data.contract, contract.version), NOW
+    )
+    again = provision.send(
+        connector, provision.provision_project_command(booked, booked.data.contract, contract.version), NOW
+    )
     assert psa.newly_recorded and erp.newly_recorded and not again.newly_recorded
     assert {c.target for c in log.commands.values()} == {Target.PSA, Target.ERP}
     project = log.commands[psa.command_id].payload["project"]

@@ -53,6 +53,10 @@ def deduplicator(settings: IngestSettings) -> PowertoolsDeduplicator:
 
 @cache
 def ingest_service(settings: IngestSettings) -> IngestService:
+    # Imported here: httpx is paid for by the ingest function only. Fetchers are built per source on
+    # first use (one pooled client each); the bearer token is read from Secrets Manager, cached briefly.
+    from pssync.connectors.crm import CrmFetchers, SecretsManagerTokenSource
+
     return IngestService(
         registry=settings.registry(),
         secrets=SecretsManagerSecrets(client("secretsmanager")),
@@ -60,6 +64,7 @@ def ingest_service(settings: IngestSettings) -> IngestService:
         deduplicator=deduplicator(settings),
         clock=SystemClock(),
         raw_payloads=S3RawPayloadStore(settings.raw_payload_bucket, client("s3")),
+        fetchers=CrmFetchers(SecretsManagerTokenSource(client("secretsmanager"))),
     )
 
 

@@ -70,6 +70,10 @@ SALESFORCE_CONTRACT_FIELD = "PSSync_Contract_JSON__c"
 SALESFORCE_OBLIGATION_FIELD = "PSSync_Obligation_Id__c"
 DATAVERSE_CONTRACT_ATTRIBUTE = "pssync_contractjson"
 
+_LINE_ITEMS_SOQL = (
+    "SELECT Id, Name, Quantity, UnitPrice, TotalPrice, Product2Id, PSSync_Obligation_Id__c "
+    "FROM OpportunityLineItem"
+)
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_{}-]{1,64}$")
 _SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
@@ -230,10 +234,8 @@ class SalesforceRecordFetcher:
             raise ValueError(f"Salesforce fetcher reads Opportunity, not {object_type!r}")
         record_id = _checked_id(object_id, _SALESFORCE_ID)  # validated: it is interpolated into SOQL
         record = self._http.get_json(f"{self._base}/sobjects/Opportunity/{record_id}")
-        soql = (
-            f"SELECT Id, Name, Quantity, UnitPrice, TotalPrice, Product2Id, {SALESFORCE_OBLIGATION_FIELD} "
-            f"FROM OpportunityLineItem WHERE OpportunityId = '{record_id}'"  # noqa: S608 - id validated
-        )
+        # record_id matched _SALESFORCE_ID above (alphanumerics only): nothing can be injected.
+        soql = f"{_LINE_ITEMS_SOQL} WHERE OpportunityId = '{record_id}'"
         items = self._http.get_json(f"{self._base}/query", params={"q": soql})
         return {**record, "OpportunityLineItems": {"records": list(items.get("records", []))}}
 
@@ -350,9 +352,7 @@ def contract_terms_from_dataverse_opportunity(
     _check_amount(terms, actual, None, f"opportunity {opportunity_id}")
     customer = attributes.get("customerid") or attributes.get("parentaccountid")
     customer_id = customer.get("Id") if isinstance(customer, dict) else attributes.get("_customerid_value")
-    return _with_crm_identity(
-        terms, opportunity_id, "dynamics365", str(customer_id) if customer_id else None
-    )
+    return _with_crm_identity(terms, opportunity_id, "dynamics365", str(customer_id) if customer_id else None)
 
 
 def _terms_from_json(raw: Any, what: str) -> ContractTerms:
@@ -380,7 +380,9 @@ def _check_amount(terms: ContractTerms, amount: Any, currency: Any, what: str) -
                 f"{terms.transaction_price.amount}; the SOW terms are out of date"
             )
     if currency and currency != terms.currency:
-        raise ContractMappingError(f"{what}: CRM currency {currency} differs from the contract's {terms.currency}")
+        raise ContractMappingError(
+            f"{what}: CRM currency {currency} differs from the contract's {terms.currency}"
+        )
 
 
 def _with_crm_identity(

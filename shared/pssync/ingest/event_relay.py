@@ -31,9 +31,9 @@ OPPORTUNITY = "Opportunity"
 OPPORTUNITY_CHANGE_EVENT = "OpportunityChangeEvent"
 CLOSED_WON_EVENT = "Opportunity_Closed_Won__e"
 CLOSED_WON_STAGES = frozenset({"Closed Won"})
-# The contract terms (ContractTerms JSON) kept on the opportunity by the quote/CPQ process; a fetcher may
-# also return them already mapped under "contract".
-CONTRACT_TERMS_FIELD = "Pssync_Contract_Terms__c"
+# The contract terms (ContractTerms JSON) kept on the opportunity by the quote/CPQ process: the same field
+# the CRM connector maps (pssync.connectors.crm); a fetcher may also return them mapped under "contract".
+CONTRACT_TERMS_FIELD = "PSSync_Contract_JSON__c"
 # Stage changes are what can make an opportunity won; other updates of an opportunity are not a booking.
 _WIN_FIELDS = frozenset({"StageName", "IsWon"})
 _GAP_PREFIX = "GAP_"
@@ -69,9 +69,9 @@ def same_org(org_id: str, tenant: str) -> bool:
 def relay_source_for(registry: SourceRegistry, org_id: str | None) -> SourceConfig:
     """The salesforce-event-relay source whose tenants name this organisation."""
     for source in registry:
-        if source.scheme is SignatureScheme.SALESFORCE_EVENT_RELAY and org_id:
-            if any(same_org(org_id, tenant) for tenant in source.tenants):
-                return source
+        relay = source.scheme is SignatureScheme.SALESFORCE_EVENT_RELAY
+        if relay and org_id and any(same_org(org_id, tenant) for tenant in source.tenants):
+            return source
     raise UnknownTenant(f"no salesforce-event-relay source lists organisation {org_id!r}")
 
 
@@ -119,7 +119,9 @@ def contract_terms_of(record: Mapping[str, Any], opportunity_id: str) -> Contrac
         document = json.loads(raw) if isinstance(raw, str) else raw
         terms = ContractTerms.model_validate(document)
     except (json.JSONDecodeError, ValidationError) as error:
-        raise UnprocessableDelivery(f"opportunity {opportunity_id}: invalid contract terms: {error}") from None
+        raise UnprocessableDelivery(
+            f"opportunity {opportunity_id}: invalid contract terms: {error}"
+        ) from None
     if terms.crm_opportunity_id is None:
         terms = terms.model_copy(update={"crm_opportunity_id": opportunity_id})
     return terms
@@ -172,14 +174,14 @@ class EventRelayNormaliser:
         record_ids = [str(r) for r in header.get("recordIds") or [] if r]
         if not record_ids:
             raise MalformedDelivery("ChangeEventHeader.recordIds is empty")
-        if change_type.endswith("DELETE") and change_type != "UNDELETE" and change_type != "GAP_UNDELETE":
+        if change_type in ("DELETE", "GAP_DELETE"):
             return []  # a deleted opportunity books nothing
         changed = set(header.get("changedFields") or [])
         fields = {k: v for k, v in payload.items() if k != "ChangeEventHeader"}
         if change_type == "UPDATE":
             if not changed & _WIN_FIELDS:
                 return []
-            if "StageName" in fields and fields["StageName"] not in CLOSED_WON_STAGES and not fields.get("IsWon"):
+            if "StageName" in fields and not is_won(fields):
                 return []  # moved to another stage: nothing to fetch
         committed_at = _ms(header.get("commitTimestamp"))
         version = (

@@ -102,10 +102,45 @@ class EngagementActivatedData(BaseModel):
     )
 
 
+class AmendmentPropagatedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contract_id: str
+    contract_version: int
+    previous_version: int
+    treatment: str
+    psa_command_id: str
+    erp_command_id: str
+    revenue_schedule_version: int
+    propagation_seconds: float = Field(description="Amended in the CRM to propagated everywhere: the lag")
+
+
+class AmendmentPropagated(EventEnvelope):
+    bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
+    event_type: Literal["AmendmentPropagated"] = "AmendmentPropagated"
+    data: AmendmentPropagatedData
+
+
 class EngagementActivated(EventEnvelope):
     bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
     event_type: Literal["EngagementActivated"] = "EngagementActivated"
     data: EngagementActivatedData
+
+
+class ModificationFacts(BaseModel):
+    """What the amendment's author knows that the terms alone do not say (ASC 606-10-25-12/13).
+
+    Left at their defaults, the revenue engine derives the treatment: added obligations are distinct,
+    pricing at SSP is computed from the SSPs, remaining distinctness follows each obligation's pattern.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    added_goods_distinct: bool = True
+    priced_at_ssp: bool | None = None
+    remaining_distinct: dict[str, bool] = Field(default_factory=dict)
+    override: Literal["separate_contract", "prospective", "cumulative_catch_up", "mixed"] | None = None
+    rationale: str | None = Field(None, description="Required with an override")
 
 
 class ContractAmendedData(BaseModel):
@@ -116,6 +151,7 @@ class ContractAmendedData(BaseModel):
     amended_at: AwareDatetime
     effective_date: date
     reason: str | None = None
+    modification: ModificationFacts = Field(default_factory=ModificationFacts)
     contract: ContractTerms
 
 
@@ -230,6 +266,7 @@ CANONICAL_EVENTS: tuple[type[EventEnvelope], ...] = (
     InvoicePosted,
     PaymentReceived,
     EngagementActivated,
+    AmendmentPropagated,
 )
 
 

@@ -17,6 +17,8 @@ from pssync.model.contract import (
     RecurringFee,
 )
 from pssync.model.events import (
+    ContractAmended,
+    ContractAmendedData,
     ContractBooked,
     ContractBookedData,
     EngagementActivated,
@@ -191,5 +193,78 @@ def engagement_activated() -> EngagementActivated:
             revenue_schedule_version=1,
             transaction_price=eur("396000.00"),
             activation_seconds=4.0,
+        ),
+    )
+
+
+AMENDED_AT = datetime(2027, 6, 10, 14, 30, tzinfo=UTC)
+EXAMPLE_AMENDMENT_DELIVERY_ID = "msg_2Qx7opp0061Q00000AbCdEF_20270610T143000Z"
+
+
+def change_order_terms() -> ContractTerms:
+    """Change order 1: advisory retainer for the second half of 2027, priced at its standalone price."""
+    terms = transformation_programme()
+    advisory = PerformanceObligation(
+        obligation_id="ADVISORY",
+        description="Architecture advisory retainer, July-December 2027",
+        standalone_selling_price=eur("30000.00"),
+        recognition=Ratable(start=date(2027, 7, 1), end=date(2027, 12, 31)),
+    )
+    retainer = RecurringFee(
+        kind="retainer",
+        monthly_fee=eur("5000.00"),
+        start=date(2027, 7, 1),
+        end=date(2027, 12, 31),
+        obligation_id="ADVISORY",
+    )
+    project = terms.project.model_copy(
+        update={
+            "wbs": [
+                *terms.project.wbs,
+                WbsElement(code="4", name="Advisory", obligation_id="ADVISORY", budget_hours=240),
+            ]
+        }
+    )
+    return terms.model_copy(
+        update={
+            "transaction_price": eur("426000.00"),
+            "obligations": [*terms.obligations, advisory],
+            "billing": [*terms.billing, retainer],
+            "project": project,
+            "sow_reference": "SOW-3 CO-1",
+        }
+    )
+
+
+def contract_amended_webhook() -> dict[str, object]:
+    return {
+        "type": "contract.amended",
+        "timestamp": AMENDED_AT.isoformat(),
+        "data": {
+            "amended_at": AMENDED_AT.isoformat(),
+            "effective_date": "2027-07-01",
+            "reason": "Change order 1: advisory retainer",
+            "source_version": "2027-06-10T14:29:41.000Z",
+            "contract": change_order_terms().model_dump(mode="json"),
+        },
+    }
+
+
+def contract_amended() -> ContractAmended:
+    event_id = canonical_event_id(EXAMPLE_SOURCE, EXAMPLE_AMENDMENT_DELIVERY_ID)
+    return ContractAmended(
+        event_id=event_id,
+        source=EXAMPLE_SOURCE,
+        source_system=SourceSystem.SALESFORCE,
+        source_event_id=EXAMPLE_AMENDMENT_DELIVERY_ID,
+        source_version="2027-06-10T14:29:41.000Z",
+        correlation_id=event_id,
+        occurred_at=AMENDED_AT,
+        received_at=datetime(2027, 6, 10, 14, 30, 2, tzinfo=UTC),
+        data=ContractAmendedData(
+            amended_at=AMENDED_AT,
+            effective_date=date(2027, 7, 1),
+            reason="Change order 1: advisory retainer",
+            contract=change_order_terms(),
         ),
     )

@@ -12,18 +12,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from pssync.connectors.base import Connector, ConnectorCommand, Target
-from pssync.errors import BusinessRuleViolation
+from pssync.errors import BusinessRuleViolation, TransientDownstreamError
 from pssync.model.contract import ContractTerms, OutputMilestones, scheduled_billing_total
 from pssync.model.events import (
     ContractBooked,
     EngagementActivated,
     EngagementActivatedData,
+    EventEnvelope,
     SourceSystem,
     canonical_event_id,
 )
 from pssync.ports import EventPublisher, VersionConflict, VersionStore
 from pssync.workflows.billing import billing_schedule
-from pssync.workflows.revenue import revenue_schedule_for
+from pssync.workflows.revenue import RevenueSchedule, revenue_schedule_for
 
 CONTRACT = "contract"
 REVENUE_SCHEDULE = "revenue_schedule"
@@ -122,24 +123,24 @@ def record_contract_version(event: ContractBooked, store: VersionStore, now: dat
         ) from None
 
 
-def _terms_of(store: VersionStore, contract: RecordedContract) -> ContractTerms:
-    stored = store.get(CONTRACT, contract.contract_id, contract.version)
+def terms_of(store: VersionStore, contract_id: str, version: int) -> ContractTerms:
+    stored = store.get(CONTRACT, contract_id, version)
     if stored is None:
-        raise BusinessRuleViolation(f"contract {contract.contract_id} v{contract.version} is not recorded")
+        raise BusinessRuleViolation(f"contract {contract_id} v{version} is not recorded")
     return ContractTerms.model_validate(stored.body["terms"])
 
 
-def provision_project_command(event: ContractBooked, contract: RecordedContract) -> ConnectorCommand:
-    terms = event.data.contract
+def provision_project_command(event: EventEnvelope, terms: ContractTerms, version: int) -> ConnectorCommand:
+    """Upsert of the PSA project for one contract version (WBS, billing model, entity, tax, currency)."""
     return ConnectorCommand(
         target=Target.PSA,
         operation="upsert_project",
         external_id=terms.project.project_id,
-        idempotency_key=f"project:{terms.project.project_id}:contract-v{contract.version}",
+        idempotency_key=f"project:{terms.project.project_id}:contract-v{version}",
         payload={
             "project": terms.project.model_dump(mode="json"),
             "contract_id": terms.contract_id,
-            "contract_version": contract.version,
+            "contract_version": version,
             "customer": terms.customer.model_dump(mode="json"),
             "legal_entity": terms.legal_entity.code,
             "currency": terms.currency,
@@ -151,16 +152,16 @@ def provision_project_command(event: ContractBooked, contract: RecordedContract)
     )
 
 
-def billing_schedule_command(event: ContractBooked, contract: RecordedContract) -> ConnectorCommand:
-    terms = event.data.contract
+def billing_schedule_command(event: EventEnvelope, terms: ContractTerms, version: int) -> ConnectorCommand:
+    """Upsert of the ERP billing schedule for one contract version (replaces the previous version's)."""
     return ConnectorCommand(
         target=Target.ERP,
         operation="upsert_billing_schedule",
         external_id=terms.contract_id,
-        idempotency_key=f"billing-schedule:{terms.contract_id}:v{contract.version}",
+        idempotency_key=f"billing-schedule:{terms.contract_id}:v{version}",
         payload={
             "contract_id": terms.contract_id,
-            "contract_version": contract.version,
+            "contract_version": version,
             "customer": terms.customer.model_dump(mode="json"),
             "legal_entity": terms.legal_entity.code,
             "currency": terms.currency,
@@ -179,38 +180,46 @@ def send(connector: Connector, command: ConnectorCommand, now: datetime) -> Comm
     )
 
 
-def build_revenue_schedule(
-    event: ContractBooked, contract: RecordedContract, store: VersionStore, now: datetime
+def store_revenue_schedule(
+    store: VersionStore, event: EventEnvelope, contract_version: int, schedule: RevenueSchedule, now: datetime
 ) -> RevenueReceipt:
-    terms = _terms_of(store, contract)
-    schedule = revenue_schedule_for(
-        terms, contract_version=contract.version, caused_by_event_id=event.event_id
-    )
+    """One revenue-schedule version per contract version; a replay finds the one it wrote."""
+    for stored in reversed(store.history(REVENUE_SCHEDULE, schedule.contract_id)):
+        if stored.body.get("contract_version") == contract_version:
+            return RevenueReceipt(
+                schedule_version=stored.version, periods=len(schedule.periods()), total=str(schedule.total())
+            )
+    head = store.head(REVENUE_SCHEDULE, schedule.contract_id)
     body: dict[str, Any] = {
-        "contract_version": contract.version,
+        "contract_version": contract_version,
         "schedule": schedule.model_dump(mode="json"),
     }
-    head = store.head(REVENUE_SCHEDULE, terms.contract_id)
-    if head is not None and head.body.get("contract_version") == contract.version:
-        version = head.version  # already built for this contract version: a replay
-    else:
-        try:
-            version = store.append(
-                REVENUE_SCHEDULE,
-                terms.contract_id,
-                expected_version=head.version if head else 0,
-                body=body,
-                caused_by_event_id=event.event_id,
-                correlation_id=event.correlation_id,
-                recorded_at=now.isoformat(),
-            ).version
-        except VersionConflict:
-            raise BusinessRuleViolation(
-                "revenue schedule changed concurrently", code="concurrent_update"
-            ) from None
+    try:
+        version = store.append(
+            REVENUE_SCHEDULE,
+            schedule.contract_id,
+            expected_version=head.version if head else 0,
+            body=body,
+            caused_by_event_id=event.event_id,
+            correlation_id=event.correlation_id,
+            recorded_at=now.isoformat(),
+        ).version
+    except VersionConflict:
+        # Another writer moved the head between our read and write: retry the step, which re-reads it.
+        raise TransientDownstreamError("revenue schedule changed concurrently") from None
     return RevenueReceipt(
         schedule_version=version, periods=len(schedule.periods()), total=str(schedule.total())
     )
+
+
+def build_revenue_schedule(
+    event: ContractBooked, contract: RecordedContract, store: VersionStore, now: datetime
+) -> RevenueReceipt:
+    terms = terms_of(store, contract.contract_id, contract.version)
+    schedule = revenue_schedule_for(
+        terms, contract_version=contract.version, caused_by_event_id=event.event_id
+    )
+    return store_revenue_schedule(store, event, contract.version, schedule, now)
 
 
 def engagement_activated(

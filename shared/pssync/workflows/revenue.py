@@ -7,8 +7,10 @@ commercial terms the CRM stated into the engine's explicit inputs, and the resul
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,6 +30,7 @@ from pssync.model.contract import (
     TimeAndMaterialsBilling,
 )
 from pssync.money import Money
+from pssync.revenue import result as engine_result
 from pssync.revenue.models import RecognitionPattern
 
 
@@ -108,9 +111,32 @@ def _pattern(terms: ContractTerms, obligation: PerformanceObligation) -> Recogni
     raise BusinessRuleViolation(f"unsupported recognition pattern on {obligation.obligation_id}")
 
 
-def to_engine_contract(
-    terms: ContractTerms, *, version: int, caused_by_event_id: str, recorded_on: date | None = None
-) -> engine.RevenueContract:
+@dataclass(frozen=True)
+class EngineVersion:
+    """A recorded contract version with what the engine needs beyond its terms."""
+
+    version: int
+    terms: ContractTerms
+    caused_by_event_id: str
+    effective_date: str | None = None  # an amendment's effective date; version 1 starts with the contract
+    modification: dict[str, Any] | None = None  # canonical ModificationFacts of an amendment
+
+
+def _modification(facts: dict[str, Any] | None) -> engine.ModificationFacts | None:
+    if facts is None:
+        return None
+    override = facts.get("override")
+    return engine.ModificationFacts(
+        added_goods_distinct=facts.get("added_goods_distinct", True),
+        priced_at_ssp=facts.get("priced_at_ssp"),
+        remaining_distinct=facts.get("remaining_distinct") or {},
+        override=engine.ModificationTreatment(override) if override else None,
+        rationale=facts.get("rationale"),
+    )
+
+
+def to_engine_contract(item: EngineVersion) -> engine.RevenueContract:
+    terms = item.terms
     obligations = [
         engine.PerformanceObligation(
             id=o.obligation_id,
@@ -127,14 +153,14 @@ def to_engine_contract(
     ]
     return engine.RevenueContract(
         contract_id=terms.contract_id,
-        version=version,
+        version=item.version,
         legal_entity=terms.legal_entity.code,
         currency=terms.currency,
-        effective_date=terms.start_date,
-        recorded_on=recorded_on,
-        causing_event_id=caused_by_event_id,
+        effective_date=date.fromisoformat(item.effective_date) if item.effective_date else terms.start_date,
+        causing_event_id=item.caused_by_event_id,
         fixed_price=terms.transaction_price.amount,
         obligations=obligations,
+        modification=_modification(item.modification) if item.version > 1 else None,
     )
 
 
@@ -146,19 +172,27 @@ def _calendar(terms: ContractTerms) -> engine.CalendarSpec:
     return engine.CalendarSpec(kind="4-4-5") if four_four_five else engine.CalendarSpec()
 
 
-def revenue_schedule_for(
-    terms: ContractTerms, *, contract_version: int, caused_by_event_id: str
-) -> RevenueSchedule:
-    contract = to_engine_contract(terms, version=contract_version, caused_by_event_id=caused_by_event_id)
+def classify_and_schedule(
+    versions: list[EngineVersion],
+) -> tuple[RevenueSchedule, engine_result.ModificationLine | None]:
+    """The schedule after the latest version, and how the engine classified that version's modification."""
+    latest = versions[-1]
+    terms = latest.terms
     try:
-        result = engine.schedule_for(contract, calendar=_calendar(terms))
+        result = engine.schedule_for(
+            to_engine_contract(latest),
+            previous_versions=[to_engine_contract(v) for v in versions[:-1]],
+            calendar=_calendar(terms),
+        )
     except engine.RevenueRuleError as error:
         raise BusinessRuleViolation(
             f"revenue engine refused the contract: {error}", code="revenue_rule"
         ) from None
     currency = terms.currency
     allocations = {
-        a.obligation_id: Money(amount=a.allocated, currency=currency) for a in result.allocations()
+        a.obligation_id: Money(amount=a.allocated, currency=currency)
+        for a in result.allocations()
+        if a.contract_version == latest.version
     }
     lines = [
         ScheduleLine(
@@ -166,8 +200,8 @@ def revenue_schedule_for(
             period=line.period,
             amount=Money(amount=line.amount, currency=currency),
             method=line.method,
-            contract_version=contract_version,
-            caused_by_event_id=caused_by_event_id,
+            contract_version=latest.version,
+            caused_by_event_id=latest.caused_by_event_id,
         )
         for line in result.schedule()
     ]
@@ -179,10 +213,20 @@ def revenue_schedule_for(
         for oid, money in allocations.items()
         if money.amount != scheduled[oid]
     }
-    return RevenueSchedule(
+    schedule = RevenueSchedule(
         contract_id=terms.contract_id,
         currency=currency,
         allocations=allocations,
         lines=lines,
         unscheduled=unscheduled,
     )
+    modification = next((m for m in result.modifications() if m.contract_version == latest.version), None)
+    return schedule, modification
+
+
+def revenue_schedule_for(
+    terms: ContractTerms, *, contract_version: int, caused_by_event_id: str
+) -> RevenueSchedule:
+    """The schedule of a single (booking) version."""
+    schedule, _ = classify_and_schedule([EngineVersion(contract_version, terms, caused_by_event_id)])
+    return schedule

@@ -162,7 +162,9 @@ class HubSpotScheme:
         try:
             events = [HubSpotEvent.model_validate(d) for d in documents]
         except ValidationError as error:
-            raise UnprocessableDelivery(f"HubSpot event does not match the documented shape: {error}") from None
+            raise UnprocessableDelivery(
+                f"HubSpot event does not match the documented shape: {error}"
+            ) from None
         # Tenancy for the whole delivery before any fetch or write: one foreign portal refuses it all.
         foreign = sorted({str(e.portal_id) for e in events} - set(context.source.tenants))
         if foreign:

@@ -1,0 +1,60 @@
+"""Scheduled: poll Kantata's subscribed events for every kantata-poll source, publish TimeApproved."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from pssync.adapters.cursors import DynamoDBCursorStore
+from pssync.adapters.wiring import client, deduplicator, ingest_service
+from pssync.config import KantataPollerSettings, load_settings
+from pssync.connectors.kantata import KantataClient
+from pssync.errors import TransientDownstreamError
+from pssync.ingest.kantata import KantataNormaliser, KantataPoller
+from pssync.ingest.sources import SignatureScheme
+from pssync.observability import logger
+from pssync.ports import SystemClock
+
+
+@cache
+def _token_reader() -> Any:
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters.SecretsProvider(boto3_client=client("secretsmanager"))
+
+
+def _token(secret_id: str) -> str:
+    value = _token_reader().get(secret_id, max_age=300, transform="json")
+    if not isinstance(value, dict) or not value.get("access_token"):
+        raise TransientDownstreamError(f"Kantata token {secret_id} has no 'access_token' value")
+    return str(value["access_token"])
+
+
+def poller_for(settings: KantataPollerSettings, secret_id: str) -> KantataPoller:
+    return KantataPoller(
+        api=KantataClient(settings.kantata_base_url, lambda: _token(secret_id)),
+        acceptor=ingest_service(settings),
+        cursors=DynamoDBCursorStore(settings.cursor_table_name, client("dynamodb")),
+        normaliser=KantataNormaliser(settings.kantata_currency),
+        clock=SystemClock(),
+        overlap=timedelta(seconds=settings.kantata_overlap_seconds),
+        event_types=[t for t in settings.kantata_event_types.split(",") if t],
+        max_pages=settings.kantata_max_pages,
+    )
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = load_settings(KantataPollerSettings)
+    deduplicator(settings).config.register_lambda_context(context)
+    token_secrets: dict[str, str] = json.loads(settings.kantata_token_secret_ids)
+    results = []
+    for source in settings.registry():
+        if source.scheme is not SignatureScheme.KANTATA_POLL:
+            continue
+        result = poller_for(settings, token_secrets[source.name]).poll(source)
+        logger.info("kantata polled", extra=result.__dict__)
+        results.append({**result.__dict__, "cursor": result.cursor.isoformat() if result.cursor else None})
+    return {"polled": results}

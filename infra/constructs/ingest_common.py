@@ -1,0 +1,52 @@
+"""What every entry point that accepts events needs: IngestService.accept's stores and their grants.
+
+The webhook function, the Event Relay normaliser and the Kantata poller all run IngestService.accept:
+raw payload lineage (S3 PutObject under raw/), per-event dedupe (idempotency table) and PutEvents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+
+from infra.constructs.functions import PssyncFunction
+from infra.constructs.tables import IDEMPOTENCY_EXPIRY_SECONDS
+
+
+@dataclass(frozen=True)
+class IngestTargets:
+    bus: events.IEventBus
+    idempotency_table: dynamodb.ITable
+    raw_payloads: s3.Bucket
+    source_registry: str  # SOURCE_REGISTRY JSON (infra.sources.registry_json)
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "EVENT_BUS_NAME": self.bus.event_bus_name,
+            "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.table_name,
+            "IDEMPOTENCY_EXPIRY_SECONDS": str(IDEMPOTENCY_EXPIRY_SECONDS),
+            "RAW_PAYLOAD_BUCKET": self.raw_payloads.bucket_name,
+            "SOURCE_REGISTRY": self.source_registry,
+        }
+
+    def grant_accept(self, function: PssyncFunction) -> None:
+        """PutEvents on the bus, item access on the idempotency table, PutObject under raw/."""
+        self.bus.grant_put_events_to(function.role)
+        function.grant_table_read_write(self.idempotency_table)
+        function.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.raw_payloads.arn_for_objects("raw/*")])
+        )
+        stack = Stack.of(function)
+        bucket_id = stack.resolve(stack.get_logical_id(self.raw_payloads.node.default_child))  # type: ignore[arg-type]
+        Validations.of(function.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/raw/*]",
+                reason="Raw payload keys are content hashes, unknown in advance; the grant is PutObject "
+                "only, under the raw/ prefix of the lineage bucket.",
+            )
+        )

@@ -1,0 +1,274 @@
+"""Dynamics 365 / Dataverse service endpoints (webhook, authentication type HttpHeader).
+
+Dataverse cannot sign. The service endpoint sends a static key in header `x-pssync-key`, compared in
+constant time with the current and previous secret; the `OrganizationId` of the RemoteExecutionContext
+must be one of `tenants`. Replay guard: `OperationCreatedOn` within `tolerance_seconds` when present, and
+dedupe on `RequestId` (falling back to the `x-request-id` header).
+
+Mapping:
+- `opportunity` `Win`, or `Update` whose Target / post image has `statecode` 1 (Won) -> ContractBooked.
+  The terms come from the post image when it carries `pssync_contractjson` (register the image with that
+  column), else the opportunity is fetched through the Web API (`pssync.connectors.crm`).
+- `invoice` `Create` -> InvoicePosted, one summary line (invoice lines are separate `invoicedetail` rows):
+  `invoicenumber`, `name`, `customerid`, `totalamount`, `totaltax`, `totallineitemamount`, `duedate`,
+  `createdon`, `pssync_contractid` (optional) and `pssync_isocurrencycode`, a formula column holding
+  `transactioncurrencyid.isocurrencycode` (the context carries only the currency's record id).
+- everything else is acknowledged without an event. Register one of Win / Update per opportunity step:
+  both would emit two ContractBooked events (their RequestIds differ).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from pssync.connectors.crm import contract_terms_from_dataverse_opportunity
+from pssync.errors import (
+    MalformedDelivery,
+    SignatureInvalid,
+    StaleDelivery,
+    TransientDownstreamError,
+    UnknownTenant,
+    UnprocessableDelivery,
+)
+from pssync.ingest.request import RawRequest
+from pssync.ingest.schemes.base import (
+    HttpReply,
+    IngestResult,
+    NormaliseContext,
+    NormalisedEvent,
+    fingerprint_of,
+    json_acknowledgement,
+)
+from pssync.ingest.sources import SourceConfig
+from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
+from pssync.model.events import (
+    ContractBooked,
+    ContractBookedData,
+    EventEnvelope,
+    InvoiceLine,
+    InvoicePosted,
+    InvoicePostedData,
+    canonical_event_id,
+)
+from pssync.money import Money
+
+KEY_HEADER = "x-pssync-key"
+OPPORTUNITY_WON = 1
+_EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+_WCF_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+class DataverseScheme:
+    def verify(
+        self, request: RawRequest, source: SourceConfig, secrets: SigningSecrets | None, now: datetime
+    ) -> VerifiedDelivery:
+        if secrets is None:
+            raise SignatureInvalid("no key is configured for this source")
+        offered = request.single_header(KEY_HEADER).encode()
+        if not matches_any(offered, [s.encode() for s in secrets.all()]):
+            raise SignatureInvalid(f"{KEY_HEADER} matches no configured key")
+        document = _parse(request.body)
+        organisation = str(document.get("OrganizationId") or "").lower()
+        if not organisation:
+            raise MalformedDelivery("body has no OrganizationId")
+        if organisation not in {t.lower() for t in source.tenants}:
+            raise UnknownTenant(f"organisation {organisation} is not configured for this source")
+        sent_at = _operation_created_on(document)
+        if sent_at is not None:
+            skew = (now - sent_at).total_seconds()
+            if abs(skew) > source.tolerance_seconds:
+                direction = "old" if skew > 0 else "in the future"
+                raise StaleDelivery(
+                    f"OperationCreatedOn is {int(abs(skew))} s {direction} "
+                    f"(limit {source.tolerance_seconds} s)"
+                )
+        return VerifiedDelivery(delivery_id=_request_id(document, request), sent_at=sent_at)
+
+    def normalise(self, context: NormaliseContext) -> list[NormalisedEvent]:
+        document = _parse(context.body)
+        message = document.get("MessageName")
+        entity = document.get("PrimaryEntityName")
+        target = _input_entity(document, "Target")
+        image = _post_image(document)
+        attributes = {**image, **(target or {}).get("Attributes", {})}
+        record_id = next(
+            (
+                str(i)
+                for i in (document.get("PrimaryEntityId"), (target or {}).get("Id"))
+                if i and i != _EMPTY_GUID
+            ),
+            "",
+        )
+        if not record_id:
+            raise MalformedDelivery("no PrimaryEntityId / Target Id names the record")
+        try:
+            if entity == "opportunity" and (
+                message == "Win"
+                or (message == "Update" and _option(attributes.get("statecode")) == OPPORTUNITY_WON)
+            ):
+                event: EventEnvelope = self._contract_booked(context, document, attributes, record_id)
+            elif entity == "invoice" and message == "Create":
+                event = _invoice_posted(context, document, attributes, record_id)
+            else:
+                return []
+        except ValidationError as error:
+            raise UnprocessableDelivery(f"Dataverse {entity} {message} does not map: {error}") from None
+        return [NormalisedEvent(event=event, fingerprint=fingerprint_of(document))]
+
+    def _contract_booked(
+        self, context: NormaliseContext, document: dict[str, Any], attributes: dict[str, Any], record_id: str
+    ) -> ContractBooked:
+        if not attributes.get("pssync_contractjson"):
+            # Thin context (Win carries only the OpportunityClose): the Web API has the whole record.
+            if context.fetcher is None:
+                raise TransientDownstreamError(
+                    f"source {context.source.name} has no crm_api to fetch opportunity {record_id}"
+                )
+            attributes = context.fetcher.fetch("opportunity", record_id)
+        terms = contract_terms_from_dataverse_opportunity(attributes, record_id)
+        occurred_at = _operation_created_on(document) or context.received_at
+        return ContractBooked(
+            **_common(context, document, occurred_at),
+            data=ContractBookedData(closed_won_at=occurred_at, contract=terms),
+        )
+
+    def acknowledge(self, result: IngestResult) -> HttpReply:
+        return json_acknowledgement(result)
+
+
+def _invoice_posted(
+    context: NormaliseContext, document: dict[str, Any], attributes: dict[str, Any], record_id: str
+) -> InvoicePosted:
+    currency = attributes.get("pssync_isocurrencycode")
+    customer = attributes.get("customerid")
+    total = _money_value(attributes.get("totalamount"))
+    if not isinstance(currency, str) or not isinstance(customer, dict) or total is None:
+        raise UnprocessableDelivery(
+            "invoice Create needs pssync_isocurrencycode, customerid and totalamount attributes"
+        )
+    tax = _money_value(attributes.get("totaltax"))
+    net = _money_value(attributes.get("totallineitemamount"))
+    if net is None:
+        net = total - (tax or Decimal(0))
+    occurred_at = _operation_created_on(document) or context.received_at
+    created = _date_value(attributes.get("createdon"))
+    number = attributes.get("invoicenumber")
+    due = _date_value(attributes.get("duedate"))
+    return InvoicePosted(
+        **_common(context, document, occurred_at),
+        data=InvoicePostedData(
+            invoice_id=record_id,
+            invoice_number=number if isinstance(number, str) else None,
+            contract_id=attributes.get("pssync_contractid") or None,
+            customer_id=str(customer.get("Id")),
+            invoice_date=(created or occurred_at).date(),
+            due_date=due.date() if due else None,
+            lines=[
+                InvoiceLine(
+                    description=str(attributes.get("name") or f"Invoice {number or record_id}"),
+                    amount=Money(amount=net, currency=currency),
+                )
+            ],
+            tax=Money(amount=tax, currency=currency) if tax is not None else None,
+            total=Money(amount=total, currency=currency),
+        ),
+    )
+
+
+def _common(context: NormaliseContext, document: dict[str, Any], occurred_at: datetime) -> dict[str, Any]:
+    dedupe_id = context.delivery.delivery_id
+    event_id = canonical_event_id(context.source.name, dedupe_id)
+    return {
+        "event_id": event_id,
+        "source": context.source.name,
+        "source_system": context.source.system,
+        "source_event_id": dedupe_id,
+        "source_version": _iso(occurred_at),
+        "correlation_id": event_id,
+        "occurred_at": occurred_at,
+        "received_at": context.received_at,
+    }
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    try:
+        # Money arrives as JSON numbers: read them as Decimal, never float.
+        document = json.loads(body, parse_float=Decimal)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise MalformedDelivery("body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedDelivery("body must be a RemoteExecutionContext JSON object")
+    return document
+
+
+def _request_id(document: dict[str, Any], request: RawRequest) -> str:
+    request_id = document.get("RequestId")
+    if isinstance(request_id, str) and request_id.strip():
+        return request_id.strip()
+    headers = request.headers.get("x-request-id", [])
+    if len(headers) == 1 and headers[0].strip():
+        return headers[0].strip()
+    raise MalformedDelivery("neither RequestId nor a single x-request-id header identifies the delivery")
+
+
+def _date_value(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    match = _WCF_DATE.match(value)
+    if match:
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedDelivery(f"{value!r} is not a date") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _operation_created_on(document: dict[str, Any]) -> datetime | None:
+    return _date_value(document.get("OperationCreatedOn"))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _pairs(items: Any) -> dict[str, Any]:
+    """[{key, value}, ...] (DataContract JSON of a collection) -> dict."""
+    if isinstance(items, dict):
+        return items
+    if not isinstance(items, list):
+        return {}
+    return {i["key"]: i.get("value") for i in items if isinstance(i, dict) and isinstance(i.get("key"), str)}
+
+
+def _input_entity(document: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = _pairs(document.get("InputParameters")).get(key)
+    if not isinstance(value, dict):
+        return None
+    return {**value, "Attributes": _pairs(value.get("Attributes"))}
+
+
+def _post_image(document: dict[str, Any]) -> dict[str, Any]:
+    for image in _pairs(document.get("PostEntityImages")).values():
+        if isinstance(image, dict):
+            return _pairs(image.get("Attributes"))
+    return {}
+
+
+def _option(value: Any) -> Any:
+    return value.get("Value") if isinstance(value, dict) else value
+
+
+def _money_value(value: Any) -> Decimal | None:
+    value = _option(value)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise UnprocessableDelivery(f"{value!r} is not an amount")
+    return Decimal(str(value))

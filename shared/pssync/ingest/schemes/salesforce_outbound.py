@@ -1,0 +1,194 @@
+"""Salesforce Outbound Messages (workflow / flow SOAP notifications).
+
+Outbound messages cannot be signed. What we check, all before anything is written:
+- a shared key, compared in constant time with the current and previous secret. Salesforce cannot add
+  headers to an outbound message, but its endpoint URL is free-form, so the key normally travels as the
+  query parameter `?key=<secret>` of the configured endpoint URL; a proxy or test client may send it in
+  header `x-pssync-key` instead. Exactly one of the two must be present (both, or either repeated, is
+  refused: no ambiguity about which one was checked);
+- the `OrganizationId` of the envelope is one of `tenants` (15- or 18-character id), else 403;
+- the XML is parsed only without a DTD: any `<!DOCTYPE` / `<!ENTITY` is refused outright (400), which
+  closes entity expansion and external entities without defusedxml.
+
+Each `Notification` is deduplicated on its `Id`. Salesforce sends only the record's latest data (a retry
+can carry newer field values under the same notification id), so a closed-won Opportunity (StageName
+`Closed Won` or IsWon `true`) is re-fetched through the CRM fetcher and the event carries the fetched
+record; the fingerprint covers the notification's identity (Id, sObject type and Id), not its field
+values, for the same reason. A fetched opportunity that is no longer won is dropped. Own writes: when the
+message includes `LastModifiedById` and it is in `own_client_ids` (our integration user), it is dropped.
+The reply is the SOAP Ack Salesforce expects; anything else makes it retry (for up to 24 h).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET  # DTDs are refused before parsing (see the module doc)
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from pssync.connectors.crm import contract_terms_from_salesforce_opportunity
+from pssync.errors import (
+    MalformedDelivery,
+    SignatureInvalid,
+    TransientDownstreamError,
+    UnknownTenant,
+    UnprocessableDelivery,
+)
+from pssync.ingest.request import RawRequest
+from pssync.ingest.schemes.base import (
+    HttpReply,
+    IngestResult,
+    NormaliseContext,
+    NormalisedEvent,
+    fingerprint_of,
+)
+from pssync.ingest.sources import SourceConfig
+from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
+from pssync.model.events import ContractBooked, ContractBookedData, canonical_event_id
+
+KEY_HEADER = "x-pssync-key"
+KEY_QUERY_PARAMETER = "key"
+CLOSED_WON_STAGES = frozenset({"Closed Won"})
+OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+MAX_NOTIFICATIONS = 100
+SOAP_ACK = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+    b"<soapenv:Body>"
+    b'<notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound"><Ack>true</Ack></notificationsResponse>'
+    b"</soapenv:Body></soapenv:Envelope>"
+)
+
+
+class SalesforceOutboundScheme:
+    def verify(
+        self, request: RawRequest, source: SourceConfig, secrets: SigningSecrets | None, now: datetime
+    ) -> VerifiedDelivery:
+        if secrets is None:
+            raise SignatureInvalid("no key is configured for this source")
+        offered = _offered_key(request).encode()
+        if not matches_any(offered, [s.encode() for s in secrets.all()]):
+            raise SignatureInvalid("the outbound message key matches no configured key")
+        notifications = _notifications(request.body)
+        organisation = _text(notifications, "OrganizationId")
+        if not organisation:
+            raise MalformedDelivery("the envelope has no OrganizationId")
+        if organisation not in source.tenants and organisation[:15] not in source.tenants:
+            raise UnknownTenant(f"organisation {organisation} is not configured for this source")
+        return VerifiedDelivery(delivery_id=hashlib.sha256(request.body).hexdigest(), sent_at=None)
+
+    def normalise(self, context: NormaliseContext) -> list[NormalisedEvent]:
+        notifications = _notifications(context.body)
+        items = notifications.findall(f"{{{OUTBOUND_NS}}}Notification")
+        if not items:
+            raise MalformedDelivery("the envelope holds no Notification")
+        if len(items) > MAX_NOTIFICATIONS:
+            raise MalformedDelivery(f"{len(items)} notifications; Salesforce sends at most 100")
+        own = set(context.source.own_client_ids)
+        normalised = []
+        for item in items:
+            notification_id = _text(item, "Id")
+            record = item.find(f"{{{OUTBOUND_NS}}}sObject")
+            if not notification_id or record is None:
+                raise MalformedDelivery("every Notification needs an Id and an sObject")
+            fields = _fields(record)
+            object_type = record.get(XSI_TYPE, "").rpartition(":")[2]
+            if object_type != "Opportunity" or not fields.get("Id"):
+                continue
+            if fields.get("LastModifiedById") in own:
+                continue  # our own write coming back: no sync loop
+            if fields.get("StageName") not in CLOSED_WON_STAGES and fields.get("IsWon") != "true":
+                continue
+            event = _contract_booked(context, notification_id, fields)
+            if event is not None:
+                identity = {"Id": notification_id, "sObject": object_type, "sObjectId": fields["Id"]}
+                normalised.append(NormalisedEvent(event=event, fingerprint=fingerprint_of(identity)))
+        return normalised
+
+    def acknowledge(self, result: IngestResult) -> HttpReply:
+        return HttpReply(status=200, body=SOAP_ACK, headers={"Content-Type": "text/xml; charset=utf-8"})
+
+
+def _offered_key(request: RawRequest) -> str:
+    in_header = request.headers.get(KEY_HEADER, [])
+    in_query = parse_qs(urlsplit(request.url).query, keep_blank_values=True).get(KEY_QUERY_PARAMETER, [])
+    if in_header and in_query:
+        raise SignatureInvalid(f"send the key in {KEY_HEADER} or ?{KEY_QUERY_PARAMETER}=, not both")
+    offered = in_header or in_query
+    if len(offered) != 1 or not offered[0].strip():
+        raise SignatureInvalid(
+            f"the key ({KEY_HEADER} or ?{KEY_QUERY_PARAMETER}=) must be present exactly once"
+        )
+    return offered[0].strip()
+
+
+def _notifications(body: bytes) -> ET.Element:
+    upper = body.upper()
+    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
+        raise MalformedDelivery("DTDs and entity declarations are not accepted")
+    try:
+        root = ET.fromstring(body)  # noqa: S314 - no DTD can reach the parser (checked above)
+    except ET.ParseError:
+        raise MalformedDelivery("body is not well-formed XML") from None
+    if root.tag != f"{{{SOAP_NS}}}Envelope":
+        raise MalformedDelivery("body is not a SOAP 1.1 envelope")
+    notifications = root.find(f"{{{SOAP_NS}}}Body/{{{OUTBOUND_NS}}}notifications")
+    if notifications is None:
+        raise MalformedDelivery("the SOAP body holds no outbound-message notifications")
+    return notifications
+
+
+def _text(element: ET.Element, name: str) -> str:
+    child = element.find(f"{{{OUTBOUND_NS}}}{name}")
+    return (child.text or "").strip() if child is not None else ""
+
+
+def _fields(record: ET.Element) -> dict[str, str]:
+    """sObject fields by local name (enterprise namespace `urn:sobject.enterprise.soap.sforce.com`)."""
+    return {child.tag.rpartition("}")[2]: (child.text or "").strip() for child in record}
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":  # REST API style +0000
+        text = f"{text[:-2]}:{text[-2:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise UnprocessableDelivery(f"{value!r} is not a Salesforce dateTime") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _contract_booked(
+    context: NormaliseContext, notification_id: str, fields: dict[str, str]
+) -> ContractBooked | None:
+    if context.fetcher is None:
+        raise TransientDownstreamError(f"source {context.source.name} has no crm_api to fetch opportunities")
+    record = context.fetcher.fetch("Opportunity", fields["Id"])
+    if record.get("IsWon") is False:
+        return None  # reopened since the notification was queued: the latest state is not a booking
+    notified_at = _timestamp(fields.get("LastModifiedDate")) or context.received_at
+    version = _timestamp(record.get("LastModifiedDate")) or notified_at
+    event_id = canonical_event_id(context.source.name, notification_id)
+    return ContractBooked(
+        event_id=event_id,
+        source=context.source.name,
+        source_system=context.source.system,
+        source_event_id=notification_id,
+        source_version=_iso(version),
+        correlation_id=event_id,
+        occurred_at=notified_at,
+        received_at=context.received_at,
+        data=ContractBookedData(
+            closed_won_at=notified_at, contract=contract_terms_from_salesforce_opportunity(record)
+        ),
+    )
