@@ -31,9 +31,7 @@ STAGE_CONTEXT_KEY = "pssync:stage"
 NO_BUNDLING_CONTEXT = {"aws:cdk:bundling-stacks": []}
 
 
-def build_app(
-    *, bundle: bool = True, stage: str = "dev", context: dict[str, Any] | None = None
-) -> cdk.App:
+def build_app(*, bundle: bool = True, stage: str = "dev", context: dict[str, Any] | None = None) -> cdk.App:
     """The whole pssync app with AwsSolutions checks; `app.synth()` raises on any unacknowledged finding.
 
     `-c pssync:stage=<name>` on the CDK command line overrides `stage`; `context` adds context values

@@ -83,13 +83,17 @@ class EventRelayBus:
 def parse_event_relay(raw: object, sources: list[SourceConfig]) -> list[EventRelayBus]:
     raw = [] if raw is None else _json(raw)
     if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
-        raise ValueError(f"context {EVENT_RELAY_CONTEXT_KEY} must be a JSON list of partner event source names")
+        raise ValueError(
+            f"context {EVENT_RELAY_CONTEXT_KEY} must be a JSON list of partner event source names"
+        )
     buses = []
     registry = SourceRegistry(sources)
     for name in raw:
         match = _PARTNER_EVENT_SOURCE.match(name)
         if match is None:
-            raise ValueError(f"{EVENT_RELAY_CONTEXT_KEY}: {name!r} is not aws.partner/salesforce.com/<org>/<ch>")
+            raise ValueError(
+                f"{EVENT_RELAY_CONTEXT_KEY}: {name!r} is not aws.partner/salesforce.com/<org>/<ch>"
+            )
         try:
             source = relay_source_for(registry, match.group(1))
         except UnknownTenant as error:

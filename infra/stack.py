@@ -8,28 +8,44 @@ from aws_cdk import Stack, Tags
 from constructs import Construct
 
 from infra.constructs.event_bus import EventBus
+from infra.constructs.event_relay import SalesforceEventRelay
 from infra.constructs.functions import Functions
 from infra.constructs.ingestion_api import IngestionApi
+from infra.constructs.kantata_poller import KantataPoller
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.queues import Queues
 from infra.constructs.tables import Tables
-from infra.constructs.workflows import ProvisionEngagementWorkflow, WorkflowStores
-from infra.sources import WebhookSource
+from infra.constructs.workflows import PROPAGATE_AMENDMENT, PROVISION_ENGAGEMENT, Workflow, WorkflowStores
+from infra.sources import EventRelayBus, KantataPolling
+from pssync.ingest.sources import SourceConfig
 
 
 class PssyncStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage: str, sources: list[WebhookSource], **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        sources: list[SourceConfig],
+        event_relay: list[EventRelayBus] | None = None,
+        kantata: KantataPolling | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         Tags.of(self).add("project", "pssync")
         Tags.of(self).add("stage", stage)
 
-        tables = Tables(self, "Tables", stage=stage)
-        queues = Queues(self, "Queues", stage=stage)
+        tables = Tables(self, "Tables", stage=stage, cursors=kantata is not None)
+        queues = Queues(
+            self, "Queues", stage=stage, event_relay=bool(event_relay), kantata_poller=kantata is not None
+        )
         functions = Functions(self, "Functions", stage=stage)
         event_bus = EventBus(self, "Events", stage=stage, target_dlq=queues.eventbridge_target_dlq)
         event_bus.route_to_queue("ContractBooked", detail_type="ContractBooked", queue=queues.provision_inbox)
+        event_bus.route_to_queue(
+            "ContractAmended", detail_type="ContractAmended", queue=queues.amendment_inbox
+        )
 
         self.ingestion_api = IngestionApi(
             self,
@@ -39,34 +55,70 @@ class PssyncStack(Stack):
             bus=event_bus.bus,
             idempotency_table=tables.idempotency,
         )
-        provision_engagement = ProvisionEngagementWorkflow(
-            self,
-            "ProvisionEngagement",
-            functions=functions,
-            stores=WorkflowStores(
-                business_table=tables.business,
-                delivery_log_table=tables.delivery_log,
-                bus=event_bus.bus,
-                exceptions_queue=queues.exceptions,
-            ),
-            inbox=queues.provision_inbox,
+        if event_relay:
+            assert queues.event_relay_buffer is not None and queues.event_relay_dlq is not None
+            SalesforceEventRelay(
+                self,
+                "SalesforceEventRelay",
+                functions=functions,
+                ingest=self.ingestion_api.targets,
+                buses=event_relay,
+                buffer=queues.event_relay_buffer,
+                dead_letters=queues.event_relay_dlq,
+            )
+        if kantata is not None:
+            assert tables.cursors is not None and queues.kantata_poller_dlq is not None
+            KantataPoller(
+                self,
+                "KantataPoller",
+                functions=functions,
+                ingest=self.ingestion_api.targets,
+                polling=kantata,
+                cursor_table=tables.cursors,
+                dead_letters=queues.kantata_poller_dlq,
+            )
+        stores = WorkflowStores(
+            business_table=tables.business,
+            delivery_log_table=tables.delivery_log,
+            bus=event_bus.bus,
+            exceptions_queue=queues.exceptions,
         )
+        workflows = [
+            Workflow(
+                self,
+                spec=PROVISION_ENGAGEMENT,
+                functions=functions,
+                stores=stores,
+                inbox=queues.provision_inbox,
+            ),
+            Workflow(
+                self,
+                spec=PROPAGATE_AMENDMENT,
+                functions=functions,
+                stores=stores,
+                inbox=queues.amendment_inbox,
+            ),
+        ]
         self._tag_replay_routes(queues, event_bus)
         Monitoring(
             self,
             "Monitoring",
             stage=stage,
             dead_letter_queues={**queues.dead_letter_queues, "ExceptionsQueue": queues.exceptions},
-            state_machines={"ProvisionEngagement": provision_engagement.state_machine},
+            state_machines={w.spec.construct_id: w.state_machine for w in workflows},
         )
 
     @staticmethod
     def _tag_replay_routes(queues: Queues, event_bus: EventBus) -> None:
         """Tags tell `pssync dlq replay` where each dead-letter store's messages go back to."""
-        Tags.of(queues.provision_inbox).add("pssync:workflow", "provision-engagement")
+        Tags.of(queues.provision_inbox).add("pssync:workflow", PROVISION_ENGAGEMENT.name)
+        Tags.of(queues.amendment_inbox).add("pssync:workflow", PROPAGATE_AMENDMENT.name)
         Tags.of(queues.provision_inbox_dlq).add("pssync:replay", "redrive")
+        Tags.of(queues.amendment_inbox_dlq).add("pssync:replay", "redrive")
         # No target tag on a redrive DLQ: its source is found through the redrive policy itself, and a
         # tag naming the source queue would make the two queues depend on each other.
         Tags.of(queues.eventbridge_target_dlq).add("pssync:replay", "bus")
         Tags.of(queues.eventbridge_target_dlq).add("pssync:replay-target", event_bus.bus.event_bus_name)
         Tags.of(queues.exceptions).add("pssync:replay", "workflow-exceptions")
+        if queues.event_relay_dlq is not None:
+            Tags.of(queues.event_relay_dlq).add("pssync:replay", "redrive")

@@ -134,3 +134,23 @@ class InMemoryRawPayloads:
         return Lineage(
             raw_payload_ref=f"memory://raw/{source}/{digest}", raw_sha256=digest, delivery_id=delivery_id
         )
+
+
+@dataclass
+class FakeRecordFetcher:
+    """A RecordFetcher over canned CRM records keyed (object_type, object_id); records every call."""
+
+    records: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    def fetch(self, object_type: str, object_id: str) -> dict[str, Any]:
+        self.calls.append((object_type, object_id))
+        if self.fail_with is not None:
+            raise self.fail_with
+        from pssync.connectors.crm import RecordNotFound
+
+        try:
+            return self.records[(object_type, object_id)]
+        except KeyError:
+            raise RecordNotFound(f"{object_type} {object_id} does not exist in the CRM (404)") from None

@@ -12,7 +12,7 @@ from pssync.config import IngestSettings, load_settings
 from pssync.errors import IngestRejected, TransientDownstreamError
 from pssync.ingest.request import RawRequest
 from pssync.ingest.schemes import scheme_for
-from pssync.lambda_support import json_response, rejection_response
+from pssync.lambda_support import json_response, rejection_response, request_url
 from pssync.observability import BusinessMetric, logger, metrics
 
 
@@ -24,7 +24,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         request = RawRequest.from_api_gateway(
             method=event.get("httpMethod", "POST"),
-            url=event.get("path", ""),
+            url=request_url(event),
             body=event.get("body"),
             is_base64_encoded=bool(event.get("isBase64Encoded")),
             headers=event.get("headers"),

@@ -16,7 +16,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def start_one(record: SQSRecord) -> None:
-    started = start_workflow(record.body, workflow_starter(load_settings(StartWorkflowSettings)))
+    settings = load_settings(StartWorkflowSettings)
+    started = start_workflow(record.body, workflow_starter(settings), settings.workflow_name)
     logger.info(
         "workflow started" if started.newly_started else "workflow already started",
         extra={"execution_name": started.execution_name, "event_id": started.event_id},

@@ -39,7 +39,9 @@ class IngestTargets:
         self.bus.grant_put_events_to(function.role)
         function.grant_table_read_write(self.idempotency_table)
         function.role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.raw_payloads.arn_for_objects("raw/*")])
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[self.raw_payloads.arn_for_objects("raw/*")]
+            )
         )
         stack = Stack.of(function)
         bucket_id = stack.resolve(stack.get_logical_id(self.raw_payloads.node.default_child))  # type: ignore[arg-type]

@@ -102,8 +102,9 @@ class IngestionApi(Construct):
         Validations.of(bucket).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-S1",
-                reason="Only the ingest functions write here (PutObject under raw/); CloudTrail data events are "
-                "the audit trail of access, so a second server-access-log bucket would add nothing.",
+                reason="Only the ingest functions write here (PutObject under raw/); CloudTrail data "
+                "events are the audit trail of access, so a second server-access-log bucket would add "
+                "nothing.",
             )
         )
         return bucket

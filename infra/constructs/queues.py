@@ -25,16 +25,8 @@ class Queues(Construct):
         self._stage = stage
         self._extra_dead_letters: dict[str, sqs.IQueue] = {}
 
-        self.provision_inbox_dlq = self._queue("ProvisionEngagementInboxDlq", retention=runtime.DLQ_RETENTION)
-        self.provision_inbox = self._queue(
-            "ProvisionEngagementInbox",
-            visibility_timeout=Duration.seconds(
-                runtime.LAMBDA_TIMEOUT.to_seconds() * runtime.SQS_VISIBILITY_TIMEOUT_FACTOR
-            ),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.provision_inbox_dlq, max_receive_count=runtime.DLQ_MAX_RECEIVE_COUNT
-            ),
-        )
+        self.provision_inbox, self.provision_inbox_dlq = self._workflow_inbox("ProvisionEngagement")
+        self.amendment_inbox, self.amendment_inbox_dlq = self._workflow_inbox("PropagateAmendment")
         # EventBridge parks events here after its retry policy is exhausted (target DeadLetterConfig).
         self.eventbridge_target_dlq = self._queue("EventBridgeTargetDlq", retention=runtime.DLQ_RETENTION)
         Validations.of(self.eventbridge_target_dlq).acknowledge(
@@ -94,9 +86,22 @@ class Queues(Construct):
         """Queues whose depth means lost work, by display name (monitoring alarms on each)."""
         return {
             "ProvisionEngagementInboxDlq": self.provision_inbox_dlq,
+            "PropagateAmendmentInboxDlq": self.amendment_inbox_dlq,
             "EventBridgeTargetDlq": self.eventbridge_target_dlq,
             **self._extra_dead_letters,
         }
+
+    def _workflow_inbox(self, workflow: str) -> tuple[sqs.Queue, sqs.Queue]:
+        """A workflow's inbox (what its rule delivers) with a redrive DLQ after repeated start failures."""
+        dlq = self._queue(f"{workflow}InboxDlq", retention=runtime.DLQ_RETENTION)
+        inbox = self._queue(
+            f"{workflow}Inbox",
+            visibility_timeout=Duration.seconds(
+                runtime.LAMBDA_TIMEOUT.to_seconds() * runtime.SQS_VISIBILITY_TIMEOUT_FACTOR
+            ),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=runtime.DLQ_MAX_RECEIVE_COUNT),
+        )
+        return inbox, dlq
 
     def _queue(
         self,

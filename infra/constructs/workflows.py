@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, Validations
@@ -19,8 +20,6 @@ from infra import runtime
 from infra.constructs.functions import Functions, PssyncFunction
 
 STATEMACHINES_DIR = Path(__file__).resolve().parents[1] / "statemachines"
-PROVISION_ENGAGEMENT_ASL = STATEMACHINES_DIR / "provision_engagement.asl.json"
-PROVISION_ENGAGEMENT_WORKFLOW = "provision-engagement"
 INBOX_BATCH_SIZE = 10
 
 
@@ -32,23 +31,80 @@ class WorkflowStores:
     exceptions_queue: sqs.IQueue
 
 
-class ProvisionEngagementWorkflow(Construct):
-    """Contract booked -> contract v1, PSA project, ERP billing schedule, revenue schedule, activation event.
+class Needs(Enum):
+    """What a step touches; each need is one environment variable and one narrow grant."""
 
-    Started by `start_provision_engagement` from the inbox queue the ContractBooked rule feeds.
+    BUSINESS_TABLE = "business"
+    PSA = "psa"
+    ERP = "erp"
+    BUS = "bus"
+
+
+@dataclass(frozen=True)
+class Step:
+    state: str  # the ASL state name: its `${<state>FunctionArn}` placeholder
+    folder: str  # functions/<folder>
+    needs: tuple[Needs, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    name: str  # e.g. provision-engagement: execution names, exception records, the inbox tag
+    construct_id: str
+    asl_file: str
+    starter_id: str
+    steps: tuple[Step, ...]
+
+
+PROVISION_ENGAGEMENT = WorkflowSpec(
+    name="provision-engagement",
+    construct_id="ProvisionEngagement",
+    asl_file="provision_engagement.asl.json",
+    starter_id="StartProvisionEngagement",
+    steps=(
+        Step("ValidateMasterData", "validate_master_data"),
+        Step("RecordContractVersion", "record_contract_version", (Needs.BUSINESS_TABLE,)),
+        Step("ProvisionPsaProject", "provision_psa_project", (Needs.PSA,)),
+        Step("PublishErpBillingSchedule", "publish_erp_billing_schedule", (Needs.ERP,)),
+        Step("BuildRevenueSchedule", "build_revenue_schedule", (Needs.BUSINESS_TABLE,)),
+        Step("EmitEngagementActivated", "emit_engagement_activated", (Needs.BUS,)),
+    ),
+)
+PROPAGATE_AMENDMENT = WorkflowSpec(
+    name="propagate-amendment",
+    construct_id="PropagateAmendment",
+    asl_file="propagate_amendment.asl.json",
+    starter_id="StartPropagateAmendment",
+    steps=(
+        Step("GuardContractVersion", "guard_contract_version", (Needs.BUSINESS_TABLE,)),
+        Step("RecordAmendedVersion", "record_amended_version", (Needs.BUSINESS_TABLE,)),
+        Step("ClassifyModification", "classify_modification", (Needs.BUSINESS_TABLE,)),
+        Step("UpdatePsaProject", "update_psa_project", (Needs.PSA,)),
+        Step("UpdateErpBillingSchedule", "update_erp_billing_schedule", (Needs.ERP,)),
+        Step("RemeasureRevenue", "remeasure_revenue", (Needs.BUSINESS_TABLE,)),
+        Step("EmitAmendmentPropagated", "emit_amendment_propagated", (Needs.BUS,)),
+    ),
+)
+
+
+class Workflow(Construct):
+    """A Standard state machine from its ASL file, one function per step, and the starter on its inbox.
+
+    The starter names each execution after the business event, so redeliveries find the running one.
     """
 
     def __init__(
         self,
         scope: Construct,
-        construct_id: str,
         *,
+        spec: WorkflowSpec,
         functions: Functions,
         stores: WorkflowStores,
         inbox: sqs.IQueue,
     ) -> None:
-        super().__init__(scope, construct_id)
-        steps = self._create_steps(functions, stores)
+        super().__init__(scope, spec.construct_id)
+        self.spec = spec
+        steps = {step.state: self._create_step(functions, stores, step) for step in spec.steps}
 
         log_group = logs.LogGroup(
             self,
@@ -62,9 +118,9 @@ class ProvisionEngagementWorkflow(Construct):
             state_machine_type=sfn.StateMachineType.STANDARD,
             # Inline (DefinitionString), not from_file: from_file uploads an S3 asset, which hides the
             # definition from template assertions and from the local runtime that builds from the template.
-            definition_body=sfn.DefinitionBody.from_string(PROVISION_ENGAGEMENT_ASL.read_text()),
+            definition_body=sfn.DefinitionBody.from_string((STATEMACHINES_DIR / spec.asl_file).read_text()),
             definition_substitutions={
-                **{f"{key}FunctionArn": step.function.function_arn for key, step in steps.items()},
+                **{f"{state}FunctionArn": step.function.function_arn for state, step in steps.items()},
                 "ExceptionsQueueUrl": stores.exceptions_queue.queue_url,
             },
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
@@ -81,12 +137,12 @@ class ProvisionEngagementWorkflow(Construct):
         self._acknowledge_service_wildcards()
 
         self.starter = functions.create(
-            "StartProvisionEngagement",
-            role_name="start_provision_engagement",
+            spec.starter_id,
+            role_name=_snake(spec.starter_id),
             folder="start_workflow",
             environment={
                 "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
-                "WORKFLOW_NAME": PROVISION_ENGAGEMENT_WORKFLOW,
+                "WORKFLOW_NAME": spec.name,
             },
         )
         self.state_machine.grant_start_execution(self.starter.role)
@@ -95,40 +151,28 @@ class ProvisionEngagementWorkflow(Construct):
         )
 
     @staticmethod
-    def _create_steps(functions: Functions, stores: WorkflowStores) -> dict[str, PssyncFunction]:
-        """Step functions keyed by the ASL state name (the `${<State>FunctionArn}` placeholder)."""
-        business = {"BUSINESS_TABLE_NAME": stores.business_table.table_name}
-        delivery_log = {"DELIVERY_LOG_TABLE_NAME": stores.delivery_log_table.table_name}
-        steps = {
-            "ValidateMasterData": functions.create("ValidateMasterData", role_name="validate_master_data"),
-            "RecordContractVersion": functions.create(
-                "RecordContractVersion", role_name="record_contract_version", environment=business
-            ),
-            "ProvisionPsaProject": functions.create(
-                "ProvisionPsaProject",
-                role_name="provision_psa_project",
-                environment={**delivery_log, "PSA_CONNECTOR": "shadow"},
-            ),
-            "PublishErpBillingSchedule": functions.create(
-                "PublishErpBillingSchedule",
-                role_name="publish_erp_billing_schedule",
-                environment={**delivery_log, "ERP_CONNECTOR": "shadow"},
-            ),
-            "BuildRevenueSchedule": functions.create(
-                "BuildRevenueSchedule", role_name="build_revenue_schedule", environment=business
-            ),
-            "EmitEngagementActivated": functions.create(
-                "EmitEngagementActivated",
-                role_name="emit_engagement_activated",
-                environment={"EVENT_BUS_NAME": stores.bus.event_bus_name},
-            ),
-        }
-        steps["RecordContractVersion"].grant_table_read_write(stores.business_table)
-        steps["BuildRevenueSchedule"].grant_table_read_write(stores.business_table)
-        steps["ProvisionPsaProject"].grant_table_read_write(stores.delivery_log_table)
-        steps["PublishErpBillingSchedule"].grant_table_read_write(stores.delivery_log_table)
-        stores.bus.grant_put_events_to(steps["EmitEngagementActivated"].role)
-        return steps
+    def _create_step(functions: Functions, stores: WorkflowStores, step: Step) -> PssyncFunction:
+        environment: dict[str, str] = {}
+        if Needs.BUSINESS_TABLE in step.needs:
+            environment["BUSINESS_TABLE_NAME"] = stores.business_table.table_name
+        if Needs.PSA in step.needs:
+            environment.update(
+                DELIVERY_LOG_TABLE_NAME=stores.delivery_log_table.table_name, PSA_CONNECTOR="shadow"
+            )
+        if Needs.ERP in step.needs:
+            environment.update(
+                DELIVERY_LOG_TABLE_NAME=stores.delivery_log_table.table_name, ERP_CONNECTOR="shadow"
+            )
+        if Needs.BUS in step.needs:
+            environment["EVENT_BUS_NAME"] = stores.bus.event_bus_name
+        function = functions.create(step.state, role_name=step.folder, environment=environment)
+        if Needs.BUSINESS_TABLE in step.needs:
+            function.grant_table_read_write(stores.business_table)
+        if Needs.PSA in step.needs or Needs.ERP in step.needs:
+            function.grant_table_read_write(stores.delivery_log_table)
+        if Needs.BUS in step.needs:
+            stores.bus.grant_put_events_to(function.role)
+        return function
 
     def _acknowledge_service_wildcards(self) -> None:
         role = self.state_machine.role
@@ -140,3 +184,7 @@ class ProvisionEngagementWorkflow(Construct):
             ),
         }
         Validations.of(role).acknowledge(*(Acknowledgment(id=i, reason=r) for i, r in reasons.items()))
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))

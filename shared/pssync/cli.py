@@ -69,7 +69,7 @@ def demo(
     ),
 ) -> None:
     """Run a signed closed-won webhook through the local runtime and print what every system received."""
-    from pssync.local.demo import SAMPLE, run_demo, write_report
+    from pssync.local.demo import SAMPLES, run_demo, write_report
     from pssync.local.runtime import LocalRuntime
 
     root = _root()
@@ -79,7 +79,7 @@ def demo(
         LocalRuntime(root) as runtime,
     ):
         console.print(f"local runtime up in {time.monotonic() - started:.1f} s at {runtime.api.url}")
-        result = run_demo(runtime, root / SAMPLE)
+        result = run_demo(runtime, root / SAMPLES)
     write_report(result, root / report)
     _print_report(result)
     console.print(f"\nreport written to {report}")
@@ -97,16 +97,23 @@ def _print_report(result: dict[str, Any]) -> None:
     console.print(table)
 
     table = Table(title="Contract versions")
-    for col in ("version", "transaction price", "caused by event", "recorded at"):
+    for col in ("version", "transaction price", "obligations", "caused by event"):
         table.add_column(col)
     for v in result["contract_versions"]:
         price = v["transaction_price"]
         table.add_row(
             str(v["version"]),
             f"{price['amount']} {price['currency']}",
+            ", ".join(v["obligations"]),
             v["caused_by_event_id"],
-            v["recorded_at"],
         )
+    console.print(table)
+
+    table = Table(title="Contract modifications (revenue engine classification)")
+    for col in ("contract version", "treatment", "rationale"):
+        table.add_column(col)
+    for m in result["modifications"]:
+        table.add_row(str(m["contract_version"]), m["treatment"], m["rationale"])
     console.print(table)
 
     for target in ("psa", "erp"):

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, get_type_hints
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict
 
@@ -89,3 +90,13 @@ def json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 def rejection_response(error: IngestRejected) -> dict[str, Any]:
     return json_response(error.status, ErrorResponse(error=error.code, message=error.message).model_dump())
+
+
+def request_url(event: dict[str, Any]) -> str:
+    """Path plus query string of an API Gateway proxy event: some senders authenticate with `?key=`
+    (Salesforce outbound messages) or sign the full URI (HubSpot v3)."""
+    path = str(event.get("path", ""))
+    query = event.get("multiValueQueryStringParameters") or {
+        k: [v] for k, v in (event.get("queryStringParameters") or {}).items()
+    }
+    return f"{path}?{urlencode(query, doseq=True)}" if query else path

@@ -92,11 +92,15 @@ def test_inbox_dlq_and_bus_dlq_replays_start_the_workflow_once_even_when_replaye
     inbox_dead = _bus_event("E2E-INBOX-DLQ", "dlq-inbox")
     bus_dead = _bus_event("E2E-BUS-DLQ", "dlq-bus")
     for _ in range(2):  # the same dead letter twice: e.g. an operator replayed a copy
-        sqs.send_message(QueueUrl=_queue(driver, "InboxDlq"), MessageBody=json.dumps(inbox_dead))
+        sqs.send_message(
+            QueueUrl=_queue(driver, "ProvisionEngagementInboxDlq"), MessageBody=json.dumps(inbox_dead)
+        )
         sqs.send_message(QueueUrl=_queue(driver, "EventBridgeTargetDlq"), MessageBody=json.dumps(bus_dead))
 
-    assert "would replay 2" in _cli(driver, "dlq", "replay", _queue(driver, "InboxDlq"), "--dry-run")
-    assert "replayed 2" in _cli(driver, "dlq", "replay", _queue(driver, "InboxDlq"))
+    assert "would replay 2" in _cli(
+        driver, "dlq", "replay", _queue(driver, "ProvisionEngagementInboxDlq"), "--dry-run"
+    )
+    assert "replayed 2" in _cli(driver, "dlq", "replay", _queue(driver, "ProvisionEngagementInboxDlq"))
     assert "replayed 2" in _cli(driver, "dlq", "replay", _queue(driver, "EventBridgeTargetDlq"))
     driver.runtime.wait_until_idle()
 
@@ -104,5 +108,5 @@ def test_inbox_dlq_and_bus_dlq_replays_start_the_workflow_once_even_when_replaye
         executions = driver.executions_for(event["detail"]["event_id"])
         assert [e["status"] for e in executions] == ["SUCCEEDED"]
     depths = {q.name: q.visible for q in driver.runtime.queue_depths()}
-    assert depths[_queue(driver, "InboxDlq").rsplit("/", 1)[-1]] == 0
+    assert depths[_queue(driver, "ProvisionEngagementInboxDlq").rsplit("/", 1)[-1]] == 0
     assert depths[_queue(driver, "EventBridgeTargetDlq").rsplit("/", 1)[-1]] == 0

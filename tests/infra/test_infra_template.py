@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.constructs.workflows import PROVISION_ENGAGEMENT_ASL
-from infra.sources import DEFAULT_SOURCES, parse_sources
+from infra.constructs.workflows import PROPAGATE_AMENDMENT, PROVISION_ENGAGEMENT, STATEMACHINES_DIR
+from infra.sources import DEFAULT_SOURCES, parse_event_relay, parse_kantata, parse_sources
+from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
 
 pytestmark = pytest.mark.infra
 
@@ -29,6 +30,14 @@ FUNCTION_FOLDERS = {
     "publish_erp_billing_schedule": "publish_erp_billing_schedule",
     "build_revenue_schedule": "build_revenue_schedule",
     "emit_engagement_activated": "emit_engagement_activated",
+    "start_propagate_amendment": "start_workflow",
+    "guard_contract_version": "guard_contract_version",
+    "record_amended_version": "record_amended_version",
+    "classify_modification": "classify_modification",
+    "update_psa_project": "update_psa_project",
+    "update_erp_billing_schedule": "update_erp_billing_schedule",
+    "remeasure_revenue": "remeasure_revenue",
+    "emit_amendment_propagated": "emit_amendment_propagated",
 }
 COMMON_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "pssync",
@@ -314,18 +323,71 @@ def test_ingest_registry_names_one_secret_per_source(resources: Resources) -> No
 
 
 def test_sources_context_accepts_json_text_and_rejects_bad_names() -> None:
-    (source,) = parse_sources('[{"name": "hubspot", "scheme": "hubspot-v3", "system": "hubspot"}]')
-    assert source.secret_name("prod") == "pssync/prod/webhooks/hubspot"
-    with pytest.raises(ValueError, match="must match"):
-        parse_sources([{"name": "Bad Name", "scheme": "standard-webhooks", "system": "x"}])
+    (source,) = parse_sources(
+        '[{"name": "hubspot", "scheme": "hubspot", "system": "hubspot", "tenants": ["1"]}]', "prod"
+    )
+    assert source.secret_id == "pssync/prod/webhooks/hubspot"
+    with pytest.raises(ValueError, match="should match pattern"):
+        parse_sources([{"name": "Bad Name", "scheme": "standard-webhooks", "system": "salesforce"}])
+    with pytest.raises(ValueError, match="scheme"):
+        parse_sources([{"name": "x", "scheme": "hubspot-v3", "system": "hubspot"}])
+    with pytest.raises(ValueError, match="source names must be unique"):
+        parse_sources([{"name": "a", "scheme": "standard-webhooks", "system": "salesforce"}] * 2)
+
+
+def test_sources_are_validated_by_pssyncs_own_source_config() -> None:
+    """Non-HTTP schemes need no secret; unknown fields are refused like the Lambda's registry refuses them."""
+    sources = parse_sources(FULL_CONTEXT["pssync:sources"])
+    assert [s.secret_id for s in sources] == ["pssync/dev/webhooks/crm", None, None]
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        parse_sources([{"name": "x", "scheme": "standard-webhooks", "system": "salesforce", "colour": 1}])
+
+
+def test_event_relay_context_needs_a_relay_source_listing_the_org() -> None:
+    sources = parse_sources(FULL_CONTEXT["pssync:sources"])
+    (bus,) = parse_event_relay(f'["{PARTNER_EVENT_SOURCE}"]', sources)
+    assert bus.source.name == "sf-relay" and bus.org_id == "00D5g000004SxYzEAK"
+    assert parse_event_relay(None, sources) == []
+    with pytest.raises(ValueError, match=r"not aws\.partner"):
+        parse_event_relay(["aws.partner/hubspot.com/1/2"], sources)
+    with pytest.raises(ValueError, match="no salesforce-event-relay source"):
+        parse_event_relay(["aws.partner/salesforce.com/00D000000000001AAA/0YLx"], sources)
+
+
+def test_kantata_context_defaults_and_needs_a_kantata_source() -> None:
+    sources = parse_sources(FULL_CONTEXT["pssync:sources"])
+    polling = parse_kantata(None, sources)
+    assert polling is not None and polling.schedule_minutes == 1 and polling.overlap_minutes == 10
+    assert parse_kantata(None, parse_sources(None)) is None
+    with pytest.raises(ValueError, match="no source uses the kantata-poll scheme"):
+        parse_kantata({"schedule_minutes": 5}, parse_sources(None))
+
+
+def test_default_context_creates_no_relay_or_poller(resources: Resources) -> None:
+    assert set(functions_by_role(resources)) == set(FUNCTION_FOLDERS)
+    assert not [
+        r
+        for r in of_type(resources, "AWS::Events::EventBus").values()
+        if "EventSourceName" in r["Properties"]
+    ]
 
 
 # --- Workflow and API ---------------------------------------------------------------------------------------
 
 
-def test_state_machine_substitutes_every_placeholder(template: Template, resources: Resources) -> None:
-    placeholders = set(re.findall(r"\$\{(\w+)\}", PROVISION_ENGAGEMENT_ASL.read_text()))
-    (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
+def _machine(resources: Resources, construct_id: str) -> dict:
+    (machine,) = [
+        r
+        for lid, r in of_type(resources, "AWS::StepFunctions::StateMachine").items()
+        if lid.startswith(construct_id)
+    ]
+    return machine
+
+
+@pytest.mark.parametrize("spec", [PROVISION_ENGAGEMENT, PROPAGATE_AMENDMENT], ids=lambda s: s.name)
+def test_state_machine_substitutes_every_placeholder(template: Template, resources: Resources, spec) -> None:  # type: ignore[no-untyped-def]
+    placeholders = set(re.findall(r"\$\{(\w+)\}", (STATEMACHINES_DIR / spec.asl_file).read_text()))
+    machine = _machine(resources, spec.construct_id)
     assert placeholders == set(machine["Properties"]["DefinitionSubstitutions"])
     template.has_resource_properties(
         "AWS::StepFunctions::StateMachine",
@@ -337,8 +399,9 @@ def test_state_machine_substitutes_every_placeholder(template: Template, resourc
     )
 
 
-def test_state_machine_may_invoke_exactly_its_step_functions(resources: Resources) -> None:
-    (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
+@pytest.mark.parametrize("spec", [PROVISION_ENGAGEMENT, PROPAGATE_AMENDMENT], ids=lambda s: s.name)
+def test_state_machine_may_invoke_exactly_its_step_functions(resources: Resources, spec) -> None:  # type: ignore[no-untyped-def]
+    machine = _machine(resources, spec.construct_id)
     step_functions = {
         ref_target(arn)
         for key, arn in machine["Properties"]["DefinitionSubstitutions"].items()

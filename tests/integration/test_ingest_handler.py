@@ -121,3 +121,11 @@ def test_missing_signing_secret_fails_closed_with_503(
     status, body = post(booked_body, source="unset")
     assert status == 503 and body["error"] == "unavailable"
     assert aws.count_items("idempotency") == 0 and aws.captured() == []
+
+
+def test_the_query_string_reaches_the_scheme() -> None:
+    from pssync.lambda_support import request_url
+
+    event = {"path": "/webhooks/sfdc", "multiValueQueryStringParameters": {"key": ["a b"], "x": ["1", "2"]}}
+    assert request_url(event) == "/webhooks/sfdc?key=a+b&x=1&x=2"
+    assert request_url({"path": "/webhooks/crm", "queryStringParameters": None}) == "/webhooks/crm"

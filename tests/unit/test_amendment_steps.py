@@ -101,6 +101,9 @@ def test_remeasured_revenue_is_a_new_schedule_version_that_adds_the_retainer() -
     advisory = [line for line in schedule.body["schedule"]["lines"] if line["obligation_id"] == "ADVISORY"]
     assert [line["period"] for line in advisory] == [f"2027-{m:02d}" for m in range(7, 13)]
     assert sum(Decimal(line["amount"]["amount"]) for line in advisory) == Decimal("30000.00")
+    allocations = schedule.body["schedule"]["allocations"]
+    assert set(allocations) == {"IMPL", "TRAIN", "MANAGED", "ADVISORY"}  # existing obligations keep theirs
+    assert sum(Decimal(a["amount"]) for a in allocations.values()) == Decimal("426000.00")
 
 
 def test_amendment_propagated_measures_the_lag_and_links_the_cause() -> None:

@@ -34,8 +34,8 @@ def _bus_message(attempt: int | None = None) -> str:
 
 def test_execution_name_is_derived_from_the_business_event() -> None:
     starter = RecordingStarter()
-    first = start_workflow(_bus_message(), starter)
-    redelivered = start_workflow(_bus_message(), starter)
+    first = start_workflow(_bus_message(), starter, "provision-engagement")
+    redelivered = start_workflow(_bus_message(), starter, "provision-engagement")
     assert first.execution_name == f"ContractBooked-{examples.contract_booked().event_id}"
     assert first.newly_started and not redelivered.newly_started
     assert json.loads(starter.started[first.execution_name])["attempt"] == 0
@@ -43,7 +43,7 @@ def test_execution_name_is_derived_from_the_business_event() -> None:
 
 def test_an_ops_replay_gets_a_new_attempt_name() -> None:
     starter = RecordingStarter()
-    replay = start_workflow(_bus_message(attempt=2), starter)
+    replay = start_workflow(_bus_message(attempt=2), starter, "provision-engagement")
     assert replay.execution_name.endswith("-a2") and replay.newly_started
 
 
@@ -54,7 +54,7 @@ def test_execution_names_respect_step_functions_limits() -> None:
 
 def test_garbage_on_the_inbox_is_a_business_exception_not_a_retry() -> None:
     with pytest.raises(BusinessRuleViolation, match="not a canonical event"):
-        start_workflow('{"detail-type": "Nope"}', RecordingStarter())
+        start_workflow('{"detail-type": "Nope"}', RecordingStarter(), "provision-engagement")
 
 
 def test_checked_in_schemas_and_samples_match_the_models() -> None:
@@ -78,3 +78,8 @@ def test_openapi_describes_the_route_the_template_serves() -> None:
     refs = json.dumps(operation)
     for name in ("StandardWebhooksMessage", "AcceptedResponse", "ErrorResponse"):
         assert f"#/components/schemas/{name}" in refs and name in document["components"]["schemas"]
+
+
+def test_a_message_in_the_wrong_inbox_is_refused() -> None:
+    with pytest.raises(BusinessRuleViolation, match="does not start workflow propagate-amendment"):
+        start_workflow(_bus_message(), RecordingStarter(), "propagate-amendment")

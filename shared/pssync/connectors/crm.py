@@ -3,10 +3,12 @@
 Thin webhooks (HubSpot property changes, Salesforce outbound messages, Dataverse `Win` messages) name a
 record; the facts behind a `ContractBooked` are read from the CRM's API here, inside the sender's
 response budget (HubSpot gives up after 5 s). Every call has a timeout; 429, 5xx and transport errors
-are retried a bounded number of times with full jitter (Retry-After honoured) inside one overall
-deadline; when that is exhausted the caller gets `TransientDownstreamError` (the sender sees 503 and
-retries). A record that does not exist is `RecordNotFound` (422: retrying the same delivery will not
-create it).
+are retried a bounded number of times (3 attempts) with full jitter (Retry-After honoured) inside a
+3.5 s deadline per fetch, and all fetches of one delivery share a 4 s budget (`DeliveryBudget`); when
+that is exhausted the caller gets `TransientDownstreamError` (the sender sees 503 and retries). A
+record that does not exist is `RecordNotFound` (422: retrying the same delivery will not create it).
+A 401/403 (our token) is `TransientDownstreamError` without retry: not the sender's fault, and the
+delivery must not be lost while the token is fixed.
 
 Where the contract terms come from (one convention per CRM, deliberately explicit):
 CRMs hold deals and opportunities, not ASC 606 terms. The SOW tool (or CPQ) writes the full
@@ -36,7 +38,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -51,7 +53,8 @@ from pssync.model.events import SourceSystem
 TokenSource = Callable[[str], str]
 """Secret id -> bearer token (read from Secrets Manager in production, a literal in tests)."""
 
-DEFAULT_DEADLINE_SECONDS = 3.5  # the whole fetch, retries included, inside HubSpot's 5 s budget
+DEFAULT_DEADLINE_SECONDS = 3.5  # one fetch, retries included
+DEFAULT_DELIVERY_BUDGET_SECONDS = 4.0  # all fetches of one delivery: HubSpot gives up after 5 s
 DEFAULT_MAX_ATTEMPTS = 3  # one call plus two retries
 DEFAULT_BACKOFF_SECONDS = 0.25
 SALESFORCE_API_VERSION = "v62.0"
@@ -125,11 +128,19 @@ class CrmHttp:
             headers={"Accept": "application/json"},
         )
 
-    def get_json(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        started = self._monotonic()
-        last_problem = "no attempt made"
+    def now(self) -> float:
+        return self._monotonic()
+
+    def get_json(
+        self, path: str, params: dict[str, str] | None = None, *, not_after: float | None = None
+    ) -> dict[str, Any]:
+        """One logical GET; `not_after` (monotonic) caps it further, e.g. by the delivery's budget."""
+        deadline = self._monotonic() + self._deadline_seconds
+        if not_after is not None:
+            deadline = min(deadline, not_after)
+        last_problem = "no time left in the delivery's budget"
         for attempt in range(1, self._max_attempts + 1):
-            remaining = self._deadline_seconds - (self._monotonic() - started)
+            remaining = deadline - self._monotonic()
             if remaining <= 0:
                 break
             timeout = min(self._api.timeout_seconds, remaining)
@@ -161,7 +172,7 @@ class CrmHttp:
                 if retry_after is not None
                 else self._jitter(self._backoff_seconds * 2 ** (attempt - 1))
             )
-            if self._monotonic() - started + delay >= self._deadline_seconds:
+            if self._monotonic() + delay >= deadline:
                 break  # waiting would overrun the sender's budget: let the sender retry instead
             self._sleep(delay)
         raise TransientDownstreamError(f"CRM fetch of {path} failed after retries: {last_problem}")
@@ -204,10 +215,29 @@ def _checked_id(object_id: str, pattern: re.Pattern[str] = _SAFE_ID) -> str:
 # --- fetchers --------------------------------------------------------------------------------------
 
 
+class JsonGetter(Protocol):
+    def get_json(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]: ...
+
+
+class DeliveryBudget:
+    """A per-delivery view of a pooled CrmHttp: every fetch for one delivery shares one deadline.
+
+    A HubSpot batch with several closed-won deals fetches them one after the other; without a shared
+    deadline each could use the whole per-fetch allowance and the reply would miss HubSpot's 5 s.
+    """
+
+    def __init__(self, http: CrmHttp, seconds: float) -> None:
+        self._http = http
+        self._not_after = http.now() + seconds
+
+    def get_json(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._http.get_json(path, params, not_after=self._not_after)
+
+
 class HubSpotRecordFetcher:
     """`fetch("deals", id)`: GET /crm/v3/objects/deals/{id} with the properties and associations used."""
 
-    def __init__(self, http: CrmHttp) -> None:
+    def __init__(self, http: JsonGetter) -> None:
         self._http = http
 
     def fetch(self, object_type: str, object_id: str) -> dict[str, Any]:
@@ -225,7 +255,7 @@ class HubSpotRecordFetcher:
 class SalesforceRecordFetcher:
     """`fetch("Opportunity", id)`: the sObject plus its line items under `OpportunityLineItems.records`."""
 
-    def __init__(self, http: CrmHttp, api_version: str = SALESFORCE_API_VERSION) -> None:
+    def __init__(self, http: JsonGetter, api_version: str = SALESFORCE_API_VERSION) -> None:
         self._http = http
         self._base = f"/services/data/{api_version}"
 
@@ -245,7 +275,7 @@ class DataverseRecordFetcher:
 
     _ENTITY_SETS = {"opportunity": "opportunities", "invoice": "invoices"}
 
-    def __init__(self, http: CrmHttp) -> None:
+    def __init__(self, http: JsonGetter) -> None:
         self._http = http
 
     def fetch(self, object_type: str, object_id: str) -> dict[str, Any]:
@@ -256,12 +286,22 @@ class DataverseRecordFetcher:
 
 
 class CrmFetchers:
-    """The `fetchers=` factory of IngestService: one pooled fetcher per source with a `crm_api`."""
+    """The `fetchers=` factory of IngestService, called once per delivery.
 
-    def __init__(self, token_source: TokenSource, **http_options: Any) -> None:
+    One pooled CrmHttp per source (connections are reused across deliveries in a warm container); a
+    fresh fetcher per delivery, so all fetches of one delivery share `delivery_budget_seconds`.
+    """
+
+    def __init__(
+        self,
+        token_source: TokenSource,
+        delivery_budget_seconds: float = DEFAULT_DELIVERY_BUDGET_SECONDS,
+        **http_options: Any,
+    ) -> None:
         self._token_source = token_source
+        self._delivery_budget_seconds = delivery_budget_seconds
         self._http_options = http_options
-        self._cache: dict[tuple[str, CrmApiConfig], RecordFetcher] = {}
+        self._http: dict[tuple[str, CrmApiConfig], CrmHttp] = {}
         self._lock = threading.Lock()
 
     def __call__(self, source: SourceConfig) -> RecordFetcher | None:
@@ -269,20 +309,18 @@ class CrmFetchers:
             return None
         key = (source.name, source.crm_api)
         with self._lock:
-            if key not in self._cache:
-                http = CrmHttp(source.crm_api, self._token_source, **self._http_options)
-                fetcher: RecordFetcher
-                match source.system:
-                    case SourceSystem.HUBSPOT:
-                        fetcher = HubSpotRecordFetcher(http)
-                    case SourceSystem.SALESFORCE:
-                        fetcher = SalesforceRecordFetcher(http)
-                    case SourceSystem.DYNAMICS_365:
-                        fetcher = DataverseRecordFetcher(http)
-                    case _:
-                        raise ValueError(f"source {source.name}: no CRM fetcher for {source.system}")
-                self._cache[key] = fetcher
-            return self._cache[key]
+            if key not in self._http:
+                self._http[key] = CrmHttp(source.crm_api, self._token_source, **self._http_options)
+            http = self._http[key]
+        budget = DeliveryBudget(http, self._delivery_budget_seconds)
+        match source.system:
+            case SourceSystem.HUBSPOT:
+                return HubSpotRecordFetcher(budget)
+            case SourceSystem.SALESFORCE:
+                return SalesforceRecordFetcher(budget)
+            case SourceSystem.DYNAMICS_365:
+                return DataverseRecordFetcher(budget)
+        raise ValueError(f"source {source.name}: no CRM fetcher for {source.system}")
 
 
 class SecretsManagerTokenSource:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from pssync.errors import PayloadTooLarge
+from pssync.errors import PayloadTooLarge, UnknownSource
 from pssync.ingest.request import RawRequest
 from pssync.ingest.schemes import scheme_for
 from pssync.ingest.schemes.base import (
@@ -52,6 +52,8 @@ class IngestService:
     def ingest(self, source_name: str, request: RawRequest) -> IngestResult:
         """Verify, normalise, keep the raw payload, dedupe, publish. Raises IngestRejected subclasses."""
         source = self._registry.get(source_name)
+        if not source.scheme.is_http:  # Event Relay and Kantata sources have no webhook endpoint
+            raise UnknownSource(f"source {source_name!r} does not receive webhooks")
         scheme = scheme_for(source.scheme)
         if len(request.body) > source.max_body_bytes:
             raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {source.max_body_bytes}")

@@ -1,4 +1,4 @@
-"""`make demo`: a closed-won deal through the embedded runtime over signed HTTP, then the evidence."""
+"""`make demo`: a closed-won deal and its change order through the embedded runtime, then the evidence."""
 
 from __future__ import annotations
 
@@ -13,30 +13,57 @@ from pssync.local.runtime import LocalRuntime
 from pssync.local.webhook_client import post_webhook, standard_webhook_headers
 from pssync.workflows.provision import CONTRACT, REVENUE_SCHEDULE
 
-SAMPLE = Path("events/samples/webhooks/standard-webhooks/contract-booked.json")
+SAMPLES = Path("events/samples/webhooks/standard-webhooks")
+BOOKED = "contract-booked.json"
+AMENDED = "contract-amended.json"
+FORGED_SECRET = "whsec_" + "Zm9yZ2VkLWtleS1mb3ItZGVtbw=="
 
 
-def run_demo(runtime: LocalRuntime, sample: Path) -> dict[str, Any]:
-    source = runtime.source_registry()[0]["name"]
+def run_demo(runtime: LocalRuntime, samples: Path) -> dict[str, Any]:
+    """Book a deal, show that a retry and a forgery change nothing, then amend it with a change order."""
+    source = next(s["name"] for s in runtime.source_registry() if s.get("secret_id"))
     secret = runtime.signing_secrets[source]["current"]
-    body = sample.read_bytes()
-    headers = standard_webhook_headers(secret, body)
-    deliveries = []
+    booked = (samples / BOOKED).read_bytes()
+    amended = (samples / AMENDED).read_bytes()
+    deliveries: list[dict[str, Any]] = []
+
+    def send(client: httpx.Client, attempt: str, body: bytes, headers: dict[str, str]) -> None:
+        response = post_webhook(client, runtime.api.url, source, body, headers)
+        deliveries.append({"attempt": attempt, "status": response.status_code, "body": response.json()})
+
     with httpx.Client(timeout=30) as client:
-        first = post_webhook(client, runtime.api.url, source, body, headers)
-        deliveries.append({"attempt": "signed closed-won", "status": first.status_code, "body": first.json()})
+        headers = standard_webhook_headers(secret, booked)
+        send(client, "signed closed-won", booked, headers)
         # The sender retries the same delivery (same webhook-id): it must not book twice.
-        again = post_webhook(client, runtime.api.url, source, body, headers)
-        deliveries.append(
-            {"attempt": "same delivery again", "status": again.status_code, "body": again.json()}
-        )
-        forged = dict(standard_webhook_headers("whsec_" + "Zm9yZ2VkLXNlY3JldC1mb3ItZGVtbw==", body))
-        bad = post_webhook(client, runtime.api.url, source, body, forged)
-        deliveries.append({"attempt": "forged signature", "status": bad.status_code, "body": bad.json()})
+        send(client, "same delivery again", booked, headers)
+        send(client, "forged signature", booked, standard_webhook_headers(FORGED_SECRET, booked))
+        runtime.wait_until_idle(timeout=120)
+        send(client, "signed change order", amended, standard_webhook_headers(secret, amended))
     runtime.wait_until_idle(timeout=120)
     return collect_report(
-        runtime, deliveries, contract_id=json.loads(body)["data"]["contract"]["contract_id"]
+        runtime, deliveries, contract_id=json.loads(booked)["data"]["contract"]["contract_id"]
     )
+
+
+def _classifications(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    """The modification treatment each amendment execution decided (its ClassifyModification result)."""
+    sfn = runtime.clients["stepfunctions"]
+    found = []
+    for execution in runtime.executions():
+        if not execution["name"].startswith("ContractAmended") or execution["status"] != "SUCCEEDED":
+            continue
+        output = json.loads(
+            sfn.describe_execution(executionArn=execution["executionArn"]).get("output") or "{}"
+        )
+        if "classification" in output:
+            found.append(
+                {
+                    "execution": execution["name"],
+                    "contract_version": output["contract"]["version"],
+                    **output["classification"],
+                }
+            )
+    return found
 
 
 def collect_report(
@@ -51,6 +78,7 @@ def collect_report(
             "caused_by_event_id": v.caused_by_event_id,
             "recorded_at": v.recorded_at,
             "transaction_price": v.body["terms"]["transaction_price"],
+            "obligations": [o["obligation_id"] for o in v.body["terms"]["obligations"]],
         }
         for v in store.history(CONTRACT, contract_id)
     ]
@@ -59,6 +87,7 @@ def collect_report(
     return {
         "deliveries": deliveries,
         "contract_versions": contract_versions,
+        "modifications": _classifications(runtime),
         "commands": {
             "psa": [c for c in commands if c["target"] == "psa"],
             "erp": [c for c in commands if c["target"] == "erp"],

@@ -14,6 +14,7 @@ from typing import Any
 
 from pssync.local.intrinsics import ACCOUNT_ID, REGION, resolve
 from pssync.local.lambda_host import HostedFunction
+from pssync.local.schedules import ScheduledTarget
 
 FUNCTION_METADATA_KEY = "pssync:function"
 
@@ -48,6 +49,7 @@ class LocalResources:
     tables: dict[str, str] = field(default_factory=dict)  # logical id -> name
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> name
     buckets: dict[str, str] = field(default_factory=dict)  # logical id -> name
+    schedules: list[ScheduledTarget] = field(default_factory=list)  # rules moto stores but never fires
     execution_role_arn: str = ""
 
     @property
@@ -191,8 +193,11 @@ def _buckets(res: LocalResources, s3: Any) -> None:
 
 def _buses(res: LocalResources, events: Any) -> None:
     for logical_id, resource in res.of_type("AWS::Events::EventBus"):
-        name = res.resolve(resource["Properties"]["Name"])
-        arn = events.create_event_bus(Name=name)["EventBusArn"]
+        props = res.resolve(resource["Properties"])
+        name = props["Name"]
+        # A partner event bus (Salesforce Event Relay) carries its partner event source's name.
+        extra = {"EventSourceName": props["EventSourceName"]} if "EventSourceName" in props else {}
+        arn = events.create_event_bus(Name=name, **extra)["EventBusArn"]
         res.refs[logical_id] = name
         res.attributes[(logical_id, "Arn")] = arn
         res.attributes[(logical_id, "Name")] = name
@@ -276,8 +281,21 @@ def _state_machines(res: LocalResources, sfn: Any) -> None:
 
 
 def _rules(res: LocalResources, events: Any) -> None:
-    for _, resource in res.of_type("AWS::Events::Rule"):
+    function_names = {
+        res.attributes[(lid, "Arn")]: name
+        for lid, name in res.refs.items()
+        if (lid, "Arn") in res.attributes and res.attributes[(lid, "Arn")].startswith("arn:aws:lambda:")
+    }
+    for logical_id, resource in res.of_type("AWS::Events::Rule"):
         props = res.resolve(resource["Properties"])
+        if "ScheduleExpression" in props:
+            for target in props.get("Targets", []):
+                if target.get("Arn") in function_names:
+                    res.schedules.append(
+                        ScheduledTarget(
+                            logical_id, props["ScheduleExpression"], function_names[target["Arn"]]
+                        )
+                    )
         rule_name = props.get("Name") or f"rule-{abs(hash(json.dumps(props, sort_keys=True))) % 10**8}"
         bus = props.get("EventBusName", "default")
         kwargs: dict[str, Any] = {

@@ -20,6 +20,7 @@ from pssync.local.intrinsics import REGION
 from pssync.local.lambda_host import LambdaHost, install_into_moto, scale_step_functions_waits
 from pssync.local.pollers import QueuePoller
 from pssync.local.resources import LocalResources, create_resources
+from pssync.local.schedules import Schedules
 from pssync.local.template import load_template
 
 SECRETS_FILE_ENV = "PSSYNC_LOCAL_SECRETS_FILE"
@@ -79,6 +80,7 @@ class LocalRuntime:
         self.resources: LocalResources
         self.api: WebhookApiServer
         self.clients: dict[str, Any] = {}
+        self.schedules: Schedules
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -129,6 +131,8 @@ class LocalRuntime:
         for function in self.resources.functions.values():
             self.host.register(function)
         install_into_moto(self.host)
+        # Schedule rules are not fired by moto: trigger_schedule() invokes them; the ticker is opt-in.
+        self.schedules = Schedules(self.resources.schedules, self.host, self._stop)
 
         for mapping in self.resources.mappings:
             poller = QueuePoller(mapping, self.host, self.clients["sqs"], self._stop)
@@ -144,11 +148,29 @@ class LocalRuntime:
         for poller in self._pollers:
             poller.join(timeout=5)
         with contextlib.suppress(Exception):
+            self.schedules.join(timeout=5)
+        with contextlib.suppress(Exception):
             self._moto.stop()
         with contextlib.suppress(Exception):
             self._lambda_log.close()
         os.environ.clear()
         os.environ.update(self._saved_env)
+
+    # --- schedules ---------------------------------------------------------------------------
+
+    def trigger_schedule(self, rule_or_function: str) -> Any:
+        """Fire a schedule rule (by logical id, its prefix, or the target function name) once, now.
+
+        Returns the function's result; raises RuntimeError with the error document if it failed.
+        """
+        result, errored = self.schedules.trigger(rule_or_function)
+        if errored:
+            raise RuntimeError(f"scheduled function failed: {result}")
+        return result
+
+    def start_schedule_ticker(self, period_override_seconds: float | None = None) -> None:
+        """Fire every rate() schedule in the background (off by default; the demo never starts it)."""
+        self.schedules.start_ticker(period_override_seconds)
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -165,6 +187,8 @@ class LocalRuntime:
             stored = json.loads(self.secrets_file.read_text())
         changed = False
         for source in self.source_registry():
+            if not source.get("secret_id"):
+                continue  # Event Relay and Kantata sources have no signing secret
             if source["name"] not in stored:
                 stored[source["name"]] = {"current": new_signing_secret()}
                 changed = True

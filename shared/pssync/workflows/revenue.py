@@ -189,10 +189,12 @@ def classify_and_schedule(
             f"revenue engine refused the contract: {error}", code="revenue_rule"
         ) from None
     currency = terms.currency
+    # Each obligation's allocation as of its latest version (a separate-contract modification allocates
+    # only the added obligations; the others keep the allocation they had).
     allocations = {
         a.obligation_id: Money(amount=a.allocated, currency=currency)
-        for a in result.allocations()
-        if a.contract_version == latest.version
+        for a in sorted(result.allocations(), key=lambda a: a.contract_version)
+        if a.obligation_id in {o.obligation_id for o in terms.obligations}
     }
     lines = [
         ScheduleLine(

@@ -54,9 +54,16 @@ def parse_bus_event(message_body: str) -> tuple[EventEnvelope, int]:
     return event, attempt
 
 
-def start_workflow(message_body: str, starter: WorkflowStarter) -> StartedWorkflow:
+# Which canonical event starts which workflow: a message in the wrong inbox is refused, not run.
+WORKFLOW_EVENT_TYPES = {"provision-engagement": "ContractBooked", "propagate-amendment": "ContractAmended"}
+
+
+def start_workflow(message_body: str, starter: WorkflowStarter, workflow: str) -> StartedWorkflow:
     event, attempt = parse_bus_event(message_body)
-    name = execution_name(str(getattr(event, "event_type")), event.event_id, attempt)  # noqa: B009
+    event_type = str(getattr(event, "event_type"))  # noqa: B009
+    if WORKFLOW_EVENT_TYPES.get(workflow) != event_type:
+        raise BusinessRuleViolation(f"{event_type} does not start workflow {workflow}", code="wrong_inbox")
+    name = execution_name(event_type, event.event_id, attempt)
     arn, newly = starter.start(name, json.dumps({"event": event.model_dump(mode="json"), "attempt": attempt}))
     return StartedWorkflow(
         execution_name=name, execution_arn=arn, newly_started=newly, event_id=event.event_id

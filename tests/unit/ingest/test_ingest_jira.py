@@ -1,0 +1,183 @@
+"""Jira Cloud: X-Hub-Signature vector, freshness, site tenancy, milestone transitions, dedupe."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import pytest
+
+from pssync.errors import (
+    DeliveryInProgress,
+    MalformedDelivery,
+    PayloadTooLarge,
+    SignatureInvalid,
+    StaleDelivery,
+    UnknownTenant,
+)
+from pssync.ingest.request import RawRequest
+from pssync.ingest.schemes.jira import jira_signature
+from pssync.model.events import MilestoneCompleted, canonical_event_id
+from tests.unit.ingest.sources_kit import JIRA_PREVIOUS, NOW_MS, Harness, jira_request, sample, with_json
+
+DONE = sample("jira/milestone-done.json")
+IDENTIFIER = "e1b3c6f0-5d8a-4a49-9c1e-2f0b7d3a8c11"
+
+
+def test_signature_vector() -> None:
+    # hmac.new(b"jira-vector-secret", body, hashlib.sha256).hexdigest(), computed once and pinned.
+    body = b'{"timestamp":1795169700000,"webhookEvent":"jira:issue_updated"}'
+    assert jira_signature("jira-vector-secret", body) == (
+        b"178d4d13e7826d06f31be7511a56d647cd8c5f1312f5258d4bad3360d542455b"
+    )
+
+
+def test_done_transition_on_a_milestone_issue_is_milestone_completed_pending_acceptance() -> None:
+    harness = Harness()
+    result = harness.send("jira", jira_request(DONE))
+    [event] = harness.publisher.published
+    assert isinstance(event, MilestoneCompleted)
+    assert event.event_id == event.correlation_id == canonical_event_id("jira", IDENTIFIER)
+    assert event.source_event_id == IDENTIFIER == result.delivery_id
+    assert event.source_version == "2026-11-20T10:14:58.123Z"  # issue.fields.updated, in UTC
+    assert event.data.milestone_id == "CONTOSO-12" and event.data.project_id == "CONTOSO"
+    assert event.data.completed_on == date(2026, 11, 20)
+    assert event.data.acceptance == "pending" and event.data.accepted_on is None
+
+
+def test_accepted_transition_is_explicit_acceptance() -> None:
+    document = json.loads(DONE)
+    document["changelog"]["items"][1]["toString"] = "Accepted"
+    harness = Harness()
+    harness.send("jira", jira_request(json.dumps(document).encode()))
+    [event] = harness.publisher.published
+    assert isinstance(event, MilestoneCompleted)
+    assert event.data.acceptance == "explicit" and event.data.accepted_on == date(2026, 11, 20)
+
+
+def test_previous_secret_verifies() -> None:
+    assert len(Harness().send("jira", jira_request(DONE, secret=JIRA_PREVIOUS)).events) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "not a milestone",
+        "another status",
+        "no status change",
+        "another webhook event",
+    ],
+)
+def test_other_changes_are_acknowledged_without_an_event(change: str) -> None:
+    document = json.loads(DONE)
+    if change == "not a milestone":
+        document["issue"]["fields"]["labels"] = ["sow-3"]
+        document["issue"]["fields"]["issuetype"]["name"] = "Task"
+    elif change == "another status":
+        document["changelog"]["items"][1]["toString"] = "In Review"
+    elif change == "no status change":
+        document["changelog"]["items"] = document["changelog"]["items"][:1]
+    else:
+        document["webhookEvent"] = "comment_created"
+    harness = Harness()
+    assert harness.send("jira", jira_request(json.dumps(document).encode())).events == []
+    assert harness.nothing_written()
+
+
+def test_the_milestone_label_alone_marks_a_milestone() -> None:
+    document = json.loads(DONE)
+    document["issue"]["fields"]["issuetype"]["name"] = "Task"
+    harness = Harness()
+    assert len(harness.send("jira", jira_request(json.dumps(document).encode())).events) == 1
+
+
+def test_retries_and_concurrent_copies_publish_once() -> None:
+    harness = Harness()
+    harness.send("jira", jira_request(DONE))
+    retry = jira_request(DONE, **{"X-Atlassian-Webhook-Retry": "1"})
+    assert harness.send("jira", retry).all_duplicates
+
+    def attempt(_: int) -> bool:
+        try:
+            return harness.send("jira", jira_request(DONE)).all_duplicates
+        except DeliveryInProgress:
+            return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(attempt, range(12)))
+    assert len(harness.publisher.published) == 1
+
+
+def _swap_body(raw: RawRequest, body: bytes) -> RawRequest:
+    return RawRequest(method=raw.method, url=raw.url, body=body, headers=raw.headers)
+
+
+CASES = {
+    "wrong secret": (lambda: jira_request(DONE, secret="guess"), SignatureInvalid),
+    "one byte changed": (
+        lambda: _swap_body(jira_request(DONE), DONE.replace(b"CONTOSO-12", b"CONTOSO-13")),
+        SignatureInvalid,
+    ),
+    "sha1 signature": (lambda: jira_request(DONE, **{"X-Hub-Signature": "sha1=abcdef"}), SignatureInvalid),
+    "signature missing": (lambda: jira_request(DONE, **{"X-Hub-Signature": []}), SignatureInvalid),
+    "signature duplicated": (
+        lambda: jira_request(
+            DONE, **{"X-Hub-Signature": [jira_request(DONE).single_header("x-hub-signature")] * 2}
+        ),
+        SignatureInvalid,
+    ),
+    "identifier missing": (
+        lambda: jira_request(DONE, **{"X-Atlassian-Webhook-Identifier": []}),
+        MalformedDelivery,
+    ),
+    "identifier duplicated": (
+        lambda: jira_request(DONE, **{"X-Atlassian-Webhook-Identifier": ["a", "b"]}),
+        MalformedDelivery,
+    ),
+    "stale body timestamp": (
+        lambda: jira_request(with_json(DONE, timestamp=NOW_MS - 301_000)),
+        StaleDelivery,
+    ),
+    "future body timestamp": (
+        lambda: jira_request(with_json(DONE, timestamp=NOW_MS + 301_000)),
+        StaleDelivery,
+    ),
+    "timestamp missing": (lambda: jira_request(with_json(DONE, timestamp=None)), MalformedDelivery),
+    "unknown site": (
+        lambda: jira_request(DONE.replace(b"acme-consulting.atlassian.net", b"evil.atlassian.net")),
+        UnknownTenant,
+    ),
+    "one foreign self URL": (
+        lambda: jira_request(DONE.replace(b"acme-consulting.atlassian.net", b"evil.atlassian.net", 1)),
+        UnknownTenant,
+    ),
+    "no self URL": (
+        lambda: jira_request(
+            json.dumps({"timestamp": 1795169700000, "webhookEvent": "jira:issue_updated"}).encode()
+        ),
+        MalformedDelivery,
+    ),
+    "not JSON": (lambda: jira_request(b"{nope"), MalformedDelivery),
+    "an array": (lambda: jira_request(b"[]"), MalformedDelivery),
+    "oversize": (lambda: jira_request(DONE + b" " * 70_000), PayloadTooLarge),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rejections_have_their_status_and_write_nothing(case: str) -> None:
+    build, error = CASES[case]
+    harness = Harness()
+    with pytest.raises(error) as raised:
+        harness.send("jira", build())
+    assert (
+        raised.value.status
+        == {
+            SignatureInvalid: 401,
+            StaleDelivery: 400,
+            MalformedDelivery: 400,
+            UnknownTenant: 403,
+            PayloadTooLarge: 413,
+        }[error]
+    )
+    assert harness.nothing_written()
