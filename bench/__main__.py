@@ -28,7 +28,7 @@ from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "build" / "bench" / "results.json"
-SECTIONS = ("coldstart", "ingest", "revenue", "burst")
+SECTIONS = ("coldstart", "ingest", "sources", "revenue", "burst")
 # Wide enough for the tables when the output is a pipe or a log (make bench | tee ...).
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 130)
 SERVICE_ABBREVIATIONS = {"dynamodb": "ddb", "events": "eb", "secretsmanager": "sm"}
@@ -90,6 +90,29 @@ def run_revenue(quick: bool, sizes: list[int]) -> dict[str, Any]:
         console.print(traceback.format_exc(limit=5))
         return _skipped(f"bench.revenue.run({sizes}) failed ({type(error).__name__}: {error})")
     return result
+
+
+def run_sources(quick: bool) -> dict[str, Any]:
+    from bench import sources
+
+    return {"per_source": sources.run(rounds=100 if quick else 300)}
+
+
+def print_sources(result: dict[str, Any]) -> None:
+    table = Table(title="Verification + normalisation per event, in-process (baseline: parsing the body)")
+    for column in ("source", "events", "bytes", "p50 µs/event", "p99 µs/event", "parse p50 µs", "ratio"):
+        table.add_column(column, justify="right")
+    for name, row in result["per_source"].items():
+        table.add_row(
+            name,
+            str(row["events_per_delivery"]),
+            str(row["body_bytes"]),
+            str(row["p50_us_per_event"]),
+            str(row["p99_us_per_event"]),
+            str(row["baseline_parse_p50_us"]),
+            f"x{row['ratio_to_parse']}",
+        )
+    console.print(table)
 
 
 def run_burst(quick: bool) -> dict[str, Any]:
@@ -276,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "coldstart": (lambda: run_coldstart(args.quick), print_coldstart),
         "ingest": (lambda: run_ingest(args.quick), print_ingest),
         "revenue": (lambda: run_revenue(args.quick, args.revenue_sizes), print_revenue),
+        "sources": (lambda: run_sources(args.quick), print_sources),
         "burst": (lambda: run_burst(args.quick), print_burst),
     }
     failed = []

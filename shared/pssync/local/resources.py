@@ -195,8 +195,14 @@ def _buses(res: LocalResources, events: Any) -> None:
     for logical_id, resource in res.of_type("AWS::Events::EventBus"):
         props = res.resolve(resource["Properties"])
         name = props["Name"]
-        # A partner event bus (Salesforce Event Relay) carries its partner event source's name.
-        extra = {"EventSourceName": props["EventSourceName"]} if "EventSourceName" in props else {}
+        extra: dict[str, str] = {}
+        if "EventSourceName" in props:
+            # A partner event bus (Salesforce Event Relay) carries its partner event source's name, and
+            # that source must exist first: on AWS the partner (Salesforce) creates it in the account when
+            # the Event Relay is set up; locally we play the partner (moto refuses the bus otherwise).
+            source_name = props["EventSourceName"]
+            events.create_partner_event_source(Name=source_name, Account=ACCOUNT_ID)
+            extra["EventSourceName"] = source_name
         arn = events.create_event_bus(Name=name, **extra)["EventBusArn"]
         res.refs[logical_id] = name
         res.attributes[(logical_id, "Arn")] = arn

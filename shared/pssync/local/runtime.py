@@ -67,8 +67,10 @@ class LocalRuntime:
         retry_time_scale: float = 1.0,
         secrets_file: Path | None = None,
         lambda_log: Path | None = None,
+        context: dict[str, Any] | None = None,
     ) -> None:
         self.root = root
+        self.context = dict(context or {})  # CDK context for build_app (extra sources: Event Relay, Kantata)
         self._api_port = api_port
         self._retry_time_scale = retry_time_scale
         env_file = os.environ.get(SECRETS_FILE_ENV)
@@ -97,7 +99,7 @@ class LocalRuntime:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's per-request access log
-        template = load_template(self.root)
+        template = load_template(self.root, context=self.context or None)
         port = _free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()

@@ -24,7 +24,7 @@ def find_project_root(start: Path | None = None) -> Path:
     )
 
 
-def _inputs_digest(root: Path) -> str:
+def _inputs_digest(root: Path, context: dict[str, Any] | None = None) -> str:
     digest = hashlib.sha256()
     files = sorted(
         p
@@ -35,24 +35,31 @@ def _inputs_digest(root: Path) -> str:
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     digest.update(importlib.metadata.version("aws-cdk-lib").encode())
+    if context:  # another context is another app: its template is cached apart
+        digest.update(b"context:" + json.dumps(context, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()[:16]
 
 
-def load_template(root: Path, *, use_cache: bool = True) -> dict[str, Any]:
-    """The stack template as `cdk synth` would produce it, without asset bundling."""
+def load_template(
+    root: Path, *, use_cache: bool = True, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The stack template as `cdk synth` would produce it, without asset bundling.
+
+    `context` is passed to `build_app` (e.g. Event Relay and Kantata sources) and is part of the cache key.
+    """
     local_node = root / "node_modules" / ".bin" / "node"
     if local_node.exists():  # jsii on the project-local Node 22 (see the Makefile); read at import
         os.environ.setdefault("JSII_NODE", str(local_node))
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
     cache_dir = root / "build" / "local"
-    cache_file = cache_dir / f"template-{_inputs_digest(root)}.json"
+    cache_file = cache_dir / f"template-{_inputs_digest(root, context)}.json"
     if use_cache and cache_file.is_file():
         return dict(json.loads(cache_file.read_text()))
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from infra.app import build_app
 
-    assembly = build_app(bundle=False).synth()
+    assembly = build_app(bundle=False, context=dict(context) if context else None).synth()
     stacks = assembly.stacks
     if len(stacks) != 1:
         raise RuntimeError(f"expected one stack in the CDK app, found {len(stacks)}")
