@@ -30,7 +30,8 @@ demo: setup
 	$(BIN)/pssync demo
 
 lint: setup
-	$(BIN)/ruff check shared functions infra tests
+	$(BIN)/ruff check shared functions infra tests bench
+	$(BIN)/ruff format --check shared functions infra tests bench
 	$(BIN)/mypy
 
 test: lint

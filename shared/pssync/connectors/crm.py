@@ -30,13 +30,11 @@ only associated ids here and are not mapped (obligations, recognition and billin
 
 from __future__ import annotations
 
-import email.utils
 import random
 import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -44,6 +42,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from pssync.connectors.http_retry import retry_after_seconds
 from pssync.errors import TransientDownstreamError, UnprocessableDelivery
 from pssync.ingest.schemes.base import RecordFetcher
 from pssync.ingest.sources import CrmApiConfig, SourceConfig
@@ -164,7 +163,7 @@ class CrmHttp:
                     # 401/403: our token is wrong or expired. Not the sender's fault: 503 so it retries
                     # once the token is fixed, and the alarm on WebhookNotRecorded fires.
                     raise TransientDownstreamError(f"CRM refused {path}: {last_problem}")
-                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if attempt == self._max_attempts:
                 break
             delay = (
@@ -189,21 +188,6 @@ def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise TransientDownstreamError(f"CRM answered {path} with JSON that is not an object")
     return document
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _checked_id(object_id: str, pattern: re.Pattern[str] = _SAFE_ID) -> str:

@@ -201,12 +201,37 @@ def _buses(res: LocalResources, events: Any) -> None:
             # that source must exist first: on AWS the partner (Salesforce) creates it in the account when
             # the Event Relay is set up; locally we play the partner (moto refuses the bus otherwise).
             source_name = props["EventSourceName"]
+            accept_partner_bus_names()
             events.create_partner_event_source(Name=source_name, Account=ACCOUNT_ID)
             extra["EventSourceName"] = source_name
         arn = events.create_event_bus(Name=name, **extra)["EventBusArn"]
         res.refs[logical_id] = name
         res.attributes[(logical_id, "Arn")] = arn
         res.attributes[(logical_id, "Name")] = name
+
+
+def accept_partner_bus_names() -> None:
+    """Let moto address a bus named `aws.partner/...` by its name, as EventBridge does.
+
+    moto 5.2 reduces every `EventBusName` of PutRule, PutTargets, PutEvents, ListRules... to the text after
+    its last `/` (right for an ARN's `event-bus/<name>`, wrong for a partner bus name, which contains `/`):
+    `aws.partner/salesforce.com/<org>/<channel>` became `<channel>` and "does not exist". Names are kept
+    whole; ARNs still give the part after `event-bus/`. Patched once, process-wide, like the Lambda host.
+    """
+    from moto.events.models import EventsBackend
+
+    if getattr(EventsBackend, "_pssync_partner_bus_names", False):
+        return
+
+    def _normalize_event_bus_arn(self: Any, event_bus_arn: str | None) -> str:
+        if event_bus_arn is None:
+            return "default"
+        if event_bus_arn.startswith("arn:"):
+            return event_bus_arn.split(":event-bus/", 1)[-1]
+        return event_bus_arn
+
+    EventsBackend._normalize_event_bus_arn = _normalize_event_bus_arn  # type: ignore[method-assign]
+    EventsBackend._pssync_partner_bus_names = True  # type: ignore[attr-defined]
 
 
 def _placeholder_zip() -> bytes:
