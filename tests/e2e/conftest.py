@@ -46,8 +46,16 @@ class Driver:
             for name in self.runtime.resources.tables.values()
         }
 
+    def object_counts(self) -> dict[str, int]:
+        s3 = self.runtime.clients["s3"]
+        return {
+            name: int(s3.list_objects_v2(Bucket=name).get("KeyCount", 0))
+            for name in self.runtime.resources.buckets.values()
+        }
+
     def snapshot(self) -> dict[str, Any]:
         return {
+            "objects": self.object_counts(),
             "tables": self.table_counts(),
             "executions": len(self.runtime.executions()),
             "queues": {q.name: q.visible + q.in_flight for q in self.runtime.queue_depths()},
