@@ -11,11 +11,11 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
+from pssync.connectors.http_retry import retry_after_seconds
 from pssync.errors import PssyncError, TransientDownstreamError
 
 SUBSCRIBED_EVENTS_PATH = "/api/v1/subscribed_events.json"
@@ -115,25 +115,10 @@ class KantataClient:
         return float(self._rng() * min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)))
 
     def _delay(self, response: httpx.Response, attempt: int) -> float:
-        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if retry_after is not None:
             return min(retry_after, self._max_retry_after)
         return self._backoff(attempt)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _events_of(document: dict[str, Any]) -> list[dict[str, Any]]:

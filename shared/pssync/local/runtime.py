@@ -83,6 +83,8 @@ class LocalRuntime:
         self.api: WebhookApiServer
         self.clients: dict[str, Any] = {}
         self.schedules: Schedules
+        self.local_secrets: dict[str, dict[str, str]] = {}  # the local secrets file, by source name
+        self.signing_secrets: dict[str, dict[str, str]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -121,7 +123,7 @@ class LocalRuntime:
         for service in _SERVICES:
             self.clients[service] = session.client(service, endpoint_url=self.moto_url)
         self.resources = create_resources(template, self.clients)
-        self._install_signing_secrets()
+        self._install_local_secrets()
 
         self._lambda_log_path.parent.mkdir(parents=True, exist_ok=True)
         self._lambda_log = self._lambda_log_path.open("a", encoding="utf-8")
@@ -182,25 +184,52 @@ class LocalRuntime:
                 return list(json.loads(function.environment["SOURCE_REGISTRY"]))
         return []
 
-    def _install_signing_secrets(self) -> None:
-        """Signing secrets come from the local secrets file; missing ones are generated into it."""
+    def api_token_secrets(self) -> dict[str, str]:
+        """Source name -> secret id of the API token the stack reads for it (Kantata, Event Relay CRM API)."""
+        tokens: dict[str, str] = {}
+        for function in self.resources.functions.values():
+            tokens.update(json.loads(function.environment.get("KANTATA_TOKEN_SECRET_IDS", "{}")))
+        for source in self.source_registry():
+            crm_api = source.get("crm_api") or {}
+            if source.get("scheme") == "salesforce-event-relay" and crm_api.get("token_secret_id"):
+                tokens[source["name"]] = crm_api["token_secret_id"]
+        return tokens
+
+    def _install_local_secrets(self) -> None:
+        """Secret values come from the local secrets file, which maps a source name to its secret's JSON.
+
+        Webhook sources: the signing secret (`{"current": "whsec_...", "previous": ...}`). Kantata poll
+        sources and Event Relay sources with a CRM API: the API token (`{"access_token": "..."}`), as an
+        operator stores it with put-secret-value on AWS. Missing entries are generated into the file (a
+        `local-...` token is a placeholder: put a real one there to poll a real API). Token secrets the
+        stack only references (the relay's CRM token) are created locally.
+        """
         stored: dict[str, dict[str, str]] = {}
         if self.secrets_file.is_file():
             stored = json.loads(self.secrets_file.read_text())
         changed = False
+        sm = self.clients["secretsmanager"]
         for source in self.source_registry():
             if not source.get("secret_id"):
                 continue  # Event Relay and Kantata sources have no signing secret
             if source["name"] not in stored:
                 stored[source["name"]] = {"current": new_signing_secret()}
                 changed = True
-            self.clients["secretsmanager"].put_secret_value(
-                SecretId=source["secret_id"], SecretString=json.dumps(stored[source["name"]])
-            )
+            sm.put_secret_value(SecretId=source["secret_id"], SecretString=json.dumps(stored[source["name"]]))
+        for name, secret_id in sorted(self.api_token_secrets().items()):
+            if name not in stored:
+                stored[name] = {"access_token": f"local-{secrets.token_hex(16)}"}
+                changed = True
+            value = json.dumps(stored[name])
+            try:
+                sm.put_secret_value(SecretId=secret_id, SecretString=value)
+            except sm.exceptions.ResourceNotFoundException:
+                sm.create_secret(Name=secret_id, SecretString=value)
         if changed:
             self.secrets_file.write_text(json.dumps(stored, indent=2))
             self.secrets_file.chmod(0o600)
-        self.signing_secrets = stored
+        self.local_secrets = stored  # every entry of the file: signing secrets and API tokens
+        self.signing_secrets = stored  # the name the demo, the bench and the e2e driver read
 
     # --- observation -------------------------------------------------------------------------
 

@@ -1,0 +1,243 @@
+"""Event Relay and Kantata polling end to end on a LocalRuntime of its own (run in a subprocess).
+
+moto's backends are process-global: a second LocalRuntime next to the session runtime of the e2e
+conftest would share (and clash on) their state. `test_local_relay_and_poller.py` runs this module with
+`python -m tests.e2e.relay_and_poller_scenario <workdir>` and asserts on the JSON document printed as the
+last line of stdout. The runtime synthesizes the app with tests/infra/full_context.py (a Salesforce Event
+Relay source on a partner event bus, a Kantata poll source). Nothing leaves the machine: respx answers
+the Salesforce and Kantata APIs and lets only the local moto server through.
+
+What it does:
+1. puts the `Opportunity_Closed_Won__e` sample on the partner event bus, as Event Relay does (the
+   opportunity is read through the CRM API, mocked), then the same event again, then a CDC event written
+   by our own integration user;
+2. fires the Kantata poller's schedule twice, with the subscribed-events page and the overlapping page.
+A capture rule on the pssync bus (added here, not part of the stack) records what was published.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import respx
+
+from pssync.adapters.aws import DynamoDBVersionStore
+from pssync.adapters.cursors import DynamoDBCursorStore
+from pssync.connectors.kantata import SUBSCRIBED_EVENTS_PATH
+from pssync.local.runtime import LocalRuntime
+from pssync.workflows.provision import CONTRACT
+from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "events" / "samples"
+CAPTURE_RULE = "e2e-capture-ingest-events"
+
+
+def _sample(*parts: str) -> dict[str, Any]:
+    return dict(json.loads(SAMPLES.joinpath(*parts).read_text()))
+
+
+class Capture:
+    """A rule from the pssync bus to a queue of our own: every canonical event the stack publishes."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self._sqs = runtime.clients["sqs"]
+        events = runtime.clients["events"]
+        bus = runtime.function_env("EVENT_BUS_NAME")
+        self.url = self._sqs.create_queue(QueueName="e2e-capture")["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(
+            Name=CAPTURE_RULE, EventBusName=bus, EventPattern=json.dumps({"source": [{"prefix": "pssync."}]})
+        )
+        events.put_targets(Rule=CAPTURE_RULE, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
+        self.seen: list[dict[str, Any]] = []
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The events published since the last drain (moto delivers synchronously within PutEvents)."""
+        new: list[dict[str, Any]] = []
+        while True:
+            messages = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                break
+            for message in messages:
+                new.append(json.loads(message["Body"]))
+                self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        self.seen.extend(new)
+        return new
+
+
+def _summary(event: dict[str, Any]) -> dict[str, Any]:
+    detail = event["detail"]
+    return {
+        "detail_type": event["detail-type"],
+        "source": event["source"],
+        "event_id": detail["event_id"],
+        "source_name": detail.get("source"),
+        "source_event_id": detail.get("source_event_id"),
+        "data": detail.get("data"),
+    }
+
+
+def _put_relayed(runtime: LocalRuntime, envelope: dict[str, Any]) -> dict[str, Any]:
+    """What Salesforce Event Relay does: PutEvents on the partner event bus with its partner source."""
+    response = runtime.clients["events"].put_events(
+        Entries=[
+            {
+                "EventBusName": PARTNER_EVENT_SOURCE,
+                "Source": envelope["source"],
+                "DetailType": envelope["detail-type"],
+                "Detail": json.dumps(envelope["detail"]),
+            }
+        ]
+    )
+    return {"failed": response["FailedEntryCount"]}
+
+
+def _relay_invocations(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    return [
+        {"errored": r.errored, "error_type": r.error_type}
+        for r in runtime.host.invocations
+        if "SalesforceEventRelay" in r.function
+    ]
+
+
+def _queues(runtime: LocalRuntime) -> dict[str, int]:
+    return {q.name: q.visible + q.in_flight for q in runtime.queue_depths()}
+
+
+def relay(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -> dict[str, Any]:
+    record = _sample("salesforce-event-relay", "opportunity-record.json")
+    crm = router.route(host="example.my.salesforce.com", path__regex=r"/sobjects/Opportunity/").mock(
+        return_value=httpx.Response(200, json=record)
+    )
+    router.route(host="example.my.salesforce.com", path__regex=r"/query$").mock(
+        return_value=httpx.Response(200, json={"totalSize": 0, "done": True, "records": []})
+    )
+    closed_won = _sample("salesforce-event-relay", "platform-event-closed-won.json")
+    put = _put_relayed(runtime, closed_won)
+    runtime.wait_until_idle()
+    booked = [_summary(e) for e in capture.drain()]
+    executions = [
+        {"name": e["name"], "status": e["status"]}
+        for e in runtime.executions()
+        if any(b["event_id"] in e["name"] for b in booked)
+    ]
+    terms = json.loads(record["PSSync_Contract_JSON__c"])
+    versions = DynamoDBVersionStore(
+        runtime.function_env("BUSINESS_TABLE_NAME"), runtime.clients["dynamodb"]
+    ).history(CONTRACT, terms["contract_id"])
+
+    # Event Relay redelivers (at least once): the same Salesforce event UUID books nothing new.
+    redelivery = _put_relayed(runtime, closed_won)
+    runtime.wait_until_idle()
+    after_redelivery = [_summary(e) for e in capture.drain()]
+
+    # Our own write to the opportunity comes back as CDC with our client id: dropped, not an error.
+    invocations_before = len(_relay_invocations(runtime))
+    executions_before = len(runtime.executions())
+    own_write = _put_relayed(runtime, _sample("salesforce-event-relay", "cdc-own-write.json"))
+    runtime.wait_until_idle()
+    return {
+        "put": [put, redelivery, own_write],
+        "booked": booked,
+        "executions": executions,
+        "contract_versions": [
+            {"version": v.version, "caused_by_event_id": v.caused_by_event_id} for v in versions
+        ],
+        "crm_calls": [
+            {"path": c.request.url.path, "authorization": c.request.headers.get("authorization")}
+            for c in crm.calls
+        ],
+        "after_redelivery": after_redelivery,
+        "own_write": {
+            "published": [_summary(e) for e in capture.drain()],
+            "invocations": _relay_invocations(runtime)[invocations_before:],
+            "new_executions": len(runtime.executions()) - executions_before,
+        },
+        "relay_invocations": _relay_invocations(runtime),
+        "queues": _queues(runtime),
+    }
+
+
+def kantata(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -> dict[str, Any]:
+    base_url = runtime.function_env("KANTATA_BASE_URL").rstrip("/")
+    pages = iter(
+        [
+            _sample("kantata", "subscribed-events-page.json"),
+            _sample("kantata", "subscribed-events-overlapping-page.json"),
+        ]
+    )
+    api = router.get(base_url + SUBSCRIBED_EVENTS_PATH).mock(
+        side_effect=lambda request: httpx.Response(200, json=next(pages))
+    )
+    cursors = DynamoDBCursorStore(runtime.function_env("CURSOR_TABLE_NAME"), runtime.clients["dynamodb"])
+    polls = []
+    for _ in range(2):
+        result = runtime.trigger_schedule("KantataPoller")
+        runtime.wait_until_idle()
+        cursor = cursors.get("psa")
+        polls.append(
+            {
+                "result": result,
+                "published": [_summary(e) for e in capture.drain()],
+                "cursor": cursor.position.isoformat() if cursor.position else None,
+                "cursor_version": cursor.version,
+            }
+        )
+    return {
+        "polls": polls,
+        "api_calls": [
+            {
+                "created_after": c.request.url.params.get("created_after"),
+                "event_types": c.request.url.params.get("event_types"),
+                "authorization": c.request.headers.get("authorization"),
+            }
+            for c in api.calls
+        ],
+        "queues": _queues(runtime),
+    }
+
+
+def main(workdir: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    with LocalRuntime(
+        ROOT,
+        context=FULL_CONTEXT,
+        retry_time_scale=0.01,
+        secrets_file=workdir / "secrets.json",
+        lambda_log=workdir / "lambda.log",
+    ) as runtime:
+        ready = time.monotonic() - started
+        capture = Capture(runtime)
+        # Only the local moto server may be reached; any other request fails the scenario loudly.
+        with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
+            router.route(host="127.0.0.1").pass_through()
+            relayed = relay(runtime, capture, router)
+            polled = kantata(runtime, capture, router)
+        return {
+            "startup_seconds": round(ready, 2),
+            "seconds": round(time.monotonic() - started, 2),
+            "schedules": [t.rule_logical_id for t in runtime.schedules.targets],
+            "local_secrets": runtime.local_secrets,
+            "relay": relayed,
+            "kantata": polled,
+            "published": [_summary(e) for e in capture.seen],
+            "failed_invocations": [
+                {"function": r.function, "error_type": r.error_type}
+                for r in runtime.host.invocations
+                if r.errored
+            ],
+        }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(Path(sys.argv[1])), default=str))
