@@ -6,9 +6,21 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from pssync.errors import (
+    IngestRejected,
+    MalformedDelivery,
+    PayloadTooLarge,
+    SignatureInvalid,
+    StaleDelivery,
+    UnknownTenant,
+    UnprocessableDelivery,
+)
 from pssync.ingest.request import RawRequest
 from pssync.ingest.schemes.base import IngestResult, RecordFetcher
 from pssync.ingest.service import IngestService
@@ -273,6 +285,29 @@ def with_json(body: bytes, **changes: Any) -> bytes:
     document = json.loads(body)
     document.update(changes)
     return json.dumps(document).encode()
+
+
+# --- refusals ------------------------------------------------------------------------------------
+
+# The status each refusal answers with: the webhook API's contract (events/openapi/webhook-api.v1.json).
+EXPECTED_STATUS: dict[type[IngestRejected], int] = {
+    SignatureInvalid: 401,
+    StaleDelivery: 400,
+    MalformedDelivery: 400,
+    UnknownTenant: 403,
+    UnprocessableDelivery: 422,
+    PayloadTooLarge: 413,
+}
+
+
+def assert_refused_without_writes(
+    source_name: str, build: Callable[[], RawRequest], error: type[IngestRejected]
+) -> None:
+    harness = Harness()
+    with pytest.raises(error) as raised:
+        harness.send(source_name, build())
+    assert raised.value.status == EXPECTED_STATUS[error]
+    assert harness.nothing_written() and harness.fetcher.calls == []
 
 
 # --- the service under test ----------------------------------------------------------------------

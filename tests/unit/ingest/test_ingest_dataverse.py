@@ -27,6 +27,7 @@ from tests.unit.ingest.sources_kit import (
     DATAVERSE_OPPORTUNITY,
     DATAVERSE_PREVIOUS,
     Harness,
+    assert_refused_without_writes,
     dataverse_request,
     request,
     sample,
@@ -148,18 +149,4 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_rejections_have_their_status_and_write_nothing(case: str) -> None:
-    build, error = CASES[case]
-    harness = Harness()
-    with pytest.raises(error) as raised:
-        harness.send("dataverse", build())
-    assert (
-        raised.value.status
-        == {
-            SignatureInvalid: 401,
-            StaleDelivery: 400,
-            MalformedDelivery: 400,
-            UnknownTenant: 403,
-            PayloadTooLarge: 413,
-        }[error]
-    )
-    assert harness.nothing_written()
+    assert_refused_without_writes("dataverse", *CASES[case])

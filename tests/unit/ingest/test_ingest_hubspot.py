@@ -12,7 +12,6 @@ import pytest
 from pssync.connectors.crm import ContractMappingError, RecordNotFound
 from pssync.errors import (
     DeliveryInProgress,
-    IngestRejected,
     MalformedDelivery,
     PayloadTooLarge,
     SignatureInvalid,
@@ -31,6 +30,7 @@ from tests.unit.ingest.sources_kit import (
     NOW_MS,
     SOURCES,
     Harness,
+    assert_refused_without_writes,
     hubspot_deal,
     hubspot_request,
     request,
@@ -259,23 +259,7 @@ def _swap_body(raw, body: bytes):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("case", CASES)
 def test_rejections_have_their_status_and_write_nothing(case: str) -> None:
-    build, error = CASES[case]
-    harness = Harness()
-    with pytest.raises(error) as raised:
-        harness.send("hubspot", build())
-    assert isinstance(raised.value, IngestRejected)
-    assert (
-        raised.value.status
-        == {
-            SignatureInvalid: 401,
-            StaleDelivery: 400,
-            MalformedDelivery: 400,
-            UnknownTenant: 403,
-            UnprocessableDelivery: 422,
-            PayloadTooLarge: 413,
-        }[error]
-    )
-    assert harness.nothing_written() and harness.fetcher.calls == []
+    assert_refused_without_writes("hubspot", *CASES[case])
 
 
 def test_legacy_v1_delivery_is_accepted_when_enabled() -> None:

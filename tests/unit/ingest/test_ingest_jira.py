@@ -19,7 +19,15 @@ from pssync.errors import (
 from pssync.ingest.request import RawRequest
 from pssync.ingest.schemes.jira import jira_signature
 from pssync.model.events import MilestoneCompleted, canonical_event_id
-from tests.unit.ingest.sources_kit import JIRA_PREVIOUS, NOW_MS, Harness, jira_request, sample, with_json
+from tests.unit.ingest.sources_kit import (
+    JIRA_PREVIOUS,
+    NOW_MS,
+    Harness,
+    assert_refused_without_writes,
+    jira_request,
+    sample,
+    with_json,
+)
 
 DONE = sample("jira/milestone-done.json")
 IDENTIFIER = "e1b3c6f0-5d8a-4a49-9c1e-2f0b7d3a8c11"
@@ -166,18 +174,4 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_rejections_have_their_status_and_write_nothing(case: str) -> None:
-    build, error = CASES[case]
-    harness = Harness()
-    with pytest.raises(error) as raised:
-        harness.send("jira", build())
-    assert (
-        raised.value.status
-        == {
-            SignatureInvalid: 401,
-            StaleDelivery: 400,
-            MalformedDelivery: 400,
-            UnknownTenant: 403,
-            PayloadTooLarge: 413,
-        }[error]
-    )
-    assert harness.nothing_written()
+    assert_refused_without_writes("jira", *CASES[case])

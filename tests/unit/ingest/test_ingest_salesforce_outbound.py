@@ -27,6 +27,7 @@ from tests.unit.ingest.sources_kit import (
     SALESFORCE_KEY,
     SALESFORCE_PREVIOUS,
     Harness,
+    assert_refused_without_writes,
     salesforce_opportunity,
     salesforce_request,
     sample,
@@ -158,17 +159,4 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_rejections_have_their_status_and_write_nothing(case: str) -> None:
-    build, error = CASES[case]
-    harness = Harness()
-    with pytest.raises(error) as raised:
-        harness.send("salesforce", build())
-    assert (
-        raised.value.status
-        == {
-            SignatureInvalid: 401,
-            MalformedDelivery: 400,
-            UnknownTenant: 403,
-            PayloadTooLarge: 413,
-        }[error]
-    )
-    assert harness.nothing_written() and harness.fetcher.calls == []
+    assert_refused_without_writes("salesforce", *CASES[case])
