@@ -7,9 +7,9 @@ redelivery of the same business fact always carries the same event id (and dedup
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -268,6 +268,25 @@ CANONICAL_EVENTS: tuple[type[EventEnvelope], ...] = (
     EngagementActivated,
     AmendmentPropagated,
 )
+
+
+def completion_envelope(
+    workflow: str, cause: EventEnvelope, outcome: str, source_version: str, now: datetime
+) -> dict[str, Any]:
+    """Envelope fields of an event a workflow emits about `cause`: deterministic (a replayed step emits the
+    same event id), correlated with the cause and naming it as causation."""
+    source_event_id = f"{cause.event_id}:{outcome}"
+    return {
+        "event_id": canonical_event_id(workflow, source_event_id),
+        "source": workflow,
+        "source_system": SourceSystem.PSSYNC,
+        "source_event_id": source_event_id,
+        "source_version": source_version,
+        "correlation_id": cause.correlation_id,
+        "causation_id": cause.event_id,
+        "occurred_at": now,
+        "received_at": now,
+    }
 
 
 def event_type_of(model: type[EventEnvelope]) -> str:

@@ -19,8 +19,7 @@ from pssync.model.events import (
     AmendmentPropagated,
     AmendmentPropagatedData,
     ContractAmended,
-    SourceSystem,
-    canonical_event_id,
+    completion_envelope,
 )
 from pssync.money import Money
 from pssync.ports import StoredVersion, VersionConflict, VersionStore
@@ -240,17 +239,8 @@ def amendment_propagated(
     revenue: RevenueReceipt,
     now: datetime,
 ) -> AmendmentPropagated:
-    source_event_id = f"{event.event_id}:propagated"
     return AmendmentPropagated(
-        event_id=canonical_event_id(WORKFLOW_SOURCE, source_event_id),
-        source=WORKFLOW_SOURCE,
-        source_system=SourceSystem.PSSYNC,
-        source_event_id=source_event_id,
-        source_version=str(recorded.version),
-        correlation_id=event.correlation_id,
-        causation_id=event.event_id,
-        occurred_at=now,
-        received_at=now,
+        **completion_envelope(WORKFLOW_SOURCE, event, "propagated", str(recorded.version), now),
         data=AmendmentPropagatedData(
             contract_id=recorded.contract_id,
             contract_version=recorded.version,

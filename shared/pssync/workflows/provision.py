@@ -19,8 +19,7 @@ from pssync.model.events import (
     EngagementActivated,
     EngagementActivatedData,
     EventEnvelope,
-    SourceSystem,
-    canonical_event_id,
+    completion_envelope,
 )
 from pssync.ports import EventPublisher, VersionConflict, VersionStore
 from pssync.workflows.billing import billing_schedule
@@ -231,17 +230,8 @@ def engagement_activated(
     now: datetime,
 ) -> EngagementActivated:
     terms = event.data.contract
-    source_event_id = f"{event.event_id}:activated"
     return EngagementActivated(
-        event_id=canonical_event_id(WORKFLOW_SOURCE, source_event_id),
-        source=WORKFLOW_SOURCE,
-        source_system=SourceSystem.PSSYNC,
-        source_event_id=source_event_id,
-        source_version=str(contract.version),
-        correlation_id=event.correlation_id,
-        causation_id=event.event_id,
-        occurred_at=now,
-        received_at=now,
+        **completion_envelope(WORKFLOW_SOURCE, event, "activated", str(contract.version), now),
         data=EngagementActivatedData(
             contract_id=terms.contract_id,
             contract_version=contract.version,
