@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from pssync.connectors.http_retry import retry_after_seconds
+from pssync.connectors.http_retry import full_jitter_seconds, retry_after_seconds
 from pssync.errors import PssyncError, TransientDownstreamError
 
 SUBSCRIBED_EVENTS_PATH = "/api/v1/subscribed_events.json"
@@ -112,7 +112,7 @@ class KantataClient:
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
-        return float(self._rng() * min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)))
+        return full_jitter_seconds(attempt, self._backoff_base, self._backoff_cap, self._rng)
 
     def _delay(self, response: httpx.Response, attempt: int) -> float:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
