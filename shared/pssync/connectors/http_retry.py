@@ -28,5 +28,5 @@ def full_jitter_seconds(
     attempt: int, base_seconds: float, cap_seconds: float, rng: Callable[[], float]
 ) -> float:
     """'Full jitter' backoff: uniform in [0, min(cap, base * 2^(attempt-1))] (attempt counts from 1)."""
-    ceiling_seconds = min(cap_seconds, base_seconds * 2 ** (attempt - 1))
+    ceiling_seconds = min(cap_seconds, base_seconds * 2.0 ** (attempt - 1))
     return rng() * ceiling_seconds
