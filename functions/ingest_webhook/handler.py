@@ -8,11 +8,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pssync.adapters.wiring import deduplicator, ingest_service
+from pssync.api_gateway import json_response, rejection_response, request_url
 from pssync.config import IngestSettings, load_settings
 from pssync.errors import IngestRejected, TransientDownstreamError
 from pssync.ingest.request import RawRequest
 from pssync.ingest.schemes import scheme_for
-from pssync.lambda_support import json_response, rejection_response, request_url
 from pssync.observability import BusinessMetric, logger, metrics
 
 

@@ -1,20 +1,16 @@
-"""What every handler shares: the step payload, the step decorator, HTTP error mapping.
+"""What every workflow step handler shares: the step payloads and the step decorator.
 
 Handlers stay thin: parse, call one domain function, map the result.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, get_type_hints
-from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict
 
-from pssync.errors import IngestRejected
-from pssync.ingest.schemes.base import ErrorResponse
 from pssync.model.events import ContractAmended, ContractBooked
 from pssync.observability import logger
 from pssync.workflows.amendment import Classification, RecordedAmendment, VersionGuard
@@ -82,21 +78,3 @@ def workflow_step(step: Callable[[Payload], BaseModel | dict[str, Any]]) -> Lamb
         return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
     return logger.inject_lambda_context(handler)
-
-
-def json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
-
-
-def rejection_response(error: IngestRejected) -> dict[str, Any]:
-    return json_response(error.status, ErrorResponse(error=error.code, message=error.message).model_dump())
-
-
-def request_url(event: dict[str, Any]) -> str:
-    """Path plus query string of an API Gateway proxy event: some senders authenticate with `?key=`
-    (Salesforce outbound messages) or sign the full URI (HubSpot v3)."""
-    path = str(event.get("path", ""))
-    query = event.get("multiValueQueryStringParameters") or {
-        k: [v] for k, v in (event.get("queryStringParameters") or {}).items()
-    }
-    return f"{path}?{urlencode(query, doseq=True)}" if query else path
