@@ -10,13 +10,12 @@ from __future__ import annotations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.event_bus import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS
 from infra.constructs.functions import Functions
-from infra.constructs.ingest_common import IngestTargets
+from infra.constructs.ingest_common import IngestTargets, grant_crm_token_reads
 from infra.sources import EventRelayBus
 
 BUFFER_BATCH_SIZE = 10
@@ -40,11 +39,7 @@ class SalesforceEventRelay(Construct):
         )
         ingest.grant_accept(self.normaliser)
         # Thin events (CDC UPDATE / GAP_*) fetch the opportunity with the source's CRM API token.
-        token_secrets = sorted({bus.source.crm_api.token_secret_id for bus in buses if bus.source.crm_api})
-        for index, secret_name in enumerate(token_secrets):
-            secretsmanager.Secret.from_secret_name_v2(self, f"CrmToken{index}", secret_name).grant_read(
-                self.normaliser.role
-            )
+        grant_crm_token_reads(self, self.normaliser, (bus.source for bus in buses))
         self.normaliser.function.add_event_source(
             event_sources.SqsEventSource(
                 buffer, batch_size=BUFFER_BATCH_SIZE, report_batch_item_failures=True

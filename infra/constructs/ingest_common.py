@@ -6,6 +6,7 @@ raw payload lineage (S3 PutObject under raw/), per-event dedupe (idempotency tab
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, Stack, Validations
@@ -13,9 +14,12 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
 
 from infra.constructs.functions import PssyncFunction
 from infra.constructs.tables import IDEMPOTENCY_EXPIRY_SECONDS
+from pssync.ingest.sources import SourceConfig
 
 
 @dataclass(frozen=True)
@@ -52,3 +56,13 @@ class IngestTargets:
                 "only, under the raw/ prefix of the lineage bucket.",
             )
         )
+
+
+def grant_crm_token_reads(
+    scope: Construct, function: PssyncFunction, sources: Iterable[SourceConfig]
+) -> None:
+    """Thin events fetch the authoritative record with the source's CRM API token: read access to exactly
+    those token secrets (by name; the user creates and rotates them)."""
+    names = sorted({s.crm_api.token_secret_id for s in sources if s.crm_api is not None})
+    for index, name in enumerate(names):
+        secretsmanager.Secret.from_secret_name_v2(scope, f"CrmToken{index}", name).grant_read(function.role)

@@ -338,7 +338,12 @@ def test_sources_context_accepts_json_text_and_rejects_bad_names() -> None:
 def test_sources_are_validated_by_pssyncs_own_source_config() -> None:
     """Non-HTTP schemes need no secret; unknown fields are refused like the Lambda's registry refuses them."""
     sources = parse_sources(FULL_CONTEXT["pssync:sources"])
-    assert [s.secret_id for s in sources] == ["pssync/dev/webhooks/crm", None, None]
+    assert [s.secret_id for s in sources] == [
+        "pssync/dev/webhooks/crm",
+        None,
+        None,
+        "pssync/dev/webhooks/hubspot",
+    ]
     with pytest.raises(ValueError, match="Extra inputs are not permitted"):
         parse_sources([{"name": "x", "scheme": "standard-webhooks", "system": "salesforce", "colour": 1}])
 

@@ -235,6 +235,7 @@ def test_both_functions_get_the_same_source_registry_and_their_settings(full: Re
         ("crm", "standard-webhooks"),
         ("sf-relay", "salesforce-event-relay"),
         ("psa", "kantata-poll"),
+        ("hubspot", "hubspot"),
     ]
     poller_env = by_role["kantata_poller"]["Properties"]["Environment"]["Variables"]
     assert poller_env["KANTATA_CURRENCY"] == "EUR" and poller_env["KANTATA_OVERLAP_SECONDS"] == "600"
@@ -242,7 +243,11 @@ def test_both_functions_get_the_same_source_registry_and_their_settings(full: Re
     assert by_role["salesforce_event_relay"]["Metadata"]["pssync:function"] == "salesforce_event_relay"
     assert by_role["kantata_poller"]["Metadata"]["pssync:function"] == "kantata_poller"
     secret_names = {s["Properties"]["Name"] for s in of_type(full, "AWS::SecretsManager::Secret").values()}
-    assert secret_names == {"pssync/dev/webhooks/crm", "pssync/dev/kantata/psa"}
+    assert secret_names == {
+        "pssync/dev/webhooks/crm",
+        "pssync/dev/webhooks/hubspot",
+        "pssync/dev/kantata/psa",
+    }
 
 
 def test_each_function_still_has_its_own_role_and_log_group(full: Resources) -> None:
@@ -250,3 +255,23 @@ def test_each_function_still_has_its_own_role_and_log_group(full: Resources) -> 
     assert len({ref_target(f["Properties"]["Role"]) for f in functions.values()}) == len(functions)
     groups = {ref_target(f["Properties"]["LoggingConfig"]["LogGroup"]) for f in functions.values()}
     assert len(groups) == len(functions)
+
+
+@pytest.mark.parametrize(
+    ("role", "token"),
+    [("ingest_webhook", "pssync/dev/crm/hubspot"), ("salesforce_event_relay", "pssync/dev/crm/sf-relay")],
+)
+def test_functions_that_fetch_records_may_read_exactly_their_crm_tokens(
+    full: Resources, role: str, token: str
+) -> None:
+    """IAM is not enforced by moto: without this a thin closed-won delivery would 503 only on AWS."""
+    readable = [
+        json.dumps(s.get("Resource"))
+        for s in _role_statements(full, role)
+        if "secretsmanager:GetSecretValue" in _actions([s])
+    ]
+    assert any(token in resource for resource in readable)
+    other = {"ingest_webhook": "pssync/dev/crm/sf-relay", "salesforce_event_relay": "pssync/dev/crm/hubspot"}[
+        role
+    ]
+    assert not any(other in resource for resource in readable)
