@@ -26,7 +26,15 @@ def _token_reader() -> Any:
 
 
 def _token(secret_id: str) -> str:
-    value = _token_reader().get(secret_id, max_age=300, transform="json")
+    from aws_lambda_powertools.utilities.parameters.exceptions import (
+        GetParameterError,
+        TransformParameterError,
+    )
+
+    try:
+        value = _token_reader().get(secret_id, max_age=300, transform="json")
+    except (GetParameterError, TransformParameterError) as error:  # unset: CloudFormation's placeholder
+        raise TransientDownstreamError(f"Kantata token {secret_id} unavailable or not set") from error
     if not isinstance(value, dict) or not value.get("access_token"):
         raise TransientDownstreamError(f"Kantata token {secret_id} has no 'access_token' value")
     return str(value["access_token"])

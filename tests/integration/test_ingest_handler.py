@@ -104,10 +104,12 @@ def test_bad_input_gets_its_status_and_nothing_is_written(
     assert aws.captured() == []
 
 
+# The placeholder runs first: a successfully read "{}" would be cached by the per-container provider.
+@pytest.mark.parametrize("stored", ["Xq7#random-placeholder-from-cloudformation", "{}"])
 def test_missing_signing_secret_fails_closed_with_503(
-    aws: AwsWorld, booked_body: bytes, monkeypatch: pytest.MonkeyPatch
+    aws: AwsWorld, booked_body: bytes, monkeypatch: pytest.MonkeyPatch, stored: str
 ) -> None:
-    aws.clients["secretsmanager"].create_secret(Name="pssync/test/webhooks/unset", SecretString="{}")
+    aws.clients["secretsmanager"].create_secret(Name="pssync/test/webhooks/unset", SecretString=stored)
     registry = json.loads(aws.env["SOURCE_REGISTRY"])
     registry.append(
         {

@@ -98,8 +98,15 @@ class SecretsManagerSecrets:
         with translate_aws_errors("secretsmanager:GetSecretValue"):
             try:
                 value = self._provider.get(secret_id, max_age=self._max_age, transform="json")
-            except parameters.exceptions.GetParameterError as error:
-                raise TransientDownstreamError(f"signing secret {secret_id} unavailable") from error
+            except (
+                parameters.exceptions.GetParameterError,
+                parameters.exceptions.TransformParameterError,
+            ) as error:
+                # Unreadable, or still CloudFormation's random placeholder (not JSON): fail closed with 503
+                # so senders keep retrying while the operator stores the secret.
+                raise TransientDownstreamError(
+                    f"signing secret {secret_id} unavailable or not set"
+                ) from error
         if not isinstance(value, dict) or not value.get("current"):
             # Fail closed: a source whose secret is unset verifies nothing.
             raise TransientDownstreamError(f"signing secret {secret_id} has no 'current' value")
@@ -203,9 +210,13 @@ class DynamoDBVersionStore:
                     ]
                 )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
                 raise VersionConflict(aggregate, aggregate_id, expected_version) from None
-            raise
+            # Throttling or a conflicting concurrent transaction: nothing was decided, so retry.
+            raise TransientDownstreamError(f"dynamodb:TransactWriteItems cancelled: {reasons}") from error
         return StoredVersion(
             aggregate, aggregate_id, version, body, caused_by_event_id, correlation_id, recorded_at
         )

@@ -324,7 +324,10 @@ class SecretsManagerTokenSource:
         with translate_aws_errors("secretsmanager:GetSecretValue"):
             try:
                 value = self._provider.get(secret_id, max_age=self._max_age, transform="json")
-            except parameters.exceptions.GetParameterError as error:
+            except (
+                parameters.exceptions.GetParameterError,
+                parameters.exceptions.TransformParameterError,
+            ) as error:
                 raise TransientDownstreamError(f"CRM token {secret_id} unavailable") from error
         if not isinstance(value, dict) or not value.get("access_token"):
             raise TransientDownstreamError(f"CRM token {secret_id} has no 'access_token' value")
