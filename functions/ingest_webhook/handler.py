@@ -20,7 +20,6 @@ from pssync.observability import BusinessMetric, logger, metrics
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     source = (event.get("pathParameters") or {}).get("source", "")
-    metrics.add_dimension(name="source", value=source[:64] or "none")
     try:
         request = RawRequest.from_api_gateway(
             method=event.get("httpMethod", "POST"),
@@ -31,6 +30,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             multi_value_headers=event.get("multiValueHeaders"),
         )
         settings = load_settings(IngestSettings)
+        # Only configured names become a metric dimension: a path is attacker-chosen, series cost money.
+        known = any(s.name == source for s in ingest_service(settings).registry)
+        metrics.add_dimension(name="source", value=source if known else "unknown")
         # In-progress idempotency records expire with this invocation, not after a fixed hour.
         deduplicator(settings).config.register_lambda_context(context)
         service = ingest_service(settings)

@@ -158,3 +158,11 @@ def test_generated_local_secrets_are_always_valid_standard_webhooks_keys() -> No
         secret = new_signing_secret()
         headers = standard_webhook_headers(secret, BODY, delivery_id="msg_1", timestamp=int(NOW.timestamp()))
         verify(_request(headers), SigningSecrets(secret))
+
+
+@pytest.mark.parametrize("hostile", ["99999999999999999", "9999999999999999", "²", "１２３", "-5", " 12"])
+def test_hostile_timestamps_are_malformed_not_crashes(hostile: str) -> None:
+    headers = _signed()
+    headers["webhook-timestamp"] = hostile
+    with pytest.raises(MalformedDelivery):
+        verify(_request(headers))

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from pssync.errors import MalformedDelivery, UnknownTenant, UnprocessableDelivery
 from pssync.ingest.schemes.base import NormalisedEvent, RecordFetcher, fingerprint_of
 from pssync.ingest.sources import SignatureScheme, SourceConfig, SourceRegistry
+from pssync.ingest.verification import epoch_instant
 from pssync.model.contract import ContractTerms
 from pssync.model.events import ContractBooked, ContractBookedData, canonical_event_id
 
@@ -94,10 +95,7 @@ def _client_ids(change_origin: str) -> set[str]:
 
 
 def _ms(value: Any) -> datetime:
-    try:
-        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-    except (TypeError, ValueError):
-        raise MalformedDelivery(f"commitTimestamp {value!r} is not epoch milliseconds") from None
+    return epoch_instant(value, milliseconds=True, what="commitTimestamp")
 
 
 def _instant(value: Any, fallback: datetime) -> datetime:

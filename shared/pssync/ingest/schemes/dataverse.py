@@ -46,7 +46,7 @@ from pssync.ingest.schemes.base import (
     json_acknowledgement,
 )
 from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
+from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
 from pssync.model.events import (
     ContractBooked,
     ContractBookedData,
@@ -222,7 +222,7 @@ def _date_value(value: Any) -> datetime | None:
         return None
     match = _WCF_DATE.match(value)
     if match:
-        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+        return epoch_instant(match.group(1), milliseconds=True, what="OperationCreatedOn")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

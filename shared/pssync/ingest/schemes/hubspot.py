@@ -22,7 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,7 +47,7 @@ from pssync.ingest.schemes.base import (
     json_acknowledgement,
 )
 from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
+from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
 from pssync.model.events import ContractBooked, ContractBookedData, canonical_event_id
 
 MAX_EVENTS_PER_DELIVERY = 100
@@ -133,9 +133,7 @@ class HubSpotScheme:
         if "x-hubspot-signature-v3" in request.headers or not source.legacy_signatures:
             signature = request.single_header("X-HubSpot-Signature-v3").encode()
             timestamp = request.single_header("X-HubSpot-Request-Timestamp")
-            if not timestamp.isdigit():
-                raise MalformedDelivery("X-HubSpot-Request-Timestamp must be epoch milliseconds")
-            sent_at = datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC)
+            sent_at = epoch_instant(timestamp, milliseconds=True, what="X-HubSpot-Request-Timestamp")
             skew = (now - sent_at).total_seconds()
             if abs(skew) > source.tolerance_seconds:
                 direction = "old" if skew > 0 else "in the future"
@@ -204,7 +202,7 @@ def _contract_booked(
         # Configuration, not the sender's fault: 503 so HubSpot retries once crm_api is configured.
         raise TransientDownstreamError(f"source {context.source.name} has no crm_api to fetch deals from")
     deal = context.fetcher.fetch("deals", str(event.object_id))
-    occurred_at = datetime.fromtimestamp(event.occurred_at / 1000, tz=UTC)
+    occurred_at = epoch_instant(event.occurred_at, milliseconds=True, what="occurredAt")
     event_id = canonical_event_id(context.source.name, event.dedupe_id)
     booked = ContractBooked(
         event_id=event_id,

@@ -43,7 +43,7 @@ from pssync.ingest.schemes.base import (
     json_acknowledgement,
 )
 from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
+from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
 from pssync.model.events import MilestoneCompleted, MilestoneCompletedData, canonical_event_id
 
 MILESTONE_ISSUE_TYPE = "Milestone"
@@ -152,9 +152,7 @@ def _parse(body: bytes) -> dict[str, Any]:
 
 def _timestamp(document: dict[str, Any]) -> datetime:
     value = document.get("timestamp")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise MalformedDelivery("body timestamp must be epoch milliseconds")
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return epoch_instant(value, milliseconds=True, what="body timestamp")
 
 
 def _updated(value: Any) -> datetime | None:

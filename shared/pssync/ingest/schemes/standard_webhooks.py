@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from base64 import b64decode
 from binascii import Error as Base64Error
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -29,7 +29,7 @@ from pssync.ingest.schemes.base import (
     json_acknowledgement,
 )
 from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
+from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
 from pssync.model.contract import ContractTerms
 from pssync.model.events import (
     ContractAmended,
@@ -97,9 +97,7 @@ class StandardWebhooksScheme:
         delivery_id = request.single_header("webhook-id")
         timestamp_text = request.single_header("webhook-timestamp")
         signature_header = request.single_header("webhook-signature")
-        if not timestamp_text.isdigit():
-            raise MalformedDelivery("webhook-timestamp must be integer seconds since the epoch")
-        sent_at = datetime.fromtimestamp(int(timestamp_text), tz=UTC)
+        sent_at = epoch_instant(timestamp_text, milliseconds=False, what="webhook-timestamp")
         skew = abs((now - sent_at).total_seconds())
         if skew > source.tolerance_seconds:
             raise StaleDelivery(
