@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from pssync.errors import BusinessRuleViolation
+from pssync.errors import BusinessRuleViolation, TransientDownstreamError
 from pssync.model import examples
 from pssync.model.events import ContractAmended, ModificationFacts
 from pssync.workflows import amendment, provision
@@ -66,9 +66,23 @@ def test_a_replayed_amendment_continues_with_the_version_it_recorded() -> None:
     assert len(store.history(CONTRACT, "C-2026-0412")) == 2
 
 
-def test_an_amendment_of_an_unknown_contract_is_a_business_exception() -> None:
-    with pytest.raises(BusinessRuleViolation, match="never booked"):
+def test_an_amendment_that_overtakes_its_booking_is_retried_not_failed() -> None:
+    with pytest.raises(TransientDownstreamError, match="not recorded yet"):
         amendment.guard_contract_version(examples.contract_amended(), InMemoryVersionStore())
+
+
+def test_a_late_booking_step_never_writes_its_schedule_over_the_amended_one() -> None:
+    store = InMemoryVersionStore()
+    booked = examples.contract_booked()
+    contract = provision.record_contract_version(booked, store, NOW)
+    event = examples.contract_amended()
+    recorded = amendment.record_amended_version(event, store, NOW)  # the amendment overtakes provisioning
+    amendment.remeasure_revenue(event, recorded, store, NOW)
+    late = provision.build_revenue_schedule(booked, contract, store, NOW)
+    assert late.superseded
+    head = store.head(REVENUE_SCHEDULE, "C-2026-0412")
+    assert head is not None and head.body["contract_version"] == 2
+    assert len(store.history(REVENUE_SCHEDULE, "C-2026-0412")) == 1
 
 
 def test_distinct_services_added_at_ssp_are_a_separate_contract() -> None:

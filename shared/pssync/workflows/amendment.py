@@ -108,9 +108,9 @@ def guard_contract_version(event: ContractAmended, store: VersionStore) -> Versi
     contract_id = event.data.contract.contract_id
     history = store.history(CONTRACT, contract_id)
     if not history:
-        raise BusinessRuleViolation(
-            f"amendment for contract {contract_id}, which was never booked", code="unknown_contract"
-        )
+        # Usually the booking is still being provisioned (no ordering across workflows): retry with
+        # backoff; if it never appears, the retries run out into the exceptions queue for replay.
+        raise TransientDownstreamError(f"contract {contract_id} is not recorded yet")
     mine = _recorded_by(history, event.event_id)
     if mine is not None:
         return VersionGuard(

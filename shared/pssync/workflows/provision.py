@@ -55,6 +55,7 @@ class RevenueReceipt(BaseModel):
     schedule_version: int
     periods: int
     total: str
+    superseded: bool = False
 
 
 def validate_master_data(event: ContractBooked) -> ValidationReport:
@@ -189,6 +190,15 @@ def store_revenue_schedule(
                 schedule_version=stored.version, periods=len(schedule.periods()), total=str(schedule.total())
             )
     head = store.head(REVENUE_SCHEDULE, schedule.contract_id)
+    if head is not None and int(head.body.get("contract_version", 0)) > contract_version:
+        # A later contract version's schedule is already current (an amendment overtook this step):
+        # never write an older schedule over it.
+        return RevenueReceipt(
+            schedule_version=head.version,
+            periods=len(schedule.periods()),
+            total=str(schedule.total()),
+            superseded=True,
+        )
     body: dict[str, Any] = {
         "contract_version": contract_version,
         "schedule": schedule.model_dump(mode="json"),
