@@ -160,7 +160,9 @@ def test_generated_local_secrets_are_always_valid_standard_webhooks_keys() -> No
         verify(_request(headers), SigningSecrets(secret))
 
 
-@pytest.mark.parametrize("hostile", ["99999999999999999", "9999999999999999", "²", "\uff11\uff12\uff13", "-5", "1e9"])
+@pytest.mark.parametrize(
+    "hostile", ["99999999999999999", "9999999999999999", "²", "\uff11\uff12\uff13", "-5", "1e9"]
+)
 def test_hostile_timestamps_are_malformed_not_crashes(hostile: str) -> None:
     headers = _signed()
     headers["webhook-timestamp"] = hostile
