@@ -148,6 +148,12 @@ def test_amendment_propagated_measures_the_lag_and_links_the_cause() -> None:
         ("5", "5", False),
         (None, "5", False),
         ("1", None, True),
+        # HubSpot books with epoch ms, the amendment arrives with ISO text: both are instants
+        ("2027-06-10T14:29:41Z", "1795169698000", True),
+        ("2026-01-01T00:00:00Z", "1795169698000", False),
+        # Event Relay's commitTimestamp:commitNumber:transactionKey:sequenceNumber; commitNumber breaks ties
+        ("1795169698000:42:tx:1", "1795169698000:41:tx:7", True),
+        ("2027-06-10T14:29:41", "1795169698000:1:t:1", True),
     ],
 )
 def test_version_signals_compare_by_kind(incoming: str | None, recorded: str | None, newer: bool) -> None:

@@ -7,7 +7,7 @@ event id, so retries, redeliveries and replays cannot apply an amendment twice.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
@@ -75,16 +75,33 @@ class Classification(BaseModel):
     catch_up: dict[str, Money]
 
 
-def _ordering_key(signal: str) -> tuple[int, Decimal | datetime | str]:
-    """Numbers compare as numbers, instants as instants, anything else as text."""
+_EPOCH_MS_FLOOR = Decimal(10) ** 11  # 1973-03-03 in epoch ms: larger integers are instants, not sequences
+
+
+def _ordering_key(signal: str) -> tuple[int, datetime | Decimal | str, Decimal]:
+    """(kind, value, tiebreak): instants compare with instants whatever their spelling (ISO text,
+    HubSpot's epoch ms, Event Relay's `commitTimestamp:commitNumber:...`), sequences as numbers, anything
+    else as text."""
+    head, _, rest = (
+        signal.partition(":") if signal[:1].isdigit() and signal.count(":") == 3 else (signal, "", "")
+    )
+    tiebreak = Decimal(0)
+    if rest:  # Event Relay: commitTimestamp:commitNumber:transactionKey:sequenceNumber
+        number = rest.split(":", 1)[0]
+        tiebreak = Decimal(number) if number.isdecimal() else Decimal(0)
     try:
-        return (0, Decimal(signal))
+        value = Decimal(head)
     except InvalidOperation:
-        pass
+        value = None
+    if value is not None and value.is_finite():
+        if value >= _EPOCH_MS_FLOOR:
+            return (0, datetime.fromtimestamp(float(value / 1000), tz=UTC), tiebreak)  # seconds, not money
+        return (1, value, tiebreak)
     try:
-        return (1, datetime.fromisoformat(signal.replace("Z", "+00:00")))
+        instant = datetime.fromisoformat(signal.replace("Z", "+00:00"))
     except ValueError:
-        return (2, signal)
+        return (2, signal, tiebreak)
+    return (0, instant if instant.tzinfo else instant.replace(tzinfo=UTC), tiebreak)
 
 
 def is_newer(incoming: str | None, recorded: str | None) -> bool:
@@ -97,7 +114,7 @@ def is_newer(incoming: str | None, recorded: str | None) -> bool:
         raise BusinessRuleViolation(
             f"version signals {incoming!r} and {recorded!r} are not comparable", code="version_signal"
         )
-    return a[1] > b[1]  # type: ignore[operator]
+    return (a[1], a[2]) > (b[1], b[2])
 
 
 def _recorded_by(history: list[StoredVersion], event_id: str) -> StoredVersion | None:
