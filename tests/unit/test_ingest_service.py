@@ -163,3 +163,21 @@ def test_publish_failure_leaves_no_idempotency_record_so_the_retry_goes_through(
     harness.publisher.fail_with = None
     assert not harness.send(booked_body).all_duplicates
     assert len(harness.publisher.published) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"name": "hs", "scheme": "hubspot", "system": "hubspot", "secret_id": "s", "tenants": ["1"]},
+            "public_url",
+        ),
+        ({"name": "jr", "scheme": "jira", "system": "jira", "secret_id": "s"}, "tenants"),
+        ({"name": "sw", "scheme": "standard-webhooks", "system": "netsuite"}, "secret_id"),
+    ],
+)
+def test_incomplete_source_configuration_fails_at_load_time(config: dict, message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        SourceConfig.model_validate(config)

@@ -29,6 +29,19 @@ class SignatureScheme(StrEnum):
         return self not in (SignatureScheme.SALESFORCE_EVENT_RELAY, SignatureScheme.KANTATA_POLL)
 
 
+# Schemes whose deliveries name a tenant (portal, organisation, site, account) that must be ours.
+TENANT_SCHEMES = frozenset(
+    {
+        SignatureScheme.HUBSPOT,
+        SignatureScheme.JIRA,
+        SignatureScheme.DATAVERSE,
+        SignatureScheme.SALESFORCE_OUTBOUND,
+        SignatureScheme.SALESFORCE_EVENT_RELAY,
+        SignatureScheme.KANTATA_POLL,
+    }
+)
+
+
 class CrmApiConfig(BaseModel):
     """Where thin events fetch the authoritative record (HubSpot, Salesforce REST)."""
 
@@ -64,9 +77,16 @@ class SourceConfig(BaseModel):
     crm_api: CrmApiConfig | None = None
 
     @model_validator(mode="after")
-    def _secret_for_http_schemes(self) -> SourceConfig:
+    def _complete_for_its_scheme(self) -> SourceConfig:
+        """Misconfiguration fails at synth time, not as a 401 for every delivery in production."""
         if self.scheme.is_http and self.secret_id is None:
             raise ValueError(f"source {self.name}: scheme {self.scheme} needs a secret_id (fail closed)")
+        if self.scheme in TENANT_SCHEMES and not self.tenants:
+            raise ValueError(
+                f"source {self.name}: scheme {self.scheme} needs its tenants (portal/org/site ids)"
+            )
+        if self.scheme is SignatureScheme.HUBSPOT and self.public_url is None:
+            raise ValueError(f"source {self.name}: HubSpot v3 signs the full URL; set public_url to it")
         return self
 
 
