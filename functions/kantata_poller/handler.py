@@ -59,10 +59,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deduplicator(settings).config.register_lambda_context(context)
     token_secrets: dict[str, str] = json.loads(settings.kantata_token_secret_ids)
     results = []
+    failures: list[str] = []
     for source in settings.registry():
         if source.scheme is not SignatureScheme.KANTATA_POLL:
             continue
-        result = poller_for(settings, token_secrets[source.name]).poll(source)
+        # One account's outage or misconfiguration must not stop the others from being polled.
+        try:
+            result = poller_for(settings, token_secrets[source.name]).poll(source)
+        except (KeyError, TransientDownstreamError) as error:
+            logger.exception("kantata poll failed", extra={"source": source.name})
+            failures.append(f"{source.name}: {error!r}")
+            continue
         logger.info("kantata polled", extra=result.__dict__)
         results.append({**result.__dict__, "cursor": result.cursor.isoformat() if result.cursor else None})
+    if failures:  # after the others ran: the invocation fails, so the schedule's retry and DLQ see it
+        raise TransientDownstreamError(f"kantata polls failed: {failures}")
     return {"polled": results}

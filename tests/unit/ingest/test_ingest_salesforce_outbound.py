@@ -160,3 +160,19 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_rejections_have_their_status_and_write_nothing(case: str) -> None:
     assert_refused_without_writes("salesforce", *CASES[case])
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        # UTF-16 hides "<!DOCTYPE" from a byte search; a declared other encoding or a BOM is refused too.
+        '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'.encode("utf-16"),
+        b'<?xml version="1.0" encoding="ISO-8859-1"?><soapenv:Envelope/>',
+        b"\xef\xbb\xbf<?xml version='1.0'?><soapenv:Envelope/>",
+    ],
+)
+def test_non_utf8_bodies_are_refused_before_parsing(encoded: bytes) -> None:
+    harness = Harness()
+    with pytest.raises(MalformedDelivery):
+        harness.send("salesforce", salesforce_request(encoded))
+    assert harness.nothing_written()

@@ -22,6 +22,7 @@ The reply is the SOAP Ack Salesforce expects; anything else makes it retry (for 
 from __future__ import annotations
 
 import hashlib
+import re
 import xml.etree.ElementTree as ET  # DTDs are refused before parsing (see the module doc)
 from datetime import UTC, datetime
 from typing import Any
@@ -126,6 +127,15 @@ def _offered_key(request: RawRequest) -> str:
 
 
 def _notifications(body: bytes) -> ET.Element:
+    # Salesforce sends UTF-8. Anything else (a BOM, UTF-16, a declared other encoding) is refused before
+    # the byte search below, which another encoding would slip past.
+    try:
+        head = body[:200].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedDelivery("the SOAP body must be UTF-8") from None
+    declared = re.match(r"""\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""", head)
+    if head.startswith("\ufeff") or (declared and declared.group(1).lower().replace("_", "-") != "utf-8"):
+        raise MalformedDelivery("the SOAP body must be UTF-8 without a BOM")
     upper = body.upper()
     if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
         raise MalformedDelivery("DTDs and entity declarations are not accepted")
