@@ -324,7 +324,9 @@ def test_ingest_registry_names_one_secret_per_source(resources: Resources) -> No
 
 def test_sources_context_accepts_json_text_and_rejects_bad_names() -> None:
     (source,) = parse_sources(
-        '[{"name": "hubspot", "scheme": "hubspot", "system": "hubspot", "tenants": ["1"]}]', "prod"
+        '[{"name": "hubspot", "scheme": "hubspot", "system": "hubspot", "tenants": ["1"], '
+        '"public_url": "https://hooks.example.com/prod/webhooks/hubspot"}]',
+        "prod",
     )
     assert source.secret_id == "pssync/prod/webhooks/hubspot"
     with pytest.raises(ValueError, match="should match pattern"):
