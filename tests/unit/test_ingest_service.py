@@ -181,3 +181,15 @@ def test_incomplete_source_configuration_fails_at_load_time(config: dict, messag
 
     with pytest.raises(ValidationError, match=message):
         SourceConfig.model_validate(config)
+
+
+def test_a_canonical_event_too_large_for_eventbridge_is_refused_before_any_write(booked_body: bytes) -> None:
+    document = json.loads(booked_body)
+    wbs = document["data"]["contract"]["project"]["wbs"]
+    for n in range(2500):  # a legitimate-looking but enormous work breakdown
+        wbs.append({"code": f"9.{n}", "name": "Work package " + "x" * 60, "obligation_id": "IMPL"})
+    body = json.dumps(document).encode()
+    harness = Harness(max_body_bytes=1024 * 1024)
+    with pytest.raises(PayloadTooLarge, match="256 KB"):
+        harness.send(body)
+    assert harness.nothing_written()

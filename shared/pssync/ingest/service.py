@@ -24,6 +24,8 @@ from pssync.model.events import EventEnvelope
 from pssync.ports import Clock, Deduplicator, EventPublisher, RawPayloadStore, SecretsPort
 
 FetcherFactory = Callable[[SourceConfig], RecordFetcher | None]
+# Leaves room for lineage and the workflow's own state next to the event inside 256 KB.
+MAX_CANONICAL_EVENT_BYTES = 200_000
 
 
 class IngestService:
@@ -75,6 +77,14 @@ class IngestService:
         """The part every entry point shares (webhooks, the Event Relay normaliser, the Kantata poller)."""
         if not normalised:
             return IngestResult(source=source.name, delivery_id=delivery_id)
+        for item in normalised:
+            # PutEvents entries and Step Functions state are capped at 256 KB: refuse before writing.
+            size = len(item.event.model_dump_json())
+            if size > MAX_CANONICAL_EVENT_BYTES:
+                raise PayloadTooLarge(
+                    f"canonical event {item.event.source_event_id} is {size} bytes; the limit is "
+                    f"{MAX_CANONICAL_EVENT_BYTES} (EventBridge and Step Functions cap payloads at 256 KB)"
+                )
         # Kept before anything is published: every canonical event can point at its raw delivery.
         lineage = self._raw_payloads.put(source.name, delivery_id, raw_body, received_at)
         accepted = []
