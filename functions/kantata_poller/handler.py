@@ -10,6 +10,7 @@ from typing import Any
 from pssync.adapters.cursors import DynamoDBCursorStore
 from pssync.adapters.wiring import client, deduplicator, ingest_service
 from pssync.config import KantataPollerSettings, load_settings
+from pssync.connectors.crm import SecretsManagerTokenSource
 from pssync.connectors.kantata import KantataClient
 from pssync.errors import TransientDownstreamError
 from pssync.ingest.kantata import KantataNormaliser, KantataPoller
@@ -19,30 +20,13 @@ from pssync.ports import SystemClock
 
 
 @cache
-def _token_reader() -> Any:
-    from aws_lambda_powertools.utilities import parameters
-
-    return parameters.SecretsProvider(boto3_client=client("secretsmanager"))
-
-
-def _token(secret_id: str) -> str:
-    from aws_lambda_powertools.utilities.parameters.exceptions import (
-        GetParameterError,
-        TransformParameterError,
-    )
-
-    try:
-        value = _token_reader().get(secret_id, max_age=300, transform="json")
-    except (GetParameterError, TransformParameterError) as error:  # unset: CloudFormation's placeholder
-        raise TransientDownstreamError(f"Kantata token {secret_id} unavailable or not set") from error
-    if not isinstance(value, dict) or not value.get("access_token"):
-        raise TransientDownstreamError(f"Kantata token {secret_id} has no 'access_token' value")
-    return str(value["access_token"])
+def _tokens() -> SecretsManagerTokenSource:
+    return SecretsManagerTokenSource(client("secretsmanager"))
 
 
 def poller_for(settings: KantataPollerSettings, secret_id: str) -> KantataPoller:
     return KantataPoller(
-        api=KantataClient(settings.kantata_base_url, lambda: _token(secret_id)),
+        api=KantataClient(settings.kantata_base_url, lambda: _tokens()(secret_id)),
         acceptor=ingest_service(settings),
         cursors=DynamoDBCursorStore(settings.cursor_table_name, client("dynamodb")),
         normaliser=KantataNormaliser(settings.kantata_currency),

@@ -81,35 +81,45 @@ class EventBridgePublisher:
                 raise TransientDownstreamError(f"events:PutEvents rejected entries: {failures}")
 
 
-class SecretsManagerSecrets:
-    """Signing secrets as JSON {"current": ..., "previous": ...}; cached briefly by Powertools."""
+class JsonSecrets:
+    """Secrets Manager values that are JSON objects, cached by Powertools for `max_age_seconds`.
+
+    One provider per container: its cache is per instance, so a provider per call would fetch the secret
+    on every webhook (measured in bench/ingest.py). Anything unreadable, still CloudFormation's random
+    placeholder (not JSON), or missing `required_key` fails closed as TransientDownstreamError (503, so
+    senders keep retrying while the operator stores the secret).
+    """
 
     def __init__(self, client: Any, max_age_seconds: int = 300) -> None:
         from aws_lambda_powertools.utilities import parameters
 
-        # One provider per container: its cache is per instance, so a provider per call would fetch the
-        # secret on every webhook (measured in bench/ingest.py).
         self._provider = parameters.SecretsProvider(boto3_client=client)
         self._max_age = max_age_seconds
 
-    def signing_secrets(self, secret_id: str) -> SigningSecrets:
-        from aws_lambda_powertools.utilities import parameters
+    def read(self, secret_id: str, required_key: str) -> dict[str, Any]:
+        from aws_lambda_powertools.utilities.parameters.exceptions import (
+            GetParameterError,
+            TransformParameterError,
+        )
 
         with translate_aws_errors("secretsmanager:GetSecretValue"):
             try:
                 value = self._provider.get(secret_id, max_age=self._max_age, transform="json")
-            except (
-                parameters.exceptions.GetParameterError,
-                parameters.exceptions.TransformParameterError,
-            ) as error:
-                # Unreadable, or still CloudFormation's random placeholder (not JSON): fail closed with 503
-                # so senders keep retrying while the operator stores the secret.
-                raise TransientDownstreamError(
-                    f"signing secret {secret_id} unavailable or not set"
-                ) from error
-        if not isinstance(value, dict) or not value.get("current"):
-            # Fail closed: a source whose secret is unset verifies nothing.
-            raise TransientDownstreamError(f"signing secret {secret_id} has no 'current' value")
+            except (GetParameterError, TransformParameterError) as error:
+                raise TransientDownstreamError(f"secret {secret_id} is unavailable or not set") from error
+        if not isinstance(value, dict) or not value.get(required_key):
+            raise TransientDownstreamError(f"secret {secret_id} has no {required_key!r} value")
+        return value
+
+
+class SecretsManagerSecrets:
+    """Signing secrets as JSON {"current": ..., "previous": ...}."""
+
+    def __init__(self, client: Any, max_age_seconds: int = 300) -> None:
+        self._secrets = JsonSecrets(client, max_age_seconds)
+
+    def signing_secrets(self, secret_id: str) -> SigningSecrets:
+        value = self._secrets.read(secret_id, "current")
         return SigningSecrets(current=str(value["current"]), previous=value.get("previous") or None)
 
 

@@ -311,27 +311,12 @@ class SecretsManagerTokenSource:
     """Bearer tokens stored as {"access_token": ...}; cached briefly (a rotator keeps them fresh)."""
 
     def __init__(self, client: Any, max_age_seconds: int = 300) -> None:
-        from aws_lambda_powertools.utilities import parameters
+        from pssync.adapters.aws import JsonSecrets
 
-        self._provider = parameters.SecretsProvider(boto3_client=client)
-        self._max_age = max_age_seconds
+        self._secrets = JsonSecrets(client, max_age_seconds)
 
     def __call__(self, secret_id: str) -> str:
-        from aws_lambda_powertools.utilities import parameters
-
-        from pssync.adapters.aws import translate_aws_errors
-
-        with translate_aws_errors("secretsmanager:GetSecretValue"):
-            try:
-                value = self._provider.get(secret_id, max_age=self._max_age, transform="json")
-            except (
-                parameters.exceptions.GetParameterError,
-                parameters.exceptions.TransformParameterError,
-            ) as error:
-                raise TransientDownstreamError(f"CRM token {secret_id} unavailable") from error
-        if not isinstance(value, dict) or not value.get("access_token"):
-            raise TransientDownstreamError(f"CRM token {secret_id} has no 'access_token' value")
-        return str(value["access_token"])
+        return str(self._secrets.read(secret_id, "access_token")["access_token"])
 
 
 # --- mappers: fetched record -> ContractTerms ------------------------------------------------------
