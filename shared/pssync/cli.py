@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pssync.revenue.cli import revrec_app
+
 app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -252,15 +254,7 @@ def dlq_replay(
         raise typer.Exit(1)
 
 
-def _mount_revrec() -> None:
-    try:
-        from pssync.revenue.cli import revrec_app
-    except ImportError:
-        return
-    app.add_typer(revrec_app, name="revrec", help="Revenue recognition (ASC 606 / IFRS 15) runs.")
-
-
-_mount_revrec()
+app.add_typer(revrec_app, name="revrec", help="Revenue recognition (ASC 606 / IFRS 15) runs.")
 
 
 def main() -> None:

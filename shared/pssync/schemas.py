@@ -16,6 +16,7 @@ from pssync.ingest.schemes.standard_webhooks import ContractBookedNotice, Standa
 from pssync.model import examples
 from pssync.model.events import CANONICAL_EVENTS, SCHEMA_VERSION, event_type_of
 from pssync.openapi import openapi_document
+from pssync.revenue import scenario_json_schema
 
 
 def _kebab(name: str) -> str:
@@ -28,14 +29,6 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-def _revrec_scenario_schema() -> dict[str, Any] | None:
-    try:
-        from pssync.revenue import scenario_json_schema
-    except ImportError:
-        return None
-    return scenario_json_schema()
-
-
 def expected_files() -> dict[str, str]:
     """Relative path under events/ -> exact file content."""
     files: dict[str, Any] = {}
@@ -45,9 +38,7 @@ def expected_files() -> dict[str, str]:
         StandardWebhooksMessage
     )
     files[f"schemas/webhooks/contract-booked-notice.v{SCHEMA_VERSION}.json"] = _schema(ContractBookedNotice)
-    scenario = _revrec_scenario_schema()
-    if scenario is not None:
-        files[f"schemas/revrec-scenario.v{SCHEMA_VERSION}.json"] = scenario
+    files[f"schemas/revrec-scenario.v{SCHEMA_VERSION}.json"] = scenario_json_schema()
     files["openapi/webhook-api.v1.json"] = openapi_document()
     files["samples/canonical/contract-booked.json"] = examples.contract_booked().model_dump(mode="json")
     files["samples/canonical/engagement-activated.json"] = examples.engagement_activated().model_dump(

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-STACK_TEMPLATE_GLOB = "*.template.json"
-
 
 def find_project_root(start: Path | None = None) -> Path:
     """The checkout that holds infra/app.py (the local runtime runs the repository's own wiring)."""
