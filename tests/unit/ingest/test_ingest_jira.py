@@ -46,8 +46,10 @@ def test_done_transition_on_a_milestone_issue_is_milestone_completed_pending_acc
     result = harness.send("jira", jira_request(DONE))
     [event] = harness.publisher.published
     assert isinstance(event, MilestoneCompleted)
-    assert event.event_id == event.correlation_id == canonical_event_id("jira", IDENTIFIER)
-    assert event.source_event_id == IDENTIFIER == result.delivery_id
+    document = json.loads(sample("jira/milestone-done.json"))
+    signed_id = f"{document['issue']['id']}:{document['changelog']['id']}:{document['timestamp']}"
+    assert event.event_id == event.correlation_id == canonical_event_id("jira", signed_id)
+    assert event.source_event_id == signed_id == result.delivery_id
     assert event.source_version == "2026-11-20T10:14:58.123Z"  # issue.fields.updated, in UTC
     assert event.data.milestone_id == "CONTOSO-12" and event.data.project_id == "CONTOSO"
     assert event.data.completed_on == date(2026, 11, 20)
@@ -175,3 +177,24 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_rejections_have_their_status_and_write_nothing(case: str) -> None:
     assert_refused_without_writes("jira", *CASES[case])
+
+
+def test_the_same_body_under_a_new_identifier_is_a_duplicate_not_a_new_event() -> None:
+    """The identifier header is not signed: dedupe rests on signed content."""
+    harness = Harness()
+    body = sample("jira/milestone-done.json")
+    first = harness.send("jira", jira_request(body, identifier="id-1"))
+    replayed = harness.send("jira", jira_request(body, identifier="id-2-forged"))
+    assert not first.all_duplicates and replayed.all_duplicates
+    assert len(harness.publisher.published) == 1
+
+
+def test_a_jira_retry_may_be_older_than_the_normal_window_but_not_older_than_the_horizon() -> None:
+    harness = Harness()
+    body = with_json(sample("jira/milestone-done.json"), timestamp=NOW_MS - 40 * 60 * 1000)
+    with pytest.raises(StaleDelivery):
+        harness.send("jira", jira_request(body))
+    assert not harness.send("jira", jira_request(body, X_Atlassian_Webhook_Retry="1")).all_duplicates
+    too_old = with_json(sample("jira/milestone-done.json"), timestamp=NOW_MS - 2 * 3600 * 1000)
+    with pytest.raises(StaleDelivery):
+        harness.send("jira", jira_request(too_old, X_Atlassian_Webhook_Retry="3"))

@@ -1,9 +1,12 @@
 """Jira Cloud admin webhooks with a secret: `X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, body)>`.
 
 Nothing in the signature is time-bound, so the body `timestamp` (epoch ms) must be within
-`tolerance_seconds` of now, and `X-Atlassian-Webhook-Identifier` (stable across Jira's retries) is the
-dedupe id. Tenancy: every `self` URL in the payload must be on a site host listed in `tenants`
-(e.g. `acme.atlassian.net`).
+`tolerance_seconds` of now; a delivery Jira marks as a retry (`X-Atlassian-Webhook-Retry`) may be up to
+`RETRY_HORIZON_SECONDS` old, because the body keeps the event's time on every retry. The dedupe id comes
+from signed content (issue id, changelog id, body timestamp), never from the unsigned
+`X-Atlassian-Webhook-Identifier` header, so re-sending a captured body under a new identifier is a
+duplicate, not a new event. Tenancy: every `self` URL in the payload must be on a site host listed in
+`tenants` (e.g. `acme.atlassian.net`).
 
 Milestone mapping (explicit, documented, no lookups):
 - an issue is a milestone when its issue type is `Milestone` or it carries the label `pssync-milestone`;
@@ -49,6 +52,9 @@ from pssync.model.events import MilestoneCompleted, MilestoneCompletedData, cano
 MILESTONE_ISSUE_TYPE = "Milestone"
 MILESTONE_LABEL = "pssync-milestone"
 DELIVERY_ID_HEADER = "X-Atlassian-Webhook-Identifier"
+RETRY_HEADER = "X-Atlassian-Webhook-Retry"
+# Jira retries failed deliveries for a while with the same body; older "retries" are refused as stale.
+RETRY_HORIZON_SECONDS = 3600
 
 
 def jira_signature(secret: str, body: bytes) -> bytes:
@@ -82,12 +88,16 @@ class JiraScheme:
         document = _parse(request.body)
         sent_at = _timestamp(document)
         skew = (now - sent_at).total_seconds()
-        if abs(skew) > source.tolerance_seconds:
+        is_retry = bool(request.headers.get(RETRY_HEADER.lower()))
+        limit = (
+            max(source.tolerance_seconds, RETRY_HORIZON_SECONDS)
+            if is_retry and skew > 0
+            else (source.tolerance_seconds)
+        )
+        if abs(skew) > limit:
             direction = "old" if skew > 0 else "in the future"
-            raise StaleDelivery(
-                f"body timestamp is {int(abs(skew))} s {direction} (limit {source.tolerance_seconds} s)"
-            )
-        return VerifiedDelivery(delivery_id=identifiers[0].strip(), sent_at=sent_at)
+            raise StaleDelivery(f"body timestamp is {int(abs(skew))} s {direction} (limit {limit} s)")
+        return VerifiedDelivery(delivery_id=_signed_delivery_id(document, request.body), sent_at=sent_at)
 
     def normalise(self, context: NormaliseContext) -> list[NormalisedEvent]:
         document = _parse(context.body)
@@ -138,6 +148,16 @@ class JiraScheme:
 
     def acknowledge(self, result: IngestResult) -> HttpReply:
         return json_acknowledgement(result)
+
+
+def _signed_delivery_id(document: dict[str, Any], body: bytes) -> str:
+    """The same business change has the same id on every retry: issue id + changelog id + event time."""
+    issue, changelog = document.get("issue"), document.get("changelog")
+    issue_id = issue.get("id") if isinstance(issue, dict) else None
+    changelog_id = changelog.get("id") if isinstance(changelog, dict) else None
+    if issue_id and changelog_id:
+        return f"{issue_id}:{changelog_id}:{document.get('timestamp')}"
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def _parse(body: bytes) -> dict[str, Any]:
