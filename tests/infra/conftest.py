@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,14 +34,33 @@ def _validation_report(error: Exception) -> str:
     return ""
 
 
-@pytest.fixture(scope="session")
-def synthesis() -> Synthesis:
-    app = build_app(bundle=False, stage=STAGE)
+def synthesize(context: dict[str, Any] | None = None) -> Synthesis:
+    app = build_app(bundle=False, stage=STAGE, context=context)
     try:
         assembly = app.synth()
     except RuntimeError as error:  # jsii surfaces cdk-nag's ValidationFailed as RuntimeError
         return Synthesis(app=app, template=None, error=f"{error}\n{_validation_report(error)}")
     return Synthesis(app=app, template=assembly.get_stack_by_name(f"pssync-{STAGE}").template, error=None)
+
+
+def cfn_lint_output(template: dict[str, Any], directory: Path) -> str | None:
+    """cfn-lint's report when it finds errors, None when clean (CDK output always carries W3005
+    redundant-DependsOn warnings; only errors fail)."""
+    template_file = directory / "pssync.template.json"
+    template_file.write_text(json.dumps(template))
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [str(cfn_lint), "--non-zero-exit-code", "error", str(template_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return None if result.returncode == 0 else result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def synthesis() -> Synthesis:
+    return synthesize()
 
 
 @pytest.fixture(scope="session")

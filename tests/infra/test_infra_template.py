@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.constructs.workflows import PROPAGATE_AMENDMENT, PROVISION_ENGAGEMENT, STATEMACHINES_DIR
 from infra.sources import DEFAULT_SOURCES, parse_event_relay, parse_kantata, parse_sources
+from tests.infra.conftest import cfn_lint_output
 from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
 
 pytestmark = pytest.mark.infra
@@ -105,17 +104,7 @@ def test_cdk_nag_has_no_unacknowledged_findings(synthesis: Any) -> None:
 
 def test_cfn_lint_reports_no_errors(synthesis: Any, tmp_path: Path) -> None:
     assert synthesis.template is not None
-    template_file = tmp_path / "pssync.template.json"
-    template_file.write_text(json.dumps(synthesis.template))
-    cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    # CDK output always carries W3005 (redundant DependsOn) warnings; only errors fail.
-    result = subprocess.run(  # noqa: S603 - fixed argv
-        [str(cfn_lint), "--non-zero-exit-code", "error", str(template_file)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert cfn_lint_output(synthesis.template, tmp_path) is None
 
 
 # --- Dead letters -----------------------------------------------------------------------------------------

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
 
-from infra.app import build_app
-from tests.infra.conftest import Synthesis, _validation_report
+from tests.infra.conftest import Synthesis, cfn_lint_output, synthesize
 from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
 from tests.infra.test_infra_template import (
     ASYNC_INVOKERS,
@@ -31,12 +28,7 @@ pytestmark = pytest.mark.infra
 
 @pytest.fixture(scope="module")
 def full_synthesis() -> Synthesis:
-    app = build_app(bundle=False, context=FULL_CONTEXT)
-    try:
-        assembly = app.synth()
-    except RuntimeError as error:
-        return Synthesis(app=app, template=None, error=f"{error}\n{_validation_report(error)}")
-    return Synthesis(app=app, template=assembly.get_stack_by_name("pssync-dev").template, error=None)
+    return synthesize(FULL_CONTEXT)
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +69,8 @@ def test_cdk_nag_is_clean_with_relay_and_poller(full_synthesis: Synthesis) -> No
 
 
 def test_cfn_lint_reports_no_errors_with_relay_and_poller(full_synthesis: Synthesis, tmp_path: Path) -> None:
-    template_file = tmp_path / "full.template.json"
-    template_file.write_text(json.dumps(full_synthesis.template))
-    cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run(  # noqa: S603 - fixed argv
-        [str(cfn_lint), "--non-zero-exit-code", "error", str(template_file)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert full_synthesis.template is not None
+    assert cfn_lint_output(full_synthesis.template, tmp_path) is None
 
 
 def test_partner_bus_rule_feeds_the_buffer_with_dlq(full_template: Template, full: Resources) -> None:
