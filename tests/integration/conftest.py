@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 
 from pssync.local.lambda_host import FakeLambdaContext
 from tests.conftest import WEBHOOK_SECRET
@@ -57,8 +59,26 @@ class AwsWorld:
                 )
 
 
+def make_aws_calls_atomic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One moto request at a time, as each AWS API call is atomic in AWS.
+
+    moto's backends are not thread-safe: two concurrent PutObject calls to one key can close each other's
+    buffers. Tests that run handlers on several threads still interleave between calls, which is where
+    the races they look for live.
+    """
+    lock = threading.Lock()
+    unlocked = BotocoreStubber.__call__
+
+    def atomic(self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
+        with lock:
+            return unlocked(self, event_name, request, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", atomic)
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
+    make_aws_calls_atomic(monkeypatch)
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

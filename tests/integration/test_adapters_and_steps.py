@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from pssync.adapters.aws import DynamoDBDeliveryLog, DynamoDBVersionStore, StepFunctionsStarter
+from pssync.adapters.aws import (
+    DynamoDBDeliveryLog,
+    DynamoDBVersionStore,
+    S3RawPayloadStore,
+    StepFunctionsStarter,
+)
 from pssync.connectors.base import ConnectorCommand, Target
 from pssync.model import examples
 from pssync.ports import VersionConflict
@@ -51,6 +59,38 @@ def test_delivery_log_records_a_command_once(aws: AwsWorld) -> None:
     assert log.record(command, "2026-11-20T10:00:00+00:00").first_time
     assert not log.record(command, "2026-11-20T10:00:01+00:00").first_time
     assert log.all_commands() == [command]
+
+
+def test_raw_payload_store_keeps_the_first_receipt_of_the_same_bytes(aws: AwsWorld) -> None:
+    store = S3RawPayloadStore("raw-payloads", aws.clients["s3"])
+    first_at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    first = store.put("crm", "delivery-1", b'{"deal": 1}', first_at)
+    again = store.put("crm", "delivery-2", b'{"deal": 1}', datetime(2026, 11, 20, 11, 0, tzinfo=UTC))
+    assert again.raw_payload_ref == first.raw_payload_ref and again.raw_sha256 == first.raw_sha256
+    assert again.delivery_id == "delivery-2"  # the event still names the delivery that carried it
+    key = first.raw_payload_ref.removeprefix("s3://raw-payloads/")
+    stored = aws.clients["s3"].get_object(Bucket="raw-payloads", Key=key)
+    assert stored["Body"].read() == b'{"deal": 1}'
+    assert stored["Metadata"] == {"delivery-id": "delivery-1", "received-at": first_at.isoformat()}
+
+
+class _RefusingS3:
+    def __init__(self, code: str, status: int) -> None:
+        self.error = ClientError(
+            {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+        )
+
+    def put_object(self, **_: Any) -> None:
+        raise self.error
+
+
+def test_raw_payload_store_treats_a_concurrent_write_as_kept_but_not_other_refusals() -> None:
+    at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    racing = S3RawPayloadStore("raw-payloads", _RefusingS3("ConditionalRequestConflict", 409))
+    assert racing.put("crm", "d", b"x", at).raw_sha256.startswith("2d711642")
+    denied = S3RawPayloadStore("raw-payloads", _RefusingS3("AccessDenied", 403))
+    with pytest.raises(ClientError, match="AccessDenied"):
+        denied.put("crm", "d", b"x", at)
 
 
 def test_record_contract_version_handler_writes_version_one_once(aws: AwsWorld) -> None:

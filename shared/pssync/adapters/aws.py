@@ -333,8 +333,17 @@ class StepFunctionsStarter:
             raise
 
 
+# S3 answers a conditional write that lost to an existing object with 412, or 409 while a concurrent
+# conditional write to the same key is still in flight.
+_ALREADY_WRITTEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+
+
 class S3RawPayloadStore:
-    """Raw deliveries under raw/<source>/<sha256 prefix>/<sha256>: content-addressed, so idempotent."""
+    """Raw deliveries under raw/<source>/<sha256 prefix>/<sha256>: content-addressed and written once.
+
+    A redelivery of the same bytes finds its object already there and keeps it, so the metadata records
+    the first receipt, which is what an auditor tracing a booking back to its source wants.
+    """
 
     def __init__(self, bucket: str, client: Any) -> None:
         self._bucket = bucket
@@ -343,13 +352,18 @@ class S3RawPayloadStore:
     def put(self, source: str, delivery_id: str, body: bytes, received_at: datetime) -> Lineage:
         digest = hashlib.sha256(body).hexdigest()
         key = f"raw/{source}/{digest[:2]}/{digest}"
-        with translate_aws_errors("s3:PutObject"):
-            self._client.put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body=body,
-                Metadata={"delivery-id": delivery_id[:512], "received-at": received_at.isoformat()},
-            )
+        try:
+            with translate_aws_errors("s3:PutObject"):
+                self._client.put_object(
+                    Bucket=self._bucket,
+                    Key=key,
+                    Body=body,
+                    IfNoneMatch="*",
+                    Metadata={"delivery-id": delivery_id[:512], "received-at": received_at.isoformat()},
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in _ALREADY_WRITTEN:
+                raise
         return Lineage(
             raw_payload_ref=f"s3://{self._bucket}/{key}", raw_sha256=digest, delivery_id=delivery_id
         )

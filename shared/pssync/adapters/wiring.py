@@ -6,8 +6,10 @@ Clients are created on first use, not at import, so a function pays only for the
 from __future__ import annotations
 
 import os
-from functools import cache
-from typing import Any
+import threading
+from collections.abc import Callable
+from functools import cache, wraps
+from typing import Any, ParamSpec, TypeVar
 
 from pssync.adapters.aws import (
     DynamoDBDeliveryLog,
@@ -30,12 +32,33 @@ from pssync.ingest.service import IngestService
 from pssync.ports import SystemClock
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+_building = threading.RLock()
+
+
+def _once(factory: Callable[P, T]) -> Callable[P, T]:
+    """functools.cache that cannot build twice when first calls race (local runtime and test threads).
+
+    It matters: the ingest handler registers its Lambda context on the deduplicator, and a second,
+    unregistered instance inside the service would leave in-progress records to expire days later.
+    """
+    cached = cache(factory)
+
+    @wraps(factory)
+    def build(*args: P.args, **kwargs: P.kwargs) -> T:
+        with _building:
+            return cached(*args, **kwargs)  # type: ignore[arg-type]  # cache wants Hashable
+
+    return build
+
+
 def client(service: str) -> Any:
     # Keyed on the endpoint too: the local runtime points boto3 at its moto server via AWS_ENDPOINT_URL.
     return _client(service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
 
 
-@cache
+@_once
 def _client(service: str, endpoint: str | None, region: str | None) -> Any:
     import boto3
     from botocore.config import Config
@@ -44,14 +67,14 @@ def _client(service: str, endpoint: str | None, region: str | None) -> Any:
     return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region, config=config)
 
 
-@cache
+@_once
 def deduplicator(settings: IngestSettings) -> PowertoolsDeduplicator:
     return PowertoolsDeduplicator(
         settings.idempotency_table_name, settings.idempotency_expiry_seconds, client("dynamodb")
     )
 
 
-@cache
+@_once
 def ingest_service(settings: IngestSettings) -> IngestService:
     # Imported here: httpx is paid for by the ingest function only. Fetchers are built per source on
     # first use (one pooled client each); the bearer token is read from Secrets Manager, cached briefly.
@@ -68,12 +91,12 @@ def ingest_service(settings: IngestSettings) -> IngestService:
     )
 
 
-@cache
+@_once
 def version_store(settings: BusinessTableSettings) -> DynamoDBVersionStore:
     return DynamoDBVersionStore(settings.business_table_name, client("dynamodb"))
 
 
-@cache
+@_once
 def delivery_log(settings: DeliveryLogSettings) -> DynamoDBDeliveryLog:
     return DynamoDBDeliveryLog(settings.delivery_log_table_name, client("dynamodb"))
 
@@ -84,11 +107,11 @@ def connector_for(kind: str, settings: DeliveryLogSettings) -> Connector:
     raise ValueError(f"connector {kind!r} is not available yet; configure 'shadow'")
 
 
-@cache
+@_once
 def publisher(settings: EventBusSettings) -> EventBridgePublisher:
     return EventBridgePublisher(settings.event_bus_name, client("events"))
 
 
-@cache
+@_once
 def workflow_starter(settings: StartWorkflowSettings) -> StepFunctionsStarter:
     return StepFunctionsStarter(settings.state_machine_arn, client("stepfunctions"))
