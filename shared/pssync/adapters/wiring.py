@@ -31,7 +31,6 @@ from pssync.connectors.base import Connector, ShadowConnector
 from pssync.ingest.service import IngestService
 from pssync.ports import SystemClock
 
-
 P = ParamSpec("P")
 T = TypeVar("T")
 _building = threading.RLock()
