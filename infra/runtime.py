@@ -17,6 +17,9 @@ LAYER_PIP_PLATFORM = "manylinux2014_aarch64"
 LAMBDA_MEMORY_MB = 512
 # Workflow steps declare TimeoutSeconds=60 in the ASL; the Lambda must give up before the state does.
 LAMBDA_TIMEOUT = Duration.seconds(30)
+# A Kantata backlog is drained window by window; the poller stops ~10 s before this to record how far it
+# got. Overlapping polls are safe (conditional cursor, per-event claims), so it may outlast its schedule.
+KANTATA_POLLER_TIMEOUT = Duration.minutes(2)
 LAMBDA_LOG_FORMAT = lambda_.LoggingFormat.JSON
 LAMBDA_APPLICATION_LOG_LEVEL = lambda_.ApplicationLogLevel.INFO
 LAMBDA_SYSTEM_LOG_LEVEL = lambda_.SystemLogLevel.WARN

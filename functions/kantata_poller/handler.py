@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -12,7 +13,7 @@ from pssync.adapters.wiring import client, deduplicator, ingest_service
 from pssync.config import KantataPollerSettings, load_settings
 from pssync.connectors.crm import SecretsManagerTokenSource
 from pssync.connectors.kantata import KantataClient
-from pssync.errors import TransientDownstreamError
+from pssync.errors import PssyncError, TransientDownstreamError
 from pssync.ingest.kantata import KantataNormaliser, KantataPoller
 from pssync.ingest.sources import SignatureScheme
 from pssync.observability import logger
@@ -24,7 +25,9 @@ def _tokens() -> SecretsManagerTokenSource:
     return SecretsManagerTokenSource(client("secretsmanager"))
 
 
-def poller_for(settings: KantataPollerSettings, secret_id: str) -> KantataPoller:
+def poller_for(
+    settings: KantataPollerSettings, secret_id: str, seconds_left: Callable[[], float]
+) -> KantataPoller:
     return KantataPoller(
         api=KantataClient(settings.kantata_base_url, lambda: _tokens()(secret_id)),
         acceptor=ingest_service(settings),
@@ -34,6 +37,7 @@ def poller_for(settings: KantataPollerSettings, secret_id: str) -> KantataPoller
         overlap=timedelta(seconds=settings.kantata_overlap_seconds),
         event_types=[t for t in settings.kantata_event_types.split(",") if t],
         max_pages=settings.kantata_max_pages,
+        seconds_left=seconds_left,
     )
 
 
@@ -44,13 +48,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     token_secrets: dict[str, str] = json.loads(settings.kantata_token_secret_ids)
     results = []
     failures: list[str] = []
+
+    def seconds_left() -> float:  # shared by every account's poll in this invocation
+        return float(context.get_remaining_time_in_millis()) / 1000
+
     for source in settings.registry():
         if source.scheme is not SignatureScheme.KANTATA_POLL:
             continue
-        # One account's outage or misconfiguration must not stop the others from being polled.
+        # One account's outage, revoked token or misconfiguration must not stop the others being polled.
         try:
-            result = poller_for(settings, token_secrets[source.name]).poll(source)
-        except (KeyError, TransientDownstreamError) as error:
+            result = poller_for(settings, token_secrets[source.name], seconds_left).poll(source)
+        except (KeyError, PssyncError) as error:
             logger.exception("kantata poll failed", extra={"source": source.name})
             failures.append(f"{source.name}: {error!r}")
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, AssetHashType, Validations
+from aws_cdk import Acknowledgment, AssetHashType, Duration, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -55,6 +55,7 @@ class PssyncFunction(Construct):
         layer: lambda_.ILayerVersion,
         stage: str,
         environment: Mapping[str, str],
+        timeout: Duration = runtime.LAMBDA_TIMEOUT,
     ) -> None:
         super().__init__(scope, construct_id)
         code_dir = FUNCTIONS_DIR / folder
@@ -88,7 +89,7 @@ class PssyncFunction(Construct):
             runtime=runtime.LAMBDA_RUNTIME,
             architecture=runtime.LAMBDA_ARCHITECTURE,
             memory_size=runtime.LAMBDA_MEMORY_MB,
-            timeout=runtime.LAMBDA_TIMEOUT,
+            timeout=timeout,
             layers=[layer],
             role=self.role,
             log_group=self.log_group,
@@ -162,6 +163,7 @@ class Functions(Construct):
         role_name: str,
         folder: str | None = None,
         environment: Mapping[str, str] | None = None,
+        timeout: Duration = runtime.LAMBDA_TIMEOUT,
     ) -> PssyncFunction:
         """`role_name` is the function's business role; `folder` (default: the role) holds handler.py."""
         return PssyncFunction(
@@ -172,4 +174,5 @@ class Functions(Construct):
             layer=self.shared_layer,
             stage=self.stage,
             environment=environment or {},
+            timeout=timeout,
         )

@@ -49,6 +49,7 @@ class KantataPoller(Construct):
         self.poller = functions.create(
             "KantataPoller",
             role_name="kantata_poller",
+            timeout=runtime.KANTATA_POLLER_TIMEOUT,
             environment={
                 **ingest.environment(),
                 "CURSOR_TABLE_NAME": cursor_table.table_name,

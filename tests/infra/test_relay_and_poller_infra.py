@@ -133,6 +133,16 @@ def test_schedule_invokes_the_poller_with_dlq_and_retry_policy(full: Resources) 
     assert ref_target(invoke_config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]) == dlq_id
 
 
+def test_the_poller_has_time_to_drain_a_backlog_and_the_rest_keep_the_short_timeout(full: Resources) -> None:
+    timeouts = {
+        f.get("Metadata", {}).get("pssync:role"): f["Properties"]["Timeout"]
+        for f in of_type(full, "AWS::Lambda::Function").values()
+        if "pssync:role" in f.get("Metadata", {})
+    }
+    assert timeouts.pop("kantata_poller") == 120
+    assert set(timeouts.values()) == {30}
+
+
 def test_every_async_target_and_queue_has_a_dead_letter_store(full: Resources) -> None:
     queues = of_type(full, "AWS::SQS::Queue")
     stores = dead_letter_stores(full)

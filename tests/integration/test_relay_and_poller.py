@@ -13,6 +13,7 @@ import respx
 
 from pssync.adapters.cursors import DynamoDBCursorStore
 from pssync.connectors.kantata import SUBSCRIBED_EVENTS_PATH
+from pssync.errors import TransientDownstreamError
 from pssync.ingest.kantata import CursorConflict
 from tests.integration.conftest import AwsWorld, context, load_handler
 
@@ -113,3 +114,33 @@ def test_poller_handler_publishes_time_approved_and_dedupes_overlapping_polls(wo
     assert {m["detail-type"] for m in captured} == {"TimeApproved"}
     cursor = DynamoDBCursorStore("cursors", world.clients["dynamodb"]).get("psa")
     assert cursor.version == 2 and cursor.position == datetime(2026, 11, 20, 11, 0, 3, tzinfo=UTC)
+
+
+@respx.mock
+def test_one_kantata_account_refusing_its_token_does_not_stop_the_others(
+    world: AwsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second = {"name": "psa-eu", "scheme": "kantata-poll", "system": "kantata", "tenants": ["67890"]}
+    monkeypatch.setenv("SOURCE_REGISTRY", json.dumps([second, *REGISTRY]))
+    monkeypatch.setenv(
+        "KANTATA_TOKEN_SECRET_IDS",
+        json.dumps({"psa": "pssync/test/kantata/psa", "psa-eu": "pssync/test/kantata/psa-eu"}),
+    )
+    world.clients["secretsmanager"].create_secret(
+        Name="pssync/test/kantata/psa-eu", SecretString=json.dumps({"access_token": "revoked"})
+    )
+    good_page = json.loads((SAMPLES / "kantata/subscribed-events-page.json").read_text())
+
+    def kantata(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == "Bearer revoked":
+            return httpx.Response(401, json={"errors": [{"message": "invalid token"}]})
+        return httpx.Response(200, json=good_page)
+
+    respx.get("https://kantata.test" + SUBSCRIBED_EVENTS_PATH).mock(side_effect=kantata)
+    handler = load_handler("kantata_poller")
+    with pytest.raises(TransientDownstreamError, match="psa-eu") as failure:
+        handler({"source": "aws.events"}, context("kantata_poller"))
+    assert "KantataApiError" in str(failure.value)
+    # psa-eu was polled first and failed; psa still ran, and the invocation still fails for the DLQ.
+    assert [m["detail"]["source_event_id"] for m in world.captured()] == ["5001", "5002"]
+    assert DynamoDBCursorStore("cursors", world.clients["dynamodb"]).get("psa-eu").version == 0

@@ -15,8 +15,15 @@ import respx
 
 from pssync.adapters.cursors import InMemoryCursorStore
 from pssync.connectors.kantata import SUBSCRIBED_EVENTS_PATH, KantataApiError, KantataClient
-from pssync.errors import TransientDownstreamError, UnknownTenant
-from pssync.ingest.kantata import Cursor, KantataNormaliser, KantataPoller
+from pssync.errors import DeliveryInProgress, PayloadTooLarge, TransientDownstreamError, UnknownTenant
+from pssync.ingest.kantata import (
+    BacklogTooDense,
+    Cursor,
+    FeedRead,
+    KantataNormaliser,
+    KantataPoller,
+    created_at_of,
+)
 from pssync.ingest.service import IngestService
 from pssync.ingest.sources import SourceConfig, SourceRegistry
 from pssync.model.events import TimeApproved
@@ -95,18 +102,78 @@ def test_included_subject_does_not_change_the_fingerprint() -> None:
 
 
 class FakeApi:
-    def __init__(self, *pages: list[dict[str, Any]]) -> None:
-        self.pages = list(pages)
+    """Hands out one canned read per call, each complete."""
+
+    def __init__(self, *reads: list[dict[str, Any]]) -> None:
+        self.reads = list(reads)
         self.calls: list[datetime] = []
 
     def subscribed_events(
-        self, created_after: datetime, event_types: Any, *, max_pages: int = 20
-    ) -> list[dict[str, Any]]:
+        self,
+        created_after: datetime,
+        event_types: Any,
+        *,
+        created_before: datetime | None = None,
+        max_pages: int = 20,
+    ) -> FeedRead:
         self.calls.append(created_after)
-        return self.pages.pop(0)
+        return FeedRead(self.reads.pop(0), complete=True)
 
 
-def poller(api: FakeApi, cursors: InMemoryCursorStore, publisher: RecordingPublisher) -> KantataPoller:
+class FeedApi:
+    """Kantata's feed as documented: window filters, paging, and no order guarantee (newest first here)."""
+
+    def __init__(self, events: list[dict[str, Any]], per_page: int = 5) -> None:
+        self.events = events
+        self.per_page = per_page
+        self.windows: list[tuple[datetime, datetime | None, bool]] = []
+        self.fail_on_call: int | None = None
+
+    def subscribed_events(
+        self,
+        created_after: datetime,
+        event_types: Any,
+        *,
+        created_before: datetime | None = None,
+        max_pages: int = 20,
+    ) -> FeedRead:
+        if self.fail_on_call == len(self.windows) + 1:
+            raise TransientDownstreamError("kantata 503")
+        matching = [
+            e
+            for e in self.events
+            if created_after <= created_at_of(e)
+            and (created_before is None or created_at_of(e) < created_before)
+        ]
+        matching.sort(key=created_at_of, reverse=True)
+        capacity = self.per_page * max_pages
+        complete = len(matching) <= capacity
+        self.windows.append((created_after, created_before, complete))
+        return FeedRead(copy.deepcopy(matching[:capacity]), complete=complete)
+
+
+def time_entry_events(count: int, start: datetime, spacing: timedelta) -> list[dict[str, Any]]:
+    template = events_of(page())[0]
+    events = []
+    for n in range(count):
+        created = start + n * spacing
+        event = copy.deepcopy(template)
+        event.update(
+            id=str(70000 + n),
+            subject_id=str(80000 + n),
+            created_at=created.isoformat().replace("+00:00", "Z"),
+            subject_changed_at=created.isoformat().replace("+00:00", "Z"),
+        )
+        events.append(event)
+    return events
+
+
+def poller(
+    api: FakeApi | FeedApi,
+    cursors: InMemoryCursorStore,
+    publisher: RecordingPublisher,
+    **options: Any,
+) -> KantataPoller:
     service = IngestService(
         registry=SourceRegistry([SOURCE]),
         secrets=FakeSecrets({}),
@@ -115,7 +182,7 @@ def poller(api: FakeApi, cursors: InMemoryCursorStore, publisher: RecordingPubli
         clock=FixedClock(NOW),
         raw_payloads=InMemoryRawPayloads(),
     )
-    return KantataPoller(api, service, cursors, KantataNormaliser("EUR"), FixedClock(NOW))
+    return KantataPoller(api, service, cursors, KantataNormaliser("EUR"), FixedClock(NOW), **options)
 
 
 def test_overlap_window_cursor_advance_and_no_duplicates_across_polls() -> None:
@@ -153,6 +220,136 @@ def test_a_transient_failure_leaves_the_cursor_for_the_next_poll() -> None:
     assert cursors.get("psa").version == 0
 
 
+def backlog_after_an_outage(cursors: InMemoryCursorStore) -> list[dict[str, Any]]:
+    """The cursor is three hours old; 60 approved entries arrived since, one every three minutes."""
+    cursors.advance(cursors.get("psa"), NOW - timedelta(hours=3), NOW)
+    return time_entry_events(60, NOW - timedelta(hours=3) + timedelta(minutes=1), timedelta(minutes=3))
+
+
+def test_a_backlog_larger_than_one_read_is_drained_in_closed_windows_without_losing_events() -> None:
+    cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
+    feed = FeedApi(backlog_after_an_outage(cursors), per_page=5)
+    result = poller(feed, cursors, publisher, max_pages=2, max_windows=50).poll(SOURCE)
+    # 10 events fit a read; the feed answers newest first, so a truncated read would skip the oldest.
+    published = sorted(e.source_event_id for e in publisher.published)
+    assert published == [str(70000 + n) for n in range(60)]
+    assert (result.published, result.rejected, result.caught_up) == (60, 0, True)
+    assert result.windows > 6 and result.cursor == created_at_of(feed.events[-1])
+    assert any(not complete for _, _, complete in feed.windows)  # the read limit really was hit
+    accepted = [(after, before) for after, before, complete in feed.windows if complete]
+    assert all(before is not None for _, before in accepted[:-1]) and accepted[-1][1] is None
+
+
+def test_a_window_budget_keeps_progress_and_the_next_poll_goes_on() -> None:
+    cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
+    feed = FeedApi(backlog_after_an_outage(cursors), per_page=5)
+    subject = poller(feed, cursors, publisher, max_pages=2, max_windows=2)
+    first = subject.poll(SOURCE)
+    assert (first.windows, first.caught_up, first.cursor_moved) == (2, False, True)
+    assert first.cursor is not None and first.cursor < NOW - timedelta(hours=1)
+    assert len(publisher.published) == first.published > 0
+    for _ in range(30):
+        if subject.poll(SOURCE).caught_up:
+            break
+    assert sorted(e.source_event_id for e in publisher.published) == [str(70000 + n) for n in range(60)]
+
+
+def test_a_failure_mid_backlog_keeps_the_windows_already_accepted() -> None:
+    cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
+    feed = FeedApi(backlog_after_an_outage(cursors), per_page=5)
+    feed.fail_on_call = 12
+    with pytest.raises(TransientDownstreamError):
+        poller(feed, cursors, publisher, max_pages=2, max_windows=50).poll(SOURCE)
+    kept = cursors.get("psa").position
+    assert kept is not None and NOW - timedelta(hours=3) < kept < NOW
+    # Everything created before the kept position was published: the next poll starts from there.
+    before_kept = {e["id"] for e in feed.events if created_at_of(e) < kept}
+    assert before_kept <= {e.source_event_id for e in publisher.published}
+
+
+class Budget:
+    """seconds_left for the poller: plenty for `checks` questions, then nothing."""
+
+    def __init__(self, checks: int) -> None:
+        self.checks = checks
+
+    def __call__(self) -> float:
+        self.checks -= 1
+        return 60.0 if self.checks >= 0 else 0.0
+
+
+def test_running_out_of_time_mid_window_records_how_far_it_got() -> None:
+    cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
+    cursors.advance(cursors.get("psa"), NOW - timedelta(minutes=30), NOW)
+    events = time_entry_events(10, NOW - timedelta(minutes=20), timedelta(minutes=1))
+    events[5]["created_at"] = events[4]["created_at"]  # a tie at the cut: both must be read again
+    feed = FeedApi(events, per_page=50)
+    subject = poller(feed, cursors, publisher, seconds_left=Budget(1 + 5))  # the window, then 5 events
+    first = subject.poll(SOURCE)
+    assert (first.published, first.caught_up, first.cursor_moved) == (5, False, True)
+    assert first.cursor == created_at_of(events[5]) - timedelta(microseconds=1)
+    assert [e.source_event_id for e in publisher.published] == [str(70000 + n) for n in range(5)]
+    later = RecordingPublisher()
+    second = poller(feed, cursors, later).poll(SOURCE)
+    assert second.caught_up and second.cursor == created_at_of(events[-1])
+    assert {str(70000 + n) for n in range(5, 10)} <= {e.source_event_id for e in later.published}
+
+
+def test_a_poll_with_no_time_left_reads_nothing() -> None:
+    cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
+    feed = FeedApi(time_entry_events(3, NOW - timedelta(minutes=5), timedelta(minutes=1)))
+    result = poller(feed, cursors, publisher, seconds_left=lambda: 1.0).poll(SOURCE)
+    assert (result.read, result.windows, result.caught_up, feed.windows) == (0, 0, False, [])
+
+
+class HeldOrRefused:
+    """An acceptor in front of the real one that answers chosen delivery ids with an ingest error."""
+
+    def __init__(self, inner: IngestService, errors: dict[str, Exception]) -> None:
+        self.inner = inner
+        self.errors = errors
+
+    def accept(self, source: Any, delivery_id: str, *args: Any) -> Any:
+        if delivery_id in self.errors:
+            raise self.errors[delivery_id]
+        return self.inner.accept(source, delivery_id, *args)
+
+
+def test_an_event_held_by_an_overlapping_poll_stops_the_window_before_it() -> None:
+    cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
+    cursors.advance(cursors.get("psa"), NOW - timedelta(minutes=30), NOW)
+    events = time_entry_events(6, NOW - timedelta(minutes=20), timedelta(minutes=1))
+    service = IngestService(
+        registry=SourceRegistry([SOURCE]),
+        secrets=FakeSecrets({}),
+        publisher=publisher,
+        deduplicator=InMemoryDeduplicator(),
+        clock=FixedClock(NOW),
+        raw_payloads=InMemoryRawPayloads(),
+    )
+    acceptor = HeldOrRefused(
+        service,
+        {
+            "kantata:70001": PayloadTooLarge("canonical event is 300000 bytes"),  # permanent: skipped
+            "kantata:70003": DeliveryInProgress("held"),  # not ours to skip: stop before it
+        },
+    )
+    subject = KantataPoller(FeedApi(events), acceptor, cursors, KantataNormaliser("EUR"), FixedClock(NOW))
+    result = subject.poll(SOURCE)
+    assert [e.source_event_id for e in publisher.published] == ["70000", "70002"]
+    assert (result.rejected, result.caught_up) == (1, False)
+    assert cursors.get("psa").position == created_at_of(events[3]) - timedelta(microseconds=1)
+
+
+def test_a_window_too_dense_to_read_is_an_error_not_a_skip() -> None:
+    cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
+    cursors.advance(cursors.get("psa"), NOW - timedelta(minutes=30), NOW)
+    burst = time_entry_events(30, NOW - timedelta(minutes=29), timedelta(seconds=1))
+    with pytest.raises(BacklogTooDense, match="KANTATA_MAX_PAGES"):
+        poller(FeedApi(burst, per_page=5), cursors, publisher, max_pages=2).poll(SOURCE)
+    assert cursors.get("psa").position == NOW - timedelta(minutes=30) and publisher.published == []
+
+
 # --- connector (respx) -------------------------------------------------------------------------------------
 
 
@@ -169,7 +366,9 @@ def test_connector_sends_filters_and_follows_pagination() -> None:
         side_effect=[httpx.Response(200, json=first), httpx.Response(200, json=second)]
     )
     kantata, _ = client()
-    events = kantata.subscribed_events(datetime(2026, 11, 20, 10, tzinfo=UTC), ["time_entry:updated"])
+    read = kantata.subscribed_events(datetime(2026, 11, 20, 10, tzinfo=UTC), ["time_entry:updated"])
+    assert read.complete
+    events = read.events
     assert [e["id"] for e in events] == ["5001", "5002", "5002", "5003"]
     assert events[0]["subject"]["id"] == "9001"
     request = route.calls[0].request
@@ -178,6 +377,17 @@ def test_connector_sends_filters_and_follows_pagination() -> None:
     assert params["created_after"] == "2026-11-20T10:00:00Z"
     assert params["include"] == "subject" and params["event_types"] == "time_entry:updated"
     assert [dict(c.request.url.params)["page"] for c in route.calls] == ["1", "2"]
+    assert "created_before" not in params
+
+
+@respx.mock
+def test_connector_closes_the_window_and_says_when_pages_ran_out() -> None:
+    more = {**page(), "meta": {"page_count": 5, "page_number": 1}}
+    route = respx.get(BASE + SUBSCRIBED_EVENTS_PATH).mock(return_value=httpx.Response(200, json=more))
+    kantata, _ = client()
+    read = kantata.subscribed_events(NOW - timedelta(hours=1), [], created_before=NOW, max_pages=2)
+    assert not read.complete and len(read.events) == 4 and route.call_count == 2
+    assert dict(route.calls[0].request.url.params)["created_before"] == "2026-11-20T10:20:00Z"
 
 
 @respx.mock
@@ -186,7 +396,7 @@ def test_connector_retries_5xx_then_succeeds_with_jittered_backoff() -> None:
         side_effect=[httpx.Response(502), httpx.Response(503), httpx.Response(200, json=page())]
     )
     kantata, sleeps = client()
-    assert len(kantata.subscribed_events(NOW, [])) == 2
+    assert len(kantata.subscribed_events(NOW, []).events) == 2
     assert sleeps == [0.25, 0.5]  # 0.5 x min(cap, base * 2^(n-1))
 
 

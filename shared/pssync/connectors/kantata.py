@@ -17,6 +17,7 @@ import httpx
 
 from pssync.connectors.http_retry import full_jitter_seconds, retry_after_seconds
 from pssync.errors import PssyncError, TransientDownstreamError
+from pssync.ingest.kantata import FeedRead
 
 SUBSCRIBED_EVENTS_PATH = "/api/v1/subscribed_events.json"
 DEFAULT_PER_PAGE = 200
@@ -26,6 +27,10 @@ class KantataApiError(PssyncError):
     """A non-retryable answer (401, 403, 404, 422...)."""
 
     code = "kantata_api"
+
+
+def _iso_z(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class KantataClient:
@@ -56,31 +61,33 @@ class KantataClient:
         self._rng = rng
 
     def subscribed_events(
-        self, created_after: datetime, event_types: Sequence[str], *, max_pages: int = 20
-    ) -> list[dict[str, Any]]:
-        """Every subscribed event created after the instant, each with its included `subject` if any."""
+        self,
+        created_after: datetime,
+        event_types: Sequence[str],
+        *,
+        created_before: datetime | None = None,
+        max_pages: int = 20,
+    ) -> FeedRead:
+        """Subscribed events created in the window, each with its included `subject` if any."""
         params: dict[str, str | int] = {
-            "created_after": created_after.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "created_after": _iso_z(created_after),
             "include": "subject",
             "per_page": self._per_page,
         }
+        if created_before is not None:
+            params["created_before"] = _iso_z(created_before)
         if event_types:
             params["event_types"] = ",".join(event_types)
         events: list[dict[str, Any]] = []
-        page = 1
-        while page <= max_pages:
+        for page in range(1, max_pages + 1):
             document = self._get(SUBSCRIBED_EVENTS_PATH, {**params, "page": page})
             batch = _events_of(document)
             events.extend(batch)
-            meta = document.get("meta") or {}
-            page_count = meta.get("page_count")
-            if isinstance(page_count, int):
-                if page >= page_count:
-                    break
-            elif len(batch) < self._per_page:
-                break
-            page += 1
-        return events
+            page_count = (document.get("meta") or {}).get("page_count")
+            last_page = page >= page_count if isinstance(page_count, int) else len(batch) < self._per_page
+            if last_page:
+                return FeedRead(events, complete=True)
+        return FeedRead(events, complete=False)
 
     def _get(self, path: str, params: dict[str, str | int]) -> dict[str, Any]:
         url = self._base_url + path

@@ -3,13 +3,18 @@
 Kantata keeps subscribed events for about nine days and hands them over late, duplicated or out of order.
 Each poll re-reads an overlap window before the cursor; repeats collapse in IngestService.accept on the
 subscribed event `id` (the source event id). The cursor is the newest `created_at` seen (Kantata's clock),
-moved by a conditional write only after every event of the poll was accepted.
+moved by a conditional write only after every event of a window was accepted.
+
+Feed order is not guaranteed, so a read cut short by the page limit says nothing about what the unread
+pages hold: moving the cursor past it could skip events for good. A backlog (after an outage, say) is
+instead read in closed windows (`created_before`), halved until one fits the page limit; each window is
+accepted whole and moves the cursor to its end, so progress survives a timeout or a failure mid-backlog.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -17,7 +22,14 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from pssync.errors import IngestRejected, MalformedDelivery, PssyncError, UnknownTenant, UnprocessableDelivery
+from pssync.errors import (
+    DeliveryInProgress,
+    IngestRejected,
+    MalformedDelivery,
+    PssyncError,
+    UnknownTenant,
+    UnprocessableDelivery,
+)
 from pssync.ingest.schemes.base import IngestResult, NormalisedEvent, fingerprint_of
 from pssync.ingest.sources import SourceConfig
 from pssync.model.events import TimeApproved, TimeApprovedData, canonical_event_id
@@ -41,6 +53,12 @@ class Cursor:
 
 class CursorConflict(PssyncError):
     code = "cursor_conflict"
+
+
+class BacklogTooDense(PssyncError):
+    """Even the narrowest window past the cursor holds more events than one read may page through."""
+
+    code = "kantata_backlog_too_dense"
 
 
 class CursorStore(Protocol):
@@ -167,10 +185,23 @@ class KantataNormaliser:
         )
 
 
+@dataclass(frozen=True)
+class FeedRead:
+    """Events created in a window; `complete` is False when max_pages ran out before the last page."""
+
+    events: list[dict[str, Any]]
+    complete: bool
+
+
 class SubscribedEventsApi(Protocol):
     def subscribed_events(
-        self, created_after: datetime, event_types: Sequence[str], *, max_pages: int = 20
-    ) -> list[dict[str, Any]]: ...
+        self,
+        created_after: datetime,
+        event_types: Sequence[str],
+        *,
+        created_before: datetime | None = None,
+        max_pages: int = 20,
+    ) -> FeedRead: ...
 
 
 class Acceptor(Protocol):
@@ -195,6 +226,16 @@ class PollResult:
     rejected: int
     cursor: datetime | None
     cursor_moved: bool
+    windows: int  # windows accepted whole; more than one means a backlog was being drained
+    caught_up: bool  # False: the poll stopped early (window budget, concurrent poll); the next goes on
+
+
+@dataclass
+class _Tally:
+    read: int = 0
+    published: int = 0
+    duplicates: int = 0
+    rejected: int = 0
 
 
 class KantataPoller:
@@ -209,6 +250,10 @@ class KantataPoller:
         overlap: timedelta = timedelta(minutes=10),
         event_types: Sequence[str] = TIME_ENTRY_EVENT_TYPES,
         max_pages: int = 20,
+        max_windows: int = 8,
+        narrowest_window: timedelta = timedelta(minutes=1),
+        seconds_left: Callable[[], float] | None = None,
+        reserve_seconds: float = 10.0,
     ) -> None:
         self._api = api
         self._acceptor = acceptor
@@ -218,39 +263,129 @@ class KantataPoller:
         self._overlap = overlap
         self._event_types = tuple(event_types)
         self._max_pages = max_pages
+        self._max_windows = max_windows
+        self._narrowest_window = narrowest_window
+        self._seconds_left = seconds_left
+        self._reserve_seconds = reserve_seconds
+
+    def _out_of_time(self) -> bool:
+        """Stop early enough to record progress: a timed-out poll would redo its window forever."""
+        return self._seconds_left is not None and self._seconds_left() < self._reserve_seconds
 
     def poll(self, source: SourceConfig) -> PollResult:
-        """Read since cursor - overlap, accept every event, then move the cursor (conditionally)."""
+        """Read since cursor - overlap in windows that fit the page limit, accept each, move the cursor."""
         now = self._clock.now()
         cursor = self._cursors.get(source.name)
         # First poll: no backfill beyond the overlap window (Kantata keeps ~9 days; replay is explicit).
         since = (cursor.position or now) - self._overlap
-        events = self._api.subscribed_events(since, self._event_types, max_pages=self._max_pages)
-        newest = cursor.position
-        published = duplicates = rejected = 0
+        until: datetime | None = None  # open: up to the newest event Kantata has
+        tally, windows, moved = _Tally(), 0, False
+        for _ in range(self._max_windows * 8):  # halvings included: bounded whatever the feed does
+            if self._out_of_time():
+                break
+            read = self._api.subscribed_events(
+                since, self._event_types, created_before=until, max_pages=self._max_pages
+            )
+            if not read.complete:
+                until = self._narrower(source, since, until or now, cursor.position or since)
+                continue
+            newest, finished = self._accept_all(source, read.events, now, tally)
+            windows += 1
+            # A closed window read whole: everything created before its end is in, whatever the order.
+            # Cut short by time: the window was read whole and accepted oldest first, so everything
+            # created before the first event left over is in.
+            position = until if until is not None and finished else newest
+            if position is not None and (cursor.position is None or position > cursor.position):
+                try:
+                    cursor = self._cursors.advance(cursor, position, now)
+                    moved = True
+                except CursorConflict:
+                    logger.info("kantata cursor moved by a concurrent poll", extra={"source": source.name})
+                    break
+            if not finished:
+                break
+            if until is None:
+                return self._result(source, tally, cursor.position, moved, windows, caught_up=True)
+            if windows >= self._max_windows:
+                break
+            # Next window: twice the width that fitted, or open-ended once that reaches now.
+            width = until - since
+            since = until - self._overlap
+            until = since + 2 * width if since + 2 * width < now else None
+        return self._result(source, tally, cursor.position, moved, windows, caught_up=False)
+
+    def _narrower(self, source: SourceConfig, since: datetime, upper: datetime, floor: datetime) -> datetime:
+        """Half the window; it must still end past the cursor, or no window can make progress."""
+        middle = since + (upper - since) / 2
+        if middle <= floor + self._narrowest_window:
+            raise BacklogTooDense(
+                f"{source.name}: more than {self._max_pages} pages of events between {since.isoformat()} "
+                f"and {(floor + self._narrowest_window).isoformat()}; raise KANTATA_MAX_PAGES"
+            )
+        logger.info(
+            "kantata backlog: narrowing the window",
+            extra={"source": source.name, "since": since.isoformat(), "until": middle.isoformat()},
+        )
+        return middle
+
+    def _accept_all(
+        self, source: SourceConfig, events: list[dict[str, Any]], now: datetime, tally: _Tally
+    ) -> tuple[datetime | None, bool]:
+        """Accept a window's events oldest first; returns (position reached, whether all were handled).
+
+        Finished, the position is the newest created_at accepted. Stopped for time, it is just before
+        the first event left over, so that one is read again however the overlap is configured.
+        """
+        newest: datetime | None = None
+        tally.read += len(events)
         for event in sorted(events, key=lambda e: (str(e.get("created_at", "")), str(e.get("id", "")))):
             try:
                 created_at = created_at_of(event)
+                if self._out_of_time():
+                    return created_at - timedelta(microseconds=1), False
                 normalised = self._normaliser.normalise(source, event, now)
+                raw = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
+                # Transient failures propagate: the cursor stays, the next poll reads these events again.
+                result = self._acceptor.accept(source, f"kantata:{event.get('id')}", raw, normalised, now)
+            except DeliveryInProgress:
+                # An overlapping poll (or one that died mid-event, until its claim expires) holds this
+                # event: stop before it rather than skip it, and leave the rest to the next poll.
+                logger.info(
+                    "kantata event held by another poll",
+                    extra={"source": source.name, "event": str(event.get("id"))},
+                )
+                return created_at - timedelta(microseconds=1), False
             except IngestRejected as error:
                 # Permanent for this event: skip it (logged) rather than block the feed behind it.
-                rejected += 1
+                tally.rejected += 1
                 logger.warning(
                     "kantata event rejected",
                     extra={"source": source.name, "event": str(event.get("id")), "reason": error.code},
                 )
                 continue
-            raw = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
-            # Transient failures propagate: the cursor stays, the next poll reads the same events again.
-            result = self._acceptor.accept(source, f"kantata:{event.get('id')}", raw, normalised, now)
-            duplicates += sum(1 for e in result.events if e.duplicate)
-            published += sum(1 for e in result.events if not e.duplicate)
+            tally.duplicates += sum(1 for e in result.events if e.duplicate)
+            tally.published += sum(1 for e in result.events if not e.duplicate)
             newest = created_at if newest is None else max(newest, created_at)
-        moved = False
-        if newest is not None and newest != cursor.position:
-            try:
-                self._cursors.advance(cursor, newest, now)
-                moved = True
-            except CursorConflict:
-                logger.info("kantata cursor moved by a concurrent poll", extra={"source": source.name})
-        return PollResult(source.name, len(events), published, duplicates, rejected, newest, moved)
+        return newest, True
+
+    @staticmethod
+    def _result(
+        source: SourceConfig,
+        tally: _Tally,
+        position: datetime | None,
+        moved: bool,
+        windows: int,
+        *,
+        caught_up: bool,
+    ) -> PollResult:
+        return PollResult(
+            source.name,
+            tally.read,
+            tally.published,
+            tally.duplicates,
+            tally.rejected,
+            position,
+            moved,
+            windows,
+            caught_up,
+        )
