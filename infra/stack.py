@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import Stack, Tags
 from constructs import Construct
 
+from infra.constructs.closed_won import ClosedWonResolution
 from infra.constructs.event_bus import EventBus
 from infra.constructs.event_relay import SalesforceEventRelay
 from infra.constructs.functions import Functions
@@ -54,6 +55,15 @@ class PssyncStack(Stack):
             sources=sources,
             bus=event_bus.bus,
             idempotency_table=tables.idempotency,
+        )
+        ClosedWonResolution(
+            self,
+            "ClosedWonResolution",
+            functions=functions,
+            ingest=self.ingestion_api.targets,
+            sources=sources,
+            event_bus=event_bus,
+            inbox=queues.closed_won_inbox,
         )
         if event_relay:
             assert queues.event_relay_buffer is not None and queues.event_relay_dlq is not None
@@ -115,6 +125,7 @@ class PssyncStack(Stack):
         Tags.of(queues.amendment_inbox).add("pssync:workflow", PROPAGATE_AMENDMENT.name)
         Tags.of(queues.provision_inbox_dlq).add("pssync:replay", "redrive")
         Tags.of(queues.amendment_inbox_dlq).add("pssync:replay", "redrive")
+        Tags.of(queues.closed_won_inbox_dlq).add("pssync:replay", "redrive")
         # No target tag on a redrive DLQ: its source is found through the redrive policy itself, and a
         # tag naming the source queue would make the two queues depend on each other.
         Tags.of(queues.eventbridge_target_dlq).add("pssync:replay", "bus")

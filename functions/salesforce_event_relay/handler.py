@@ -8,37 +8,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from pssync.adapters.wiring import client, deduplicator, ingest_service
+from pssync.adapters.wiring import crm_fetchers, deduplicator, ingest_service
 from pssync.config import EventRelaySettings, load_settings
 from pssync.errors import MalformedDelivery
 from pssync.ingest.event_relay import EventRelayNormaliser, event_uuid_of, org_id_of, relay_source_for
-from pssync.ingest.schemes.base import RecordFetcher
-from pssync.ingest.sources import SourceConfig
 from pssync.observability import logger
 
 processor = BatchProcessor(event_type=EventType.SQS)
-
-
-@cache
-def _fetchers() -> Any:
-    """The CRM connector's fetcher factory (pssync.connectors.crm), or None while it is not available."""
-    try:
-        from pssync.connectors import crm
-
-        return crm.CrmFetchers(crm.SecretsManagerTokenSource(client("secretsmanager")))
-    except (ImportError, AttributeError):  # pragma: no cover - depends on the connector's progress
-        return None
-
-
-def fetcher_for(source: SourceConfig) -> RecordFetcher | None:
-    factory = _fetchers()
-    return None if factory is None else factory(source)  # type: ignore[no-any-return]
 
 
 def relay_one(record: SQSRecord) -> None:
@@ -50,7 +31,7 @@ def relay_one(record: SQSRecord) -> None:
         raise MalformedDelivery("buffered message is not a JSON EventBridge event") from None
     source = relay_source_for(service.registry, org_id_of(envelope))
     received_at = datetime.now(UTC)
-    normalised = EventRelayNormaliser(fetcher_for(source)).normalise(source, envelope, received_at)
+    normalised = EventRelayNormaliser(crm_fetchers()(source)).normalise(source, envelope, received_at)
     result = service.accept(
         source, event_uuid_of(envelope), record.body.encode("utf-8"), normalised, received_at
     )

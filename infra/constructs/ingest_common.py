@@ -38,10 +38,14 @@ class IngestTargets:
             "SOURCE_REGISTRY": self.source_registry,
         }
 
-    def grant_accept(self, function: PssyncFunction) -> None:
-        """PutEvents on the bus, item access on the idempotency table, PutObject under raw/."""
+    def grant_publish_once(self, function: PssyncFunction) -> None:
+        """PutEvents on the bus and item access on the idempotency table: publish each event once."""
         self.bus.grant_put_events_to(function.role)
         function.grant_table_read_write(self.idempotency_table)
+
+    def grant_accept(self, function: PssyncFunction) -> None:
+        """grant_publish_once, plus PutObject under raw/ (lineage)."""
+        self.grant_publish_once(function)
         function.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:PutObject"], resources=[self.raw_payloads.arn_for_objects("raw/*")]

@@ -13,7 +13,7 @@ from constructs import Construct
 
 from infra import runtime
 from infra.constructs.functions import Functions
-from infra.constructs.ingest_common import IngestTargets, grant_crm_token_reads
+from infra.constructs.ingest_common import IngestTargets
 from infra.sources import registry_json
 from pssync.ingest.sources import SourceConfig
 
@@ -58,7 +58,6 @@ class IngestionApi(Construct):
         self.targets.grant_accept(self.ingest)
         for secret in secrets.values():
             secret.grant_read(self.ingest.role)
-        grant_crm_token_reads(self, self.ingest, (s for s in sources if s.scheme.is_http))
 
         self.api = self._rest_api(stage)
         webhook = self.api.root.add_resource("webhooks").add_resource("{source}")

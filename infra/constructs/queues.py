@@ -27,6 +27,8 @@ class Queues(Construct):
 
         self.provision_inbox, self.provision_inbox_dlq = self._workflow_inbox("ProvisionEngagement")
         self.amendment_inbox, self.amendment_inbox_dlq = self._workflow_inbox("PropagateAmendment")
+        # Thin closed-won signals wait here for the CRM read (resolve_closed_won).
+        self.closed_won_inbox, self.closed_won_inbox_dlq = self._workflow_inbox("ClosedWon")
         # EventBridge parks events here after its retry policy is exhausted (target DeadLetterConfig).
         self.eventbridge_target_dlq = self._queue("EventBridgeTargetDlq", retention=runtime.DLQ_RETENTION)
         Validations.of(self.eventbridge_target_dlq).acknowledge(
@@ -87,12 +89,13 @@ class Queues(Construct):
         return {
             "ProvisionEngagementInboxDlq": self.provision_inbox_dlq,
             "PropagateAmendmentInboxDlq": self.amendment_inbox_dlq,
+            "ClosedWonInboxDlq": self.closed_won_inbox_dlq,
             "EventBridgeTargetDlq": self.eventbridge_target_dlq,
             **self._extra_dead_letters,
         }
 
     def _workflow_inbox(self, workflow: str) -> tuple[sqs.Queue, sqs.Queue]:
-        """A workflow's inbox (what its rule delivers) with a redrive DLQ after repeated start failures."""
+        """An inbox (what a bus rule delivers) with a redrive DLQ after repeated processing failures."""
         dlq = self._queue(f"{workflow}InboxDlq", retention=runtime.DLQ_RETENTION)
         inbox = self._queue(
             f"{workflow}Inbox",

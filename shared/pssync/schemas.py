@@ -41,6 +41,9 @@ def expected_files() -> dict[str, str]:
     files[f"schemas/revrec-scenario.v{SCHEMA_VERSION}.json"] = scenario_json_schema()
     files["openapi/webhook-api.v1.json"] = openapi_document()
     files["samples/canonical/contract-booked.json"] = examples.contract_booked().model_dump(mode="json")
+    files["samples/canonical/closed-won-signalled.json"] = examples.closed_won_signalled().model_dump(
+        mode="json"
+    )
     files["samples/canonical/engagement-activated.json"] = examples.engagement_activated().model_dump(
         mode="json"
     )

@@ -11,7 +11,9 @@ What it does:
 1. puts the `Opportunity_Closed_Won__e` sample on the partner event bus, as Event Relay does (the
    opportunity is read through the CRM API, mocked), then the same event again, then a CDC event written
    by our own integration user;
-2. fires the Kantata poller's schedule twice, with the subscribed-events page and the overlapping page.
+2. fires the Kantata poller's schedule twice, with the subscribed-events page and the overlapping page;
+3. posts a signed HubSpot batch with two closed-won deals to the local webhook API: it is answered with
+   two ClosedWonSignalled, which the resolver books by reading the deals through HubSpot's API (mocked).
 A capture rule on the pssync bus (added here, not part of the stack) records what was published.
 """
 
@@ -32,10 +34,13 @@ from pssync.connectors.kantata import SUBSCRIBED_EVENTS_PATH
 from pssync.local.runtime import LocalRuntime
 from pssync.workflows.provision import CONTRACT
 from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
+from tests.unit.ingest.sources_kit import hubspot_deal, hubspot_v3
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "events" / "samples"
 CAPTURE_RULE = "e2e-capture-ingest-events"
+# Not the relay's C-2026-0412: one contract booked from two CRMs is refused (rightly) as a conflict.
+DEAL_CONTRACTS = {"18472934001": "C-2026-0912", "18472934002": "C-2026-0913"}
 
 
 def _sample(*parts: str) -> dict[str, Any]:
@@ -207,6 +212,48 @@ def kantata(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -
     }
 
 
+def _deal(deal_id: str) -> dict[str, Any]:
+    return hubspot_deal(deal_id, DEAL_CONTRACTS[deal_id])
+
+
+def hubspot(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -> dict[str, Any]:
+    deals = router.route(host="api.hubapi.com", path__regex=r"^/crm/v3/objects/deals/").mock(
+        side_effect=lambda request: httpx.Response(200, json=_deal(request.url.path.rpartition("/")[2]))
+    )
+    body = SAMPLES.joinpath("webhooks", "hubspot", "deal-closed-won-batch.json").read_bytes()
+    timestamp = int(time.time() * 1000)
+    secret = runtime.local_secrets["hubspot"]["current"]
+    public_url = next(s for s in runtime.source_registry() if s["name"] == "hubspot")["public_url"]
+    response = httpx.post(
+        f"{runtime.api.url}/webhooks/hubspot",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-HubSpot-Signature-v3": hubspot_v3(secret, "POST", public_url, body, timestamp),
+            "X-HubSpot-Request-Timestamp": str(timestamp),
+        },
+    )
+    runtime.wait_until_idle()
+    published = [_summary(e) for e in capture.drain()]
+    booked = {e["event_id"] for e in published if e["detail_type"] == "ContractBooked"}
+    return {
+        "status": response.status_code,
+        "answered": response.json(),
+        "published": published,
+        "executions": [
+            {"name": e["name"], "status": e["status"]}
+            for e in runtime.executions()
+            if any(event_id in e["name"] for event_id in booked)
+        ],
+        "crm_calls": [
+            {"path": c.request.url.path, "authorization": c.request.headers.get("authorization")}
+            for c in deals.calls
+        ],
+        "crm_token": runtime.local_secrets["hubspot-crm-api"]["access_token"],
+        "queues": _queues(runtime),
+    }
+
+
 def main(workdir: Path) -> dict[str, Any]:
     started = time.monotonic()
     with LocalRuntime(
@@ -223,6 +270,7 @@ def main(workdir: Path) -> dict[str, Any]:
             router.route(host="127.0.0.1").pass_through()
             relayed = relay(runtime, capture, router)
             polled = kantata(runtime, capture, router)
+            signalled = hubspot(runtime, capture, router)
         return {
             "startup_seconds": round(ready, 2),
             "seconds": round(time.monotonic() - started, 2),
@@ -230,6 +278,7 @@ def main(workdir: Path) -> dict[str, Any]:
             "local_secrets": runtime.local_secrets,
             "relay": relayed,
             "kantata": polled,
+            "hubspot": signalled,
             "published": [_summary(e) for e in capture.seen],
             "failed_invocations": [
                 {"function": r.function, "error_type": r.error_type}

@@ -124,3 +124,26 @@ def test_an_overlapping_second_poll_publishes_no_duplicates(scenario: dict[str, 
     assert scenario["kantata"]["api_calls"][1]["created_after"] == "2026-11-20T10:06:02Z"
     time_approved = [e for e in scenario["published"] if e["detail_type"] == "TimeApproved"]
     assert len(time_approved) == len({e["event_id"] for e in time_approved}) == 3
+
+
+def test_a_hubspot_closed_won_batch_is_answered_at_once_then_booked_and_activated(
+    scenario: dict[str, Any],
+) -> None:
+    hubspot = scenario["hubspot"]
+    assert hubspot["status"] == 202
+    assert [e["event_type"] for e in hubspot["answered"]["events"]] == ["ClosedWonSignalled"] * 2
+    published = hubspot["published"]
+    signals = [e for e in published if e["detail_type"] == "ClosedWonSignalled"]
+    booked = [e for e in published if e["detail_type"] == "ContractBooked"]
+    activated = [e for e in published if e["detail_type"] == "EngagementActivated"]
+    # The own write in the batch (sourceId = our app) and the amount change are not signalled.
+    assert sorted(e["source_event_id"] for e in signals) == sorted(e["source_event_id"] for e in booked)
+    assert sorted(e["data"]["contract"]["contract_id"] for e in booked) == ["C-2026-0912", "C-2026-0913"]
+    assert len(signals) == len(activated) == 2
+    assert sorted(e["status"] for e in hubspot["executions"]) == ["SUCCEEDED", "SUCCEEDED"]
+    assert sorted(c["path"].rpartition("/")[2] for c in hubspot["crm_calls"]) == [
+        "18472934001",
+        "18472934002",
+    ]
+    assert {c["authorization"] for c in hubspot["crm_calls"]} == {f"Bearer {hubspot['crm_token']}"}
+    assert hubspot["queues"] and all(depth == 0 for depth in hubspot["queues"].values()), hubspot["queues"]

@@ -1,4 +1,4 @@
-"""A context with every optional source kind: Event Relay partner bus, Kantata poller, a relay CRM API."""
+"""A context with every optional source kind: Event Relay partner bus, Kantata poller, CRM APIs, HubSpot."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ FULL_CONTEXT: dict[str, Any] = {
             "scheme": "hubspot",
             "system": "hubspot",
             "tenants": ["62515"],
+            "own_client_ids": ["2214790"],
             "public_url": "https://hooks.example.com/webhooks/hubspot",
             "crm_api": {"base_url": "https://api.hubapi.com", "token_secret_id": "pssync/dev/crm/hubspot"},
         },

@@ -22,6 +22,7 @@ Resources = dict[str, dict[str, Any]]
 
 FUNCTION_FOLDERS = {
     "ingest_webhook": "ingest_webhook",
+    "resolve_closed_won": "resolve_closed_won",
     "start_provision_engagement": "start_workflow",
     "validate_master_data": "validate_master_data",
     "record_contract_version": "record_contract_version",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def full_template(full_synthesis: Synthesis) -> Template:
 
 
 def _logical_id(resources: Resources, resource_type: str, prefix: str) -> str:
-    (found,) = [i for i in of_type(resources, resource_type) if i.startswith(prefix)]
+    # CDK appends an 8-character hash to the construct path: "Inbox" must not also match "InboxDlq".
+    (found,) = [i for i in of_type(resources, resource_type) if re.fullmatch(f"{prefix}[0-9A-F]{{8}}", i)]
     return found
 
 
@@ -253,19 +255,45 @@ def test_each_function_still_has_its_own_role_and_log_group(full: Resources) -> 
 
 @pytest.mark.parametrize(
     ("role", "token"),
-    [("ingest_webhook", "pssync/dev/crm/hubspot"), ("salesforce_event_relay", "pssync/dev/crm/sf-relay")],
+    [("resolve_closed_won", "pssync/dev/crm/hubspot"), ("salesforce_event_relay", "pssync/dev/crm/sf-relay")],
 )
 def test_functions_that_fetch_records_may_read_exactly_their_crm_tokens(
     full: Resources, role: str, token: str
 ) -> None:
-    """IAM is not enforced by moto: without this a thin closed-won delivery would 503 only on AWS."""
+    """IAM is not enforced by moto: without this a closed-won deal would fail to book only on AWS."""
     readable = [
         json.dumps(s.get("Resource"))
         for s in _role_statements(full, role)
         if "secretsmanager:GetSecretValue" in _actions([s])
     ]
     assert any(token in resource for resource in readable)
-    other = {"ingest_webhook": "pssync/dev/crm/sf-relay", "salesforce_event_relay": "pssync/dev/crm/hubspot"}[
-        role
+    other = {
+        "resolve_closed_won": "pssync/dev/crm/sf-relay",
+        "salesforce_event_relay": "pssync/dev/crm/hubspot",
+    }
+    assert not any(other[role] in resource for resource in readable)
+
+
+def test_the_webhook_reads_no_crm_token_and_closed_won_signals_reach_the_resolver(full: Resources) -> None:
+    readable = [
+        json.dumps(s.get("Resource"))
+        for s in _role_statements(full, "ingest_webhook")
+        if "secretsmanager:GetSecretValue" in _actions([s])
     ]
-    assert not any(other in resource for resource in readable)
+    assert readable and not any("/crm/" in resource for resource in readable)
+    inbox = _logical_id(full, "AWS::SQS::Queue", "QueuesClosedWonInbox")
+    (rule,) = [
+        r
+        for r in of_type(full, "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail-type") == ["ClosedWonSignalled"]
+    ]
+    assert [ref_target(t["Arn"]) for t in rule["Properties"]["Targets"]] == [inbox]
+    (mapping,) = [
+        m
+        for m in of_type(full, "AWS::Lambda::EventSourceMapping").values()
+        if ref_target(m["Properties"]["EventSourceArn"]) == inbox
+    ]
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}
+    dlq = _logical_id(full, "AWS::SQS::Queue", "QueuesClosedWonInboxDlq")
+    assert ref_target(full[inbox]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) == dlq

@@ -31,6 +31,21 @@ def load_handler(folder: str) -> Callable[[dict[str, Any], Any], Any]:
     return module.handler  # type: ignore[no-any-return]
 
 
+def sqs_record(body: str, message_id: str) -> dict[str, Any]:
+    """One record of an SQS event-source batch, as Lambda hands it to a handler."""
+    return {
+        "messageId": message_id,
+        "receiptHandle": message_id,
+        "body": body,
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:buffer",
+        "awsRegion": "us-east-1",
+    }
+
+
 def context(name: str = "test-fn") -> FakeLambdaContext:
     return FakeLambdaContext(function_name=name, memory_limit_in_mb=256, timeout_seconds=30)
 

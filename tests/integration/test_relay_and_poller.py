@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from pssync.adapters.cursors import DynamoDBCursorStore
 from pssync.connectors.kantata import SUBSCRIBED_EVENTS_PATH
 from pssync.errors import TransientDownstreamError
 from pssync.ingest.kantata import CursorConflict
-from tests.integration.conftest import AwsWorld, context, load_handler
+from tests.integration.conftest import AwsWorld, context, load_handler, sqs_record
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "samples"
 ORG = "00D5g000004SxYzEAK"
@@ -64,20 +63,6 @@ def test_cursor_writes_are_conditional(world: AwsWorld) -> None:
     with pytest.raises(CursorConflict):
         store.advance(first, datetime(2026, 11, 20, 12, tzinfo=UTC), datetime.now(UTC))
     assert store.get("psa") == second
-
-
-def sqs_record(body: str, message_id: str) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": message_id,
-        "body": body,
-        "attributes": {},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:buffer",
-        "awsRegion": "us-east-1",
-    }
 
 
 def test_relay_handler_publishes_contract_booked_once_and_reports_failures(world: AwsWorld) -> None:

@@ -19,8 +19,9 @@ import botocore.client
 import httpx
 import pytest
 import respx
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from tests.integration.conftest import AwsWorld, context, load_handler
+from tests.integration.conftest import AwsWorld, context, load_handler, sqs_record
 from tests.unit.ingest.sources_kit import (
     DATAVERSE_KEY,
     DATAVERSE_ORG,
@@ -39,6 +40,7 @@ from tests.unit.ingest.sources_kit import (
 )
 
 handler = load_handler("ingest_webhook")
+resolver = load_handler("resolve_closed_won")
 
 WRITE_OPERATIONS = frozenset(
     {
@@ -217,24 +219,43 @@ HUBSPOT_BATCH = sample("hubspot/deal-closed-won-batch.json")
 SALESFORCE_MESSAGE = sample("salesforce-outbound/opportunity-closed-won.xml")
 
 
-def test_hubspot_batch_fetches_deals_with_the_stored_token_and_publishes_one_event_each(
+def resolve(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Hand bus messages to resolve_closed_won as its inbox queue would (one SQS batch)."""
+    records = [sqs_record(json.dumps(m), f"m{i}") for i, m in enumerate(messages)]
+    result: dict[str, Any] = resolver({"Records": records}, context("resolve_closed_won"))
+    return result
+
+
+def test_hubspot_batch_is_answered_at_once_and_the_deals_are_booked_behind_the_queue(
     world: AwsWorld, crm: respx.MockRouter, writes: list[str]
 ) -> None:
     response = invoke("hubspot", HUBSPOT_BATCH, hubspot_headers(HUBSPOT_BATCH))
     assert response["statusCode"] == 202
     body = json.loads(response["body"])
-    assert [e["event_type"] for e in body["events"]] == ["ContractBooked", "ContractBooked"]
-    published = world.captured()
-    assert sorted(e["detail"]["data"]["contract"]["contract_id"] for e in published) == [
+    assert [e["event_type"] for e in body["events"]] == ["ClosedWonSignalled", "ClosedWonSignalled"]
+    assert crm.calls.call_count == 0  # nothing waits on HubSpot's API inside its 5 s
+    signals = world.captured()
+    assert [m["detail-type"] for m in signals] == ["ClosedWonSignalled", "ClosedWonSignalled"]
+    assert writes.count("PutEvents") == 2 and writes.count("PutObject") == 1
+
+    assert resolve(signals) == {"batchItemFailures": []}
+    booked = world.captured()
+    assert {m["detail-type"] for m in booked} == {"ContractBooked"}
+    assert sorted(e["detail"]["data"]["contract"]["contract_id"] for e in booked) == [
         "C-2026-0412",
         "C-2026-0413",
     ]
-    assert {e["detail"]["source_version"] for e in published} == {"1795169695800", "1795169697900"}
+    assert {e["detail"]["source_version"] for e in booked} == {"1795169695800", "1795169697900"}
+    assert {e["detail"]["lineage"]["raw_payload_ref"] for e in booked} == {
+        signals[0]["detail"]["lineage"]["raw_payload_ref"]
+    }
     hubspot_calls = [c.request for c in crm.calls if c.request.url.host == "api.hubapi.com"]
     assert len(hubspot_calls) == 2
     assert hubspot_calls[0].headers["Authorization"] == "Bearer pat-eu1-hubspot-token"
-    assert world.count_items("idempotency") == 2
-    assert writes.count("PutEvents") == 2 and writes.count("PutObject") == 1
+    assert world.count_items("idempotency") == 4  # two signals, two bookings
+
+    assert resolve(signals) == {"batchItemFailures": []}  # SQS redelivers, or ops replay the DLQ
+    assert world.captured() == [] and writes.count("PutEvents") == 4
 
 
 def test_hubspot_redeliveries_publish_nothing_more(world: AwsWorld, crm: respx.MockRouter) -> None:
@@ -420,15 +441,19 @@ def test_refusals_get_their_status_and_make_no_aws_write(
     assert world.count_items("idempotency") == 0 and world.captured() == []
 
 
-def test_crm_404_is_422_and_crm_outage_is_503_both_without_writes(
-    world: AwsWorld, crm: respx.MockRouter, writes: list[str]
+def test_a_deal_the_crm_cannot_give_fails_only_its_own_message_and_books_nothing(
+    world: AwsWorld, crm: respx.MockRouter
 ) -> None:
+    assert invoke("hubspot", HUBSPOT_BATCH, hubspot_headers(HUBSPOT_BATCH))["statusCode"] == 202
+    signals = world.captured()
     crm.get(f"{HUBSPOT_API}/crm/v3/objects/deals/18472934002").mock(return_value=httpx.Response(404))
-    response = invoke("hubspot", HUBSPOT_BATCH, hubspot_headers(HUBSPOT_BATCH))
-    assert (response["statusCode"], json.loads(response["body"])["error"]) == (422, "record_not_found")
+    assert resolve(signals) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}  # retried, then parked
+    [booked] = world.captured()
+    assert booked["detail"]["data"]["contract"]["contract_id"] == "C-2026-0412"
     crm.get(f"{HUBSPOT_API}/crm/v3/objects/deals/18472934002").mock(
         side_effect=[httpx.Response(503), httpx.Response(503), httpx.Response(503)]
     )
-    response = invoke("hubspot", HUBSPOT_BATCH, hubspot_headers(HUBSPOT_BATCH))
-    assert response["statusCode"] == 503
-    assert writes == [] and world.captured() == []
+    with pytest.raises(BatchProcessingError):  # every record failed: the invocation fails, SQS retries
+        resolve(signals[1:])
+    assert world.captured() == []
+    assert world.count_items("idempotency") == 3  # two signals, one booking: a failure leaves no record

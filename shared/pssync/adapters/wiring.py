@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Callable
 from functools import cache, wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pssync.adapters.aws import (
     DynamoDBDeliveryLog,
@@ -30,6 +30,10 @@ from pssync.config import (
 from pssync.connectors.base import Connector, ShadowConnector
 from pssync.ingest.service import IngestService
 from pssync.ports import SystemClock
+
+if TYPE_CHECKING:
+    from pssync.connectors.crm import CrmFetchers
+    from pssync.ingest.closed_won import ClosedWonResolver
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -75,10 +79,6 @@ def deduplicator(settings: IngestSettings) -> PowertoolsDeduplicator:
 
 @_once
 def ingest_service(settings: IngestSettings) -> IngestService:
-    # Imported here: httpx is paid for by the ingest function only. Fetchers are built per source on
-    # first use (one pooled client each); the bearer token is read from Secrets Manager, cached briefly.
-    from pssync.connectors.crm import CrmFetchers, SecretsManagerTokenSource
-
     return IngestService(
         registry=settings.registry(),
         secrets=SecretsManagerSecrets(client("secretsmanager")),
@@ -86,7 +86,26 @@ def ingest_service(settings: IngestSettings) -> IngestService:
         deduplicator=deduplicator(settings),
         clock=SystemClock(),
         raw_payloads=S3RawPayloadStore(settings.raw_payload_bucket, client("s3")),
-        fetchers=CrmFetchers(SecretsManagerTokenSource(client("secretsmanager"))),
+    )
+
+
+@_once
+def crm_fetchers() -> CrmFetchers:
+    """Built per source on first use (one pooled httpx client each); bearer tokens cached briefly."""
+    from pssync.connectors.crm import CrmFetchers, SecretsManagerTokenSource  # httpx: only who reads
+
+    return CrmFetchers(SecretsManagerTokenSource(client("secretsmanager")))
+
+
+@_once
+def closed_won_resolver(settings: IngestSettings) -> ClosedWonResolver:
+    from pssync.ingest.closed_won import ClosedWonResolver
+
+    return ClosedWonResolver(
+        registry=settings.registry(),
+        fetchers=crm_fetchers(),
+        deduplicator=deduplicator(settings),
+        publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
     )
 
 

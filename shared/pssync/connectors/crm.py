@@ -45,6 +45,7 @@ from pydantic import ValidationError
 from pssync.connectors.http_retry import retry_after_seconds
 from pssync.errors import TransientDownstreamError, UnprocessableDelivery
 from pssync.ingest.schemes.base import RecordFetcher
+from pssync.ingest.schemes.salesforce_outbound import SALESFORCE_ID
 from pssync.ingest.sources import CrmApiConfig, SourceConfig
 from pssync.model.contract import ContractTerms
 from pssync.model.events import SourceSystem
@@ -78,7 +79,6 @@ _LINE_ITEMS_SOQL = (
 )
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_{}-]{1,64}$")
-_SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 
 
 class RecordNotFound(UnprocessableDelivery):
@@ -246,9 +246,9 @@ class SalesforceRecordFetcher:
     def fetch(self, object_type: str, object_id: str) -> dict[str, Any]:
         if object_type != "Opportunity":
             raise ValueError(f"Salesforce fetcher reads Opportunity, not {object_type!r}")
-        record_id = _checked_id(object_id, _SALESFORCE_ID)  # validated: it is interpolated into SOQL
+        record_id = _checked_id(object_id, SALESFORCE_ID)  # validated: it is interpolated into SOQL
         record = self._http.get_json(f"{self._base}/sobjects/Opportunity/{record_id}")
-        # record_id matched _SALESFORCE_ID above (alphanumerics only): nothing can be injected.
+        # record_id matched SALESFORCE_ID above (alphanumerics only): nothing can be injected.
         soql = f"{_LINE_ITEMS_SOQL} WHERE OpportunityId = '{record_id}'"
         items = self._http.get_json(f"{self._base}/query", params={"q": soql})
         return {**record, "OpportunityLineItems": {"records": list(items.get("records", []))}}

@@ -17,13 +17,11 @@ from pssync.ingest.schemes.base import (
     IngestResult,
     NormaliseContext,
     NormalisedEvent,
-    RecordFetcher,
 )
 from pssync.ingest.sources import SourceConfig, SourceRegistry
 from pssync.model.events import EventEnvelope
 from pssync.ports import Clock, Deduplicator, EventPublisher, RawPayloadStore, SecretsPort
 
-FetcherFactory = Callable[[SourceConfig], RecordFetcher | None]
 # Leaves room for lineage and the workflow's own state next to the event inside 256 KB.
 MAX_CANONICAL_EVENT_BYTES = 200_000
 
@@ -37,7 +35,6 @@ class IngestService:
         deduplicator: Deduplicator,
         clock: Clock,
         raw_payloads: RawPayloadStore,
-        fetchers: FetcherFactory | None = None,
     ) -> None:
         self._registry = registry
         self._secrets = secrets
@@ -45,7 +42,6 @@ class IngestService:
         self._deduplicator = deduplicator
         self._clock = clock
         self._raw_payloads = raw_payloads
-        self._fetchers = fetchers
 
     @property
     def registry(self) -> SourceRegistry:
@@ -62,8 +58,7 @@ class IngestService:
         now = self._clock.now()
         secrets = self._secrets.signing_secrets(source.secret_id) if source.secret_id else None
         delivery = scheme.verify(request, source, secrets, now)
-        fetcher = self._fetchers(source) if self._fetchers else None
-        normalised = scheme.normalise(NormaliseContext(source, delivery, request.body, now, fetcher))
+        normalised = scheme.normalise(NormaliseContext(source, delivery, request.body, now))
         return self.accept(source, delivery.delivery_id, request.body, normalised, now)
 
     def accept(
@@ -78,13 +73,7 @@ class IngestService:
         if not normalised:
             return IngestResult(source=source.name, delivery_id=delivery_id)
         for item in normalised:
-            # PutEvents entries and Step Functions state are capped at 256 KB: refuse before writing.
-            size = len(item.event.model_dump_json())
-            if size > MAX_CANONICAL_EVENT_BYTES:
-                raise PayloadTooLarge(
-                    f"canonical event {item.event.source_event_id} is {size} bytes; the limit is "
-                    f"{MAX_CANONICAL_EVENT_BYTES} (EventBridge and Step Functions cap payloads at 256 KB)"
-                )
+            check_canonical_size(item.event)  # before anything is written
         # Kept before anything is published: every canonical event can point at its raw delivery.
         lineage = self._raw_payloads.put(source.name, delivery_id, raw_body, received_at)
         accepted = []
@@ -102,6 +91,16 @@ class IngestService:
                 )
             )
         return IngestResult(source=source.name, delivery_id=delivery_id, events=accepted)
+
+
+def check_canonical_size(event: EventEnvelope) -> None:
+    """PutEvents entries and Step Functions state are capped at 256 KB: refuse what would not fit."""
+    size = len(event.model_dump_json())
+    if size > MAX_CANONICAL_EVENT_BYTES:
+        raise PayloadTooLarge(
+            f"canonical event {event.source_event_id} is {size} bytes; the limit is "
+            f"{MAX_CANONICAL_EVENT_BYTES} (EventBridge and Step Functions cap payloads at 256 KB)"
+        )
 
 
 def _event_type(event: EventEnvelope) -> str:

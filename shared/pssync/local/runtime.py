@@ -185,24 +185,27 @@ class LocalRuntime:
         return []
 
     def api_token_secrets(self) -> dict[str, str]:
-        """Source name -> secret id of the API token the stack reads for it (Kantata, Event Relay CRM API)."""
+        """Source name -> secret id of the API token the stack reads for it (Kantata, any CRM API)."""
         tokens: dict[str, str] = {}
         for function in self.resources.functions.values():
             tokens.update(json.loads(function.environment.get("KANTATA_TOKEN_SECRET_IDS", "{}")))
         for source in self.source_registry():
             crm_api = source.get("crm_api") or {}
-            if source.get("scheme") == "salesforce-event-relay" and crm_api.get("token_secret_id"):
-                tokens[source["name"]] = crm_api["token_secret_id"]
+            if crm_api.get("token_secret_id"):
+                tokens[f"{source['name']}-crm-api" if source.get("secret_id") else source["name"]] = crm_api[
+                    "token_secret_id"
+                ]
         return tokens
 
     def _install_local_secrets(self) -> None:
         """Secret values come from the local secrets file, which maps a source name to its secret's JSON.
 
         Webhook sources: the signing secret (`{"current": "whsec_...", "previous": ...}`). Kantata poll
-        sources and Event Relay sources with a CRM API: the API token (`{"access_token": "..."}`), as an
-        operator stores it with put-secret-value on AWS. Missing entries are generated into the file (a
-        `local-...` token is a placeholder: put a real one there to poll a real API). Token secrets the
-        stack only references (the relay's CRM token) are created locally.
+        sources and sources with a CRM API: the API token (`{"access_token": "..."}`), as an operator
+        stores it with put-secret-value on AWS; a webhook source's CRM token is under `<name>-crm-api`,
+        beside its signing secret. Missing entries are generated into the file (a `local-...` token is a
+        placeholder: put a real one there to call a real API). Token secrets the stack only references
+        (CRM tokens) are created locally.
         """
         stored: dict[str, dict[str, str]] = {}
         if self.secrets_file.is_file():

@@ -87,6 +87,33 @@ class ContractBooked(EventEnvelope):
     data: ContractBookedData
 
 
+class ClosedWonSignalData(BaseModel):
+    """A CRM said a deal closed won but sent only its id: the record is read before anything is booked."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    record_type: Literal["hubspot-deal", "salesforce-opportunity", "dataverse-opportunity"]
+    record_id: str = Field(min_length=1, max_length=64)
+    closed_won_at: AwareDatetime
+
+
+class ClosedWonSignalled(EventEnvelope):
+    """Thin CRM events become this at the webhook, which answers at once; `resolve_closed_won` reads the
+    record (with retries, a DLQ and replay) and publishes the ContractBooked under `booking_event_id`."""
+
+    event_type: Literal["ClosedWonSignalled"] = "ClosedWonSignalled"
+    data: ClosedWonSignalData
+
+    @property
+    def booking_event_id(self) -> str:
+        return canonical_event_id(self.source, self.source_event_id)
+
+
+def closed_won_signal_id(source: str, source_event_id: str) -> str:
+    """The signal's own id: distinct from the booking's, which keeps the plain source event id."""
+    return canonical_event_id(source, f"{source_event_id}\x1fclosed-won-signal")
+
+
 class EngagementActivatedData(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -258,6 +285,7 @@ class PaymentReceived(EventEnvelope):
 
 
 CANONICAL_EVENTS: tuple[type[EventEnvelope], ...] = (
+    ClosedWonSignalled,
     ContractBooked,
     ContractAmended,
     TimeApproved,

@@ -21,6 +21,7 @@ from pssync.errors import (
     UnknownTenant,
     UnprocessableDelivery,
 )
+from pssync.ingest.closed_won import ClosedWonResolver, Resolution
 from pssync.ingest.request import RawRequest
 from pssync.ingest.schemes.base import IngestResult, RecordFetcher
 from pssync.ingest.service import IngestService
@@ -28,6 +29,7 @@ from pssync.ingest.sources import SourceConfig, SourceRegistry
 from pssync.ingest.verification import SigningSecrets
 from pssync.model import examples
 from pssync.model.contract import ContractTerms
+from pssync.model.events import ClosedWonSignalled, ContractBooked
 from tests.fakes import (
     FakeRecordFetcher,
     FakeSecrets,
@@ -328,17 +330,23 @@ class Harness:
             return self.fetcher if source.crm_api is not None else None
 
         self.service = IngestService(
-            SourceRegistry(sources),
-            FakeSecrets(dict(SECRETS)),
-            self.publisher,
-            self.dedupe,
-            CLOCK,
-            self.raw,
-            fetchers=fetchers,
+            SourceRegistry(sources), FakeSecrets(dict(SECRETS)), self.publisher, self.dedupe, CLOCK, self.raw
         )
+        # What resolve_closed_won does behind its queue, over the same dedupe store and bus.
+        self.resolver = ClosedWonResolver(SourceRegistry(sources), fetchers, self.dedupe, self.publisher)
 
     def send(self, source: str, raw: RawRequest) -> IngestResult:
         return self.service.ingest(source, raw)
+
+    def signals(self) -> list[ClosedWonSignalled]:
+        return [e for e in self.publisher.published if isinstance(e, ClosedWonSignalled)]
+
+    def resolve_signals(self) -> list[Resolution]:
+        """Resolve every signal published so far, as the queue would deliver them (once each)."""
+        return [self.resolver.resolve(signal) for signal in self.signals()]
+
+    def bookings(self) -> list[ContractBooked]:
+        return [e for e in self.publisher.published if isinstance(e, ContractBooked)]
 
     def nothing_written(self) -> bool:
         return not self.publisher.published and not self.dedupe.records and not self.raw.objects

@@ -56,13 +56,20 @@ def test_update_to_won_maps_the_post_image_without_a_fetch() -> None:
     assert harness.fetcher.calls == []
 
 
-def test_thin_win_message_fetches_the_opportunity() -> None:
+def test_thin_win_message_is_signalled_then_resolved_through_the_web_api() -> None:
     harness = Harness()
     harness.send("dataverse", dataverse_request(WIN))
-    [event] = harness.publisher.published
-    assert isinstance(event, ContractBooked)
+    [signal] = harness.signals()
+    assert harness.fetcher.calls == []
+    assert (signal.data.record_type, signal.data.record_id) == (
+        "dataverse-opportunity",
+        DATAVERSE_OPPORTUNITY,
+    )
+    harness.resolve_signals()
+    [event] = harness.bookings()
     assert harness.fetcher.calls == [("opportunity", DATAVERSE_OPPORTUNITY)]
-    assert event.source_event_id == "7d2e3f40-5b6c-4d7e-8f90-9b0c1d2e3f40"
+    assert event.source_event_id == signal.source_event_id == "7d2e3f40-5b6c-4d7e-8f90-9b0c1d2e3f40"
+    assert event.source_version == signal.source_version and event.causation_id == signal.event_id
     assert event.data.contract.customer.external_ids["dynamics365"] == ACCOUNT
 
 

@@ -22,7 +22,7 @@ from pssync.errors import (
 )
 from pssync.ingest.schemes.hubspot import HubSpotScheme, legacy_signature, signed_uri, v3_signature
 from pssync.ingest.verification import SigningSecrets
-from pssync.model.events import ContractBooked, canonical_event_id
+from pssync.model.events import ClosedWonSignalled, canonical_event_id, closed_won_signal_id
 from tests.unit.ingest.sources_kit import (
     CLOCK,
     HUBSPOT_PREVIOUS,
@@ -101,27 +101,49 @@ def test_v3_uri_is_the_public_url_with_our_query_string_and_hubspot_decoding() -
 # --- accepted deliveries -------------------------------------------------------------------------
 
 
-def test_batch_fans_out_one_contract_booked_per_closed_won_deal_and_drops_the_rest() -> None:
+def test_batch_answers_with_one_signal_per_closed_won_deal_and_reads_nothing_from_the_crm() -> None:
     harness = Harness()
     result = harness.send("hubspot", hubspot_request(BATCH))
     assert result.delivery_id == hashlib.sha256(BATCH).hexdigest()
     first, second = harness.publisher.published
-    assert isinstance(first, ContractBooked) and isinstance(second, ContractBooked)
+    assert isinstance(first, ClosedWonSignalled) and isinstance(second, ClosedWonSignalled)
+    assert harness.fetcher.calls == []  # the webhook answers without waiting for HubSpot's API
     assert first.source_event_id == "62515-2870341-1480912001-1795169695800"
-    assert first.event_id == first.correlation_id == canonical_event_id("hubspot", first.source_event_id)
+    assert first.event_id == closed_won_signal_id("hubspot", first.source_event_id)
+    assert (
+        first.correlation_id == first.booking_event_id == canonical_event_id("hubspot", first.source_event_id)
+    )
     assert first.source_version == "1795169695800"
     assert first.occurred_at == first.data.closed_won_at == datetime(2026, 11, 20, 10, 14, 55, 800000, UTC)
+    assert (first.data.record_type, first.data.record_id) == ("hubspot-deal", "18472934001")
+    assert first.received_at == CLOCK.now()
+    assert first.lineage is not None and first.lineage.delivery_id == result.delivery_id
+    assert second.source_event_id == "62515-2870341-1480912003-1795169697900"
+    assert [e.event_id for e in result.events] == [first.event_id, second.event_id]
+    assert [e.event_type for e in result.events] == ["ClosedWonSignalled", "ClosedWonSignalled"]
+
+
+def test_each_signal_is_resolved_into_one_contract_booked_from_the_deal() -> None:
+    harness = Harness()
+    harness.send("hubspot", hubspot_request(BATCH))
+    resolutions = harness.resolve_signals() + harness.resolve_signals()  # a redelivery books nothing more
+    # The own write (deal ...003, sourceId = our app) and the non-closed-won events are never read.
+    assert harness.fetcher.calls == [("deals", "18472934001"), ("deals", "18472934002")] * 2
+    assert [r.published for r in resolutions] == [True, True, False, False]
+    signal, _ = harness.signals()
+    first, second = harness.bookings()
+    assert (
+        first.event_id == first.correlation_id == signal.booking_event_id == resolutions[0].booking_event_id
+    )
+    assert first.causation_id == signal.event_id and first.lineage == signal.lineage
+    assert first.source_event_id == signal.source_event_id and first.source_version == "1795169695800"
+    assert first.occurred_at == first.data.closed_won_at == signal.occurred_at
     assert first.received_at == CLOCK.now()
     assert first.data.contract.contract_id == "C-2026-0412"
     assert first.data.contract.crm_opportunity_id == "18472934001"
     assert first.data.contract.customer.external_ids["hubspot"] == "9120331"
     assert first.data.contract.transaction_price.amount == 396000
-    assert second.source_event_id == "62515-2870341-1480912003-1795169697900"
     assert second.data.contract.contract_id == "C-2026-0413"
-    # The own write (deal ...003, sourceId = our app) and the non-closed-won events fetch nothing.
-    assert harness.fetcher.calls == [("deals", "18472934001"), ("deals", "18472934002")]
-    assert [e.event_id for e in result.events] == [first.event_id, second.event_id]
-    assert [e.event_type for e in result.events] == ["ContractBooked", "ContractBooked"]
 
 
 def test_previous_client_secret_still_verifies_during_rotation() -> None:
@@ -276,32 +298,40 @@ def test_legacy_v1_delivery_is_accepted_when_enabled() -> None:
     assert len(harness.send("hubspot", raw).events) == 2
 
 
-def test_a_deal_the_crm_does_not_know_refuses_the_batch_with_422() -> None:
+def test_a_deal_the_crm_does_not_know_fails_its_own_resolution_only() -> None:
     harness = Harness()
     del harness.fetcher.records[("deals", "18472934002")]
-    with pytest.raises(RecordNotFound) as raised:
-        harness.send("hubspot", hubspot_request(BATCH))
-    assert raised.value.status == 422 and harness.nothing_written()
+    assert len(harness.send("hubspot", hubspot_request(BATCH)).events) == 2  # HubSpot is answered 2xx
+    first, second = harness.signals()
+    assert harness.resolver.resolve(first).published
+    with pytest.raises(RecordNotFound):  # the queue retries it, then parks it in the DLQ for replay
+        harness.resolver.resolve(second)
+    harness.fetcher.records[("deals", "18472934002")] = hubspot_deal("18472934002", "C-2026-0413")
+    assert harness.resolver.resolve(second).published  # replayed once the deal exists
+    assert [b.data.contract.contract_id for b in harness.bookings()] == ["C-2026-0412", "C-2026-0413"]
 
 
-def test_crm_outage_is_transient_and_writes_nothing() -> None:
+def test_a_crm_outage_fails_resolution_without_publishing_a_booking() -> None:
     harness = Harness()
+    harness.send("hubspot", hubspot_request(BATCH))
     harness.fetcher.fail_with = TransientDownstreamError("HubSpot 503")
     with pytest.raises(TransientDownstreamError):
-        harness.send("hubspot", hubspot_request(BATCH))
-    assert harness.nothing_written()
+        harness.resolve_signals()
+    assert harness.bookings() == [] and not any(k.endswith(":booked") for k in harness.dedupe.records)
 
 
-def test_deal_amount_out_of_step_with_the_sow_terms_is_422() -> None:
+def test_deal_amount_out_of_step_with_the_sow_terms_is_refused_at_resolution() -> None:
     harness = Harness()
+    harness.send("hubspot", hubspot_request(BATCH))
     harness.fetcher.records[("deals", "18472934001")] = hubspot_deal("18472934001", "C-2026-0412", "400000")
     with pytest.raises(ContractMappingError, match="differs from the contract's transaction price"):
-        harness.send("hubspot", hubspot_request(BATCH))
-    assert harness.nothing_written()
+        harness.resolver.resolve(harness.signals()[0])
+    assert harness.bookings() == []
 
 
-def test_without_crm_api_a_closed_won_deal_is_503_not_a_silent_drop() -> None:
+def test_without_crm_api_a_signal_fails_resolution_rather_than_being_dropped() -> None:
     harness = Harness(hubspot={"crm_api": None})
+    harness.send("hubspot", hubspot_request(BATCH))
     with pytest.raises(TransientDownstreamError, match="no crm_api"):
-        harness.send("hubspot", hubspot_request(BATCH))
-    assert harness.nothing_written()
+        harness.resolve_signals()
+    assert harness.bookings() == []

@@ -22,7 +22,7 @@ from pssync.errors import (
 )
 from pssync.ingest.schemes import scheme_for
 from pssync.ingest.sources import SignatureScheme
-from pssync.model.events import ContractBooked, canonical_event_id
+from pssync.model.events import ClosedWonSignalled, canonical_event_id, closed_won_signal_id
 from tests.unit.ingest.sources_kit import (
     SALESFORCE_KEY,
     SALESFORCE_PREVIOUS,
@@ -36,12 +36,27 @@ from tests.unit.ingest.sources_kit import (
 MESSAGE = sample("salesforce-outbound/opportunity-closed-won.xml")
 
 
-def test_closed_won_notifications_fan_out_after_a_re_fetch_and_own_writes_are_dropped() -> None:
+def test_closed_won_notifications_fan_out_as_signals_and_own_writes_are_dropped() -> None:
     harness = Harness()
     result = harness.send("salesforce", salesforce_request(MESSAGE))
     first, second = harness.publisher.published
-    assert isinstance(first, ContractBooked) and isinstance(second, ContractBooked)
+    assert isinstance(first, ClosedWonSignalled) and isinstance(second, ClosedWonSignalled)
+    assert harness.fetcher.calls == []  # Salesforce gets its Ack without waiting for the REST API
     assert first.source_event_id == "04l5g00000AbCdEAAX"
+    assert first.event_id == closed_won_signal_id("salesforce", "04l5g00000AbCdEAAX")
+    assert first.correlation_id == canonical_event_id("salesforce", "04l5g00000AbCdEAAX")
+    assert (first.data.record_type, first.data.record_id) == ("salesforce-opportunity", "0065g00000AbCdEAAX")
+    assert first.occurred_at == first.data.closed_won_at == datetime(2026, 11, 20, 10, 14, 58, tzinfo=UTC)
+    # ...G was written by our integration user, ...H is not closed won: no signal for either.
+    assert second.source_event_id == "04l5g00000AbCdFAAX"
+    assert len(result.events) == 2
+
+
+def test_signals_resolve_after_a_re_fetch_into_bookings() -> None:
+    harness = Harness()
+    harness.send("salesforce", salesforce_request(MESSAGE))
+    harness.resolve_signals()
+    first, second = harness.bookings()
     assert first.event_id == first.correlation_id == canonical_event_id("salesforce", "04l5g00000AbCdEAAX")
     assert first.source_version == "2026-11-20T10:15:03.000Z"  # the fetched record's LastModifiedDate
     assert first.occurred_at == first.data.closed_won_at == datetime(2026, 11, 20, 10, 14, 58, tzinfo=UTC)
@@ -51,12 +66,10 @@ def test_closed_won_notifications_fan_out_after_a_re_fetch_and_own_writes_are_dr
     assert (
         second.source_event_id == "04l5g00000AbCdFAAX" and second.data.contract.contract_id == "C-2026-0413"
     )
-    # ...G was written by our integration user, ...H is not closed won: neither is fetched.
     assert harness.fetcher.calls == [
         ("Opportunity", "0065g00000AbCdEAAX"),
         ("Opportunity", "0065g00000AbCdFAAX"),
     ]
-    assert len(result.events) == 2
 
 
 @pytest.mark.parametrize(("via", "key"), [("header", SALESFORCE_KEY), ("query", SALESFORCE_PREVIOUS)])
@@ -79,9 +92,10 @@ def test_an_opportunity_reopened_since_the_notification_is_dropped() -> None:
     harness.fetcher.records[("Opportunity", "0065g00000AbCdFAAX")] = salesforce_opportunity(
         "0065g00000AbCdFAAX", "C-2026-0413", won=False
     )
-    result = harness.send("salesforce", salesforce_request(MESSAGE))
-    assert [e.source_event_id for e in harness.publisher.published] == ["04l5g00000AbCdEAAX"]
-    assert len(result.events) == 1
+    assert len(harness.send("salesforce", salesforce_request(MESSAGE)).events) == 2
+    resolutions = harness.resolve_signals()
+    assert [(r.published, r.dropped) for r in resolutions] == [(True, False), (False, True)]
+    assert [e.source_event_id for e in harness.bookings()] == ["04l5g00000AbCdEAAX"]
 
 
 def test_a_retry_carrying_newer_field_values_is_a_duplicate() -> None:
@@ -107,13 +121,14 @@ def test_concurrent_copies_publish_each_notification_once() -> None:
     ]
 
 
-def test_a_line_item_for_an_obligation_outside_the_sow_is_422() -> None:
+def test_a_line_item_for_an_obligation_outside_the_sow_is_refused_at_resolution() -> None:
     harness = Harness()
     record = harness.fetcher.records[("Opportunity", "0065g00000AbCdEAAX")]
     record["OpportunityLineItems"]["records"][0]["PSSync_Obligation_Id__c"] = "UNKNOWN"
+    harness.send("salesforce", salesforce_request(MESSAGE))
     with pytest.raises(ContractMappingError, match="UNKNOWN"):
-        harness.send("salesforce", salesforce_request(MESSAGE))
-    assert harness.nothing_written()
+        harness.resolver.resolve(harness.signals()[0])
+    assert harness.bookings() == []
 
 
 LAUGHS = b"""<?xml version="1.0"?>

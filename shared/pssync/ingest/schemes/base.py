@@ -29,15 +29,14 @@ class NormaliseContext:
     delivery: VerifiedDelivery
     body: bytes
     received_at: datetime
-    fetcher: RecordFetcher | None = None
 
 
 @dataclass(frozen=True)
 class NormalisedEvent:
     """A canonical event plus the fingerprint its dedupe record validates.
 
-    The fingerprint covers what the source sent for this event (not what we fetched for it), so a
-    redelivery of a thin event after the record changed is a duplicate, not a conflict.
+    The fingerprint covers what the source sent for this event, minus what changes on a retry, so a
+    redelivery is a duplicate and only a different body under the same id is a conflict.
     """
 
     event: EventEnvelope

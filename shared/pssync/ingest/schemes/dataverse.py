@@ -8,7 +8,8 @@ dedupe on `RequestId` (falling back to the `x-request-id` header).
 Mapping:
 - `opportunity` `Win`, or `Update` whose Target / post image has `statecode` 1 (Won) -> ContractBooked.
   The terms come from the post image when it carries `pssync_contractjson` (register the image with that
-  column), else the opportunity is fetched through the Web API (`pssync.connectors.crm`).
+  column), else it becomes a ClosedWonSignalled and the closed-won resolver reads the opportunity
+  through the Web API behind a queue.
 - `invoice` `Create` -> InvoicePosted, one summary line (invoice lines are separate `invoicedetail` rows):
   `invoicenumber`, `name`, `customerid`, `totalamount`, `totaltax`, `totallineitemamount`, `duedate`,
   `createdon`, `pssync_contractid` (optional) and `pssync_isocurrencycode`, a formula column holding
@@ -32,7 +33,6 @@ from pssync.errors import (
     MalformedDelivery,
     SignatureInvalid,
     StaleDelivery,
-    TransientDownstreamError,
     UnknownTenant,
     UnprocessableDelivery,
 )
@@ -48,6 +48,8 @@ from pssync.ingest.schemes.base import (
 from pssync.ingest.sources import SourceConfig
 from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
 from pssync.model.events import (
+    ClosedWonSignalData,
+    ClosedWonSignalled,
     ContractBooked,
     ContractBookedData,
     EventEnvelope,
@@ -55,6 +57,7 @@ from pssync.model.events import (
     InvoicePosted,
     InvoicePostedData,
     canonical_event_id,
+    closed_won_signal_id,
 )
 from pssync.money import Money
 
@@ -123,20 +126,21 @@ class DataverseScheme:
 
     def _contract_booked(
         self, context: NormaliseContext, document: dict[str, Any], attributes: dict[str, Any], record_id: str
-    ) -> ContractBooked:
-        if not attributes.get("pssync_contractjson"):
-            # Thin context (Win carries only the OpportunityClose): the Web API has the whole record.
-            if context.fetcher is None:
-                raise TransientDownstreamError(
-                    f"source {context.source.name} has no crm_api to fetch opportunity {record_id}"
-                )
-            attributes = context.fetcher.fetch("opportunity", record_id)
-        terms = contract_terms_from_dataverse_opportunity(attributes, record_id)
+    ) -> ContractBooked | ClosedWonSignalled:
         occurred_at = _operation_created_on(document) or context.received_at
-        return ContractBooked(
-            **_common(context, document, occurred_at),
-            data=ContractBookedData(closed_won_at=occurred_at, contract=terms),
-        )
+        common = _common(context, document, occurred_at)
+        if not attributes.get("pssync_contractjson"):
+            # Thin context (Win carries only the OpportunityClose): the closed-won resolver reads the
+            # record through the Web API behind a queue.
+            signal_id = closed_won_signal_id(context.source.name, common["source_event_id"])
+            return ClosedWonSignalled(
+                **{**common, "event_id": signal_id},
+                data=ClosedWonSignalData(
+                    record_type="dataverse-opportunity", record_id=record_id, closed_won_at=occurred_at
+                ),
+            )
+        terms = contract_terms_from_dataverse_opportunity(attributes, record_id)
+        return ContractBooked(**common, data=ContractBookedData(closed_won_at=occurred_at, contract=terms))
 
     def acknowledge(self, result: IngestResult) -> HttpReply:
         return json_acknowledgement(result)

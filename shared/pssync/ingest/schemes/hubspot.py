@@ -12,8 +12,9 @@ Normalisation: the body is an array of up to 100 thin events. Every event's `por
 ours (403 otherwise, for the whole delivery). Events from our own writes (`changeSource` or `sourceId`
 in `own_client_ids`) are dropped. `appId` is deliberately not compared: it is the id of the app that
 *receives* the webhook, i.e. ours on every event. A `deal.propertyChange` of `dealstage` to
-`closedwon` fetches the deal (`pssync.connectors.crm`) and becomes ContractBooked; everything else is
-acknowledged without an event. Dedupe id per event: portalId-subscriptionId-eventId-occurredAt.
+`closedwon` becomes a ClosedWonSignalled (the closed-won resolver reads the deal behind a queue and
+books it); everything else is acknowledged without an event.
+Dedupe id per event: portalId-subscriptionId-eventId-occurredAt.
 """
 
 from __future__ import annotations
@@ -28,12 +29,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pssync.connectors.crm import contract_terms_from_hubspot_deal
 from pssync.errors import (
     MalformedDelivery,
     SignatureInvalid,
     StaleDelivery,
-    TransientDownstreamError,
     UnknownTenant,
     UnprocessableDelivery,
 )
@@ -48,7 +47,12 @@ from pssync.ingest.schemes.base import (
 )
 from pssync.ingest.sources import SourceConfig
 from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
-from pssync.model.events import ContractBooked, ContractBookedData, canonical_event_id
+from pssync.model.events import (
+    ClosedWonSignalData,
+    ClosedWonSignalled,
+    canonical_event_id,
+    closed_won_signal_id,
+)
 
 MAX_EVENTS_PER_DELIVERY = 100
 CLOSED_WON_STAGES = frozenset({"closedwon"})
@@ -174,7 +178,7 @@ class HubSpotScheme:
                 continue  # our own write coming back: no sync loop
             if not event.closes_deal_won:
                 continue  # acknowledged, but not a canonical business event
-            normalised.append(_contract_booked(document, event, context))
+            normalised.append(_closed_won_signal(document, event, context))
         return normalised
 
     def acknowledge(self, result: IngestResult) -> HttpReply:
@@ -195,27 +199,26 @@ def _parse(body: bytes) -> list[dict[str, Any]]:
     return document
 
 
-def _contract_booked(
+def _closed_won_signal(
     document: dict[str, Any], event: HubSpotEvent, context: NormaliseContext
 ) -> NormalisedEvent:
-    if context.fetcher is None:
-        # Configuration, not the sender's fault: 503 so HubSpot retries once crm_api is configured.
-        raise TransientDownstreamError(f"source {context.source.name} has no crm_api to fetch deals from")
-    deal = context.fetcher.fetch("deals", str(event.object_id))
+    """The deal is read by the closed-won resolver behind a queue: HubSpot waits 5 s, a batch holds 100."""
     occurred_at = epoch_instant(event.occurred_at, milliseconds=True, what="occurredAt")
-    event_id = canonical_event_id(context.source.name, event.dedupe_id)
-    booked = ContractBooked(
-        event_id=event_id,
-        source=context.source.name,
-        source_system=context.source.system,
+    source = context.source
+    signal = ClosedWonSignalled(
+        event_id=closed_won_signal_id(source.name, event.dedupe_id),
+        source=source.name,
+        source_system=source.system,
         source_event_id=event.dedupe_id,
         source_version=str(event.occurred_at),
-        correlation_id=event_id,
+        correlation_id=canonical_event_id(source.name, event.dedupe_id),  # the booking's id: one thread
         occurred_at=occurred_at,
         received_at=context.received_at,
-        data=ContractBookedData(closed_won_at=occurred_at, contract=contract_terms_from_hubspot_deal(deal)),
+        data=ClosedWonSignalData(
+            record_type="hubspot-deal", record_id=str(event.object_id), closed_won_at=occurred_at
+        ),
     )
     # attemptNumber changes on every retry of the same event: outside the fingerprint, or each
     # redelivery would read as "same id, different body".
     sent = {k: v for k, v in document.items() if k != "attemptNumber"}
-    return NormalisedEvent(event=booked, fingerprint=fingerprint_of(sent))
+    return NormalisedEvent(event=signal, fingerprint=fingerprint_of(sent))

@@ -12,9 +12,9 @@ Outbound messages cannot be signed. What we check, all before anything is writte
 
 Each `Notification` is deduplicated on its `Id`. Salesforce sends only the record's latest data (a retry
 can carry newer field values under the same notification id), so a closed-won Opportunity (StageName
-`Closed Won` or IsWon `true`) is re-fetched through the CRM fetcher and the event carries the fetched
-record; the fingerprint covers the notification's identity (Id, sObject type and Id), not its field
-values, for the same reason. A fetched opportunity that is no longer won is dropped. Own writes: when the
+`Closed Won` or IsWon `true`) becomes a ClosedWonSignalled; the closed-won resolver reads the record
+behind a queue and books it (or drops it if it was reopened). The fingerprint covers the notification's
+identity (Id, sObject type and Id), not its field values, for the same reason. Own writes: when the
 message includes `LastModifiedById` and it is in `own_client_ids` (our integration user), it is dropped.
 The reply is the SOAP Ack Salesforce expects; anything else makes it retry (for up to 24 h).
 """
@@ -28,11 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pssync.connectors.crm import contract_terms_from_salesforce_opportunity
 from pssync.errors import (
     MalformedDelivery,
     SignatureInvalid,
-    TransientDownstreamError,
     UnknownTenant,
     UnprocessableDelivery,
 )
@@ -46,7 +44,12 @@ from pssync.ingest.schemes.base import (
 )
 from pssync.ingest.sources import SourceConfig
 from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
-from pssync.model.events import ContractBooked, ContractBookedData, canonical_event_id
+from pssync.model.events import (
+    ClosedWonSignalData,
+    ClosedWonSignalled,
+    canonical_event_id,
+    closed_won_signal_id,
+)
 
 KEY_HEADER = "x-pssync-key"
 KEY_QUERY_PARAMETER = "key"
@@ -103,10 +106,9 @@ class SalesforceOutboundScheme:
                 continue  # our own write coming back: no sync loop
             if fields.get("StageName") not in CLOSED_WON_STAGES and fields.get("IsWon") != "true":
                 continue
-            event = _contract_booked(context, notification_id, fields)
-            if event is not None:
-                identity = {"Id": notification_id, "sObject": object_type, "sObjectId": fields["Id"]}
-                normalised.append(NormalisedEvent(event=event, fingerprint=fingerprint_of(identity)))
+            event = _closed_won_signal(context, notification_id, fields)
+            identity = {"Id": notification_id, "sObject": object_type, "sObjectId": fields["Id"]}
+            normalised.append(NormalisedEvent(event=event, fingerprint=fingerprint_of(identity)))
         return normalised
 
     def acknowledge(self, result: IngestResult) -> HttpReply:
@@ -161,7 +163,11 @@ def _fields(record: ET.Element) -> dict[str, str]:
     return {child.tag.rpartition("}")[2]: (child.text or "").strip() for child in record}
 
 
-def _timestamp(value: Any) -> datetime | None:
+# 15- or 18-character record ids; alphanumerics only, so an id can be put into a URL or SOQL safely.
+SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+
+
+def salesforce_datetime(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     text = value.replace("Z", "+00:00")
@@ -174,31 +180,28 @@ def _timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _iso(moment: datetime) -> str:
+def salesforce_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _contract_booked(
+def _closed_won_signal(
     context: NormaliseContext, notification_id: str, fields: dict[str, str]
-) -> ContractBooked | None:
-    if context.fetcher is None:
-        raise TransientDownstreamError(f"source {context.source.name} has no crm_api to fetch opportunities")
-    record = context.fetcher.fetch("Opportunity", fields["Id"])
-    if record.get("IsWon") is False:
-        return None  # reopened since the notification was queued: the latest state is not a booking
-    notified_at = _timestamp(fields.get("LastModifiedDate")) or context.received_at
-    version = _timestamp(record.get("LastModifiedDate")) or notified_at
-    event_id = canonical_event_id(context.source.name, notification_id)
-    return ContractBooked(
-        event_id=event_id,
-        source=context.source.name,
-        source_system=context.source.system,
+) -> ClosedWonSignalled:
+    """The opportunity is read by the closed-won resolver behind a queue (and dropped there if reopened)."""
+    if not SALESFORCE_ID.fullmatch(fields["Id"]):
+        raise UnprocessableDelivery(f"opportunity id {fields['Id']!r} is not a Salesforce id")
+    notified_at = salesforce_datetime(fields.get("LastModifiedDate")) or context.received_at
+    source = context.source
+    return ClosedWonSignalled(
+        event_id=closed_won_signal_id(source.name, notification_id),
+        source=source.name,
+        source_system=source.system,
         source_event_id=notification_id,
-        source_version=_iso(version),
-        correlation_id=event_id,
+        source_version=salesforce_iso(notified_at),
+        correlation_id=canonical_event_id(source.name, notification_id),  # the booking's id: one thread
         occurred_at=notified_at,
         received_at=context.received_at,
-        data=ContractBookedData(
-            closed_won_at=notified_at, contract=contract_terms_from_salesforce_opportunity(record)
+        data=ClosedWonSignalData(
+            record_type="salesforce-opportunity", record_id=fields["Id"], closed_won_at=notified_at
         ),
     )

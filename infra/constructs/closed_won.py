@@ -1,0 +1,53 @@
+"""Closed-won resolution: ClosedWonSignalled on the bus -> inbox queue -> `resolve_closed_won`.
+
+Thin CRM events (HubSpot deal stage, Salesforce outbound message, a Dataverse Win without the terms) are
+answered at the webhook at once; this function reads the record with the source's CRM token and
+publishes the ContractBooked. The inbox redrives to a DLQ that `pssync dlq replay` sends back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.constructs.event_bus import EventBus
+from infra.constructs.functions import Functions
+from infra.constructs.ingest_common import IngestTargets, grant_crm_token_reads
+from pssync.ingest.sources import SourceConfig
+
+# Each record may spend the CRM connector's 4 s budget: five fit the 30 s timeout with room to spare.
+INBOX_BATCH_SIZE = 5
+# CRM APIs rate-limit per app (HubSpot: 100-190 requests per 10 s): two readers at most (SQS minimum).
+MAX_CONCURRENT_READERS = 2
+
+
+class ClosedWonResolution(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: Functions,
+        ingest: IngestTargets,
+        sources: Iterable[SourceConfig],
+        event_bus: EventBus,
+        inbox: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.resolver = functions.create(
+            "ResolveClosedWon", role_name="resolve_closed_won", environment=ingest.environment()
+        )
+        ingest.grant_publish_once(self.resolver)
+        grant_crm_token_reads(self, self.resolver, (s for s in sources if s.scheme.is_http))
+        self.resolver.function.add_event_source(
+            event_sources.SqsEventSource(
+                inbox,
+                batch_size=INBOX_BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=MAX_CONCURRENT_READERS,
+            )
+        )
+        event_bus.route_to_queue("ClosedWonSignalled", detail_type="ClosedWonSignalled", queue=inbox)
