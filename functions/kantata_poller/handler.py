@@ -14,7 +14,7 @@ from pssync.config import KantataPollerSettings, load_settings
 from pssync.connectors.crm import SecretsManagerTokenSource
 from pssync.connectors.kantata import KantataClient
 from pssync.errors import PssyncError, TransientDownstreamError
-from pssync.ingest.kantata import KantataNormaliser, KantataPoller
+from pssync.ingest.kantata import KantataNormaliser, KantataPoller, fair_share
 from pssync.ingest.sources import SignatureScheme
 from pssync.observability import logger
 from pssync.ports import SystemClock
@@ -46,15 +46,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = load_settings(KantataPollerSettings)
     deduplicator(settings).config.register_lambda_context(context)
     token_secrets: dict[str, str] = json.loads(settings.kantata_token_secret_ids)
+    sources = [s for s in settings.registry() if s.scheme is SignatureScheme.KANTATA_POLL]
     results = []
     failures: list[str] = []
 
-    def seconds_left() -> float:  # shared by every account's poll in this invocation
+    def invocation_seconds_left() -> float:
         return float(context.get_remaining_time_in_millis()) / 1000
 
-    for source in settings.registry():
-        if source.scheme is not SignatureScheme.KANTATA_POLL:
-            continue
+    for index, source in enumerate(sources):
+        seconds_left = fair_share(invocation_seconds_left, accounts_left=len(sources) - index)
         # One account's outage, revoked token or misconfiguration must not stop the others being polled.
         try:
             result = poller_for(settings, token_secrets[source.name], seconds_left).poll(source)
@@ -64,6 +64,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             continue
         logger.info("kantata polled", extra=result.__dict__)
         results.append({**result.__dict__, "cursor": result.cursor.isoformat() if result.cursor else None})
+        if result.windows == 0 and not result.caught_up:
+            # Not one window fitted the time: left alone, this repeats every tick until Kantata's
+            # nine days run out. Fail, so the DLQ alarm says so.
+            failures.append(f"{source.name}: no window could be read in time; the cursor did not move")
     if failures:  # after the others ran: the invocation fails, so the schedule's retry and DLQ see it
         raise TransientDownstreamError(f"kantata polls failed: {failures}")
     return {"polled": results}

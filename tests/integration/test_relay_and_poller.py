@@ -14,6 +14,7 @@ from pssync.adapters.cursors import DynamoDBCursorStore
 from pssync.connectors.kantata import SUBSCRIBED_EVENTS_PATH
 from pssync.errors import TransientDownstreamError
 from pssync.ingest.kantata import CursorConflict
+from pssync.local.lambda_host import FakeLambdaContext
 from tests.integration.conftest import AwsWorld, context, load_handler, sqs_record
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "samples"
@@ -129,3 +130,17 @@ def test_one_kantata_account_refusing_its_token_does_not_stop_the_others(
     # psa-eu was polled first and failed; psa still ran, and the invocation still fails for the DLQ.
     assert [m["detail"]["source_event_id"] for m in world.captured()] == ["5001", "5002"]
     assert DynamoDBCursorStore("cursors", world.clients["dynamodb"]).get("psa-eu").version == 0
+
+
+@respx.mock
+def test_a_poll_that_cannot_read_one_window_in_time_fails_loudly(world: AwsWorld) -> None:
+    route = respx.get("https://kantata.test" + SUBSCRIBED_EVENTS_PATH).mock(
+        return_value=httpx.Response(
+            200, json=json.loads((SAMPLES / "kantata/subscribed-events-page.json").read_text())
+        )
+    )
+    handler = load_handler("kantata_poller")
+    almost_out = FakeLambdaContext(function_name="kantata_poller", memory_limit_in_mb=256, timeout_seconds=5)
+    with pytest.raises(TransientDownstreamError, match="no window could be read in time"):
+        handler({"source": "aws.events"}, almost_out)
+    assert route.call_count == 0 and world.captured() == []

@@ -23,6 +23,7 @@ from pssync.ingest.kantata import (
     KantataNormaliser,
     KantataPoller,
     created_at_of,
+    fair_share,
 )
 from pssync.ingest.service import IngestService
 from pssync.ingest.sources import SourceConfig, SourceRegistry
@@ -123,9 +124,13 @@ class FakeApi:
 class FeedApi:
     """Kantata's feed as documented: window filters, paging, and no order guarantee (newest first here)."""
 
-    def __init__(self, events: list[dict[str, Any]], per_page: int = 5) -> None:
+    def __init__(
+        self, events: list[dict[str, Any]], per_page: int = 5, says_page_count: bool = False
+    ) -> None:
         self.events = events
         self.per_page = per_page
+        self.says_page_count = says_page_count
+        self.pages_served = 0
         self.windows: list[tuple[datetime, datetime | None, bool]] = []
         self.fail_on_call: int | None = None
 
@@ -149,6 +154,10 @@ class FeedApi:
         capacity = self.per_page * max_pages
         complete = len(matching) <= capacity
         self.windows.append((created_after, created_before, complete))
+        if not complete and self.says_page_count:
+            self.pages_served += 1
+            return FeedRead([], complete=False, pages_needed=-(-len(matching) // self.per_page))
+        self.pages_served += max_pages if not complete else max(1, -(-len(matching) // self.per_page))
         return FeedRead(copy.deepcopy(matching[:capacity]), complete=complete)
 
 
@@ -240,6 +249,18 @@ def test_a_backlog_larger_than_one_read_is_drained_in_closed_windows_without_los
     assert all(before is not None for _, before in accepted[:-1]) and accepted[-1][1] is None
 
 
+def test_when_kantata_says_how_many_pages_a_window_needs_it_narrows_in_proportion() -> None:
+    pages = {}
+    for says in (False, True):
+        cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
+        feed = FeedApi(backlog_after_an_outage(cursors), per_page=2, says_page_count=says)
+        result = poller(feed, cursors, publisher, max_pages=4, max_windows=50).poll(SOURCE)
+        assert result.caught_up and len(publisher.published) == 60
+        pages[says] = feed.pages_served
+    # A window that cannot fit costs one page instead of the whole page budget.
+    assert pages[True] < pages[False], pages
+
+
 def test_a_window_budget_keeps_progress_and_the_next_poll_goes_on() -> None:
     cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
     feed = FeedApi(backlog_after_an_outage(cursors), per_page=5)
@@ -284,7 +305,8 @@ def test_running_out_of_time_mid_window_records_how_far_it_got() -> None:
     events = time_entry_events(10, NOW - timedelta(minutes=20), timedelta(minutes=1))
     events[5]["created_at"] = events[4]["created_at"]  # a tie at the cut: both must be read again
     feed = FeedApi(events, per_page=50)
-    subject = poller(feed, cursors, publisher, seconds_left=Budget(1 + 5))  # the window, then 5 events
+    # Asked before the read, twice to time the read, then once per event: five events fit.
+    subject = poller(feed, cursors, publisher, seconds_left=Budget(3 + 5))
     first = subject.poll(SOURCE)
     assert (first.published, first.caught_up, first.cursor_moved) == (5, False, True)
     assert first.cursor == created_at_of(events[5]) - timedelta(microseconds=1)
@@ -293,6 +315,30 @@ def test_running_out_of_time_mid_window_records_how_far_it_got() -> None:
     second = poller(feed, cursors, later).poll(SOURCE)
     assert second.caught_up and second.cursor == created_at_of(events[-1])
     assert {str(70000 + n) for n in range(5, 10)} <= {e.source_event_id for e in later.published}
+
+
+class SlowFeed(FeedApi):
+    """Every read costs `read_seconds` of the invocation's time."""
+
+    def __init__(self, events: list[dict[str, Any]], left: float, read_seconds: float) -> None:
+        super().__init__(events, per_page=5)
+        self.left, self.read_seconds = left, read_seconds
+
+    def seconds_left(self) -> float:
+        return self.left
+
+    def subscribed_events(self, *args: Any, **kwargs: Any) -> FeedRead:
+        self.left -= self.read_seconds
+        return super().subscribed_events(*args, **kwargs)
+
+
+def test_a_read_that_could_not_finish_in_time_is_not_started() -> None:
+    cursors, publisher = InMemoryCursorStore(), RecordingPublisher()
+    feed = SlowFeed(backlog_after_an_outage(cursors), left=70.0, read_seconds=50.0)
+    result = poller(feed, cursors, publisher, max_pages=2, seconds_left=feed.seconds_left).poll(SOURCE)
+    # 20 s were left after the first (truncated) read: less than a read plus the 10 s reserve.
+    assert len(feed.windows) == 1 and feed.left == 20.0
+    assert (result.windows, result.caught_up, result.cursor_moved) == (0, False, False)
 
 
 def test_a_poll_with_no_time_left_reads_nothing() -> None:
@@ -347,7 +393,9 @@ def test_a_window_too_dense_to_read_is_an_error_not_a_skip() -> None:
     burst = time_entry_events(30, NOW - timedelta(minutes=29), timedelta(seconds=1))
     with pytest.raises(BacklogTooDense, match="KANTATA_MAX_PAGES"):
         poller(FeedApi(burst, per_page=5), cursors, publisher, max_pages=2).poll(SOURCE)
-    assert cursors.get("psa").position == NOW - timedelta(minutes=30) and publisher.published == []
+    # Windows before the burst may be closed; nothing at or after its first event is passed over.
+    position = cursors.get("psa").position
+    assert position is not None and position <= created_at_of(burst[0]) and publisher.published == []
 
 
 # --- connector (respx) -------------------------------------------------------------------------------------
@@ -386,8 +434,18 @@ def test_connector_closes_the_window_and_says_when_pages_ran_out() -> None:
     route = respx.get(BASE + SUBSCRIBED_EVENTS_PATH).mock(return_value=httpx.Response(200, json=more))
     kantata, _ = client()
     read = kantata.subscribed_events(NOW - timedelta(hours=1), [], created_before=NOW, max_pages=2)
-    assert not read.complete and len(read.events) == 4 and route.call_count == 2
+    # Kantata says 5 pages after the first one: no point reading two, the window must narrow.
+    assert (read.complete, read.events, read.pages_needed, route.call_count) == (False, [], 5, 1)
     assert dict(route.calls[0].request.url.params)["created_before"] == "2026-11-20T10:20:00Z"
+
+
+@respx.mock
+def test_without_a_page_count_a_read_that_hits_max_pages_is_incomplete() -> None:
+    no_meta = {k: v for k, v in page().items() if k != "meta"}
+    route = respx.get(BASE + SUBSCRIBED_EVENTS_PATH).mock(return_value=httpx.Response(200, json=no_meta))
+    kantata, _ = client(per_page=2)  # every page is full: there may always be one more
+    read = kantata.subscribed_events(NOW - timedelta(hours=1), [], max_pages=3)
+    assert (read.complete, len(read.events), read.pages_needed, route.call_count) == (False, 6, None, 3)
 
 
 @respx.mock
@@ -435,3 +493,14 @@ def test_connector_does_not_retry_a_bad_token() -> None:
 def test_connector_uses_a_timeout_by_default() -> None:
     kantata = KantataClient(BASE, lambda: "t")
     assert kantata._http.timeout.read == 10.0
+
+
+def test_each_account_gets_its_share_of_the_time_left() -> None:
+    left = [120.0]
+    first = fair_share(lambda: left[0], accounts_left=3)
+    assert first() == 40.0  # 80 s stay for the two accounts after it
+    left[0] = 90.0  # it used 30 s
+    assert first() == 10.0
+    second = fair_share(lambda: left[0], accounts_left=2)
+    assert second() == 45.0
+    assert fair_share(lambda: left[0], accounts_left=1)() == 90.0

@@ -84,6 +84,9 @@ class KantataClient:
             batch = _events_of(document)
             events.extend(batch)
             page_count = (document.get("meta") or {}).get("page_count")
+            if isinstance(page_count, int) and page_count > max_pages:
+                # Cannot be read whole: say so after one page, so the caller narrows the window cheaply.
+                return FeedRead([], complete=False, pages_needed=page_count)
             last_page = page >= page_count if isinstance(page_count, int) else len(batch) < self._per_page
             if last_page:
                 return FeedRead(events, complete=True)

@@ -191,6 +191,7 @@ class FeedRead:
 
     events: list[dict[str, Any]]
     complete: bool
+    pages_needed: int | None = None  # when cut short: how many pages Kantata says the window holds
 
 
 class SubscribedEventsApi(Protocol):
@@ -238,6 +239,15 @@ class _Tally:
     rejected: int = 0
 
 
+def _oldest_first(event: Mapping[str, Any]) -> tuple[datetime, str]:
+    """By instant, not by text: offsets and precision vary. Unreadable times first (they are refused)."""
+    try:
+        created_at = created_at_of(event)
+    except MalformedDelivery:
+        created_at = datetime.min.replace(tzinfo=UTC)
+    return created_at, str(event.get("id", ""))
+
+
 class KantataPoller:
     def __init__(
         self,
@@ -267,10 +277,27 @@ class KantataPoller:
         self._narrowest_window = narrowest_window
         self._seconds_left = seconds_left
         self._reserve_seconds = reserve_seconds
+        self._last_read_seconds = 0.0
 
-    def _out_of_time(self) -> bool:
-        """Stop early enough to record progress: a timed-out poll would redo its window forever."""
-        return self._seconds_left is not None and self._seconds_left() < self._reserve_seconds
+    def _out_of_time(self, *, before_a_read: bool = False) -> bool:
+        """Stop early enough to record progress: a timed-out poll would redo its window forever.
+
+        Before a read, the time the last read took is kept free too: a read that cannot finish in time
+        is wasted, and a poll that only ever wastes reads never moves the cursor.
+        """
+        if self._seconds_left is None:
+            return False
+        needed = self._reserve_seconds + (self._last_read_seconds if before_a_read else 0.0)
+        return self._seconds_left() < needed
+
+    def _read(self, since: datetime, until: datetime | None) -> FeedRead:
+        started = self._seconds_left() if self._seconds_left is not None else 0.0
+        read = self._api.subscribed_events(
+            since, self._event_types, created_before=until, max_pages=self._max_pages
+        )
+        if self._seconds_left is not None:
+            self._last_read_seconds = max(0.0, started - self._seconds_left())
+        return read
 
     def poll(self, source: SourceConfig) -> PollResult:
         """Read since cursor - overlap in windows that fit the page limit, accept each, move the cursor."""
@@ -280,14 +307,14 @@ class KantataPoller:
         since = (cursor.position or now) - self._overlap
         until: datetime | None = None  # open: up to the newest event Kantata has
         tally, windows, moved = _Tally(), 0, False
-        for _ in range(self._max_windows * 8):  # halvings included: bounded whatever the feed does
-            if self._out_of_time():
+        for _ in range(self._max_windows * 8):  # narrowings included: bounded whatever the feed does
+            if self._out_of_time(before_a_read=True):
                 break
-            read = self._api.subscribed_events(
-                since, self._event_types, created_before=until, max_pages=self._max_pages
-            )
+            read = self._read(since, until)
             if not read.complete:
-                until = self._narrower(source, since, until or now, cursor.position or since)
+                until = self._narrower(
+                    source, since, until or now, cursor.position or since, read.pages_needed
+                )
                 continue
             newest, finished = self._accept_all(source, read.events, now, tally)
             windows += 1
@@ -308,25 +335,39 @@ class KantataPoller:
                 return self._result(source, tally, cursor.position, moved, windows, caught_up=True)
             if windows >= self._max_windows:
                 break
-            # Next window: twice the width that fitted, or open-ended once that reaches now.
+            # Next window: twice the width that fitted, or open-ended once that reaches now. At least a
+            # second of overlap: Kantata's bounds may be exclusive or whole seconds.
             width = until - since
-            since = until - self._overlap
+            since = until - max(self._overlap, timedelta(seconds=1))
             until = since + 2 * width if since + 2 * width < now else None
         return self._result(source, tally, cursor.position, moved, windows, caught_up=False)
 
-    def _narrower(self, source: SourceConfig, since: datetime, upper: datetime, floor: datetime) -> datetime:
-        """Half the window; it must still end past the cursor, or no window can make progress."""
-        middle = since + (upper - since) / 2
-        if middle <= floor + self._narrowest_window:
+    def _narrower(
+        self,
+        source: SourceConfig,
+        since: datetime,
+        upper: datetime,
+        floor: datetime,
+        pages_needed: int | None,
+    ) -> datetime:
+        """A window that should fit: in proportion when Kantata said how many pages it needed, else half.
+
+        It must end past the cursor (`floor`) by at least the narrowest window, or no window could make
+        progress; once even that was too dense, the poll fails loudly instead of skipping events.
+        """
+        narrowest = floor + self._narrowest_window
+        if upper <= narrowest:
             raise BacklogTooDense(
                 f"{source.name}: more than {self._max_pages} pages of events between {since.isoformat()} "
-                f"and {(floor + self._narrowest_window).isoformat()}; raise KANTATA_MAX_PAGES"
+                f"and {upper.isoformat()}; raise KANTATA_MAX_PAGES"
             )
+        fraction = 0.5 if not pages_needed else min(0.5, 0.8 * self._max_pages / pages_needed)
+        until = max(since + (upper - since) * fraction, narrowest)
         logger.info(
             "kantata backlog: narrowing the window",
-            extra={"source": source.name, "since": since.isoformat(), "until": middle.isoformat()},
+            extra={"source": source.name, "since": since.isoformat(), "until": until.isoformat()},
         )
-        return middle
+        return until
 
     def _accept_all(
         self, source: SourceConfig, events: list[dict[str, Any]], now: datetime, tally: _Tally
@@ -338,7 +379,7 @@ class KantataPoller:
         """
         newest: datetime | None = None
         tally.read += len(events)
-        for event in sorted(events, key=lambda e: (str(e.get("created_at", "")), str(e.get("id", "")))):
+        for event in sorted(events, key=_oldest_first):
             try:
                 created_at = created_at_of(event)
                 if self._out_of_time():
@@ -389,3 +430,13 @@ class KantataPoller:
             windows,
             caught_up,
         )
+
+
+def fair_share(seconds_left: Callable[[], float], accounts_left: int) -> Callable[[], float]:
+    """This account's part of the time left: an account with a backlog cannot starve the ones after it."""
+    others = seconds_left() * (accounts_left - 1) / accounts_left
+
+    def share_left() -> float:
+        return seconds_left() - others
+
+    return share_left
