@@ -16,7 +16,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pssync.adapters.wiring import crm_fetchers, deduplicator, ingest_service
 from pssync.config import EventRelaySettings, load_settings
 from pssync.errors import MalformedDelivery
-from pssync.ingest.event_relay import EventRelayNormaliser, event_uuid_of, org_id_of, relay_source_for
+from pssync.ingest.event_relay import (
+    READ_BUDGET_SECONDS,
+    EventRelayNormaliser,
+    event_uuid_of,
+    org_id_of,
+    relay_source_for,
+)
 from pssync.observability import logger
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -31,7 +37,9 @@ def relay_one(record: SQSRecord) -> None:
         raise MalformedDelivery("buffered message is not a JSON EventBridge event") from None
     source = relay_source_for(service.registry, org_id_of(envelope))
     received_at = datetime.now(UTC)
-    normalised = EventRelayNormaliser(crm_fetchers()(source)).normalise(source, envelope, received_at)
+    normalised = EventRelayNormaliser(crm_fetchers(READ_BUDGET_SECONDS)(source)).normalise(
+        source, envelope, received_at
+    )
     result = service.accept(
         source, event_uuid_of(envelope), record.body.encode("utf-8"), normalised, received_at
     )

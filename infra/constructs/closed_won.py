@@ -18,8 +18,9 @@ from infra.constructs.functions import Functions
 from infra.constructs.ingest_common import IngestTargets, grant_crm_token_reads
 from pssync.ingest.sources import SourceConfig
 
-# Each record may spend the CRM connector's 4 s budget: five fit the 30 s timeout with room to spare.
-INBOX_BATCH_SIZE = 5
+# One signal per invocation: its reads may take READ_BUDGET_SECONDS (20 s, Retry-After waits included)
+# of the 30 s timeout (pssync.ingest.closed_won).
+INBOX_BATCH_SIZE = 1
 # CRM APIs rate-limit per app (HubSpot: 100-190 requests per 10 s): two readers at most (SQS minimum).
 MAX_CONCURRENT_READERS = 2
 

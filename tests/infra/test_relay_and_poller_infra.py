@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
+from pssync.ingest import closed_won, event_relay
 from tests.infra.conftest import Synthesis, cfn_lint_output, synthesize
 from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
 from tests.infra.test_infra_template import (
@@ -114,6 +115,8 @@ def test_relay_normaliser_reads_the_buffer_with_partial_failures(full: Resources
     assert ref_target(mapping["Properties"]["FunctionName"]) in fn_id
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert full[buffer_id]["Properties"]["VisibilityTimeout"] >= 6 * 30
+    timeout = functions_by_role(full)["salesforce_event_relay"]["Properties"]["Timeout"]
+    assert mapping["Properties"]["BatchSize"] * event_relay.READ_BUDGET_SECONDS < timeout
 
 
 def test_schedule_invokes_the_poller_with_dlq_and_retry_policy(full: Resources) -> None:
@@ -295,5 +298,8 @@ def test_the_webhook_reads_no_crm_token_and_closed_won_signals_reach_the_resolve
     ]
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}
+    fn = functions_by_role(full)["resolve_closed_won"]
+    # Every read a batch may make, Retry-After waits included, fits the function's timeout.
+    assert mapping["Properties"]["BatchSize"] * closed_won.READ_BUDGET_SECONDS < fn["Properties"]["Timeout"]
     dlq = _logical_id(full, "AWS::SQS::Queue", "QueuesClosedWonInboxDlq")
     assert ref_target(full[inbox]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) == dlq

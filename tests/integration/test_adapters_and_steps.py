@@ -16,6 +16,7 @@ from pssync.adapters.aws import (
     StepFunctionsStarter,
 )
 from pssync.connectors.base import ConnectorCommand, Target
+from pssync.errors import TransientDownstreamError
 from pssync.model import examples
 from pssync.ports import VersionConflict
 from pssync.workflows.provision import CONTRACT
@@ -74,23 +75,38 @@ def test_raw_payload_store_keeps_the_first_receipt_of_the_same_bytes(aws: AwsWor
     assert stored["Metadata"] == {"delivery-id": "delivery-1", "received-at": first_at.isoformat()}
 
 
-class _RefusingS3:
-    def __init__(self, code: str, status: int) -> None:
-        self.error = ClientError(
-            {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
-        )
+class _ScriptedS3:
+    """Answers PutObject with the given errors in turn, then succeeds."""
+
+    def __init__(self, *codes: tuple[str, int]) -> None:
+        self.errors = [
+            ClientError(
+                {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+            )
+            for code, status in codes
+        ]
+        self.calls = 0
 
     def put_object(self, **_: Any) -> None:
-        raise self.error
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
 
 
-def test_raw_payload_store_treats_a_concurrent_write_as_kept_but_not_other_refusals() -> None:
-    at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-    racing = S3RawPayloadStore("raw-payloads", _RefusingS3("ConditionalRequestConflict", 409))
-    assert racing.put("crm", "d", b"x", at).raw_sha256.startswith("2d711642")
-    denied = S3RawPayloadStore("raw-payloads", _RefusingS3("AccessDenied", 403))
+CONFLICT = ("ConditionalRequestConflict", 409)
+
+
+def test_raw_payload_store_retries_a_concurrent_write_then_calls_it_transient() -> None:
+    at, sleeps = datetime(2026, 11, 20, 10, 0, tzinfo=UTC), []
+    settled = _ScriptedS3(CONFLICT)
+    store = S3RawPayloadStore("raw-payloads", settled, sleep=sleeps.append)
+    assert store.put("crm", "d", b"x", at).raw_sha256.startswith("2d711642") and settled.calls == 2
+    stuck = _ScriptedS3(CONFLICT, CONFLICT, CONFLICT)
+    with pytest.raises(TransientDownstreamError, match="still in flight"):  # 503: the sender retries
+        S3RawPayloadStore("raw-payloads", stuck, sleep=sleeps.append).put("crm", "d", b"x", at)
+    assert stuck.calls == 3 and sleeps == [0.05, 0.05, 0.1]
     with pytest.raises(ClientError, match="AccessDenied"):
-        denied.put("crm", "d", b"x", at)
+        S3RawPayloadStore("raw-payloads", _ScriptedS3(("AccessDenied", 403))).put("crm", "d", b"x", at)
 
 
 def test_record_contract_version_handler_writes_version_one_once(aws: AwsWorld) -> None:

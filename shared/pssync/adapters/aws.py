@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -333,37 +334,47 @@ class StepFunctionsStarter:
             raise
 
 
-# S3 answers a conditional write that lost to an existing object with 412, or 409 while a concurrent
-# conditional write to the same key is still in flight.
-_ALREADY_WRITTEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
-
-
 class S3RawPayloadStore:
     """Raw deliveries under raw/<source>/<sha256 prefix>/<sha256>: content-addressed and written once.
 
-    A redelivery of the same bytes finds its object already there and keeps it, so the metadata records
-    the first receipt, which is what an auditor tracing a booking back to its source wants.
+    A redelivery of the same bytes finds its object already there and keeps it (412), so the metadata
+    records the first receipt, which is what an auditor tracing a booking back to its source wants. A 409
+    means a concurrent conditional write to the key is still in flight and may yet fail: retried briefly,
+    then reported as transient, so no event is published pointing at an object that may not exist.
     """
 
-    def __init__(self, bucket: str, client: Any) -> None:
+    CONFLICT_ATTEMPTS = 3
+
+    def __init__(self, bucket: str, client: Any, sleep: Callable[[float], None] = time.sleep) -> None:
         self._bucket = bucket
         self._client = client
+        self._sleep = sleep
 
     def put(self, source: str, delivery_id: str, body: bytes, received_at: datetime) -> Lineage:
         digest = hashlib.sha256(body).hexdigest()
         key = f"raw/{source}/{digest[:2]}/{digest}"
-        try:
-            with translate_aws_errors("s3:PutObject"):
-                self._client.put_object(
-                    Bucket=self._bucket,
-                    Key=key,
-                    Body=body,
-                    IfNoneMatch="*",
-                    Metadata={"delivery-id": delivery_id[:512], "received-at": received_at.isoformat()},
-                )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in _ALREADY_WRITTEN:
-                raise
+        for attempt in range(1, self.CONFLICT_ATTEMPTS + 1):
+            try:
+                with translate_aws_errors("s3:PutObject"):
+                    self._client.put_object(
+                        Bucket=self._bucket,
+                        Key=key,
+                        Body=body,
+                        IfNoneMatch="*",
+                        Metadata={"delivery-id": delivery_id[:512], "received-at": received_at.isoformat()},
+                    )
+                break
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                if code == "PreconditionFailed":
+                    break  # the same bytes are already kept
+                if code != "ConditionalRequestConflict":
+                    raise
+                if attempt == self.CONFLICT_ATTEMPTS:
+                    raise TransientDownstreamError(
+                        f"s3:PutObject {key}: concurrent write still in flight"
+                    ) from error
+                self._sleep(0.05 * attempt)
         return Lineage(
             raw_payload_ref=f"s3://{self._bucket}/{key}", raw_sha256=digest, delivery_id=delivery_id
         )

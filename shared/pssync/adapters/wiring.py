@@ -90,20 +90,28 @@ def ingest_service(settings: IngestSettings) -> IngestService:
 
 
 @_once
-def crm_fetchers() -> CrmFetchers:
-    """Built per source on first use (one pooled httpx client each); bearer tokens cached briefly."""
+def crm_fetchers(read_budget_seconds: float) -> CrmFetchers:
+    """Built per source on first use (one pooled httpx client each); bearer tokens cached briefly.
+
+    `read_budget_seconds` bounds every read for one queued record, Retry-After waits included: the
+    consumer sizes it so a whole batch fits its Lambda timeout.
+    """
     from pssync.connectors.crm import CrmFetchers, SecretsManagerTokenSource  # httpx: only who reads
 
-    return CrmFetchers(SecretsManagerTokenSource(client("secretsmanager")))
+    return CrmFetchers(
+        SecretsManagerTokenSource(client("secretsmanager")),
+        delivery_budget_seconds=read_budget_seconds,
+        deadline_seconds=read_budget_seconds,
+    )
 
 
 @_once
 def closed_won_resolver(settings: IngestSettings) -> ClosedWonResolver:
-    from pssync.ingest.closed_won import ClosedWonResolver
+    from pssync.ingest.closed_won import READ_BUDGET_SECONDS, ClosedWonResolver
 
     return ClosedWonResolver(
         registry=settings.registry(),
-        fetchers=crm_fetchers(),
+        fetchers=crm_fetchers(READ_BUDGET_SECONDS),
         deduplicator=deduplicator(settings),
         publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
     )

@@ -1,14 +1,14 @@
 """CRM record fetchers (HubSpot CRM v3, Salesforce REST, Dataverse Web API) and their contract mappers.
 
-Thin webhooks (HubSpot property changes, Salesforce outbound messages, Dataverse `Win` messages) name a
-record; the facts behind a `ContractBooked` are read from the CRM's API here, inside the sender's
-response budget (HubSpot gives up after 5 s). Every call has a timeout; 429, 5xx and transport errors
-are retried a bounded number of times (3 attempts) with full jitter (Retry-After honoured) inside a
-3.5 s deadline per fetch, and all fetches of one delivery share a 4 s budget (`DeliveryBudget`); when
-that is exhausted the caller gets `TransientDownstreamError` (the sender sees 503 and retries). A
-record that does not exist is `RecordNotFound` (422: retrying the same delivery will not create it).
-A 401/403 (our token) is `TransientDownstreamError` without retry: not the sender's fault, and the
-delivery must not be lost while the token is fixed.
+Thin events (HubSpot property changes, Salesforce outbound messages, Dataverse `Win` messages, CDC
+GAP/UPDATE events) name a record; the facts behind a `ContractBooked` are read from the CRM's API here, by
+the queue consumers (`resolve_closed_won`, the Event Relay normaliser), never inside a webhook. Every call
+has a timeout; 429, 5xx and transport errors are retried a bounded number of times with full jitter
+(Retry-After honoured) inside a per-fetch deadline, and all fetches for one queued record share a budget
+(`DeliveryBudget`) sized by the consumer to fit its batch in the Lambda timeout. When that is exhausted
+the caller gets `TransientDownstreamError`, and the queue retries the record, then parks it in its DLQ.
+A record that does not exist is `RecordNotFound` (`UnprocessableDelivery`). A 401/403 (our token) is
+`TransientDownstreamError` without retry: the record must not be lost while the token is fixed.
 
 Where the contract terms come from (one convention per CRM, deliberately explicit):
 CRMs hold deals and opportunities, not ASC 606 terms. The SOW tool (or CPQ) writes the full
@@ -54,7 +54,7 @@ TokenSource = Callable[[str], str]
 """Secret id -> bearer token (read from Secrets Manager in production, a literal in tests)."""
 
 DEFAULT_DEADLINE_SECONDS = 3.5  # one fetch, retries included
-DEFAULT_DELIVERY_BUDGET_SECONDS = 4.0  # all fetches of one delivery: HubSpot gives up after 5 s
+DEFAULT_DELIVERY_BUDGET_SECONDS = 4.0  # all fetches for one record
 DEFAULT_MAX_ATTEMPTS = 3  # one call plus two retries
 DEFAULT_BACKOFF_SECONDS = 0.25
 SALESFORCE_API_VERSION = "v62.0"
@@ -270,7 +270,7 @@ class DataverseRecordFetcher:
 
 
 class CrmFetchers:
-    """The `fetchers=` factory of IngestService, called once per delivery.
+    """Builds a fetcher per source, called once per queued record.
 
     One pooled CrmHttp per source (connections are reused across deliveries in a warm container); a
     fresh fetcher per delivery, so all fetches of one delivery share `delivery_budget_seconds`.

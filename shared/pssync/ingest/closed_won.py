@@ -25,6 +25,8 @@ from pssync.connectors.crm import (
 )
 from pssync.errors import TransientDownstreamError
 from pssync.ingest.schemes.base import RecordFetcher
+from pssync.ingest.schemes.dataverse import OPPORTUNITY_WON
+from pssync.ingest.schemes.hubspot import CLOSED_WON_STAGES
 from pssync.ingest.schemes.salesforce_outbound import salesforce_datetime, salesforce_iso
 from pssync.ingest.service import check_canonical_size
 from pssync.ingest.sources import SourceConfig, SourceRegistry
@@ -32,6 +34,9 @@ from pssync.model.events import ClosedWonSignalled, ContractBooked, ContractBook
 from pssync.ports import Deduplicator, EventPublisher
 
 FetcherFactory = Callable[[SourceConfig], RecordFetcher | None]
+# One signal per invocation (the inbox's batch size is 1): 20 s of the 30 s timeout for its reads, so a
+# CRM that asks to wait (429 Retry-After at quarter end) is waited for instead of failing the message.
+READ_BUDGET_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,14 @@ def _booking(
     )
 
 
+# A signal can be resolved days later (retries, a DLQ replay): what counts is the record's state now.
+
+
 def book_hubspot_deal(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
     deal = fetcher.fetch("deals", signal.data.record_id)
+    stage = (deal.get("properties") or {}).get("dealstage")
+    if stage is not None and stage not in CLOSED_WON_STAGES:
+        return None  # moved out of closed won since HubSpot sent the event: not a booking
     data = ContractBookedData(
         closed_won_at=signal.data.closed_won_at, contract=contract_terms_from_hubspot_deal(deal)
     )
@@ -81,7 +92,10 @@ def book_salesforce_opportunity(signal: ClosedWonSignalled, fetcher: RecordFetch
 
 def book_dataverse_opportunity(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
     record_id = signal.data.record_id
-    terms = contract_terms_from_dataverse_opportunity(fetcher.fetch("opportunity", record_id), record_id)
+    record = fetcher.fetch("opportunity", record_id)
+    if record.get("statecode", OPPORTUNITY_WON) != OPPORTUNITY_WON:
+        return None  # reopened (or lost) since the Win: not a booking
+    terms = contract_terms_from_dataverse_opportunity(record, record_id)
     data = ContractBookedData(closed_won_at=signal.data.closed_won_at, contract=terms)
     return _booking(signal, data, signal.source_version)
 

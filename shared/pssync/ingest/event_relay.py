@@ -125,6 +125,11 @@ def contract_terms_of(record: Mapping[str, Any], opportunity_id: str) -> Contrac
     return terms
 
 
+# The buffer hands the normaliser 10 records per invocation (infra: BUFFER_BATCH_SIZE) and a thin one
+# reads the CRM: 2.5 s each keeps a whole batch inside the 30 s timeout.
+READ_BUDGET_SECONDS = 2.5
+
+
 class EventRelayNormaliser:
     """One relayed EventBridge event in, zero or more ContractBooked events out.
 

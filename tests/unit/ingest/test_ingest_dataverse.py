@@ -73,6 +73,14 @@ def test_thin_win_message_is_signalled_then_resolved_through_the_web_api() -> No
     assert event.data.contract.customer.external_ids["dynamics365"] == ACCOUNT
 
 
+def test_a_thin_win_reopened_before_it_is_resolved_is_not_booked() -> None:
+    harness = Harness()
+    harness.send("dataverse", dataverse_request(WIN))
+    harness.fetcher.records[("opportunity", DATAVERSE_OPPORTUNITY)]["statecode"] = 0  # open again
+    [resolution] = harness.resolve_signals()
+    assert resolution.dropped and harness.bookings() == []
+
+
 def test_invoice_create_is_invoice_posted_with_exact_amounts() -> None:
     harness = Harness()
     harness.send("dataverse", dataverse_request(INVOICE))

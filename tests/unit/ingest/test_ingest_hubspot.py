@@ -311,6 +311,15 @@ def test_a_deal_the_crm_does_not_know_fails_its_own_resolution_only() -> None:
     assert [b.data.contract.contract_id for b in harness.bookings()] == ["C-2026-0412", "C-2026-0413"]
 
 
+def test_a_deal_reopened_before_its_signal_is_resolved_is_not_booked() -> None:
+    harness = Harness()
+    harness.send("hubspot", hubspot_request(BATCH))
+    harness.fetcher.records[("deals", "18472934002")]["properties"]["dealstage"] = "contractsent"
+    resolutions = harness.resolve_signals()  # e.g. a DLQ replay days later
+    assert [(r.published, r.dropped) for r in resolutions] == [(True, False), (False, True)]
+    assert [b.data.contract.contract_id for b in harness.bookings()] == ["C-2026-0412"]
+
+
 def test_a_crm_outage_fails_resolution_without_publishing_a_booking() -> None:
     harness = Harness()
     harness.send("hubspot", hubspot_request(BATCH))
