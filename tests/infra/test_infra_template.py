@@ -446,6 +446,23 @@ def test_monitoring_alarms_on_every_dead_letter_store_and_failed_executions(reso
     }
     assert watched_queues == dead_letter_stores(resources)
     assert any(alarm["Properties"]["MetricName"] == "ExecutionsFailed" for alarm in alarms)
+    aging = {
+        ref_target(alarm["Properties"]["Dimensions"][0]["Value"]): alarm["Properties"]["Threshold"]
+        for alarm in alarms
+        if alarm["Properties"]["MetricName"] == "ApproximateAgeOfOldestMessage"
+    }
+    assert aging == dict.fromkeys(dead_letter_stores(resources), 24 * 3600)  # exception aging, per store
+
+
+def test_the_dashboard_shows_the_emitted_business_metrics(resources: Resources) -> None:
+    from pssync.observability import BusinessMetric
+
+    (dashboard,) = of_type(resources, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in BusinessMetric:
+        if metric is not BusinessMetric.WORKFLOW_STARTED:
+            assert metric.value in body, metric
+    assert "ApproximateAgeOfOldestMessage" in body
 
 
 def test_cdk_nag_runs_during_synth() -> None:
