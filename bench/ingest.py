@@ -192,6 +192,9 @@ def run(iterations: int = 300, warmup: int = 20) -> dict[str, Any]:
             Name=SECRET_ID, SecretString=json.dumps({"current": secret})
         )
 
+        # The Logger binds its stream when first imported: bind it to the real stdout, or it would keep
+        # the devnull below after it is closed (and a later section's local runtime would write there).
+        import pssync.observability  # noqa: F401
         from pssync.local.webhook_client import standard_webhook_headers
 
         # Logger and Metrics write JSON lines to stdout (CloudWatch on Lambda): keep them, off the terminal.
