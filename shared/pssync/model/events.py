@@ -87,12 +87,15 @@ class ContractBooked(EventEnvelope):
     data: ContractBookedData
 
 
+ClosedWonRecordType = Literal["hubspot-deal", "salesforce-opportunity", "dataverse-opportunity"]
+
+
 class ClosedWonSignalData(BaseModel):
     """A CRM said a deal closed won but sent only its id: the record is read before anything is booked."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    record_type: Literal["hubspot-deal", "salesforce-opportunity", "dataverse-opportunity"]
+    record_type: ClosedWonRecordType
     record_id: str = Field(min_length=1, max_length=64)
     closed_won_at: AwareDatetime
 
@@ -107,6 +110,34 @@ class ClosedWonSignalled(EventEnvelope):
     @property
     def booking_event_id(self) -> str:
         return canonical_event_id(self.source, self.source_event_id)
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        source: str,
+        source_system: SourceSystem,
+        source_event_id: str,
+        source_version: str | None,
+        closed_won_at: datetime,
+        received_at: datetime,
+        record_type: ClosedWonRecordType,
+        record_id: str,
+    ) -> ClosedWonSignalled:
+        """Ids derived once for every source: the signal's own, and the booking's as correlation id."""
+        return cls(
+            event_id=closed_won_signal_id(source, source_event_id),
+            source=source,
+            source_system=source_system,
+            source_event_id=source_event_id,
+            source_version=source_version,
+            correlation_id=canonical_event_id(source, source_event_id),
+            occurred_at=closed_won_at,
+            received_at=received_at,
+            data=ClosedWonSignalData(
+                record_type=record_type, record_id=record_id, closed_won_at=closed_won_at
+            ),
+        )
 
 
 def closed_won_signal_id(source: str, source_event_id: str) -> str:

@@ -17,7 +17,6 @@ from pssync.model.contract import (
     RecurringFee,
 )
 from pssync.model.events import (
-    ClosedWonSignalData,
     ClosedWonSignalled,
     ContractAmended,
     ContractAmendedData,
@@ -27,7 +26,6 @@ from pssync.model.events import (
     EngagementActivatedData,
     SourceSystem,
     canonical_event_id,
-    closed_won_signal_id,
 )
 from pssync.model.parties import Customer, LegalEntity
 from pssync.model.project import ProjectPlan, WbsElement
@@ -178,18 +176,15 @@ def closed_won_signalled() -> ClosedWonSignalled:
     """What a HubSpot closed-won deal event becomes at the webhook, before the deal is read."""
     source_event_id = "62515-2870341-1480912001-1795169695800"
     occurred_at = datetime(2026, 11, 20, 10, 14, 55, 800000, tzinfo=UTC)
-    return ClosedWonSignalled(
-        event_id=closed_won_signal_id("hubspot", source_event_id),
+    return ClosedWonSignalled.of(
         source="hubspot",
         source_system=SourceSystem.HUBSPOT,
         source_event_id=source_event_id,
         source_version="1795169695800",
-        correlation_id=canonical_event_id("hubspot", source_event_id),
-        occurred_at=occurred_at,
+        closed_won_at=occurred_at,
         received_at=datetime(2026, 11, 20, 10, 14, 56, tzinfo=UTC),
-        data=ClosedWonSignalData(
-            record_type="hubspot-deal", record_id="18472934001", closed_won_at=occurred_at
-        ),
+        record_type="hubspot-deal",
+        record_id="18472934001",
     )
 
 

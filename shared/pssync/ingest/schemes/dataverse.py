@@ -48,7 +48,6 @@ from pssync.ingest.schemes.base import (
 from pssync.ingest.sources import SourceConfig
 from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
 from pssync.model.events import (
-    ClosedWonSignalData,
     ClosedWonSignalled,
     ContractBooked,
     ContractBookedData,
@@ -57,7 +56,6 @@ from pssync.model.events import (
     InvoicePosted,
     InvoicePostedData,
     canonical_event_id,
-    closed_won_signal_id,
 )
 from pssync.money import Money
 
@@ -132,12 +130,15 @@ class DataverseScheme:
         if not attributes.get("pssync_contractjson"):
             # Thin context (Win carries only the OpportunityClose): the closed-won resolver reads the
             # record through the Web API behind a queue.
-            signal_id = closed_won_signal_id(context.source.name, common["source_event_id"])
-            return ClosedWonSignalled(
-                **{**common, "event_id": signal_id},
-                data=ClosedWonSignalData(
-                    record_type="dataverse-opportunity", record_id=record_id, closed_won_at=occurred_at
-                ),
+            return ClosedWonSignalled.of(
+                source=context.source.name,
+                source_system=context.source.system,
+                source_event_id=common["source_event_id"],
+                source_version=common["source_version"],
+                closed_won_at=occurred_at,
+                received_at=context.received_at,
+                record_type="dataverse-opportunity",
+                record_id=record_id,
             )
         terms = contract_terms_from_dataverse_opportunity(attributes, record_id)
         return ContractBooked(**common, data=ContractBookedData(closed_won_at=occurred_at, contract=terms))

@@ -48,10 +48,7 @@ from pssync.ingest.schemes.base import (
 from pssync.ingest.sources import SourceConfig
 from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
 from pssync.model.events import (
-    ClosedWonSignalData,
     ClosedWonSignalled,
-    canonical_event_id,
-    closed_won_signal_id,
 )
 
 MAX_EVENTS_PER_DELIVERY = 100
@@ -205,18 +202,15 @@ def _closed_won_signal(
     """The deal is read by the closed-won resolver behind a queue: HubSpot waits 5 s, a batch holds 100."""
     occurred_at = epoch_instant(event.occurred_at, milliseconds=True, what="occurredAt")
     source = context.source
-    signal = ClosedWonSignalled(
-        event_id=closed_won_signal_id(source.name, event.dedupe_id),
+    signal = ClosedWonSignalled.of(
         source=source.name,
         source_system=source.system,
         source_event_id=event.dedupe_id,
         source_version=str(event.occurred_at),
-        correlation_id=canonical_event_id(source.name, event.dedupe_id),  # the booking's id: one thread
-        occurred_at=occurred_at,
+        closed_won_at=occurred_at,
         received_at=context.received_at,
-        data=ClosedWonSignalData(
-            record_type="hubspot-deal", record_id=str(event.object_id), closed_won_at=occurred_at
-        ),
+        record_type="hubspot-deal",
+        record_id=str(event.object_id),
     )
     # attemptNumber changes on every retry of the same event: outside the fingerprint, or each
     # redelivery would read as "same id, different body".

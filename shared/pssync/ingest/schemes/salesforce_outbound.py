@@ -45,10 +45,7 @@ from pssync.ingest.schemes.base import (
 from pssync.ingest.sources import SourceConfig
 from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
 from pssync.model.events import (
-    ClosedWonSignalData,
     ClosedWonSignalled,
-    canonical_event_id,
-    closed_won_signal_id,
 )
 
 KEY_HEADER = "x-pssync-key"
@@ -192,16 +189,13 @@ def _closed_won_signal(
         raise UnprocessableDelivery(f"opportunity id {fields['Id']!r} is not a Salesforce id")
     notified_at = salesforce_datetime(fields.get("LastModifiedDate")) or context.received_at
     source = context.source
-    return ClosedWonSignalled(
-        event_id=closed_won_signal_id(source.name, notification_id),
+    return ClosedWonSignalled.of(
         source=source.name,
         source_system=source.system,
         source_event_id=notification_id,
         source_version=salesforce_iso(notified_at),
-        correlation_id=canonical_event_id(source.name, notification_id),  # the booking's id: one thread
-        occurred_at=notified_at,
+        closed_won_at=notified_at,
         received_at=context.received_at,
-        data=ClosedWonSignalData(
-            record_type="salesforce-opportunity", record_id=fields["Id"], closed_won_at=notified_at
-        ),
+        record_type="salesforce-opportunity",
+        record_id=fields["Id"],
     )
