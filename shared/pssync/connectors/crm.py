@@ -133,11 +133,11 @@ class CrmHttp:
     def get_json(
         self, path: str, params: dict[str, str] | None = None, *, not_after: float | None = None
     ) -> dict[str, Any]:
-        """One logical GET; `not_after` (monotonic) caps it further, e.g. by the delivery's budget."""
+        """One logical GET; `not_after` (monotonic) caps it further, e.g. by the queued record's read budget."""
         deadline = self._monotonic() + self._deadline_seconds
         if not_after is not None:
             deadline = min(deadline, not_after)
-        last_problem = "no time left in the delivery's budget"
+        last_problem = "no time left in the record's read budget"
         for attempt in range(1, self._max_attempts + 1):
             remaining = deadline - self._monotonic()
             if remaining <= 0:
@@ -160,8 +160,8 @@ class CrmHttp:
                     return _json_object(response, path)
                 last_problem = f"HTTP {response.status_code}"
                 if response.status_code not in _RETRYABLE_STATUS:
-                    # 401/403: our token is wrong or expired. Not the sender's fault: 503 so it retries
-                    # once the token is fixed, and the alarm on WebhookNotRecorded fires.
+                    # 401/403: our token is wrong or expired. Transient for the record: its queue
+                    # retries it, then parks it in the DLQ (alarmed) until the token is fixed.
                     raise TransientDownstreamError(f"CRM refused {path}: {last_problem}")
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if attempt == self._max_attempts:
@@ -172,7 +172,7 @@ class CrmHttp:
                 else self._jitter(self._backoff_seconds * 2 ** (attempt - 1))
             )
             if self._monotonic() + delay >= deadline:
-                break  # waiting would overrun the sender's budget: let the sender retry instead
+                break  # waiting would overrun the record's budget: let its queue retry instead
             self._sleep(delay)
         raise TransientDownstreamError(f"CRM fetch of {path} failed after retries: {last_problem}")
 
