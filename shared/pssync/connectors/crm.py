@@ -133,7 +133,7 @@ class CrmHttp:
     def get_json(
         self, path: str, params: dict[str, str] | None = None, *, not_after: float | None = None
     ) -> dict[str, Any]:
-        """One logical GET; `not_after` (monotonic) caps it further, e.g. by the queued record's read budget."""
+        """One logical GET; `not_after` (monotonic) caps it further, e.g. by the record's read budget."""
         deadline = self._monotonic() + self._deadline_seconds
         if not_after is not None:
             deadline = min(deadline, not_after)
