@@ -33,6 +33,7 @@ lint: setup
 	$(BIN)/ruff check shared functions infra tests bench
 	$(BIN)/ruff format --check shared functions infra tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/pytest

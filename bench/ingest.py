@@ -205,7 +205,7 @@ def run(iterations: int = 300, warmup: int = 20) -> dict[str, Any]:
             finally:
                 sys.path.remove(str(FUNCTION_DIR))
         handler = handler_module.handler
-        from pssync.adapters.wiring import client
+        from pssync.wiring import client
 
         def new_delivery() -> dict[str, Any]:
             headers = standard_webhook_headers(secret, body.encode("utf-8"))

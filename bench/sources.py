@@ -17,11 +17,11 @@ from collections.abc import Callable
 from typing import Any
 from xml.etree import ElementTree
 
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes import scheme_for
-from pssync.ingest.schemes.base import NormaliseContext
-from pssync.ingest.verification import SigningSecrets
 from pssync.local.webhook_client import standard_webhook_headers
+from pssync.ports import SigningSecrets
+from pssync.sources import scheme_for
+from pssync.sources.base import NormaliseContext
+from pssync.sources.request import RawRequest
 from tests.unit.ingest import sources_kit as kit
 
 STANDARD_SECRET = "whsec_" + "YmVuY2htYXJrLXN0YW5kYXJkLXdlYmhvb2tzLWtleQ=="

@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pssync.errors import UnknownTenant
-from pssync.ingest.event_relay import relay_source_for
-from pssync.ingest.sources import SignatureScheme, SourceConfig, SourceRegistry
+from pssync.model.sources import SignatureScheme, SourceConfig, SourceRegistry
+from pssync.sources.salesforce.event_relay import relay_source_for
 
 SOURCES_CONTEXT_KEY = "pssync:sources"
 EVENT_RELAY_CONTEXT_KEY = "pssync:salesforce_event_relay"

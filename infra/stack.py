@@ -18,7 +18,7 @@ from infra.constructs.queues import Queues
 from infra.constructs.tables import Tables
 from infra.constructs.workflows import PROPAGATE_AMENDMENT, PROVISION_ENGAGEMENT, Workflow, WorkflowStores
 from infra.sources import EventRelayBus, KantataPolling
-from pssync.ingest.sources import SourceConfig
+from pssync.model.sources import SourceConfig
 
 
 class PssyncStack(Stack):

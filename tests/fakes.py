@@ -9,11 +9,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pssync.connectors.base import ConnectorCommand, RecordedCommand
 from pssync.errors import DeliveryInProgress, UnprocessableDelivery
-from pssync.ingest.verification import SigningSecrets
+from pssync.model.commands import ConnectorCommand
 from pssync.model.events import EventEnvelope, Lineage
-from pssync.ports import DedupeOutcome, StoredVersion, VersionConflict
+from pssync.ports import (
+    Cursor,
+    CursorConflict,
+    DedupeOutcome,
+    RecordedCommand,
+    SigningSecrets,
+    StoredVersion,
+    VersionConflict,
+)
 
 
 @dataclass
@@ -148,9 +155,26 @@ class FakeRecordFetcher:
         self.calls.append((object_type, object_id))
         if self.fail_with is not None:
             raise self.fail_with
-        from pssync.connectors.crm import RecordNotFound
+        from pssync.sources.crm_terms import RecordNotFound
 
         try:
             return self.records[(object_type, object_id)]
         except KeyError:
             raise RecordNotFound(f"{object_type} {object_id} does not exist in the CRM (404)") from None
+
+
+class InMemoryCursorStore:
+    """The fake: same contract, for unit tests."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Cursor] = {}
+
+    def get(self, source: str) -> Cursor:
+        return self.items.get(source, Cursor(source=source, position=None, version=0))
+
+    def advance(self, cursor: Cursor, position: datetime, updated_at: datetime) -> Cursor:
+        if self.get(cursor.source).version != cursor.version:
+            raise CursorConflict(f"cursor of {cursor.source} moved since version {cursor.version}")
+        moved = Cursor(source=cursor.source, position=position, version=cursor.version + 1)
+        self.items[cursor.source] = moved
+        return moved

@@ -1,9 +1,9 @@
 """Step: compute and version the revenue schedule of the recorded contract version."""
 
-from pssync.adapters.wiring import version_store
 from pssync.config import BusinessTableSettings, load_settings
-from pssync.lambda_support import StepPayload, workflow_step
+from pssync.handlers.steps import StepPayload, workflow_step
 from pssync.ports import SystemClock
+from pssync.wiring import version_store
 from pssync.workflows import provision
 
 

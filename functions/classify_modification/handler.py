@@ -1,8 +1,8 @@
 """Step: separate contract, prospective, cumulative catch-up or mixed, from the facts of the amendment."""
 
-from pssync.adapters.wiring import version_store
 from pssync.config import BusinessTableSettings, load_settings
-from pssync.lambda_support import AmendmentPayload, workflow_step
+from pssync.handlers.steps import AmendmentPayload, workflow_step
+from pssync.wiring import version_store
 from pssync.workflows import amendment
 
 

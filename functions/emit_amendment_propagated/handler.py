@@ -2,11 +2,11 @@
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pssync.adapters.wiring import publisher
 from pssync.config import EventBusSettings, load_settings
-from pssync.lambda_support import AmendmentPayload, workflow_step
+from pssync.handlers.steps import AmendmentPayload, workflow_step
 from pssync.observability import BusinessMetric, metrics
 from pssync.ports import SystemClock
+from pssync.wiring import publisher
 from pssync.workflows import amendment
 
 
@@ -29,5 +29,4 @@ def handler(payload: AmendmentPayload) -> dict[str, str]:
         unit=MetricUnit.Seconds,
         value=propagated.data.propagation_seconds,
     )
-    metrics.flush_metrics()
     return {"event_id": propagated.event_id}

@@ -2,11 +2,11 @@
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pssync.adapters.wiring import publisher
 from pssync.config import EventBusSettings, load_settings
-from pssync.lambda_support import StepPayload, workflow_step
+from pssync.handlers.steps import StepPayload, workflow_step
 from pssync.observability import BusinessMetric, metrics
 from pssync.ports import SystemClock
+from pssync.wiring import publisher
 from pssync.workflows import provision
 
 
@@ -26,5 +26,4 @@ def handler(payload: StepPayload) -> dict[str, str]:
     metrics.add_metric(
         name=BusinessMetric.ACTIVATION_TIME, unit=MetricUnit.Seconds, value=activated.data.activation_seconds
     )
-    metrics.flush_metrics()
     return {"event_id": event_id}

@@ -1,8 +1,8 @@
 """Step: refuse stale or duplicate amendments (older source version than the recorded head)."""
 
-from pssync.adapters.wiring import version_store
 from pssync.config import BusinessTableSettings, load_settings
-from pssync.lambda_support import AmendmentPayload, workflow_step
+from pssync.handlers.steps import AmendmentPayload, workflow_step
+from pssync.wiring import version_store
 from pssync.workflows import amendment
 
 

@@ -1,9 +1,9 @@
 """Step: append contract version N+1 (conditional write over the head it was checked against)."""
 
-from pssync.adapters.wiring import version_store
 from pssync.config import BusinessTableSettings, load_settings
-from pssync.lambda_support import AmendmentPayload, workflow_step
+from pssync.handlers.steps import AmendmentPayload, workflow_step
 from pssync.ports import SystemClock
+from pssync.wiring import version_store
 from pssync.workflows import amendment
 
 

@@ -1,9 +1,9 @@
 """Step: contract version 1, appended once with a conditional write."""
 
-from pssync.adapters.wiring import version_store
 from pssync.config import BusinessTableSettings, load_settings
-from pssync.lambda_support import StepPayload, workflow_step
+from pssync.handlers.steps import StepPayload, workflow_step
 from pssync.ports import SystemClock
+from pssync.wiring import version_store
 from pssync.workflows import provision
 
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-from pssync.adapters.wiring import workflow_starter
 from pssync.config import StartWorkflowSettings, load_settings
+from pssync.handlers.records import QueuedEventRecord
+from pssync.handlers.stack import lambda_handler, sqs_batch
 from pssync.observability import logger
+from pssync.wiring import workflow_starter
 from pssync.workflows.starter import start_workflow
 
-processor = BatchProcessor(event_type=EventType.SQS)
 
-
-def start_one(record: SQSRecord) -> None:
+def start_one(record: QueuedEventRecord) -> None:
     settings = load_settings(StartWorkflowSettings)
     started = start_workflow(record.body, workflow_starter(settings), settings.workflow_name)
     logger.info(
@@ -24,8 +21,6 @@ def start_one(record: SQSRecord) -> None:
     )
 
 
-@logger.inject_lambda_context
+@lambda_handler()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=start_one, processor=processor, context=context
-    )
+    return sqs_batch(event, context, QueuedEventRecord, start_one)

@@ -1,9 +1,9 @@
 """Step: upsert the amended contract version's billing schedule in the ERP."""
 
-from pssync.adapters.wiring import connector_for
 from pssync.config import DeliveryLogSettings, load_settings
-from pssync.lambda_support import AmendmentPayload, workflow_step
+from pssync.handlers.steps import AmendmentPayload, workflow_step
 from pssync.ports import SystemClock
+from pssync.wiring import connector_for
 from pssync.workflows import provision
 
 

@@ -1,6 +1,6 @@
 """Step: cross-field master data rules; a violation goes to the exceptions queue."""
 
-from pssync.lambda_support import StepPayload, workflow_step
+from pssync.handlers.steps import StepPayload, workflow_step
 from pssync.workflows import provision
 
 

@@ -16,7 +16,7 @@ from constructs import Construct
 from infra.constructs.event_bus import EventBus
 from infra.constructs.functions import Functions
 from infra.constructs.ingest_common import IngestTargets, grant_crm_token_reads
-from pssync.ingest.sources import SourceConfig
+from pssync.model.sources import SourceConfig
 
 # One signal per invocation: its reads may take READ_BUDGET_SECONDS (20 s, Retry-After waits included)
 # of the 30 s timeout (pssync.ingest.closed_won).

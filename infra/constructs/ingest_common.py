@@ -19,7 +19,7 @@ from constructs import Construct
 
 from infra.constructs.functions import PssyncFunction
 from infra.constructs.tables import IDEMPOTENCY_EXPIRY_SECONDS
-from pssync.ingest.sources import SourceConfig
+from pssync.model.sources import SourceConfig
 
 
 @dataclass(frozen=True)

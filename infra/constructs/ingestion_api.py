@@ -15,7 +15,7 @@ from infra import runtime
 from infra.constructs.functions import Functions
 from infra.constructs.ingest_common import IngestTargets
 from infra.sources import registry_json
-from pssync.ingest.sources import SourceConfig
+from pssync.model.sources import SourceConfig
 
 # Per-stage defaults; SaaS webhook senders retry on 429, so throttling sheds load without losing events.
 THROTTLING_RATE_LIMIT = 50

@@ -190,7 +190,7 @@ def schemas_check() -> None:
 def _dead_letter_ops() -> Any:
     import boto3
 
-    from pssync.adapters.dead_letters import DeadLetterOps
+    from pssync.ops.dead_letters import DeadLetterOps
 
     return DeadLetterOps(boto3.client("sqs"), boto3.client("events"))
 

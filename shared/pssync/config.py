@@ -5,13 +5,14 @@ Domain code never reads the environment; handlers ask for the settings model the
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pssync.ingest.sources import SourceRegistry
+from pssync.model.sources import SourceRegistry
 
 # 72 h is the longest source retry horizon (HubSpot, Stripe); one more day of margin.
 DEFAULT_IDEMPOTENCY_EXPIRY_SECONDS = 4 * 24 * 3600
@@ -60,11 +61,30 @@ class KantataPollerSettings(IngestSettings):
 
     cursor_table_name: str
     kantata_base_url: str = "https://api.mavenlink.com"
-    kantata_token_secret_ids: str = Field("{}", description='JSON {"<source name>": "<secret id>"}')
+    kantata_token_secret_ids: tuple[tuple[str, str], ...] = Field(
+        (), description='JSON {"<source name>": "<secret id>"} in the environment'
+    )
     kantata_currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="Currency of rate_in_cents")
     kantata_overlap_seconds: int = Field(600, ge=0, le=9 * 24 * 3600)
-    kantata_event_types: str = "time_entry:created,time_entry:updated,time_entry:deleted"
+    kantata_event_types: tuple[str, ...] = ("time_entry:created", "time_entry:updated", "time_entry:deleted")
     kantata_max_pages: int = Field(20, ge=1, le=1000)
+
+    @field_validator("kantata_token_secret_ids", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        """Kept as pairs: settings are hashable (one set of adapters per configuration)."""
+        if isinstance(value, str):
+            value = json.loads(value)
+        return tuple(sorted(value.items())) if isinstance(value, dict) else value
+
+    def kantata_token_secret_id(self, source: str) -> str | None:
+        return dict(self.kantata_token_secret_ids).get(source)
+
+    @field_validator("kantata_event_types", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """The environment holds `a,b,c`."""
+        return tuple(t.strip() for t in value.split(",") if t.strip()) if isinstance(value, str) else value
 
 
 S = TypeVar("S", bound=_Settings)

@@ -80,3 +80,34 @@ class BusinessRuleViolation(PssyncError):
     """Retrying will not help: the data breaks a rule. Lands on the exceptions queue."""
 
     code = "business_rule"
+
+
+class VendorRejected(PssyncError):
+    """A vendor API refused the request for good (a 4xx other than throttling); retrying will not help.
+
+    `status` is the HTTP status, `vendor_code` the vendor's own error code when its body names one.
+    """
+
+    code = "vendor_rejected"
+
+    def __init__(self, message: str, *, status: int, vendor_code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.vendor_code = vendor_code
+
+
+class VendorNotFound(VendorRejected):
+    """404 / 410: the record the request named does not exist at the vendor."""
+
+    code = "vendor_not_found"
+
+
+class VendorAuthRefused(TransientDownstreamError):
+    """401 / 403: our credentials were refused. Not retried in the call; transient for the work item,
+    which its queue or workflow retries and then parks until an operator fixes the credentials."""
+
+    code = "vendor_auth_refused"
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

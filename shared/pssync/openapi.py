@@ -20,9 +20,9 @@ from pssync.errors import (
     UnknownTenant,
     UnprocessableDelivery,
 )
-from pssync.ingest.schemes.base import AcceptedResponse, ErrorResponse
-from pssync.ingest.schemes.standard_webhooks import StandardWebhooksMessage
-from pssync.ingest.sources import SignatureScheme
+from pssync.model.sources import SignatureScheme
+from pssync.sources.base import AcceptedResponse, ErrorResponse
+from pssync.sources.standard_webhooks import StandardWebhooksMessage
 
 API_VERSION = "1.0.0"
 _REF = "#/components/schemas/"

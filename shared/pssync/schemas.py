@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pssync.ingest.schemes.standard_webhooks import ContractBookedNotice, StandardWebhooksMessage
 from pssync.model import examples
 from pssync.model.events import CANONICAL_EVENTS, SCHEMA_VERSION, event_type_of
 from pssync.openapi import openapi_document
 from pssync.revenue import scenario_json_schema
+from pssync.sources.standard_webhooks import ContractBookedNotice, StandardWebhooksMessage
 
 
 def _kebab(name: str) -> str:

@@ -30,8 +30,8 @@ import respx
 
 from pssync.adapters.aws import DynamoDBVersionStore
 from pssync.adapters.cursors import DynamoDBCursorStore
-from pssync.connectors.kantata import SUBSCRIBED_EVENTS_PATH
 from pssync.local.runtime import LocalRuntime
+from pssync.sources.kantata.feed import SUBSCRIBED_EVENTS_PATH
 from pssync.workflows.provision import CONTRACT
 from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
 from tests.unit.ingest.sources_kit import hubspot_deal, hubspot_v3

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pssync.connectors.base import ShadowConnector
+from pssync.connectors.shadow import ShadowConnector
 from pssync.errors import TransientDownstreamError
 from tests.e2e.conftest import Driver
 

@@ -37,7 +37,12 @@ def sqs_record(body: str, message_id: str) -> dict[str, Any]:
         "messageId": message_id,
         "receiptHandle": message_id,
         "body": body,
-        "attributes": {},
+        "attributes": {  # what Lambda's SQS event source always sends
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1763633700000",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1763633700001",
+        },
         "messageAttributes": {},
         "md5OfBody": "",
         "eventSource": "aws:sqs",

@@ -15,12 +15,12 @@ from pssync.adapters.aws import (
     S3RawPayloadStore,
     StepFunctionsStarter,
 )
-from pssync.connectors.base import ConnectorCommand, Target
 from pssync.errors import TransientDownstreamError
 from pssync.model import examples
+from pssync.model.commands import ConnectorCommand, Target
 from pssync.ports import VersionConflict
 from pssync.workflows.provision import CONTRACT
-from tests.integration.conftest import AwsWorld, context, load_handler
+from tests.integration.conftest import AwsWorld, context, load_handler, sqs_record
 
 
 def test_version_store_appends_conditionally_and_reads_history(aws: AwsWorld) -> None:
@@ -130,22 +130,7 @@ def test_step_errors_surface_with_their_class_name_for_step_functions(aws: AwsWo
 
 
 def _sqs_event(*bodies: str) -> dict:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"r{i}",
-                "body": body,
-                "attributes": {},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:inbox",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
+    return {"Records": [sqs_record(body, f"m{i}") for i, body in enumerate(bodies)]}
 
 
 def test_start_workflow_names_executions_by_business_event_and_reports_bad_records(

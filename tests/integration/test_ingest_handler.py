@@ -126,7 +126,7 @@ def test_missing_signing_secret_fails_closed_with_503(
 
 
 def test_the_query_string_reaches_the_scheme() -> None:
-    from pssync.api_gateway import request_url
+    from pssync.handlers.api_gateway import request_url
 
     event = {"path": "/webhooks/sfdc", "multiValueQueryStringParameters": {"key": ["a b"], "x": ["1", "2"]}}
     assert request_url(event) == "/webhooks/sfdc?key=a+b&x=1&x=2"

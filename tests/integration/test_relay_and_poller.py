@@ -11,10 +11,10 @@ import pytest
 import respx
 
 from pssync.adapters.cursors import DynamoDBCursorStore
-from pssync.connectors.kantata import SUBSCRIBED_EVENTS_PATH
 from pssync.errors import TransientDownstreamError
-from pssync.ingest.kantata import CursorConflict
 from pssync.local.lambda_host import FakeLambdaContext
+from pssync.ports import CursorConflict
+from pssync.sources.kantata.feed import SUBSCRIBED_EVENTS_PATH
 from tests.integration.conftest import AwsWorld, context, load_handler, sqs_record
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "samples"
@@ -102,9 +102,18 @@ def test_poller_handler_publishes_time_approved_and_dedupes_overlapping_polls(wo
     assert cursor.version == 2 and cursor.position == datetime(2026, 11, 20, 11, 0, 3, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("bad_answer", "cause"),
+    [
+        (httpx.Response(401, json={"errors": [{"message": "invalid token"}]}), "VendorAuthRefused"),
+        # A 200 whose body is not JSON (a maintenance page) once raised JSONDecodeError past the loop.
+        (httpx.Response(200, text="<html>down for maintenance</html>"), "not JSON"),
+    ],
+    ids=["revoked-token", "200-not-json"],
+)
 @respx.mock
-def test_one_kantata_account_refusing_its_token_does_not_stop_the_others(
-    world: AwsWorld, monkeypatch: pytest.MonkeyPatch
+def test_one_kantata_account_failing_does_not_stop_the_others(
+    world: AwsWorld, monkeypatch: pytest.MonkeyPatch, bad_answer: httpx.Response, cause: str
 ) -> None:
     second = {"name": "psa-eu", "scheme": "kantata-poll", "system": "kantata", "tenants": ["67890"]}
     monkeypatch.setenv("SOURCE_REGISTRY", json.dumps([second, *REGISTRY]))
@@ -119,14 +128,14 @@ def test_one_kantata_account_refusing_its_token_does_not_stop_the_others(
 
     def kantata(request: httpx.Request) -> httpx.Response:
         if request.headers["Authorization"] == "Bearer revoked":
-            return httpx.Response(401, json={"errors": [{"message": "invalid token"}]})
+            return bad_answer
         return httpx.Response(200, json=good_page)
 
     respx.get("https://kantata.test" + SUBSCRIBED_EVENTS_PATH).mock(side_effect=kantata)
     handler = load_handler("kantata_poller")
     with pytest.raises(TransientDownstreamError, match="psa-eu") as failure:
         handler({"source": "aws.events"}, context("kantata_poller"))
-    assert "KantataApiError" in str(failure.value)
+    assert cause in str(failure.value)
     # psa-eu was polled first and failed; psa still ran, and the invocation still fails for the DLQ.
     assert [m["detail"]["source_event_id"] for m in world.captured()] == ["5001", "5002"]
     assert DynamoDBCursorStore("cursors", world.clients["dynamodb"]).get("psa-eu").version == 0

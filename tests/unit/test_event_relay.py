@@ -11,10 +11,15 @@ from typing import Any
 import pytest
 
 from pssync.errors import UnknownTenant, UnprocessableDelivery
-from pssync.ingest.event_relay import EventRelayNormaliser, event_uuid_of, org_id_of, relay_source_for
 from pssync.ingest.service import IngestService
-from pssync.ingest.sources import SourceConfig, SourceRegistry
 from pssync.model.events import ContractBooked, canonical_event_id
+from pssync.model.sources import SourceConfig, SourceRegistry
+from pssync.sources.salesforce.event_relay import (
+    EventRelayNormaliser,
+    event_uuid_of,
+    org_id_of,
+    relay_source_for,
+)
 from tests.fakes import (
     FakeRecordFetcher,
     FakeSecrets,

@@ -16,12 +16,12 @@ from pssync.errors import (
     UnknownSource,
     UnprocessableDelivery,
 )
-from pssync.ingest.request import RawRequest
 from pssync.ingest.service import IngestService
-from pssync.ingest.sources import SignatureScheme, SourceConfig, SourceRegistry
-from pssync.ingest.verification import SigningSecrets
 from pssync.local.webhook_client import standard_webhook_headers
 from pssync.model.events import ContractBooked, SourceSystem, canonical_event_id
+from pssync.model.sources import SignatureScheme, SourceConfig, SourceRegistry
+from pssync.ports import SigningSecrets
+from pssync.sources.request import RawRequest
 from tests.conftest import WEBHOOK_SECRET
 from tests.fakes import FakeSecrets, FixedClock, InMemoryDeduplicator, InMemoryRawPayloads, RecordingPublisher
 

@@ -13,23 +13,30 @@ import httpx
 import pytest
 import respx
 
-from pssync.adapters.cursors import InMemoryCursorStore
-from pssync.connectors.kantata import SUBSCRIBED_EVENTS_PATH, KantataApiError, KantataClient
-from pssync.errors import DeliveryInProgress, PayloadTooLarge, TransientDownstreamError, UnknownTenant
-from pssync.ingest.kantata import (
-    BacklogTooDense,
-    Cursor,
-    FeedRead,
-    KantataNormaliser,
-    KantataPoller,
-    created_at_of,
-    fair_share,
+from pssync.errors import (
+    DeliveryInProgress,
+    PayloadTooLarge,
+    TransientDownstreamError,
+    UnknownTenant,
+    VendorAuthRefused,
 )
 from pssync.ingest.service import IngestService
-from pssync.ingest.sources import SourceConfig, SourceRegistry
 from pssync.model.events import TimeApproved
+from pssync.model.sources import SourceConfig, SourceRegistry
 from pssync.money import Money
-from tests.fakes import FakeSecrets, FixedClock, InMemoryDeduplicator, InMemoryRawPayloads, RecordingPublisher
+from pssync.ports import Cursor, FeedRead
+from pssync.sources.kantata.feed import SUBSCRIBED_EVENTS_PATH, KantataFeed
+from pssync.sources.kantata.normaliser import KantataNormaliser, created_at_of
+from pssync.sources.kantata.poller import BacklogTooDense, KantataPoller, fair_share
+from pssync.wiring import kantata_http
+from tests.fakes import (
+    FakeSecrets,
+    FixedClock,
+    InMemoryCursorStore,
+    InMemoryDeduplicator,
+    InMemoryRawPayloads,
+    RecordingPublisher,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "samples" / "kantata"
 BASE = "https://kantata.test"
@@ -401,9 +408,10 @@ def test_a_window_too_dense_to_read_is_an_error_not_a_skip() -> None:
 # --- connector (respx) -------------------------------------------------------------------------------------
 
 
-def client(**kwargs: Any) -> tuple[KantataClient, list[float]]:
+def client(per_page: int = 200, **kwargs: Any) -> tuple[KantataFeed, list[float]]:
     sleeps: list[float] = []
-    return KantataClient(BASE, lambda: "tok", sleep=sleeps.append, rng=lambda: 0.5, **kwargs), sleeps
+    http = kantata_http(BASE, lambda: "tok", sleep=sleeps.append, rng=lambda: 0.5, **kwargs)
+    return KantataFeed(http, per_page=per_page), sleeps
 
 
 @respx.mock
@@ -485,14 +493,14 @@ def test_connector_gives_up_after_bounded_retries_on_timeouts() -> None:
 def test_connector_does_not_retry_a_bad_token() -> None:
     route = respx.get(BASE + SUBSCRIBED_EVENTS_PATH).mock(return_value=httpx.Response(401))
     kantata, _ = client()
-    with pytest.raises(KantataApiError):
+    with pytest.raises(VendorAuthRefused):
         kantata.subscribed_events(NOW, [])
     assert route.call_count == 1
 
 
 def test_connector_uses_a_timeout_by_default() -> None:
-    kantata = KantataClient(BASE, lambda: "t")
-    assert kantata._http.timeout.read == 10.0
+    kantata = kantata_http(BASE, lambda: "t")
+    assert kantata.client.timeout.read == 10.0
 
 
 def test_each_account_gets_its_share_of_the_time_left() -> None:

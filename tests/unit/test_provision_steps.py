@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from pssync.connectors.base import ShadowConnector, Target
+from pssync.connectors.shadow import ShadowConnector
 from pssync.errors import BusinessRuleViolation
 from pssync.model import examples
+from pssync.model.commands import Target
 from pssync.model.contract import BillingMilestone, MilestoneBilling
 from pssync.model.events import ContractBooked
 from pssync.workflows import provision

@@ -6,7 +6,8 @@ import pytest
 from pssync import schemas
 from pssync.errors import BusinessRuleViolation
 from pssync.model import examples
-from pssync.workflows.starter import ATTEMPT_KEY, execution_name, start_workflow
+from pssync.model.queued import ATTEMPT_KEY, QueuedEvent
+from pssync.workflows.starter import execution_name, start_workflow
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 
@@ -21,7 +22,7 @@ class RecordingStarter:
         return f"arn:{name}", newly
 
 
-def _bus_message(attempt: int | None = None) -> str:
+def _bus_message(attempt: int | None = None) -> QueuedEvent:
     document = {
         "detail-type": "ContractBooked",
         "source": "pssync.ingest",
@@ -29,7 +30,7 @@ def _bus_message(attempt: int | None = None) -> str:
     }
     if attempt is not None:
         document[ATTEMPT_KEY] = attempt
-    return json.dumps(document)
+    return QueuedEvent.from_message(json.dumps(document))
 
 
 def test_execution_name_is_derived_from_the_business_event() -> None:
@@ -54,7 +55,9 @@ def test_execution_names_respect_step_functions_limits() -> None:
 
 def test_garbage_on_the_inbox_is_a_business_exception_not_a_retry() -> None:
     with pytest.raises(BusinessRuleViolation, match="not a canonical event"):
-        start_workflow('{"detail-type": "Nope"}', RecordingStarter(), "provision-engagement")
+        start_workflow(
+            QueuedEvent.from_message('{"detail-type": "Nope"}'), RecordingStarter(), "provision-engagement"
+        )
 
 
 def test_checked_in_schemas_and_samples_match_the_models() -> None:

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pssync.errors import MalformedDelivery, SignatureInvalid, StaleDelivery
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes.standard_webhooks import StandardWebhooksScheme as StandardWebhooksVerifier
-from pssync.ingest.sources import SignatureScheme, SourceConfig
-from pssync.ingest.verification import SigningSecrets
 from pssync.local.webhook_client import standard_webhook_headers
 from pssync.model.events import SourceSystem
+from pssync.model.sources import SignatureScheme, SourceConfig
+from pssync.ports import SigningSecrets
+from pssync.sources.request import RawRequest
+from pssync.sources.standard_webhooks import StandardWebhooksScheme as StandardWebhooksVerifier
 from tests.conftest import PREVIOUS_SECRET, WEBHOOK_SECRET
 
 NOW = datetime(2026, 11, 20, 10, 15, 30, tzinfo=UTC)

@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from pssync.adapters.wiring import _once
+from pssync.wiring import _once
 
 
 def test_racing_first_calls_build_one_instance_per_argument() -> None:
@@ -28,3 +28,12 @@ def test_racing_first_calls_build_one_instance_per_argument() -> None:
     assert builds == ["ingest"]
     assert all(instance is instances[0] for instance in instances)
     assert build("other") is not instances[0] and builds == ["ingest", "other"]
+
+
+def test_ci_draws_the_same_hypothesis_examples_every_run() -> None:
+    from hypothesis import settings
+
+    from tests.conftest import HYPOTHESIS_PROFILE
+
+    assert settings.default.derandomize is (HYPOTHESIS_PROFILE == "ci")
+    assert settings.get_profile("ci").derandomize and settings.get_profile("ci").database is None

@@ -1,1 +1,1 @@
-"""Adapters: the only modules that do I/O (AWS SDK, HTTP)."""
+"""AWS implementations of the ports (DynamoDB, EventBridge, S3, Secrets Manager, Step Functions)."""

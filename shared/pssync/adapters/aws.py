@@ -25,11 +25,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pssync.connectors.base import ConnectorCommand, RecordedCommand
 from pssync.errors import DeliveryInProgress, TransientDownstreamError, UnprocessableDelivery
-from pssync.ingest.verification import SigningSecrets
+from pssync.model.commands import ConnectorCommand
 from pssync.model.events import EventEnvelope, Lineage
-from pssync.ports import DedupeOutcome, StoredVersion, VersionConflict
+from pssync.ports import DedupeOutcome, RecordedCommand, SigningSecrets, StoredVersion, VersionConflict
 
 _TRANSIENT_CODES = {
     "ThrottlingException",
@@ -378,3 +377,13 @@ class S3RawPayloadStore:
         return Lineage(
             raw_payload_ref=f"s3://{self._bucket}/{key}", raw_sha256=digest, delivery_id=delivery_id
         )
+
+
+class SecretsManagerTokenSource:
+    """Bearer tokens stored as {"access_token": ...}; cached briefly (a rotator keeps them fresh)."""
+
+    def __init__(self, client: Any, max_age_seconds: int = 300) -> None:
+        self._secrets = JsonSecrets(client, max_age_seconds)
+
+    def __call__(self, secret_id: str) -> str:
+        return str(self._secrets.read(secret_id, "access_token")["access_token"])

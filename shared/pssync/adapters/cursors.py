@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pssync.adapters.aws import translate_aws_errors
-from pssync.ingest.kantata import Cursor, CursorConflict
+from pssync.ports import Cursor, CursorConflict
 
 
 def _pk(source: str) -> str:
@@ -68,20 +68,3 @@ class DynamoDBCursorStore:
                 ) from None
             raise
         return Cursor(source=cursor.source, position=position, version=version)
-
-
-class InMemoryCursorStore:
-    """The fake: same contract, for unit tests."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, Cursor] = {}
-
-    def get(self, source: str) -> Cursor:
-        return self.items.get(source, Cursor(source=source, position=None, version=0))
-
-    def advance(self, cursor: Cursor, position: datetime, updated_at: datetime) -> Cursor:
-        if self.get(cursor.source).version != cursor.version:
-            raise CursorConflict(f"cursor of {cursor.source} moved since version {cursor.version}")
-        moved = Cursor(source=cursor.source, position=position, version=cursor.version + 1)
-        self.items[cursor.source] = moved
-        return moved

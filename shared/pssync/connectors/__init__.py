@@ -1,1 +1,1 @@
-"""Outbound connectors to PSA and ERP systems, behind one command interface."""
+"""Outbound connectors: the one vendor HTTP client, and the PSA/ERP targets (shadow today)."""

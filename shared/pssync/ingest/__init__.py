@@ -1,1 +1,1 @@
-"""Inbound webhooks: authenticate, validate, normalise to canonical events, dedupe, publish."""
+"""The ingest use cases: a verified, normalised delivery becomes canonical events, each exactly once."""

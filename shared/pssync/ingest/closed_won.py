@@ -18,20 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pssync.connectors.crm import (
-    contract_terms_from_dataverse_opportunity,
-    contract_terms_from_hubspot_deal,
-    contract_terms_from_salesforce_opportunity,
-)
-from pssync.errors import TransientDownstreamError
-from pssync.ingest.schemes.base import RecordFetcher
-from pssync.ingest.schemes.dataverse import OPPORTUNITY_WON
-from pssync.ingest.schemes.hubspot import CLOSED_WON_STAGES
-from pssync.ingest.schemes.salesforce_outbound import salesforce_datetime, salesforce_iso
+from pssync.errors import BusinessRuleViolation, TransientDownstreamError
 from pssync.ingest.service import check_canonical_size
-from pssync.ingest.sources import SourceConfig, SourceRegistry
-from pssync.model.events import ClosedWonSignalled, ContractBooked, ContractBookedData
-from pssync.ports import Deduplicator, EventPublisher
+from pssync.model.events import ClosedWonSignalled
+from pssync.model.queued import QueuedEvent
+from pssync.model.sources import SourceConfig, SourceRegistry
+from pssync.ports import Deduplicator, EventPublisher, RecordFetcher
+from pssync.sources import booker_for
 
 FetcherFactory = Callable[[SourceConfig], RecordFetcher | None]
 # One signal per invocation (the inbox's batch size is 1): 20 s of the 30 s timeout for its reads, so a
@@ -41,70 +34,15 @@ READ_BUDGET_SECONDS = 20.0
 
 @dataclass(frozen=True)
 class Resolution:
+    signal: str
+    source: str
     booking_event_id: str
     published: bool  # False: booked before (a redelivery or replay), or dropped
     dropped: bool  # the record is no longer won: nothing to book
 
 
-def _booking(
-    signal: ClosedWonSignalled, data: ContractBookedData, source_version: str | None
-) -> ContractBooked:
-    return ContractBooked(
-        event_id=signal.booking_event_id,
-        source=signal.source,
-        source_system=signal.source_system,
-        source_event_id=signal.source_event_id,
-        source_version=source_version,
-        correlation_id=signal.correlation_id,
-        causation_id=signal.event_id,
-        occurred_at=signal.occurred_at,
-        received_at=signal.received_at,
-        lineage=signal.lineage,
-        data=data,
-    )
-
-
-# A signal can be resolved days later (retries, a DLQ replay): what counts is the record's state now.
-
-
-def book_hubspot_deal(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
-    deal = fetcher.fetch("deals", signal.data.record_id)
-    stage = (deal.get("properties") or {}).get("dealstage")
-    if stage is not None and stage not in CLOSED_WON_STAGES:
-        return None  # moved out of closed won since HubSpot sent the event: not a booking
-    data = ContractBookedData(
-        closed_won_at=signal.data.closed_won_at, contract=contract_terms_from_hubspot_deal(deal)
-    )
-    return _booking(signal, data, signal.source_version)
-
-
-def book_salesforce_opportunity(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
-    record = fetcher.fetch("Opportunity", signal.data.record_id)
-    if record.get("IsWon") is False:
-        return None  # reopened since the notification was sent: the latest state is not a booking
-    # The record's own LastModifiedDate orders this booking against later amendments of the same deal.
-    version = salesforce_datetime(record.get("LastModifiedDate")) or signal.occurred_at
-    data = ContractBookedData(
-        closed_won_at=signal.data.closed_won_at, contract=contract_terms_from_salesforce_opportunity(record)
-    )
-    return _booking(signal, data, salesforce_iso(version))
-
-
-def book_dataverse_opportunity(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
-    record_id = signal.data.record_id
-    record = fetcher.fetch("opportunity", record_id)
-    if record.get("statecode", OPPORTUNITY_WON) != OPPORTUNITY_WON:
-        return None  # reopened (or lost) since the Win: not a booking
-    terms = contract_terms_from_dataverse_opportunity(record, record_id)
-    data = ContractBookedData(closed_won_at=signal.data.closed_won_at, contract=terms)
-    return _booking(signal, data, signal.source_version)
-
-
-BOOKERS: dict[str, Callable[[ClosedWonSignalled, RecordFetcher], ContractBooked | None]] = {
-    "hubspot-deal": book_hubspot_deal,
-    "salesforce-opportunity": book_salesforce_opportunity,
-    "dataverse-opportunity": book_dataverse_opportunity,
-}
+# A signal can be resolved days later (retries, a DLQ replay): what counts is the record's state now,
+# which each vendor's booker reads (pssync.sources.<vendor>).
 
 
 class ClosedWonResolver:
@@ -120,6 +58,13 @@ class ClosedWonResolver:
         self._deduplicator = deduplicator
         self._publisher = publisher
 
+    def resolve_queued(self, queued: QueuedEvent) -> Resolution:
+        """A message of the closed-won inbox: it must hold a ClosedWonSignalled."""
+        signal = queued.canonical()
+        if not isinstance(signal, ClosedWonSignalled):
+            raise BusinessRuleViolation(f"{signal.event_id} is not a ClosedWonSignalled", code="bad_message")
+        return self.resolve(signal)
+
     def resolve(self, signal: ClosedWonSignalled) -> Resolution:
         """Raises on anything that should be retried and, if it persists, parked (the caller's queue)."""
         source = self._registry.get(signal.source)
@@ -127,9 +72,11 @@ class ClosedWonResolver:
         if fetcher is None:
             # Configuration: retried, then parked; replay once the source has its crm_api.
             raise TransientDownstreamError(f"source {source.name} has no crm_api to read the deal from")
-        booked = BOOKERS[signal.data.record_type](signal, fetcher)
+        booked = booker_for(signal.data.record_type)(signal, fetcher)
         if booked is None:
-            return Resolution(signal.booking_event_id, published=False, dropped=True)
+            return Resolution(
+                signal.event_id, source.name, signal.booking_event_id, published=False, dropped=True
+            )
         check_canonical_size(booked)
 
         def publish() -> str:
@@ -141,4 +88,4 @@ class ClosedWonResolver:
         outcome = self._deduplicator.once(
             key=f"{source.name}:{signal.source_event_id}:booked", fingerprint=signal.event_id, action=publish
         )
-        return Resolution(outcome.value, published=outcome.first, dropped=False)
+        return Resolution(signal.event_id, source.name, outcome.value, published=outcome.first, dropped=False)

@@ -10,17 +10,21 @@ from collections.abc import Callable
 from datetime import datetime
 
 from pssync.errors import PayloadTooLarge, UnknownSource
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes import scheme_for
-from pssync.ingest.schemes.base import (
-    AcceptedEvent,
-    IngestResult,
-    NormaliseContext,
-    NormalisedEvent,
-)
-from pssync.ingest.sources import SourceConfig, SourceRegistry
 from pssync.model.events import EventEnvelope
-from pssync.ports import Clock, Deduplicator, EventPublisher, RawPayloadStore, SecretsPort
+from pssync.model.sources import SourceConfig, SourceRegistry
+from pssync.ports import (
+    AcceptedEvent,
+    Clock,
+    Deduplicator,
+    EventPublisher,
+    IngestResult,
+    NormalisedEvent,
+    RawPayloadStore,
+    SecretsPort,
+)
+from pssync.sources import scheme_for
+from pssync.sources.base import NormaliseContext
+from pssync.sources.request import RawRequest
 
 # Leaves room for lineage and the workflow's own state next to the event inside 256 KB.
 MAX_CANONICAL_EVENT_BYTES = 200_000

@@ -111,6 +111,22 @@ class ClosedWonSignalled(EventEnvelope):
     def booking_event_id(self) -> str:
         return canonical_event_id(self.source, self.source_event_id)
 
+    def booking(self, data: ContractBookedData, source_version: str | None) -> ContractBooked:
+        """The ContractBooked this signal resolves to: a direct booking's id, the signal as its cause."""
+        return ContractBooked(
+            event_id=self.booking_event_id,
+            source=self.source,
+            source_system=self.source_system,
+            source_event_id=self.source_event_id,
+            source_version=source_version,
+            correlation_id=self.correlation_id,
+            causation_id=self.event_id,
+            occurred_at=self.occurred_at,
+            received_at=self.received_at,
+            lineage=self.lineage,
+            data=data,
+        )
+
     @classmethod
     def of(
         cls,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pssync.workflows.starter import ATTEMPT_KEY
+from pssync.model.queued import ATTEMPT_KEY
 
 REPLAY_TAG = "pssync:replay"
 REPLAY_TARGET_TAG = "pssync:replay-target"

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from pssync.connectors.base import Connector, ConnectorCommand, Target
 from pssync.errors import BusinessRuleViolation, TransientDownstreamError
+from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.contract import ContractTerms, OutputMilestones, scheduled_billing_total
 from pssync.model.events import (
     ContractBooked,
@@ -21,7 +21,7 @@ from pssync.model.events import (
     EventEnvelope,
     completion_envelope,
 )
-from pssync.ports import EventPublisher, VersionConflict, VersionStore
+from pssync.ports import Connector, EventPublisher, VersionConflict, VersionStore
 from pssync.workflows.billing import billing_schedule
 from pssync.workflows.revenue import RevenueSchedule, revenue_schedule_for
 

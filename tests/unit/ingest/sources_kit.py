@@ -22,14 +22,13 @@ from pssync.errors import (
     UnprocessableDelivery,
 )
 from pssync.ingest.closed_won import ClosedWonResolver, Resolution
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes.base import IngestResult, RecordFetcher
 from pssync.ingest.service import IngestService
-from pssync.ingest.sources import SourceConfig, SourceRegistry
-from pssync.ingest.verification import SigningSecrets
 from pssync.model import examples
 from pssync.model.contract import ContractTerms
 from pssync.model.events import ClosedWonSignalled, ContractBooked
+from pssync.model.sources import SourceConfig, SourceRegistry
+from pssync.ports import IngestResult, RecordFetcher, SigningSecrets
+from pssync.sources.request import RawRequest
 from tests.fakes import (
     FakeRecordFetcher,
     FakeSecrets,

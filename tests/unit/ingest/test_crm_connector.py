@@ -10,19 +10,18 @@ import httpx
 import pytest
 import respx
 
-from pssync.connectors.crm import (
-    ContractMappingError,
-    CrmFetchers,
-    CrmHttp,
-    DataverseRecordFetcher,
-    HubSpotRecordFetcher,
-    RecordNotFound,
-    SalesforceRecordFetcher,
-    contract_terms_from_hubspot_deal,
-    contract_terms_from_salesforce_opportunity,
-)
+from pssync.connectors.http import VendorHttp
 from pssync.errors import TransientDownstreamError, UnprocessableDelivery
-from pssync.ingest.sources import CrmApiConfig
+from pssync.model.sources import CrmApiConfig
+from pssync.sources.crm_terms import ContractMappingError, RecordNotFound
+from pssync.sources.dataverse import DataverseRecordFetcher
+from pssync.sources.hubspot import HubSpotRecordFetcher
+from pssync.sources.hubspot import contract_terms_from_deal as contract_terms_from_hubspot_deal
+from pssync.sources.salesforce.records import SalesforceRecordFetcher
+from pssync.sources.salesforce.records import (
+    contract_terms_from_opportunity as contract_terms_from_salesforce_opportunity,
+)
+from pssync.wiring import CrmRecordFetchers, crm_http
 from tests.unit.ingest.sources_kit import SOURCES, hubspot_deal, salesforce_opportunity
 
 HUBSPOT_API = CrmApiConfig.model_validate({"base_url": "https://api.hubapi.com", "token_secret_id": "tok/hs"})
@@ -42,14 +41,14 @@ class FakeTime:
         self.now += seconds
 
 
-def http(api: CrmApiConfig = HUBSPOT_API, clock: FakeTime | None = None, **options: Any) -> CrmHttp:
+def http(api: CrmApiConfig = HUBSPOT_API, clock: FakeTime | None = None, **options: Any) -> VendorHttp:
     clock = clock or FakeTime()
-    return CrmHttp(
+    return crm_http(
         api,
         lambda secret_id: f"token-for-{secret_id}",
         sleep=clock.sleep,
         monotonic=clock.monotonic,
-        jitter=lambda cap: cap,  # deterministic: the full backoff
+        rng=lambda: 1.0,  # deterministic: the full backoff
         **options,
     )
 
@@ -148,12 +147,12 @@ def test_slow_attempts_stop_at_the_deadline() -> None:
 @respx.mock
 def test_fetches_of_one_delivery_share_one_budget() -> None:
     clock = FakeTime()
-    factory = CrmFetchers(
+    factory = CrmRecordFetchers(
         lambda _: "token",
-        delivery_budget_seconds=4.0,
+        read_budget_seconds=4.0,
         sleep=clock.sleep,
         monotonic=clock.monotonic,
-        jitter=lambda cap: cap,
+        rng=lambda: 1.0,
     )
     seen: list[float] = []
 
@@ -238,7 +237,7 @@ def test_dataverse_fetch_uses_the_web_api_entity_set() -> None:
 
 
 def test_fetchers_factory_pools_http_per_source_and_returns_none_without_crm_api() -> None:
-    factory = CrmFetchers(lambda _: "token")
+    factory = CrmRecordFetchers(lambda _: "token", read_budget_seconds=4.0)
     hubspot = factory(SOURCES["hubspot"])
     assert isinstance(hubspot, HubSpotRecordFetcher) and factory(SOURCES["hubspot"]) is not hubspot
     assert len(factory._http) == 1  # one pooled client, a fresh per-delivery budget each call

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pssync.connectors.crm import ContractMappingError, RecordNotFound
 from pssync.errors import (
     DeliveryInProgress,
     MalformedDelivery,
@@ -20,9 +19,10 @@ from pssync.errors import (
     UnknownTenant,
     UnprocessableDelivery,
 )
-from pssync.ingest.schemes.hubspot import HubSpotScheme, legacy_signature, signed_uri, v3_signature
-from pssync.ingest.verification import SigningSecrets
 from pssync.model.events import ClosedWonSignalled, canonical_event_id, closed_won_signal_id
+from pssync.ports import SigningSecrets
+from pssync.sources.crm_terms import ContractMappingError, RecordNotFound
+from pssync.sources.hubspot import HubSpotScheme, legacy_signature, signed_uri, v3_signature
 from tests.unit.ingest.sources_kit import (
     CLOCK,
     HUBSPOT_PREVIOUS,

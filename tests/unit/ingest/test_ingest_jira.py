@@ -16,9 +16,9 @@ from pssync.errors import (
     StaleDelivery,
     UnknownTenant,
 )
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes.jira import jira_signature
 from pssync.model.events import MilestoneCompleted, canonical_event_id
+from pssync.sources.jira import jira_signature
+from pssync.sources.request import RawRequest
 from tests.unit.ingest.sources_kit import (
     JIRA_PREVIOUS,
     NOW_MS,

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pssync.connectors.crm import ContractMappingError
 from pssync.errors import (
     DeliveryInProgress,
     MalformedDelivery,
@@ -20,9 +19,10 @@ from pssync.errors import (
     SignatureInvalid,
     UnknownTenant,
 )
-from pssync.ingest.schemes import scheme_for
-from pssync.ingest.sources import SignatureScheme
 from pssync.model.events import ClosedWonSignalled, canonical_event_id, closed_won_signal_id
+from pssync.model.sources import SignatureScheme
+from pssync.sources import scheme_for
+from pssync.sources.crm_terms import ContractMappingError
 from tests.unit.ingest.sources_kit import (
     SALESFORCE_KEY,
     SALESFORCE_PREVIOUS,

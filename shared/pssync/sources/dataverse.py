@@ -28,7 +28,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pssync.connectors.crm import contract_terms_from_dataverse_opportunity
 from pssync.errors import (
     MalformedDelivery,
     SignatureInvalid,
@@ -36,17 +35,7 @@ from pssync.errors import (
     UnknownTenant,
     UnprocessableDelivery,
 )
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes.base import (
-    HttpReply,
-    IngestResult,
-    NormaliseContext,
-    NormalisedEvent,
-    fingerprint_of,
-    json_acknowledgement,
-)
-from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
+from pssync.model.contract import ContractTerms
 from pssync.model.events import (
     ClosedWonSignalled,
     ContractBooked,
@@ -57,9 +46,17 @@ from pssync.model.events import (
     InvoicePostedData,
     canonical_event_id,
 )
+from pssync.model.sources import SourceConfig
 from pssync.money import Money
+from pssync.ports import IngestResult, JsonReader, NormalisedEvent, RecordFetcher, SigningSecrets
+from pssync.sources.base import HttpReply, NormaliseContext, fingerprint_of, json_acknowledgement
+from pssync.sources.crm_terms import check_amount, checked_id, read_record, terms_from_json, with_crm_identity
+from pssync.sources.request import RawRequest
+from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
 
 KEY_HEADER = "x-pssync-key"
+WEB_API_PATH = "/api/data/v9.2"
+CONTRACT_TERMS_ATTRIBUTE = "pssync_contractjson"
 OPPORTUNITY_WON = 1
 _EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 _WCF_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
@@ -127,7 +124,7 @@ class DataverseScheme:
     ) -> ContractBooked | ClosedWonSignalled:
         occurred_at = _operation_created_on(document) or context.received_at
         common = _common(context, document, occurred_at)
-        if not attributes.get("pssync_contractjson"):
+        if not attributes.get(CONTRACT_TERMS_ATTRIBUTE):
             # Thin context (Win carries only the OpportunityClose): the closed-won resolver reads the
             # record through the Web API behind a queue.
             return ClosedWonSignalled.of(
@@ -140,7 +137,7 @@ class DataverseScheme:
                 record_type="dataverse-opportunity",
                 record_id=record_id,
             )
-        terms = contract_terms_from_dataverse_opportunity(attributes, record_id)
+        terms = contract_terms_from_opportunity(attributes, record_id)
         return ContractBooked(**common, data=ContractBookedData(closed_won_at=occurred_at, contract=terms))
 
     def acknowledge(self, result: IngestResult) -> HttpReply:
@@ -277,3 +274,45 @@ def _money_value(value: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise UnprocessableDelivery(f"{value!r} is not an amount")
     return Decimal(str(value))
+
+
+# --- the opportunity behind a thin Win ----------------------------------------------------------------
+
+
+class DataverseRecordFetcher:
+    """`fetch("opportunity", id)`: GET /api/data/v9.2/opportunities({id})."""
+
+    _ENTITY_SETS = {"opportunity": "opportunities", "invoice": "invoices"}
+
+    def __init__(self, http: JsonReader) -> None:
+        self._http = http
+
+    def fetch(self, object_type: str, object_id: str) -> dict[str, Any]:
+        entity_set = self._ENTITY_SETS.get(object_type)
+        if entity_set is None:
+            raise ValueError(f"Dataverse fetcher reads {sorted(self._ENTITY_SETS)}, not {object_type!r}")
+        return read_record(self._http, f"{WEB_API_PATH}/{entity_set}({checked_id(object_id)})")
+
+
+def contract_terms_from_opportunity(attributes: dict[str, Any], opportunity_id: str) -> ContractTerms:
+    """`attributes` as a flat dict: Web API JSON, or a RemoteExecutionContext image flattened."""
+    terms = terms_from_json(attributes.get(CONTRACT_TERMS_ATTRIBUTE), f"opportunity {opportunity_id}")
+    actual = attributes.get("actualvalue")
+    if isinstance(actual, dict):  # Money in a RemoteExecutionContext: {"__type": "Money:...", "Value": ...}
+        actual = actual.get("Value")
+    check_amount(terms, actual, None, f"opportunity {opportunity_id}")
+    customer = attributes.get("customerid") or attributes.get("parentaccountid")
+    customer_id = customer.get("Id") if isinstance(customer, dict) else attributes.get("_customerid_value")
+    return with_crm_identity(terms, opportunity_id, "dynamics365", str(customer_id) if customer_id else None)
+
+
+def book_opportunity(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
+    """A thin Win booked from the opportunity as it is now (None: reopened or lost since the Win)."""
+    record_id = signal.data.record_id
+    record = fetcher.fetch("opportunity", record_id)
+    if record.get("statecode", OPPORTUNITY_WON) != OPPORTUNITY_WON:
+        return None
+    terms = contract_terms_from_opportunity(record, record_id)
+    return signal.booking(
+        ContractBookedData(closed_won_at=signal.data.closed_won_at, contract=terms), signal.source_version
+    )

@@ -36,18 +36,12 @@ from pssync.errors import (
     UnknownTenant,
     UnprocessableDelivery,
 )
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes.base import (
-    HttpReply,
-    IngestResult,
-    NormaliseContext,
-    NormalisedEvent,
-    fingerprint_of,
-    json_acknowledgement,
-)
-from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
 from pssync.model.events import MilestoneCompleted, MilestoneCompletedData, canonical_event_id
+from pssync.model.sources import SourceConfig
+from pssync.ports import IngestResult, NormalisedEvent, SigningSecrets
+from pssync.sources.base import HttpReply, NormaliseContext, fingerprint_of, json_acknowledgement
+from pssync.sources.request import RawRequest
+from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
 
 MILESTONE_ISSUE_TYPE = "Milestone"
 MILESTONE_LABEL = "pssync-milestone"

@@ -1,4 +1,4 @@
-"""Kantata OX subscribed events: normalise time entries, and the poll use case with its cursor.
+"""Kantata OX: the poll use case with its cursor (the normaliser is in `normaliser.py`).
 
 Kantata keeps subscribed events for about nine days and hands them over late, duplicated or out of order.
 Each poll re-reads an overlap window before the cursor; repeats collapse in IngestService.accept on the
@@ -17,205 +17,25 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Protocol
-
-from pydantic import ValidationError
+from typing import Any
 
 from pssync.errors import (
     DeliveryInProgress,
     IngestRejected,
     MalformedDelivery,
     PssyncError,
-    UnknownTenant,
-    UnprocessableDelivery,
+    TransientDownstreamError,
 )
-from pssync.ingest.schemes.base import IngestResult, NormalisedEvent, fingerprint_of
-from pssync.ingest.sources import SourceConfig
-from pssync.model.events import TimeApproved, TimeApprovedData, canonical_event_id
-from pssync.money import Money, from_minor
+from pssync.model.sources import SourceConfig
 from pssync.observability import logger
-from pssync.ports import Clock
-
-TIME_ENTRY_CREATED = "time_entry:created"
-TIME_ENTRY_UPDATED = "time_entry:updated"
-TIME_ENTRY_DELETED = "time_entry:deleted"
-TIME_ENTRY_EVENT_TYPES = (TIME_ENTRY_CREATED, TIME_ENTRY_UPDATED, TIME_ENTRY_DELETED)
-HOURS_QUANTUM = Decimal("0.000001")
-
-
-@dataclass(frozen=True)
-class Cursor:
-    source: str
-    position: datetime | None
-    version: int = 0
-
-
-class CursorConflict(PssyncError):
-    code = "cursor_conflict"
+from pssync.ports import Acceptor, Clock, CursorConflict, CursorStore, EventFeed, FeedRead
+from pssync.sources.kantata.normaliser import TIME_ENTRY_EVENT_TYPES, KantataNormaliser, created_at_of
 
 
 class BacklogTooDense(PssyncError):
     """Even the narrowest window past the cursor holds more events than one read may page through."""
 
     code = "kantata_backlog_too_dense"
-
-
-class CursorStore(Protocol):
-    def get(self, source: str) -> Cursor: ...
-
-    def advance(self, cursor: Cursor, position: datetime, updated_at: datetime) -> Cursor:
-        """Write `position` if the stored cursor is still `cursor`; raises CursorConflict otherwise."""
-        ...
-
-
-def _document(value: Any, field: str) -> dict[str, Any]:
-    """Payload fields arrive as objects or as JSON text (both seen): accept either, or nothing."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise MalformedDelivery(f"{field} is neither an object nor JSON text") from None
-    if not isinstance(value, dict):
-        raise MalformedDelivery(f"{field} must be an object")
-    return value
-
-
-def _instant(value: Any, field: str) -> datetime:
-    if not isinstance(value, str) or not value:
-        raise MalformedDelivery(f"{field} is missing")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedDelivery(f"{field} {value!r} is not ISO 8601") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def created_at_of(event: Mapping[str, Any]) -> datetime:
-    return _instant(event.get("created_at"), "created_at")
-
-
-def _approved_changed_to(changes: Mapping[str, Any]) -> bool | None:
-    """payload_changes {"approved": [old, new]} (or {"approved": new}) -> new, when present."""
-    change = changes.get("approved")
-    if isinstance(change, list) and len(change) == 2:
-        return bool(change[1])
-    if isinstance(change, bool):
-        return change
-    return None
-
-
-class KantataNormaliser:
-    """Approved time entry -> TimeApproved; deleted or approval withdrawn -> TimeApproved(approved=False)."""
-
-    def __init__(self, currency: str) -> None:
-        self._currency = currency
-
-    def normalise(
-        self, source: SourceConfig, event: Mapping[str, Any], received_at: datetime
-    ) -> list[NormalisedEvent]:
-        account_id = str(event.get("account_id", ""))
-        if account_id not in source.tenants:
-            raise UnknownTenant(f"Kantata account {account_id!r} is not a tenant of source {source.name}")
-        event_type = event.get("event_type")
-        if event_type not in TIME_ENTRY_EVENT_TYPES:
-            return []
-        current = _document(event.get("current_payload"), "current_payload")
-        previous = _document(event.get("previous_payload"), "previous_payload")
-        changes = _document(event.get("payload_changes"), "payload_changes")
-        if event_type == TIME_ENTRY_DELETED:
-            entry, approved = (previous or current or _document(event.get("subject"), "subject")), False
-        elif current.get("approved") is True:
-            entry, approved = current, True
-        elif previous.get("approved") is True or _approved_changed_to(changes) is False:
-            entry, approved = {**previous, **current}, False  # the approval was withdrawn
-        else:
-            return []  # an unapproved entry was created or edited: not a business fact yet
-        if not entry:
-            raise MalformedDelivery(f"{event_type} {event.get('id')} carries no time entry payload")
-        source_event_id = str(event.get("id", ""))
-        if not source_event_id:
-            raise MalformedDelivery("subscribed event has no id")
-        changed_at = _instant(
-            event.get("subject_changed_at") or event.get("created_at"), "subject_changed_at"
-        )
-        try:
-            data = self._data(event, entry, approved)
-        except (ValidationError, InvalidOperation, KeyError, TypeError, ValueError) as error:
-            raise UnprocessableDelivery(f"time entry {event.get('subject_id')}: {error}") from None
-        event_id = canonical_event_id(source.name, source_event_id)
-        canonical = TimeApproved(
-            event_id=event_id,
-            source=source.name,
-            source_system=source.system,
-            source_event_id=source_event_id,
-            source_version=str(event.get("subject_changed_at") or "") or None,
-            correlation_id=event_id,
-            occurred_at=changed_at,
-            received_at=received_at,
-            data=data,
-        )
-        # The included subject is the entry as it is now, not what this event said: not fingerprinted.
-        fingerprint = fingerprint_of({k: v for k, v in event.items() if k != "subject"})
-        return [NormalisedEvent(event=canonical, fingerprint=fingerprint)]
-
-    def _data(self, event: Mapping[str, Any], entry: Mapping[str, Any], approved: bool) -> TimeApprovedData:
-        minutes = Decimal(str(entry["time_in_minutes"]))
-        hours = (minutes / Decimal(60)).quantize(HOURS_QUANTUM, rounding=ROUND_HALF_EVEN).normalize()
-        rate_cents = entry.get("rate_in_cents")
-        rate = (
-            None
-            if rate_cents is None
-            else Money(amount=from_minor(int(rate_cents), self._currency), currency=self._currency)
-        )
-        story_id = entry.get("story_id")
-        return TimeApprovedData(
-            time_entry_id=str(event.get("subject_id") or entry["id"]),
-            project_id=str(entry["workspace_id"]),
-            person_id=str(entry["user_id"]),
-            work_date=entry["date_performed"],
-            hours=hours,
-            billable=bool(entry.get("billable", False)),
-            approved=approved,
-            rate=rate,
-            wbs_code=None if story_id is None else str(story_id),
-            notes=entry.get("notes") or None,
-        )
-
-
-@dataclass(frozen=True)
-class FeedRead:
-    """Events created in a window; `complete` is False when max_pages ran out before the last page."""
-
-    events: list[dict[str, Any]]
-    complete: bool
-    pages_needed: int | None = None  # when cut short: how many pages Kantata says the window holds
-
-
-class SubscribedEventsApi(Protocol):
-    def subscribed_events(
-        self,
-        created_after: datetime,
-        event_types: Sequence[str],
-        *,
-        created_before: datetime | None = None,
-        max_pages: int = 20,
-    ) -> FeedRead: ...
-
-
-class Acceptor(Protocol):
-    """IngestService.accept: raw payload lineage, per-event dedupe, publish."""
-
-    def accept(
-        self,
-        source: SourceConfig,
-        delivery_id: str,
-        raw_body: bytes,
-        normalised: list[NormalisedEvent],
-        received_at: datetime,
-    ) -> IngestResult: ...
 
 
 @dataclass(frozen=True)
@@ -229,6 +49,9 @@ class PollResult:
     cursor_moved: bool
     windows: int  # windows accepted whole; more than one means a backlog was being drained
     caught_up: bool  # False: the poll stopped early (window budget, concurrent poll); the next goes on
+
+    def as_document(self) -> dict[str, Any]:
+        return {**self.__dict__, "cursor": self.cursor.isoformat() if self.cursor else None}
 
 
 @dataclass
@@ -251,7 +74,7 @@ def _oldest_first(event: Mapping[str, Any]) -> tuple[datetime, str]:
 class KantataPoller:
     def __init__(
         self,
-        api: SubscribedEventsApi,
+        api: EventFeed,
         acceptor: Acceptor,
         cursors: CursorStore,
         normaliser: KantataNormaliser,
@@ -440,3 +263,36 @@ def fair_share(seconds_left: Callable[[], float], accounts_left: int) -> Callabl
         return seconds_left() - others
 
     return share_left
+
+
+PollerFactory = Callable[[SourceConfig, Callable[[], float]], KantataPoller]
+"""(source, seconds left for it) -> a poller for that Kantata account."""
+
+
+def poll_accounts(
+    sources: Sequence[SourceConfig], poller_for: PollerFactory, seconds_left: Callable[[], float]
+) -> list[PollResult]:
+    """Poll every account, each within its fair share of the time left.
+
+    One account's outage, revoked token or misconfiguration does not stop the others; the failures are
+    raised together afterwards, so the schedule's retry and DLQ alarm see them.
+    """
+    results: list[PollResult] = []
+    failures: list[str] = []
+    for index, source in enumerate(sources):
+        share = fair_share(seconds_left, accounts_left=len(sources) - index)
+        try:
+            result = poller_for(source, share).poll(source)
+        except PssyncError as error:
+            logger.exception("kantata poll failed", extra={"source": source.name})
+            failures.append(f"{source.name}: {error!r}")
+            continue
+        logger.info("kantata polled", extra=result.__dict__)
+        results.append(result)
+        if result.windows == 0 and not result.caught_up:
+            # Not one window fitted the time: left alone, this repeats every tick until Kantata's
+            # nine days run out. Fail, so the DLQ alarm says so.
+            failures.append(f"{source.name}: no window could be read in time; the cursor did not move")
+    if failures:
+        raise TransientDownstreamError(f"kantata polls failed: {failures}")
+    return results

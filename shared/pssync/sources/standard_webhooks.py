@@ -19,17 +19,6 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from pssync.errors import MalformedDelivery, SignatureInvalid, StaleDelivery, UnprocessableDelivery
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes.base import (
-    HttpReply,
-    IngestResult,
-    NormaliseContext,
-    NormalisedEvent,
-    fingerprint_of,
-    json_acknowledgement,
-)
-from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
 from pssync.model.contract import ContractTerms
 from pssync.model.events import (
     ContractAmended,
@@ -49,6 +38,11 @@ from pssync.model.events import (
     TimeApprovedData,
     canonical_event_id,
 )
+from pssync.model.sources import SourceConfig
+from pssync.ports import IngestResult, NormalisedEvent, SigningSecrets
+from pssync.sources.base import HttpReply, NormaliseContext, fingerprint_of, json_acknowledgement
+from pssync.sources.request import RawRequest
+from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
 
 
 class ContractBookedNotice(BaseModel):

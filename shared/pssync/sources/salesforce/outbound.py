@@ -7,8 +7,9 @@ Outbound messages cannot be signed. What we check, all before anything is writte
   header `x-pssync-key` instead. Exactly one of the two must be present (both, or either repeated, is
   refused: no ambiguity about which one was checked);
 - the `OrganizationId` of the envelope is one of `tenants` (15- or 18-character id), else 403;
-- the XML is parsed only without a DTD: any `<!DOCTYPE` / `<!ENTITY` is refused outright (400), which
-  closes entity expansion and external entities without defusedxml.
+- the body must be UTF-8, decoded strictly and whole, without a BOM or another declared encoding; the
+  XML is parsed with defusedxml, which refuses any DTD, entity declaration or external reference (400):
+  no entity expansion can change what a notification says.
 
 Each `Notification` is deduplicated on its `Id`. Salesforce sends only the record's latest data (a retry
 can carry newer field values under the same notification id), so a closed-won Opportunity (StageName
@@ -23,10 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import xml.etree.ElementTree as ET  # DTDs are refused before parsing (see the module doc)
-from datetime import UTC, datetime
-from typing import Any
+import xml.etree.ElementTree as ET
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
 
 from pssync.errors import (
     MalformedDelivery,
@@ -34,23 +37,21 @@ from pssync.errors import (
     UnknownTenant,
     UnprocessableDelivery,
 )
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes.base import (
-    HttpReply,
-    IngestResult,
-    NormaliseContext,
-    NormalisedEvent,
-    fingerprint_of,
+from pssync.model.events import ClosedWonSignalled
+from pssync.model.sources import SourceConfig
+from pssync.ports import IngestResult, NormalisedEvent, SigningSecrets
+from pssync.sources.base import HttpReply, NormaliseContext, fingerprint_of
+from pssync.sources.request import RawRequest
+from pssync.sources.salesforce.records import (
+    CLOSED_WON_STAGES,
+    SALESFORCE_ID,
+    salesforce_datetime,
+    salesforce_iso,
 )
-from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, matches_any
-from pssync.model.events import (
-    ClosedWonSignalled,
-)
+from pssync.sources.verification import VerifiedDelivery, matches_any
 
 KEY_HEADER = "x-pssync-key"
 KEY_QUERY_PARAMETER = "key"
-CLOSED_WON_STAGES = frozenset({"Closed Won"})
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -126,20 +127,21 @@ def _offered_key(request: RawRequest) -> str:
 
 
 def _notifications(body: bytes) -> ET.Element:
-    # Salesforce sends UTF-8. Anything else (a BOM, UTF-16, a declared other encoding) is refused before
-    # the byte search below, which another encoding would slip past.
+    # Salesforce sends UTF-8. Decoded strictly and whole: a multi-byte character may sit anywhere, and
+    # another encoding (UTF-16 without a BOM, say) must not reach the parser looking like something else.
     try:
-        head = body[:200].decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedDelivery("the SOAP body must be UTF-8") from None
-    declared = re.match(r"""\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""", head)
-    if head.startswith("\ufeff") or (declared and declared.group(1).lower().replace("_", "-") != "utf-8"):
+    declared = re.match(r"""\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""", text[:200])
+    if text.startswith("\ufeff") or (declared and declared.group(1).lower().replace("_", "-") != "utf-8"):
         raise MalformedDelivery("the SOAP body must be UTF-8 without a BOM")
-    upper = body.upper()
-    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
-        raise MalformedDelivery("DTDs and entity declarations are not accepted")
     try:
-        root = ET.fromstring(body)  # noqa: S314 - no DTD can reach the parser (checked above)
+        root: ET.Element = SafeET.fromstring(
+            body, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+    except DefusedXmlException:
+        raise MalformedDelivery("DTDs, entities and external references are not accepted") from None
     except ET.ParseError:
         raise MalformedDelivery("body is not well-formed XML") from None
     if root.tag != f"{{{SOAP_NS}}}Envelope":
@@ -158,27 +160,6 @@ def _text(element: ET.Element, name: str) -> str:
 def _fields(record: ET.Element) -> dict[str, str]:
     """sObject fields by local name (enterprise namespace `urn:sobject.enterprise.soap.sforce.com`)."""
     return {child.tag.rpartition("}")[2]: (child.text or "").strip() for child in record}
-
-
-# 15- or 18-character record ids; alphanumerics only, so an id can be put into a URL or SOQL safely.
-SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
-
-
-def salesforce_datetime(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":  # REST API style +0000
-        text = f"{text[:-2]}:{text[-2:]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise UnprocessableDelivery(f"{value!r} is not a Salesforce dateTime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def salesforce_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _closed_won_signal(

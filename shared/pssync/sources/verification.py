@@ -12,17 +12,6 @@ from pssync.errors import MalformedDelivery
 
 
 @dataclass(frozen=True)
-class SigningSecrets:
-    """The current secret and, during a rotation, the previous one: both verify."""
-
-    current: str
-    previous: str | None = None
-
-    def all(self) -> list[str]:
-        return [s for s in (self.current, self.previous) if s]
-
-
-@dataclass(frozen=True)
 class VerifiedDelivery:
     """What verification establishes: the sender's delivery id (dedupe basis) and when it was sent."""
 

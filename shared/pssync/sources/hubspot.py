@@ -25,7 +25,7 @@ import hmac
 import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,20 +36,14 @@ from pssync.errors import (
     UnknownTenant,
     UnprocessableDelivery,
 )
-from pssync.ingest.request import RawRequest
-from pssync.ingest.schemes.base import (
-    HttpReply,
-    IngestResult,
-    NormaliseContext,
-    NormalisedEvent,
-    fingerprint_of,
-    json_acknowledgement,
-)
-from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery, epoch_instant, matches_any
-from pssync.model.events import (
-    ClosedWonSignalled,
-)
+from pssync.model.contract import ContractTerms
+from pssync.model.events import ClosedWonSignalled, ContractBooked, ContractBookedData
+from pssync.model.sources import SourceConfig
+from pssync.ports import IngestResult, JsonReader, NormalisedEvent, RecordFetcher, SigningSecrets
+from pssync.sources.base import HttpReply, NormaliseContext, fingerprint_of, json_acknowledgement
+from pssync.sources.crm_terms import check_amount, checked_id, read_record, terms_from_json, with_crm_identity
+from pssync.sources.request import RawRequest
+from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
 
 MAX_EVENTS_PER_DELIVERY = 100
 CLOSED_WON_STAGES = frozenset({"closedwon"})
@@ -216,3 +210,58 @@ def _closed_won_signal(
     # redelivery would read as "same id, different body".
     sent = {k: v for k, v in document.items() if k != "attemptNumber"}
     return NormalisedEvent(event=signal, fingerprint=fingerprint_of(sent))
+
+
+# --- the deal behind a thin event --------------------------------------------------------------------
+
+DEAL_PROPERTIES = (
+    "dealname",
+    "amount",
+    "deal_currency_code",
+    "dealstage",
+    "closedate",
+    "hs_lastmodifieddate",
+    "pssync_contract_json",
+)
+
+
+class HubSpotRecordFetcher:
+    """`fetch("deals", id)`: GET /crm/v3/objects/deals/{id} with the properties and associations used."""
+
+    def __init__(self, http: JsonReader) -> None:
+        self._http = http
+
+    def fetch(self, object_type: str, object_id: str) -> dict[str, Any]:
+        if object_type != "deals":
+            raise ValueError(f"HubSpot fetcher reads deals, not {object_type!r}")
+        return read_record(
+            self._http,
+            f"/crm/v3/objects/deals/{quote(checked_id(object_id))}",
+            {"properties": ",".join(DEAL_PROPERTIES), "associations": "line_items,companies"},
+        )
+
+
+def contract_terms_from_deal(deal: dict[str, Any]) -> ContractTerms:
+    """HubSpot line items are only associated ids here and are not mapped: obligations, recognition and
+    billing come from the SOW terms (see pssync.sources.crm_terms)."""
+    properties = deal.get("properties") or {}
+    deal_id = str(deal.get("id") or "")
+    terms = terms_from_json(properties.get("pssync_contract_json"), f"HubSpot deal {deal_id}")
+    check_amount(terms, properties.get("amount"), properties.get("deal_currency_code"), f"deal {deal_id}")
+    companies = ((deal.get("associations") or {}).get("companies") or {}).get("results") or []
+    primary = next((c for c in companies if c.get("type") == "deal_to_company"), None) or next(
+        iter(companies), None
+    )
+    return with_crm_identity(terms, deal_id, "hubspot", str(primary["id"]) if primary else None)
+
+
+def book_deal(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
+    """A closed-won signal booked from the deal as it is now (None: moved out of closed won since)."""
+    deal = fetcher.fetch("deals", signal.data.record_id)
+    stage = (deal.get("properties") or {}).get("dealstage")
+    if stage is not None and stage not in CLOSED_WON_STAGES:
+        return None
+    data = ContractBookedData(
+        closed_won_at=signal.data.closed_won_at, contract=contract_terms_from_deal(deal)
+    )
+    return signal.booking(data, signal.source_version)

@@ -1,4 +1,4 @@
-"""The interface every inbound scheme implements, and what it hands back to the ingest service."""
+"""The interface every inbound scheme implements, and the HTTP answers schemes share."""
 
 from __future__ import annotations
 
@@ -11,16 +11,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from pssync.ingest.request import RawRequest
-from pssync.ingest.sources import SourceConfig
-from pssync.ingest.verification import SigningSecrets, VerifiedDelivery
-from pssync.model.events import EventEnvelope
-
-
-class RecordFetcher(Protocol):
-    """Fetches the authoritative record behind a thin event (HubSpot deal, Salesforce opportunity)."""
-
-    def fetch(self, object_type: str, object_id: str) -> dict[str, Any]: ...
+from pssync.model.sources import SourceConfig
+from pssync.ports import IngestResult, NormalisedEvent, SigningSecrets
+from pssync.sources.request import RawRequest
+from pssync.sources.verification import VerifiedDelivery
 
 
 @dataclass(frozen=True)
@@ -29,36 +23,6 @@ class NormaliseContext:
     delivery: VerifiedDelivery
     body: bytes
     received_at: datetime
-
-
-@dataclass(frozen=True)
-class NormalisedEvent:
-    """A canonical event plus the fingerprint its dedupe record validates.
-
-    The fingerprint covers what the source sent for this event, minus what changes on a retry, so a
-    redelivery is a duplicate and only a different body under the same id is a conflict.
-    """
-
-    event: EventEnvelope
-    fingerprint: str
-
-
-@dataclass(frozen=True)
-class AcceptedEvent:
-    event_id: str
-    event_type: str
-    duplicate: bool
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    source: str
-    delivery_id: str
-    events: list[AcceptedEvent] = field(default_factory=list)
-
-    @property
-    def all_duplicates(self) -> bool:
-        return bool(self.events) and all(e.duplicate for e in self.events)
 
 
 @dataclass(frozen=True)

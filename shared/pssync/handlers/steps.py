@@ -11,12 +11,11 @@ from typing import Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict
 
+from pssync.handlers.stack import LambdaHandler, lambda_handler
 from pssync.model.events import ContractAmended, ContractBooked
 from pssync.observability import logger
 from pssync.workflows.amendment import Classification, RecordedAmendment, VersionGuard
 from pssync.workflows.provision import CommandReceipt, RecordedContract, RevenueReceipt
-
-LambdaHandler = Callable[[dict[str, Any], Any], Any]
 
 
 class StepPayload(BaseModel):
@@ -60,21 +59,17 @@ Payload = TypeVar("Payload", StepPayload, AmendmentPayload)
 
 
 def workflow_step(step: Callable[[Payload], BaseModel | dict[str, Any]]) -> LambdaHandler:
-    """Decorates a step: validates the state (model from the step's annotation), tags logs with the business
-    ids, serialises the result. Exceptions propagate: their class name is the Step Functions error the ASL
-    retries or catches."""
+    """Decorates a step: the handler stack (correlation id from the event), validates the state (model from
+    the step's annotation), tags logs with the business ids, serialises the result. Exceptions propagate:
+    their class name is the Step Functions error the ASL retries or catches."""
     payload_model: type[BaseModel] = get_type_hints(step)["payload"]
 
     @wraps(step)
     def handler(event: dict[str, Any], context: Any) -> Any:
         payload = payload_model.model_validate(event)
         envelope = payload.event  # type: ignore[attr-defined]
-        logger.append_keys(
-            correlation_id=envelope.correlation_id,
-            event_id=envelope.event_id,
-            contract_id=envelope.data.contract.contract_id,
-        )
+        logger.append_keys(event_id=envelope.event_id, contract_id=envelope.data.contract.contract_id)
         result = step(payload)  # type: ignore[arg-type]
         return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
-    return logger.inject_lambda_context(handler)
+    return lambda_handler(correlation_id_path="event.correlation_id")(handler)

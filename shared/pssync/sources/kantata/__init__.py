@@ -1,0 +1,1 @@
+"""Kantata OX: the Subscribed Events feed, its time-entry normaliser and the poll use case."""

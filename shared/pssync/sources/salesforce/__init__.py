@@ -1,0 +1,1 @@
+"""Salesforce: outbound messages (SOAP), Event Relay (Platform Events and CDC), and the Opportunity record."""

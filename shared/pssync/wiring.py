@@ -1,0 +1,246 @@
+"""The composition root: builds the real adapters, clients and services a handler needs from its settings.
+
+Built once per process per configuration (Lambda containers are reused), and on first use, not at import,
+so a function pays only for the clients it uses. It sits above everything it wires; nothing imports it
+but handlers, the CLI and tests.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from functools import cache, wraps
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from pssync.adapters.aws import (
+    DynamoDBDeliveryLog,
+    DynamoDBVersionStore,
+    EventBridgePublisher,
+    PowertoolsDeduplicator,
+    S3RawPayloadStore,
+    SecretsManagerSecrets,
+    StepFunctionsStarter,
+)
+from pssync.config import (
+    BusinessTableSettings,
+    DeliveryLogSettings,
+    EventBusSettings,
+    IngestSettings,
+    KantataPollerSettings,
+    StartWorkflowSettings,
+)
+from pssync.connectors.shadow import ShadowConnector
+from pssync.ingest.service import IngestService
+from pssync.model.sources import CrmApiConfig, SourceConfig
+from pssync.ports import Connector, RecordFetcher, SystemClock, TokenSource
+
+if TYPE_CHECKING:
+    from pssync.connectors.http import VendorHttp
+    from pssync.ingest.closed_won import ClosedWonResolver
+    from pssync.sources.kantata.poller import KantataPoller
+
+P = ParamSpec("P")
+T = TypeVar("T")
+_building = threading.RLock()
+
+
+def _once(factory: Callable[P, T]) -> Callable[P, T]:
+    """functools.cache that cannot build twice when first calls race (local runtime and test threads).
+
+    It matters: the ingest handler registers its Lambda context on the deduplicator, and a second,
+    unregistered instance inside the service would leave in-progress records to expire days later.
+    """
+    cached = cache(factory)
+
+    @wraps(factory)
+    def build(*args: P.args, **kwargs: P.kwargs) -> T:
+        with _building:
+            return cached(*args, **kwargs)  # type: ignore[arg-type]  # cache wants Hashable
+
+    return build
+
+
+def client(service: str) -> Any:
+    # Keyed on the endpoint too: the local runtime points boto3 at its moto server via AWS_ENDPOINT_URL.
+    return _client(service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+
+
+@_once
+def _client(service: str, endpoint: str | None, region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+    return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region, config=config)
+
+
+@_once
+def deduplicator(settings: IngestSettings) -> PowertoolsDeduplicator:
+    return PowertoolsDeduplicator(
+        settings.idempotency_table_name, settings.idempotency_expiry_seconds, client("dynamodb")
+    )
+
+
+@_once
+def ingest_service(settings: IngestSettings) -> IngestService:
+    return IngestService(
+        registry=settings.registry(),
+        secrets=SecretsManagerSecrets(client("secretsmanager")),
+        publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
+        deduplicator=deduplicator(settings),
+        clock=SystemClock(),
+        raw_payloads=S3RawPayloadStore(settings.raw_payload_bucket, client("s3")),
+    )
+
+
+# One fetch, retries included, and all fetches for one queued record (sized by each consumer).
+CRM_FETCH_DEADLINE_SECONDS = 3.5
+CRM_MAX_ATTEMPTS = 3
+CRM_BACKOFF_SECONDS = 0.25
+
+
+def crm_http(api: CrmApiConfig, token_source: TokenSource, **options: Any) -> VendorHttp:
+    """The vendor HTTP client for one CRM API, with the CRM read policy (tests override clock/jitter)."""
+    from pssync.connectors.http import VendorHttp  # httpx: only the functions that read a CRM
+
+    policy: dict[str, Any] = {
+        "timeout_seconds": api.timeout_seconds,
+        "connect_timeout_seconds": api.timeout_seconds,
+        "deadline_seconds": CRM_FETCH_DEADLINE_SECONDS,
+        "max_attempts": CRM_MAX_ATTEMPTS,
+        "backoff_base_seconds": CRM_BACKOFF_SECONDS,
+    }
+    return VendorHttp(
+        "crm",
+        str(api.base_url),
+        bearer_token=lambda: token_source(api.token_secret_id),
+        **{**policy, **options},
+    )
+
+
+class CrmRecordFetchers:
+    """Source -> the record fetcher of its CRM, or None when the source has no `crm_api`.
+
+    One pooled client per source (connections are reused across records in a warm container); a fresh
+    budget view per call, so all fetches for one queued record share `read_budget_seconds`.
+    """
+
+    def __init__(self, token_source: TokenSource, read_budget_seconds: float, **http_options: Any) -> None:
+        self._token_source = token_source
+        self._read_budget_seconds = read_budget_seconds
+        self._http_options = http_options
+        self._http: dict[tuple[str, CrmApiConfig], VendorHttp] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, source: SourceConfig) -> RecordFetcher | None:
+        from pssync.sources import record_fetcher_for
+
+        if source.crm_api is None:
+            return None
+        key = (source.name, source.crm_api)
+        with self._lock:
+            if key not in self._http:
+                self._http[key] = crm_http(source.crm_api, self._token_source, **self._http_options)
+            http = self._http[key]
+        return record_fetcher_for(source.system, http.within(self._read_budget_seconds))
+
+
+@_once
+def api_tokens() -> TokenSource:
+    from pssync.adapters.aws import SecretsManagerTokenSource
+
+    return SecretsManagerTokenSource(client("secretsmanager"))
+
+
+@_once
+def crm_fetchers(read_budget_seconds: float) -> CrmRecordFetchers:
+    """`read_budget_seconds` bounds every read for one queued record, Retry-After waits included: the
+    consumer sizes it so a whole batch fits its Lambda timeout."""
+    return CrmRecordFetchers(api_tokens(), read_budget_seconds)
+
+
+@_once
+def closed_won_resolver(settings: IngestSettings) -> ClosedWonResolver:
+    from pssync.ingest.closed_won import READ_BUDGET_SECONDS, ClosedWonResolver
+
+    return ClosedWonResolver(
+        registry=settings.registry(),
+        fetchers=crm_fetchers(READ_BUDGET_SECONDS),
+        deduplicator=deduplicator(settings),
+        publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
+    )
+
+
+@_once
+def version_store(settings: BusinessTableSettings) -> DynamoDBVersionStore:
+    return DynamoDBVersionStore(settings.business_table_name, client("dynamodb"))
+
+
+@_once
+def delivery_log(settings: DeliveryLogSettings) -> DynamoDBDeliveryLog:
+    return DynamoDBDeliveryLog(settings.delivery_log_table_name, client("dynamodb"))
+
+
+def connector_for(kind: str, settings: DeliveryLogSettings) -> Connector:
+    if kind == "shadow":
+        return ShadowConnector(delivery_log(settings))
+    raise ValueError(f"connector {kind!r} is not available yet; configure 'shadow'")
+
+
+@_once
+def publisher(settings: EventBusSettings) -> EventBridgePublisher:
+    return EventBridgePublisher(settings.event_bus_name, client("events"))
+
+
+@_once
+def workflow_starter(settings: StartWorkflowSettings) -> StepFunctionsStarter:
+    return StepFunctionsStarter(settings.state_machine_arn, client("stepfunctions"))
+
+
+KANTATA_TIMEOUT_SECONDS = 10.0
+KANTATA_DEADLINE_SECONDS = 60.0
+
+
+def kantata_http(base_url: str, token: Callable[[], str], **options: Any) -> VendorHttp:
+    """The vendor HTTP client for one Kantata account, with the feed's read policy."""
+    from pssync.connectors.http import VendorHttp
+
+    policy: dict[str, Any] = {
+        "timeout_seconds": KANTATA_TIMEOUT_SECONDS,
+        "deadline_seconds": KANTATA_DEADLINE_SECONDS,
+        "max_attempts": 4,
+        "backoff_base_seconds": 0.5,
+        "backoff_cap_seconds": 8.0,
+        "max_retry_after_seconds": 30.0,
+    }
+    return VendorHttp("kantata", base_url, bearer_token=token, **{**policy, **options})
+
+
+def kantata_poller(
+    settings: KantataPollerSettings, source: SourceConfig, seconds_left: Callable[[], float]
+) -> KantataPoller:
+    """A poller for one Kantata account; a source without a configured token secret is refused."""
+    from datetime import timedelta
+
+    from pssync.adapters.cursors import DynamoDBCursorStore
+    from pssync.errors import PssyncError
+    from pssync.sources.kantata.feed import KantataFeed
+    from pssync.sources.kantata.normaliser import KantataNormaliser
+    from pssync.sources.kantata.poller import KantataPoller
+
+    secret_id = settings.kantata_token_secret_id(source.name)
+    if secret_id is None:
+        raise PssyncError(f"no Kantata token secret is configured for {source.name}", code="configuration")
+    tokens = api_tokens()
+    return KantataPoller(
+        api=KantataFeed(kantata_http(settings.kantata_base_url, lambda: tokens(secret_id))),
+        acceptor=ingest_service(settings),
+        cursors=DynamoDBCursorStore(settings.cursor_table_name, client("dynamodb")),
+        normaliser=KantataNormaliser(settings.kantata_currency),
+        clock=SystemClock(),
+        overlap=timedelta(seconds=settings.kantata_overlap_seconds),
+        event_types=settings.kantata_event_types,
+        max_pages=settings.kantata_max_pages,
+        seconds_left=seconds_left,
+    )
