@@ -14,6 +14,7 @@ from pssync.errors import UnknownTenant, UnprocessableDelivery
 from pssync.ingest.service import IngestService
 from pssync.model.events import ContractBooked, canonical_event_id
 from pssync.model.sources import SourceConfig, SourceRegistry
+from pssync.sources.crm_terms import ContractMappingError
 from pssync.sources.salesforce.event_relay import (
     EventRelayNormaliser,
     event_uuid_of,
@@ -182,3 +183,37 @@ def test_redelivered_relay_event_publishes_once_through_accept() -> None:
         )
         assert [e.duplicate for e in result.events] == [attempt == 1, attempt == 1]
     assert len(publisher.published) == 2
+
+
+def _cdc_create(**changes: Any) -> dict[str, Any]:
+    envelope = copy.deepcopy(sample("cdc-create-closed-won"))
+    envelope["detail"]["payload"].update(changes)
+    return envelope
+
+
+def test_relayed_records_go_through_the_one_salesforce_mapping_amount_checked() -> None:
+    """An Event Relay CREATE whose Amount disagrees with the SOW terms is refused, as an outbound message's
+    fetched record is (it was booked: the relay mapping skipped the amount check)."""
+    with pytest.raises(ContractMappingError, match="differs from the contract's transaction price"):
+        EventRelayNormaliser(fetcher()).normalise(SOURCE, _cdc_create(Amount=1.0), NOW)
+
+
+def test_relayed_records_take_the_opportunity_id_from_the_record_not_the_terms_json() -> None:
+    payload = sample("cdc-create-closed-won")["detail"]["payload"]
+    terms = json.loads(payload["PSSync_Contract_JSON__c"])
+    terms["crm_opportunity_id"] = "0065g00000WRONGAAA"
+    envelope = _cdc_create(PSSync_Contract_JSON__c=json.dumps(terms))
+    (item,) = EventRelayNormaliser(fetcher()).normalise(SOURCE, envelope, NOW)
+    contract = item.event.data.contract  # type: ignore[attr-defined]
+    assert contract.crm_opportunity_id == "0065g00000XyZ01AAB"
+    assert contract.customer.external_ids["salesforce"] == "0015g00000XyZ12AAB"
+
+
+def test_relayed_line_items_must_name_obligations_of_the_terms() -> None:
+    record = opportunity("0065g00000XyZ01AAB")
+    record["OpportunityLineItems"] = {
+        "records": [{"Id": "00k5g00000LiNe1AAB", "PSSync_Obligation_Id__c": "NOT-IN-THE-SOW"}]
+    }
+    fake = FakeRecordFetcher(records={("Opportunity", "0065g00000XyZ01AAB"): record})
+    with pytest.raises(ContractMappingError, match="NOT-IN-THE-SOW"):
+        EventRelayNormaliser(fake).normalise(SOURCE, sample("cdc-gap-update"), NOW)

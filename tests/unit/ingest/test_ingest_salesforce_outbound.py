@@ -191,3 +191,29 @@ def test_non_utf8_bodies_are_refused_before_parsing(encoded: bytes) -> None:
     with pytest.raises(MalformedDelivery):
         harness.send("salesforce", salesforce_request(encoded))
     assert harness.nothing_written()
+
+
+def test_a_multibyte_character_across_byte_200_is_still_utf8() -> None:
+    """The encoding check once decoded the first 200 bytes only: a character split there made a valid
+    message a 400."""
+    declaration_end = MESSAGE.index(b"?>") + 2
+    comment = "<!-- " + "x" * (199 - declaration_end - len("<!-- ")) + "€ -->"
+    body = MESSAGE[:declaration_end] + comment.encode("utf-8") + MESSAGE[declaration_end:]
+    assert body[199:202] == "€".encode()  # the character spans bytes 199-201
+    harness = Harness()
+    harness.send("salesforce", salesforce_request(body))
+    assert len(harness.publisher.published) == 2
+
+
+def test_utf16_without_a_bom_cannot_smuggle_an_entity_past_the_checks() -> None:
+    """UTF-16-LE of ASCII is valid UTF-8 byte for byte (with NULs between), hides `<!DOCTYPE` from a
+    byte search, and expat reads it as UTF-16: a declared entity once turned IsWon false into true."""
+    text = MESSAGE.decode("utf-8").replace("<sf:IsWon>false</sf:IsWon>", "<sf:IsWon>&won;</sf:IsWon>")
+    assert "&won;" in text
+    declaration_end = text.index("?>") + 2
+    prolog = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY won "true">]>'
+    smuggled = prolog + text[declaration_end:]
+    harness = Harness()
+    with pytest.raises(MalformedDelivery):
+        harness.send("salesforce", salesforce_request(smuggled.encode("utf-16-le")))
+    assert harness.nothing_written()

@@ -133,6 +133,8 @@ def _notifications(body: bytes) -> ET.Element:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedDelivery("the SOAP body must be UTF-8") from None
+    if "\x00" in text:  # XML has no NUL; UTF-16 of ASCII is "valid UTF-8" with a NUL in every other byte
+        raise MalformedDelivery("the SOAP body must be UTF-8")
     declared = re.match(r"""\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""", text[:200])
     if text.startswith("\ufeff") or (declared and declared.group(1).lower().replace("_", "-") != "utf-8"):
         raise MalformedDelivery("the SOAP body must be UTF-8 without a BOM")
