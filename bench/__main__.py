@@ -166,6 +166,7 @@ def print_coldstart(result: dict[str, Any]) -> None:
         "empty": "empty baseline",
         "handler": "ingest_webhook, layer precompiled",
         "handler_shipped": "ingest_webhook, layer as shipped (no .pyc)",
+        "handler_sdk_traced": "ingest_webhook, precompiled, Tracer on (pssync:tracing=sdk)",
     }
     for name, label in labels.items():
         row = result["variants"][name]
@@ -183,6 +184,10 @@ def print_coldstart(result: dict[str, Any]) -> None:
         f"x{result['ratio_ready_shipped_to_empty']} (+{result['difference_ready_shipped_ms']} ms); "
         f"median of per-round ratios: x{result['paired_ratio_ready_handler_to_empty']} / "
         f"x{result['paired_ratio_ready_shipped_to_empty']}"
+    )
+    console.print(
+        f"Tracer on vs off (precompiled): +{result['difference_ready_sdk_traced_to_handler_ms']} ms, "
+        f"median of per-round ratios x{result['paired_ratio_ready_sdk_traced_to_handler']}"
     )
     console.print(
         f"Python {result['python_version']} ({result['python']}); {result['platform_note']}; "

@@ -15,10 +15,11 @@ environment set like the function's. Init is measured in fresh processes with PY
   ready_ms    spawn of the interpreter -> the handler is importable and imported (what a cold start waits
               for here, interpreter start-up included, Lambda's runtime client excluded).
 
-Three handlers are timed round-robin: the empty baseline (`def handler(event, context): return None`), the
-function on a layer precompiled with `compileall --invalidation-mode unchecked-hash`, and the function on the
+Four handlers are timed round-robin: the empty baseline (`def handler(event, context): return None`), the
+function on a layer precompiled with `compileall --invalidation-mode unchecked-hash`, the function on the
 layer as infra/bundling.py ships it today (pip --no-compile, __pycache__ excluded: Lambda compiles every
-module at each cold start and cannot cache the result on its read-only /opt).
+module at each cold start and cannot cache the result on its read-only /opt), and the precompiled function
+with the Powertools Tracer on (`pssync:tracing=sdk`), to price the tracing decision.
 
 pip output and the compiled layer are cached under build/bench/coldstart/ keyed by a hash of their inputs.
 Lambda runs arm64 (Graviton); this machine executes the bundle, so wheels are for its own CPU.
@@ -355,9 +356,18 @@ def _stats(values: list[float]) -> dict[str, float]:
 def run(runs: int = 15, profile_runs: int = 5, log: Any = print) -> dict[str, Any]:
     python, note = find_lambda_python()
     bundle = build_bundle(python, log=log)
-    variants = {"empty": "empty", "handler": "compiled", "handler_shipped": "shipped"}
+    variants = {
+        "empty": "empty",
+        "handler": "compiled",
+        "handler_shipped": "shipped",
+        "handler_sdk_traced": "compiled",
+    }
     setups = {name: _variant_paths(bundle, variant) for name, variant in variants.items()}
     envs = {name: _child_env(path) for name, (_, path) in setups.items()}
+    # pssync:tracing=sdk: the handler stack builds the Powertools Tracer (X-Ray SDK, patched clients).
+    traced_env = envs["handler_sdk_traced"]
+    traced_env.pop("POWERTOOLS_TRACE_DISABLED", None)
+    traced_env["PSSYNC_TRACING"] = "active"
 
     origins_out = subprocess.run(  # noqa: S603 - fixed argv
         [python, "-s", "-c", ORIGINS], cwd=setups["handler"][0], env=envs["handler"],
@@ -383,7 +393,7 @@ def run(runs: int = 15, profile_runs: int = 5, log: Any = print) -> dict[str, An
             "modules_loaded": rows[0][2],
             "boto3_imported_at_init": rows[0][3],
         }
-    empty, handler, shipped = (results[n]["ready"]["median_ms"] for n in variants)
+    empty, handler, shipped, traced = (results[n]["ready"]["median_ms"] for n in variants)
     return {
         "method": (
             "fresh processes, PYTHONDONTWRITEBYTECODE=1, the function's environment; ready = spawn -> "
@@ -411,6 +421,10 @@ def run(runs: int = 15, profile_runs: int = 5, log: Any = print) -> dict[str, An
         "paired_ratio_ready_handler_to_empty": _paired(samples["handler"], samples["empty"]),
         "paired_ratio_ready_shipped_to_empty": _paired(samples["handler_shipped"], samples["empty"]),
         "ratio_ready_shipped_to_empty": round(shipped / empty, 2),
+        "difference_ready_sdk_traced_to_handler_ms": round(traced - handler, 1),
+        "paired_ratio_ready_sdk_traced_to_handler": _paired(
+            samples["handler_sdk_traced"], samples["handler"]
+        ),
         "difference_ready_shipped_ms": round(shipped - empty, 1),
         "import_profile": _import_profile(python, setups["handler"][0], envs["handler"], profile_runs),
     }

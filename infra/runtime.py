@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from constructs import Construct
 
 SERVICE_NAME = "pssync"
 
@@ -23,7 +24,14 @@ KANTATA_POLLER_TIMEOUT = Duration.minutes(2)
 LAMBDA_LOG_FORMAT = lambda_.LoggingFormat.JSON
 LAMBDA_APPLICATION_LOG_LEVEL = lambda_.ApplicationLogLevel.INFO
 LAMBDA_SYSTEM_LOG_LEVEL = lambda_.SystemLogLevel.WARN
+# X-Ray is on for the API, the state machines and every function (Lambda's own segments: invocation,
+# init, errors; no cost to the handler). The Powertools Tracer inside handlers (a subsegment per AWS and
+# HTTP call) adds ~115 ms to every cold start, measured (docs/decisions.md 2026-11-30), so it is opt-in
+# per deployment: `-c pssync:tracing=sdk`.
 LAMBDA_TRACING = lambda_.Tracing.ACTIVE
+TRACING_CONTEXT_KEY = "pssync:tracing"
+TRACING_MODES = ("service", "sdk")
+TRACING_ENV = "PSSYNC_TRACING"  # read by pssync.handlers.stack: "active" wraps handlers in the Tracer
 
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
@@ -39,3 +47,11 @@ DEV_STAGE = "dev"
 def removal_policy(stage: str) -> RemovalPolicy:
     """Stateful resources survive stack deletion except in the disposable dev stage."""
     return RemovalPolicy.DESTROY if stage == DEV_STAGE else RemovalPolicy.RETAIN
+
+
+def sdk_tracing(scope: Construct) -> bool:
+    """Whether handlers run the Powertools Tracer (`pssync:tracing=sdk`); service tracing is always on."""
+    mode = str(scope.node.try_get_context(TRACING_CONTEXT_KEY) or "service")
+    if mode not in TRACING_MODES:
+        raise ValueError(f"{TRACING_CONTEXT_KEY} must be one of {TRACING_MODES}, not {mode!r}")
+    return mode == "sdk"

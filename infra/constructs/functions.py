@@ -102,6 +102,7 @@ class PssyncFunction(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": runtime.SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 "PSSYNC_FUNCTION": role_name,
+                **({runtime.TRACING_ENV: "active"} if runtime.sdk_tracing(self) else {}),
                 **environment,
             },
         )

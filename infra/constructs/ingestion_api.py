@@ -21,9 +21,12 @@ from pssync.model.sources import SourceConfig
 THROTTLING_RATE_LIMIT = 50
 THROTTLING_BURST_LIMIT = 100
 SIGNATURE_AUTH_REASON = (
-    "Webhook senders (Salesforce, HubSpot, Jira, ...) cannot obtain Cognito or IAM credentials; every "
-    "request is authenticated inside ingest_webhook by verifying the source's HMAC signature "
-    "(Standard Webhooks) over the raw body with a per-source secret, and rejected with 401 otherwise."
+    "Webhook senders (Salesforce, HubSpot, Jira, Dynamics, ...) cannot obtain Cognito or IAM credentials; "
+    "every request is authenticated inside ingest_webhook by its source's scheme before anything is "
+    "written: an HMAC signature over the raw body for Standard Webhooks, HubSpot and Jira, and a static "
+    "per-source key compared in constant time plus an organisation allowlist for Salesforce outbound "
+    "messages and Dataverse, which cannot sign. Anything else is refused with 401 (or 403 for another "
+    "tenant)."
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache, wraps
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -30,6 +31,7 @@ from pssync.config import (
     KantataPollerSettings,
     StartWorkflowSettings,
 )
+from pssync.connectors.http_policy import CallPolicy
 from pssync.connectors.shadow import ShadowConnector
 from pssync.ingest.service import IngestService
 from pssync.model.sources import CrmApiConfig, SourceConfig
@@ -94,28 +96,24 @@ def ingest_service(settings: IngestSettings) -> IngestService:
     )
 
 
-# One fetch, retries included, and all fetches for one queued record (sized by each consumer).
-CRM_FETCH_DEADLINE_SECONDS = 3.5
-CRM_MAX_ATTEMPTS = 3
-CRM_BACKOFF_SECONDS = 0.25
+# One CRM fetch, retries included, fits 3.5 s; all fetches for one queued record share a budget that each
+# consumer sizes (CrmRecordFetchers). The per-attempt timeout is the source's `crm_api.timeout_seconds`.
+CRM_READS = CallPolicy(deadline_seconds=3.5, max_attempts=3, backoff_base_seconds=0.25)
+# A Kantata feed read may wait out a 30 s Retry-After; the poller keeps its own time budget per account.
+KANTATA_FEED_READS = CallPolicy(
+    timeout_seconds=10.0, deadline_seconds=60.0, max_attempts=4, backoff_base_seconds=0.5
+)
 
 
 def crm_http(api: CrmApiConfig, token_source: TokenSource, **options: Any) -> VendorHttp:
-    """The vendor HTTP client for one CRM API, with the CRM read policy (tests override clock/jitter)."""
+    """The vendor HTTP client for one CRM API (tests pass a clock and jitter in `options`)."""
     from pssync.connectors.http import VendorHttp  # httpx: only the functions that read a CRM
 
-    policy: dict[str, Any] = {
-        "timeout_seconds": api.timeout_seconds,
-        "connect_timeout_seconds": api.timeout_seconds,
-        "deadline_seconds": CRM_FETCH_DEADLINE_SECONDS,
-        "max_attempts": CRM_MAX_ATTEMPTS,
-        "backoff_base_seconds": CRM_BACKOFF_SECONDS,
-    }
+    policy = replace(
+        CRM_READS, timeout_seconds=api.timeout_seconds, connect_timeout_seconds=api.timeout_seconds
+    )
     return VendorHttp(
-        "crm",
-        str(api.base_url),
-        bearer_token=lambda: token_source(api.token_secret_id),
-        **{**policy, **options},
+        "crm", str(api.base_url), policy, bearer_token=lambda: token_source(api.token_secret_id), **options
     )
 
 
@@ -198,23 +196,11 @@ def workflow_starter(settings: StartWorkflowSettings) -> StepFunctionsStarter:
     return StepFunctionsStarter(settings.state_machine_arn, client("stepfunctions"))
 
 
-KANTATA_TIMEOUT_SECONDS = 10.0
-KANTATA_DEADLINE_SECONDS = 60.0
-
-
 def kantata_http(base_url: str, token: Callable[[], str], **options: Any) -> VendorHttp:
-    """The vendor HTTP client for one Kantata account, with the feed's read policy."""
+    """The vendor HTTP client for one Kantata account (tests pass a clock and jitter in `options`)."""
     from pssync.connectors.http import VendorHttp
 
-    policy: dict[str, Any] = {
-        "timeout_seconds": KANTATA_TIMEOUT_SECONDS,
-        "deadline_seconds": KANTATA_DEADLINE_SECONDS,
-        "max_attempts": 4,
-        "backoff_base_seconds": 0.5,
-        "backoff_cap_seconds": 8.0,
-        "max_retry_after_seconds": 30.0,
-    }
-    return VendorHttp("kantata", base_url, bearer_token=token, **{**policy, **options})
+    return VendorHttp("kantata", base_url, KANTATA_FEED_READS, bearer_token=token, **options)
 
 
 def kantata_poller(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx
 import pytest
 import respx
 
+from pssync.connectors.http import VendorHttp
 from pssync.errors import (
     DeliveryInProgress,
     PayloadTooLarge,
@@ -28,7 +30,7 @@ from pssync.ports import Cursor, FeedRead
 from pssync.sources.kantata.feed import SUBSCRIBED_EVENTS_PATH, KantataFeed
 from pssync.sources.kantata.normaliser import KantataNormaliser, created_at_of
 from pssync.sources.kantata.poller import BacklogTooDense, KantataPoller, fair_share
-from pssync.wiring import kantata_http
+from pssync.wiring import KANTATA_FEED_READS, kantata_http
 from tests.fakes import (
     FakeSecrets,
     FixedClock,
@@ -408,9 +410,13 @@ def test_a_window_too_dense_to_read_is_an_error_not_a_skip() -> None:
 # --- connector (respx) -------------------------------------------------------------------------------------
 
 
-def client(per_page: int = 200, **kwargs: Any) -> tuple[KantataFeed, list[float]]:
+def client(per_page: int = 200, **policy_changes: Any) -> tuple[KantataFeed, list[float]]:
+    """The feed on the production policy (pssync.wiring), with a recorded sleep and fixed jitter."""
     sleeps: list[float] = []
-    http = kantata_http(BASE, lambda: "tok", sleep=sleeps.append, rng=lambda: 0.5, **kwargs)
+    policy = replace(KANTATA_FEED_READS, **policy_changes)
+    http = VendorHttp(
+        "kantata", BASE, policy, bearer_token=lambda: "tok", sleep=sleeps.append, rng=lambda: 0.5
+    )
     return KantataFeed(http, per_page=per_page), sleeps
 
 

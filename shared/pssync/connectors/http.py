@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import tenacity
 
+from pssync.connectors.http_policy import CallPolicy
 from pssync.errors import TransientDownstreamError, VendorAuthRefused, VendorNotFound, VendorRejected
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -63,15 +64,9 @@ class VendorHttp:
         self,
         vendor: str,
         base_url: str,
+        policy: CallPolicy = CallPolicy(),  # noqa: B008 - frozen, shared safely
         *,
         bearer_token: Callable[[], str] | None = None,
-        timeout_seconds: float = 5.0,
-        connect_timeout_seconds: float = 3.0,
-        deadline_seconds: float = 10.0,
-        max_attempts: int = 3,
-        backoff_base_seconds: float = 0.25,
-        backoff_cap_seconds: float = 8.0,
-        max_retry_after_seconds: float = 30.0,
         idempotency_header: str | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -80,20 +75,23 @@ class VendorHttp:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.vendor = vendor
+        self.policy = policy
         self._bearer_token = bearer_token
-        self._timeout = timeout_seconds
-        self._deadline_seconds = deadline_seconds
-        self._max_attempts = max_attempts
-        self._backoff_base = backoff_base_seconds
-        self._backoff_cap = backoff_cap_seconds
-        self._max_retry_after = max_retry_after_seconds
+        self._timeout = policy.timeout_seconds
+        self._deadline_seconds = policy.deadline_seconds
+        self._max_attempts = policy.max_attempts
+        self._backoff_base = policy.backoff_base_seconds
+        self._backoff_cap = policy.backoff_cap_seconds
+        self._max_retry_after = policy.max_retry_after_seconds
         self._idempotency_header = idempotency_header
         self._sleep = sleep
         self._monotonic = monotonic
         self._rng = rng
         self.client = httpx.Client(
             base_url=base_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout_seconds, connect=min(connect_timeout_seconds, timeout_seconds)),
+            timeout=httpx.Timeout(
+                policy.timeout_seconds, connect=min(policy.connect_timeout_seconds, policy.timeout_seconds)
+            ),
             transport=transport,
             headers={"Accept": "application/json", **(headers or {})},
         )

@@ -18,15 +18,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import cache
-from typing import Any, TypeVar
-
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pssync.observability import logger, metrics
 
+if TYPE_CHECKING:  # the parser's event models cost init time; only SQS consumers load them (records.py)
+    from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 TRACING_ENV = "PSSYNC_TRACING"
-Record = TypeVar("Record", bound=SqsRecordModel)
+Record = TypeVar("Record", bound="SqsRecordModel")
 
 
 def tracing_on() -> bool:
