@@ -53,6 +53,13 @@ class PayloadTooLarge(IngestRejected):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(IngestRejected):
+    """The Content-Type is not what the source's vendor sends (JSON as UTF-8, or SOAP as text/xml)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class UnprocessableDelivery(IngestRejected):
     """Authentic and well-formed, but not a business event we can accept (schema or type)."""
 

@@ -19,6 +19,7 @@ from pssync.errors import (
     UnknownSource,
     UnknownTenant,
     UnprocessableDelivery,
+    UnsupportedMediaType,
 )
 from pssync.model.sources import SignatureScheme
 from pssync.sources.base import AcceptedResponse, ErrorResponse
@@ -56,6 +57,7 @@ _REFUSALS: list[type[IngestRejected]] = [
     UnknownSource,
     DeliveryInProgress,
     PayloadTooLarge,
+    UnsupportedMediaType,
     UnprocessableDelivery,
 ]
 _STATUS_TEXT = {
@@ -65,6 +67,7 @@ _STATUS_TEXT = {
     404: "Unknown source",
     409: "An identical delivery is being recorded; retry shortly",
     413: "Body larger than the source's limit",
+    415: "Content-Type is not what the source's vendor sends (application/json, or text/xml for SOAP; UTF-8)",
     422: "Authentic and well-formed, but not a business event pssync accepts (the message names the field)",
     503: "Not recorded (a dependency is unavailable); retry with backoff",
 }

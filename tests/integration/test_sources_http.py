@@ -160,7 +160,13 @@ def crm() -> Iterator[respx.MockRouter]:
         yield router
 
 
+# What each vendor sends as Content-Type (a request of another type is refused with 415).
+MEDIA_TYPES = {"salesforce": "text/xml; charset=utf-8"}
+
+
 def invoke(source: str, body: bytes, headers: dict[str, str | list[str]]) -> dict[str, Any]:
+    if not any(k.lower() == "content-type" for k in headers):
+        headers = {"Content-Type": MEDIA_TYPES.get(source, "application/json"), **headers}
     multi = {k: (v if isinstance(v, list) else [v]) for k, v in headers.items()}
     event = {
         "resource": "/webhooks/{source}",
@@ -414,6 +420,27 @@ REJECTIONS: dict[str, tuple[str, Any, int, str]] = {
         lambda: (b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', {"x-pssync-key": SALESFORCE_KEY}),
         400,
         "malformed",
+    ),
+    "hubspot as text/plain": (
+        "hubspot",
+        lambda: (HUBSPOT_BATCH, {**hubspot_headers(HUBSPOT_BATCH), "Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    ),
+    "salesforce SOAP as JSON": (
+        "salesforce",
+        lambda: (SALESFORCE_MESSAGE, {"x-pssync-key": SALESFORCE_KEY, "Content-Type": "application/json"}),
+        415,
+        "unsupported_media_type",
+    ),
+    "jira JSON in latin-1": (
+        "jira",
+        lambda: (
+            jira_body(),
+            {**jira_headers(jira_body()), "Content-Type": "application/json; charset=iso-8859-1"},
+        ),
+        415,
+        "unsupported_media_type",
     ),
     "salesforce oversize": (
         "salesforce",

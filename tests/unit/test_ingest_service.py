@@ -108,8 +108,20 @@ def test_reused_delivery_id_with_a_different_body_is_refused(booked_body: bytes)
     harness = Harness()
     harness.send(booked_body)
     changed = booked_body.replace(b"Contoso Retail GmbH", b"Contoso Retail AG")
+    kept_before = dict(harness.raw.objects)
     with pytest.raises(UnprocessableDelivery, match="different body"):
         harness.send(changed)
+    # The refused body is not archived: a refusal writes nothing (it was, 16 of 16 times, before).
+    assert harness.raw.objects == kept_before and len(harness.publisher.published) == 1
+
+
+def test_every_published_event_points_at_its_archived_raw_delivery(booked_body: bytes) -> None:
+    harness = Harness()
+    harness.send(booked_body)
+    harness.send(booked_body)  # a redelivery: a duplicate, nothing archived or published again
+    [event] = harness.publisher.published
+    assert event.lineage is not None
+    assert harness.raw.objects[event.lineage.raw_payload_ref.removeprefix("memory://")] == booked_body
 
 
 @pytest.mark.parametrize(

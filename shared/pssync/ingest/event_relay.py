@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from pssync.errors import MalformedDelivery
 from pssync.model.sources import SourceConfig, SourceRegistry
 from pssync.ports import Acceptor, IngestResult, RecordFetcher
+from pssync.sources.base import parse_json_body
 from pssync.sources.salesforce.event_relay import (
     EventRelayNormaliser,
     event_uuid_of,
@@ -30,10 +30,7 @@ def relay_event(
     received_at: datetime,
 ) -> tuple[IngestResult, dict[str, Any]]:
     """Returns what was accepted and the envelope (for the log); raises to fail the buffered message."""
-    try:
-        envelope = json.loads(body)
-    except json.JSONDecodeError:
-        raise MalformedDelivery("buffered message is not a JSON EventBridge event") from None
+    envelope = parse_json_body(body)
     if not isinstance(envelope, dict):
         raise MalformedDelivery("buffered message is not a JSON object")
     source = relay_source_for(registry, org_id_of(envelope))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from pssync.errors import PayloadTooLarge, UnknownSource
 from pssync.model.events import EventEnvelope
@@ -23,7 +24,7 @@ from pssync.ports import (
     SecretsPort,
 )
 from pssync.sources import scheme_for
-from pssync.sources.base import NormaliseContext
+from pssync.sources.base import NormaliseContext, check_media_type
 from pssync.sources.request import RawRequest
 
 # Leaves room for lineage and the workflow's own state next to the event inside 256 KB.
@@ -59,6 +60,7 @@ class IngestService:
         scheme = scheme_for(source.scheme)
         if len(request.body) > source.max_body_bytes:
             raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {source.max_body_bytes}")
+        check_media_type(request, scheme.media_type)
         now = self._clock.now()
         secrets = self._secrets.signing_secrets(source.secret_id) if source.secret_id else None
         delivery = scheme.verify(request, source, secrets, now)
@@ -78,16 +80,22 @@ class IngestService:
             return IngestResult(source=source.name, delivery_id=delivery_id)
         for item in normalised:
             check_canonical_size(item.event)  # before anything is written
-        # Kept before anything is published: every canonical event can point at its raw delivery.
-        lineage = self._raw_payloads.put(source.name, delivery_id, raw_body, received_at)
+        # The raw delivery is kept as part of accepting its first new event, inside the dedupe record's
+        # action: a refused delivery (a delivery id reused with another body: 422) writes nothing, and
+        # every published event still points at its raw bytes, which are stored before it is published.
+        keep_raw = _once(lambda: self._raw_payloads.put(source.name, delivery_id, raw_body, received_at))
         accepted = []
         for item in normalised:
-            event = item.event.model_copy(update={"lineage": lineage})
+            event = item.event
+
+            def publish(event: EventEnvelope = event) -> str:
+                published = event.model_copy(update={"lineage": keep_raw()})
+                self._publisher.publish([published])
+                return published.event_id
+
             # The key is the source's own event id, never a transport id: redeliveries collapse onto it.
             outcome = self._deduplicator.once(
-                key=f"{source.name}:{event.source_event_id}",
-                fingerprint=item.fingerprint,
-                action=_publisher_of(self._publisher, event),
+                key=f"{source.name}:{event.source_event_id}", fingerprint=item.fingerprint, action=publish
             )
             accepted.append(
                 AcceptedEvent(
@@ -111,9 +119,16 @@ def _event_type(event: EventEnvelope) -> str:
     return str(getattr(event, "event_type"))  # noqa: B009 - a Literal field defined per subclass
 
 
-def _publisher_of(publisher: EventPublisher, event: EventEnvelope) -> Callable[[], str]:
-    def publish() -> str:
-        publisher.publish([event])
-        return event.event_id
+T = TypeVar("T")
 
-    return publish
+
+def _once(compute: Callable[[], T]) -> Callable[[], T]:
+    """`compute` on the first call, its result after (one raw put per delivery, however many events)."""
+    results: list[T] = []
+
+    def first_result() -> T:
+        if not results:
+            results.append(compute())
+        return results[0]
+
+    return first_result

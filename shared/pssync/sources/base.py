@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from pssync.errors import MalformedDelivery, UnsupportedMediaType
 from pssync.model.sources import SourceConfig
 from pssync.ports import IngestResult, NormalisedEvent, SigningSecrets
 from pssync.sources.request import RawRequest
@@ -30,6 +32,63 @@ class HttpReply:
     status: int
     body: bytes
     headers: Mapping[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+
+
+# What a JSON body from a sender may hold. Deeper nesting or longer integer literals than any vendor sends
+# are refused (400) before they can exhaust the stack or the int parser anywhere downstream.
+MAX_JSON_DEPTH = 64
+MAX_JSON_INTEGER_DIGITS = 64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _bounded_int(literal: str) -> int:
+    if len(literal.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
+        raise ValueError(f"integer literal of {len(literal)} characters")
+    return int(literal)
+
+
+def parse_json_body(body: bytes | str, *, parse_float: Any = None) -> Any:
+    """A sender's JSON, or MalformedDelivery (400): never an exception a sender can turn into a 5xx.
+
+    Strict UTF-8 first (`json.loads(bytes)` would let lone surrogates through with 'surrogatepass'),
+    integer literals and nesting bounded, and no lone surrogate from a `\\uD8xx` escape (it would crash
+    serialisation later, when the event is published).
+    """
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError:
+        raise MalformedDelivery("body is not valid UTF-8") from None
+    try:
+        document = json.loads(text, parse_int=_bounded_int, parse_float=parse_float)
+    except RecursionError:
+        raise MalformedDelivery(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as error:  # JSONDecodeError, and our integer bound
+        raise MalformedDelivery(f"body is not valid JSON: {error}") from None
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise MalformedDelivery(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedDelivery("body holds a lone UTF-16 surrogate escape") from None
+    return document
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Iterative, so checking a deep document cannot itself exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def fingerprint_of(document: Any) -> str:
@@ -75,6 +134,8 @@ def json_acknowledgement(result: IngestResult) -> HttpReply:
 class InboundScheme(Protocol):
     """One per vendor mechanism. Verification must fail closed and compare in constant time."""
 
+    media_type: str  # the Content-Type its vendor sends; anything else is refused with 415
+
     def verify(
         self, request: RawRequest, source: SourceConfig, secrets: SigningSecrets | None, now: datetime
     ) -> VerifiedDelivery: ...
@@ -82,3 +143,18 @@ class InboundScheme(Protocol):
     def normalise(self, context: NormaliseContext) -> list[NormalisedEvent]: ...
 
     def acknowledge(self, result: IngestResult) -> HttpReply: ...
+
+
+def check_media_type(request: RawRequest, expected: str) -> None:
+    """The one Content-Type the scheme's vendor sends, with no charset other than UTF-8 (415 otherwise)."""
+    values = request.headers.get("content-type", [])
+    if len(values) != 1:
+        raise UnsupportedMediaType(f"send exactly one Content-Type: {expected}")
+    media_type, _, parameters = values[0].partition(";")
+    charset = next(
+        (v.strip().strip('"').lower() for k, _, v in (p.partition("=") for p in parameters.split(";"))
+         if k.strip().lower() == "charset"),
+        "utf-8",
+    )  # fmt: skip
+    if media_type.strip().lower() != expected or charset != "utf-8":
+        raise UnsupportedMediaType(f"Content-Type {values[0]!r} is not {expected} (UTF-8)")

@@ -20,7 +20,6 @@ Mapping:
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -49,7 +48,13 @@ from pssync.model.events import (
 from pssync.model.sources import SourceConfig
 from pssync.money import Money
 from pssync.ports import IngestResult, JsonReader, NormalisedEvent, RecordFetcher, SigningSecrets
-from pssync.sources.base import HttpReply, NormaliseContext, fingerprint_of, json_acknowledgement
+from pssync.sources.base import (
+    HttpReply,
+    NormaliseContext,
+    fingerprint_of,
+    json_acknowledgement,
+    parse_json_body,
+)
 from pssync.sources.crm_terms import check_amount, checked_id, read_record, terms_from_json, with_crm_identity
 from pssync.sources.request import RawRequest
 from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
@@ -63,6 +68,8 @@ _WCF_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
 class DataverseScheme:
+    media_type = "application/json"
+
     def verify(
         self, request: RawRequest, source: SourceConfig, secrets: SigningSecrets | None, now: datetime
     ) -> VerifiedDelivery:
@@ -199,11 +206,8 @@ def _common(context: NormaliseContext, document: dict[str, Any], occurred_at: da
 
 
 def _parse(body: bytes) -> dict[str, Any]:
-    try:
-        # Money arrives as JSON numbers: read them as Decimal, never float.
-        document = json.loads(body, parse_float=Decimal)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise MalformedDelivery("body is not valid JSON") from None
+    # Money arrives as JSON numbers: read them as Decimal, never float.
+    document = parse_json_body(body, parse_float=Decimal)
     if not isinstance(document, dict):
         raise MalformedDelivery("body must be a RemoteExecutionContext JSON object")
     return document

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -40,7 +39,13 @@ from pssync.model.contract import ContractTerms
 from pssync.model.events import ClosedWonSignalled, ContractBooked, ContractBookedData
 from pssync.model.sources import SourceConfig
 from pssync.ports import IngestResult, JsonReader, NormalisedEvent, RecordFetcher, SigningSecrets
-from pssync.sources.base import HttpReply, NormaliseContext, fingerprint_of, json_acknowledgement
+from pssync.sources.base import (
+    HttpReply,
+    NormaliseContext,
+    fingerprint_of,
+    json_acknowledgement,
+    parse_json_body,
+)
 from pssync.sources.crm_terms import check_amount, checked_id, read_record, terms_from_json, with_crm_identity
 from pssync.sources.request import RawRequest
 from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
@@ -118,6 +123,8 @@ def signed_uri(request: RawRequest, source: SourceConfig) -> str:
 
 
 class HubSpotScheme:
+    media_type = "application/json"
+
     def verify(
         self, request: RawRequest, source: SourceConfig, secrets: SigningSecrets | None, now: datetime
     ) -> VerifiedDelivery:
@@ -177,10 +184,7 @@ class HubSpotScheme:
 
 
 def _parse(body: bytes) -> list[dict[str, Any]]:
-    try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise MalformedDelivery("body is not valid JSON") from None
+    document = parse_json_body(body)
     if not isinstance(document, list) or not all(isinstance(d, dict) for d in document):
         raise MalformedDelivery("body must be a JSON array of event objects")
     if not document:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +38,13 @@ from pssync.errors import (
 from pssync.model.events import MilestoneCompleted, MilestoneCompletedData, canonical_event_id
 from pssync.model.sources import SourceConfig
 from pssync.ports import IngestResult, NormalisedEvent, SigningSecrets
-from pssync.sources.base import HttpReply, NormaliseContext, fingerprint_of, json_acknowledgement
+from pssync.sources.base import (
+    HttpReply,
+    NormaliseContext,
+    fingerprint_of,
+    json_acknowledgement,
+    parse_json_body,
+)
 from pssync.sources.request import RawRequest
 from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
 
@@ -56,6 +61,8 @@ def jira_signature(secret: str, body: bytes) -> bytes:
 
 
 class JiraScheme:
+    media_type = "application/json"
+
     def __init__(
         self,
         done_statuses: frozenset[str] = frozenset({"Done"}),
@@ -155,10 +162,7 @@ def _signed_delivery_id(document: dict[str, Any], body: bytes) -> str:
 
 
 def _parse(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise MalformedDelivery("body is not valid JSON") from None
+    document = parse_json_body(body)
     if not isinstance(document, dict):
         raise MalformedDelivery("body must be a JSON object")
     return document

@@ -8,7 +8,6 @@ configured per source and a stale delivery must read 400, not 401.
 
 from __future__ import annotations
 
-import json
 from base64 import b64decode
 from binascii import Error as Base64Error
 from datetime import datetime
@@ -40,7 +39,13 @@ from pssync.model.events import (
 )
 from pssync.model.sources import SourceConfig
 from pssync.ports import IngestResult, NormalisedEvent, SigningSecrets
-from pssync.sources.base import HttpReply, NormaliseContext, fingerprint_of, json_acknowledgement
+from pssync.sources.base import (
+    HttpReply,
+    NormaliseContext,
+    fingerprint_of,
+    json_acknowledgement,
+    parse_json_body,
+)
 from pssync.sources.request import RawRequest
 from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
 
@@ -83,6 +88,8 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
 
 
 class StandardWebhooksScheme:
+    media_type = "application/json"
+
     def verify(
         self, request: RawRequest, source: SourceConfig, secrets: SigningSecrets | None, now: datetime
     ) -> VerifiedDelivery:
@@ -113,10 +120,7 @@ class StandardWebhooksScheme:
         raise SignatureInvalid("no webhook-signature matches a configured secret")
 
     def normalise(self, context: NormaliseContext) -> list[NormalisedEvent]:
-        try:
-            document = json.loads(context.body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MalformedDelivery("body is not valid JSON") from None
+        document = parse_json_body(context.body)
         if not isinstance(document, dict):
             raise MalformedDelivery("body must be a JSON object")
         try:

@@ -20,6 +20,7 @@ from pssync.errors import (
     StaleDelivery,
     UnknownTenant,
     UnprocessableDelivery,
+    UnsupportedMediaType,
 )
 from pssync.ingest.closed_won import ClosedWonResolver, Resolution
 from pssync.ingest.service import IngestService
@@ -60,7 +61,18 @@ DATAVERSE_OPPORTUNITY = "a1c2e3f4-5b6d-4e7f-8091-a2b3c4d5e6f7"
 SALESFORCE_ORG_15 = "00D5g000004ABCD"
 SALESFORCE_INTEGRATION_USER = "0055g00000Int01AAA"
 
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-webhooks-secret-for-tests").decode()
+
 SOURCES: dict[str, SourceConfig] = {
+    "standard": SourceConfig.model_validate(
+        {
+            "name": "standard",
+            "scheme": "standard-webhooks",
+            "system": "netsuite",
+            "secret_id": "sid/standard",
+            "max_body_bytes": 64 * 1024,
+        }
+    ),
     "hubspot": SourceConfig.model_validate(
         {
             "name": "hubspot",
@@ -109,6 +121,7 @@ SOURCES: dict[str, SourceConfig] = {
     ),
 }
 SECRETS = {
+    "sid/standard": SigningSecrets(STANDARD_SECRET),
     "sid/hubspot": SigningSecrets(HUBSPOT_SECRET, HUBSPOT_PREVIOUS),
     "sid/jira": SigningSecrets(JIRA_SECRET, JIRA_PREVIOUS),
     "sid/dataverse": SigningSecrets(DATAVERSE_KEY, DATAVERSE_PREVIOUS),
@@ -215,6 +228,9 @@ def standard_records() -> dict[tuple[str, str], dict[str, Any]]:
 def request(
     body: bytes, headers: dict[str, str | list[str]], url: str = "/webhooks/x", method: str = "POST"
 ) -> RawRequest:
+    """A request as the vendor sends it: JSON unless the headers say otherwise."""
+    if not any(k.lower() == "content-type" for k in headers):
+        headers = {"Content-Type": "application/json", **headers}
     return RawRequest(
         method=method,
         url=url,
@@ -262,6 +278,21 @@ def jira_request(
     return request(body, {k: v for k, v in headers.items() if v != []}, url="/webhooks/jira")
 
 
+def standard_request(body: bytes, *, secret: str = STANDARD_SECRET, delivery_id: str = "msg_1") -> RawRequest:
+    """Signed over the raw bytes (the scheme's definition), so bodies that are not UTF-8 can be signed too."""
+    timestamp = str(int(CLOCK.now().timestamp()))
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    signature = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": "application/json",
+        "webhook-id": delivery_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": f"v1,{signature}",
+    }
+    return request(body, headers, url="/webhooks/standard")
+
+
 def dataverse_request(body: bytes, *, key: str | list[str] = DATAVERSE_KEY) -> RawRequest:
     headers: dict[str, str | list[str]] = {"Content-Type": "application/json"}
     if key != []:
@@ -298,6 +329,7 @@ EXPECTED_STATUS: dict[type[IngestRejected], int] = {
     UnknownTenant: 403,
     UnprocessableDelivery: 422,
     PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
 }
 
 

@@ -24,6 +24,7 @@ from pssync.errors import (
 from pssync.model.events import ContractBooked, InvoicePosted, canonical_event_id
 from pssync.money import Money
 from tests.unit.ingest.sources_kit import (
+    DATAVERSE_KEY,
     DATAVERSE_OPPORTUNITY,
     DATAVERSE_PREVIOUS,
     Harness,
@@ -108,7 +109,8 @@ def test_an_open_opportunity_update_is_acknowledged_without_an_event() -> None:
 
 def test_request_id_falls_back_to_the_x_request_id_header() -> None:
     body = with_json(INVOICE, RequestId=None)
-    raw = request(body, {"x-pssync-key": "dataverse-service-endpoint-key-current", "x-request-id": "hdr-1"})
+    headers = {"x-pssync-key": DATAVERSE_KEY, "x-request-id": "hdr-1", "Content-Type": "application/json"}
+    raw = request(body, headers)
     harness = Harness()
     assert harness.send("dataverse", raw).delivery_id == "hdr-1"
 

@@ -5,7 +5,6 @@ Payload fields arrive as objects or as JSON text; an unapproved entry is not a b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -18,7 +17,7 @@ from pssync.model.events import TimeApproved, TimeApprovedData, canonical_event_
 from pssync.model.sources import SourceConfig
 from pssync.money import Money, from_minor
 from pssync.ports import NormalisedEvent
-from pssync.sources.base import fingerprint_of
+from pssync.sources.base import fingerprint_of, parse_json_body
 
 TIME_ENTRY_CREATED = "time_entry:created"
 TIME_ENTRY_UPDATED = "time_entry:updated"
@@ -33,9 +32,9 @@ def _document(value: Any, field: str) -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise MalformedDelivery(f"{field} is neither an object nor JSON text") from None
+            value = parse_json_body(value)
+        except MalformedDelivery as error:
+            raise MalformedDelivery(f"{field} is neither an object nor JSON text: {error.message}") from None
     if not isinstance(value, dict):
         raise MalformedDelivery(f"{field} must be an object")
     return value

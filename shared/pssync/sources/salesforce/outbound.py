@@ -66,6 +66,8 @@ SOAP_ACK = (
 
 
 class SalesforceOutboundScheme:
+    media_type = "text/xml"
+
     def verify(
         self, request: RawRequest, source: SourceConfig, secrets: SigningSecrets | None, now: datetime
     ) -> VerifiedDelivery:
