@@ -64,6 +64,9 @@ class RecordedAmendment(BaseModel):
     previous_version: int
     newly_recorded: bool
     diff: ContractDiff
+    # A newer version was recorded after the guard let this one through (a concurrent amendment won the
+    # race): the same outcome as arriving late, so the workflow ends as ignored, with this reason.
+    superseded: str | None = None
 
 
 class Classification(BaseModel):
@@ -186,9 +189,15 @@ def record_amended_version(event: ContractAmended, store: VersionStore, now: dat
         raise BusinessRuleViolation(f"contract {terms.contract_id} was never booked", code="unknown_contract")
     head = history[-1]
     if not is_newer(event.source_version, head.body.get("source_version")):
-        raise BusinessRuleViolation(
-            f"a newer version (v{head.version}) was recorded since the guard ran; this amendment is stale",
-            code="stale_amendment",
+        head_terms = ContractTerms.model_validate(head.body["terms"])
+        return RecordedAmendment(
+            contract_id=terms.contract_id,
+            version=head.version,
+            previous_version=head.version,
+            newly_recorded=False,
+            diff=diff_terms(head_terms, terms),
+            superseded=f"v{head.version} (source version {head.body.get('source_version')!r}) was recorded "
+            f"after the guard ran; {event.source_version!r} is not newer",
         )
     try:
         stored = store.append(
