@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pssync.config import IngestSettings, load_settings
+from pssync.config import DeadLetterSettings, IngestSettings, load_settings
 from pssync.handlers.records import QueuedEventRecord
 from pssync.handlers.stack import lambda_handler, sqs_batch
 from pssync.observability import logger
-from pssync.wiring import closed_won_resolver, deduplicator
+from pssync.wiring import closed_won_resolver, dead_letter_parking, deduplicator
 
 
 def resolve_one(record: QueuedEventRecord) -> None:
@@ -24,4 +24,5 @@ def resolve_one(record: QueuedEventRecord) -> None:
 @lambda_handler()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deduplicator(load_settings(IngestSettings)).config.register_lambda_context(context)
-    return sqs_batch(event, context, QueuedEventRecord, resolve_one)
+    parking = dead_letter_parking(load_settings(DeadLetterSettings), context.function_name)
+    return sqs_batch(event, context, QueuedEventRecord, resolve_one, parking)

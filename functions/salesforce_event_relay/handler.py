@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pssync.config import EventRelaySettings, load_settings
+from pssync.config import DeadLetterSettings, EventRelaySettings, load_settings
 from pssync.handlers.records import RelayedEventRecord
 from pssync.handlers.stack import lambda_handler, sqs_batch
 from pssync.ingest.event_relay import READ_BUDGET_SECONDS, relay_event
 from pssync.observability import logger
-from pssync.wiring import crm_fetchers, deduplicator, ingest_service
+from pssync.wiring import crm_fetchers, dead_letter_parking, deduplicator, ingest_service
 
 
 def relay_one(record: RelayedEventRecord) -> None:
@@ -36,4 +36,5 @@ def relay_one(record: RelayedEventRecord) -> None:
 @lambda_handler()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deduplicator(load_settings(EventRelaySettings)).config.register_lambda_context(context)
-    return sqs_batch(event, context, RelayedEventRecord, relay_one)
+    parking = dead_letter_parking(load_settings(DeadLetterSettings), context.function_name)
+    return sqs_batch(event, context, RelayedEventRecord, relay_one, parking)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pssync.config import StartWorkflowSettings, load_settings
+from pssync.config import DeadLetterSettings, StartWorkflowSettings, load_settings
 from pssync.handlers.records import QueuedEventRecord
 from pssync.handlers.stack import lambda_handler, sqs_batch
 from pssync.observability import logger
-from pssync.wiring import workflow_starter
+from pssync.wiring import dead_letter_parking, workflow_starter
 from pssync.workflows.starter import start_workflow
 
 
@@ -23,4 +23,5 @@ def start_one(record: QueuedEventRecord) -> None:
 
 @lambda_handler()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return sqs_batch(event, context, QueuedEventRecord, start_one)
+    parking = dead_letter_parking(load_settings(DeadLetterSettings), context.function_name)
+    return sqs_batch(event, context, QueuedEventRecord, start_one, parking)

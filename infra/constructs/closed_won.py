@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -35,7 +34,7 @@ class ClosedWonResolution(Construct):
         ingest: IngestTargets,
         sources: Iterable[SourceConfig],
         event_bus: EventBus,
-        inbox: sqs.IQueue,
+        inbox: sqs.Queue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.resolver = functions.create(
@@ -43,12 +42,5 @@ class ClosedWonResolution(Construct):
         )
         ingest.grant_publish_once(self.resolver)
         grant_crm_token_reads(self, self.resolver, (s for s in sources if s.scheme.is_http))
-        self.resolver.function.add_event_source(
-            event_sources.SqsEventSource(
-                inbox,
-                batch_size=INBOX_BATCH_SIZE,
-                report_batch_item_failures=True,
-                max_concurrency=MAX_CONCURRENT_READERS,
-            )
-        )
+        self.resolver.consume(inbox, batch_size=INBOX_BATCH_SIZE, max_concurrency=MAX_CONCURRENT_READERS)
         event_bus.route_to_queue("ClosedWonSignalled", detail_type="ClosedWonSignalled", queue=inbox)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -30,7 +29,7 @@ class SalesforceEventRelay(Construct):
         functions: Functions,
         ingest: IngestTargets,
         buses: list[EventRelayBus],
-        buffer: sqs.IQueue,
+        buffer: sqs.Queue,
         dead_letters: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -40,11 +39,7 @@ class SalesforceEventRelay(Construct):
         ingest.grant_accept(self.normaliser)
         # Thin events (CDC UPDATE / GAP_*) fetch the opportunity with the source's CRM API token.
         grant_crm_token_reads(self, self.normaliser, (bus.source for bus in buses))
-        self.normaliser.function.add_event_source(
-            event_sources.SqsEventSource(
-                buffer, batch_size=BUFFER_BATCH_SIZE, report_batch_item_failures=True
-            )
-        )
+        self.normaliser.consume(buffer, batch_size=BUFFER_BATCH_SIZE)
         self.buses: list[events.EventBus] = []
         for index, relay in enumerate(buses):
             # The bus is the partner event bus of the partner event source (same name).

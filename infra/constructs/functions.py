@@ -14,7 +14,9 @@ from aws_cdk import Acknowledgment, AssetHashType, Duration, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import runtime
@@ -126,6 +128,25 @@ class PssyncFunction(Construct):
         assert isinstance(cfn_function, lambda_.CfnFunction)
         cfn_function.add_metadata(FUNCTION_FOLDER_METADATA, folder)
         cfn_function.add_metadata(FUNCTION_ROLE_METADATA, role_name)
+
+    def consume(self, queue: sqs.Queue, *, batch_size: int, max_concurrency: int | None = None) -> None:
+        """Reads `queue` in batches with partial batch failures. A record failing its last receive is
+        parked in the queue's DLQ by the handler itself, with its typed cause as message attributes
+        (`pssync dlq show` prints them); the redrive policy stays the backstop for a crash or timeout."""
+        dead_letters = queue.dead_letter_queue
+        if dead_letters is None:
+            raise ValueError(f"{queue.node.path} has no dead-letter queue; every consumed queue needs one")
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                queue,
+                batch_size=batch_size,
+                report_batch_item_failures=True,
+                max_concurrency=max_concurrency,
+            )
+        )
+        self.function.add_environment("DEAD_LETTER_QUEUE_URL", dead_letters.queue.queue_url)
+        self.function.add_environment("MAX_RECEIVE_COUNT", str(dead_letters.max_receive_count))
+        dead_letters.queue.grant_send_messages(self.function)
 
     def grant_table_read_write(self, table: dynamodb.ITable) -> None:
         """Item access on the table itself; pssync tables have no indexes, so no `index/*` wildcard."""

@@ -10,7 +10,6 @@ from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -100,7 +99,7 @@ class Workflow(Construct):
         spec: WorkflowSpec,
         functions: Functions,
         stores: WorkflowStores,
-        inbox: sqs.IQueue,
+        inbox: sqs.Queue,
     ) -> None:
         super().__init__(scope, spec.construct_id)
         self.spec = spec
@@ -146,9 +145,7 @@ class Workflow(Construct):
             },
         )
         self.state_machine.grant_start_execution(self.starter.role)
-        self.starter.function.add_event_source(
-            event_sources.SqsEventSource(inbox, batch_size=INBOX_BATCH_SIZE, report_batch_item_failures=True)
-        )
+        self.starter.consume(inbox, batch_size=INBOX_BATCH_SIZE)
 
     @staticmethod
     def _create_step(functions: Functions, stores: WorkflowStores, step: Step) -> PssyncFunction:

@@ -216,7 +216,7 @@ def dlq_show(
     """Peek at messages without consuming them."""
     ops = _dead_letter_ops()
     table = Table(title=f"{queue}: first {limit} messages")
-    for col in ("event id", "type", "contract", "failed step", "attempt", "error"):
+    for col in ("event id", "type", "contract / record", "failed step", "attempt", "cause"):
         table.add_column(col)
     for m in ops.peek(ops.store(queue), limit):
         table.add_row(
@@ -225,7 +225,7 @@ def dlq_show(
             m.contract_id or "",
             m.failed_step or "",
             "" if m.attempt is None else str(m.attempt),
-            m.error or "",
+            m.error or "(no cause recorded: the function crashed or timed out; see its log)",
         )
     console.print(table)
 

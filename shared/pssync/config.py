@@ -43,6 +43,13 @@ class DeliveryLogSettings(_Settings):
     erp_connector: str = "shadow"
 
 
+class DeadLetterSettings(_Settings):
+    """SQS consumers: where a record failing its last receive is parked with its cause (infra: consume)."""
+
+    dead_letter_queue_url: str | None = None
+    max_receive_count: int = Field(5, ge=1, le=1000)
+
+
 class EventBusSettings(_Settings):
     event_bus_name: str
 

@@ -240,6 +240,12 @@ class Connector(Protocol):
     def send(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand: ...
 
 
+class DeadLetterParking(Protocol):
+    def park(self, body: str, receive_count: int, error: BaseException) -> bool:
+        """Move a record that failed its last allowed receive to its DLQ with the cause; False before."""
+        ...
+
+
 class WorkflowStarter(Protocol):
     def start(self, name: str, input_document: str) -> tuple[str, bool]:
         """Returns (execution arn, newly started)."""

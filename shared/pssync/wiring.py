@@ -21,10 +21,12 @@ from pssync.adapters.aws import (
     PowertoolsDeduplicator,
     S3RawPayloadStore,
     SecretsManagerSecrets,
+    SqsDeadLetterParking,
     StepFunctionsStarter,
 )
 from pssync.config import (
     BusinessTableSettings,
+    DeadLetterSettings,
     DeliveryLogSettings,
     EventBusSettings,
     IngestSettings,
@@ -167,6 +169,15 @@ def closed_won_resolver(settings: IngestSettings) -> ClosedWonResolver:
         fetchers=crm_fetchers(READ_BUDGET_SECONDS),
         deduplicator=deduplicator(settings),
         publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
+    )
+
+
+@_once
+def dead_letter_parking(settings: DeadLetterSettings, function_name: str) -> SqsDeadLetterParking | None:
+    if settings.dead_letter_queue_url is None:
+        return None
+    return SqsDeadLetterParking(
+        settings.dead_letter_queue_url, settings.max_receive_count, function_name, client("sqs")
     )
 
 

@@ -21,6 +21,7 @@ import pytest
 import respx
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from pssync.ops.dead_letters import DeadLetterOps
 from tests.integration.conftest import AwsWorld, context, load_handler, sqs_record
 from tests.unit.ingest.sources_kit import (
     DATAVERSE_KEY,
@@ -225,9 +226,11 @@ HUBSPOT_BATCH = sample("hubspot/deal-closed-won-batch.json")
 SALESFORCE_MESSAGE = sample("salesforce-outbound/opportunity-closed-won.xml")
 
 
-def resolve(messages: list[dict[str, Any]]) -> dict[str, Any]:
+def resolve(messages: list[dict[str, Any]], receive_count: int = 1) -> dict[str, Any]:
     """Hand bus messages to resolve_closed_won as its inbox queue would (one SQS batch)."""
     records = [sqs_record(json.dumps(m), f"m{i}") for i, m in enumerate(messages)]
+    for record in records:
+        record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
     result: dict[str, Any] = resolver({"Records": records}, context("resolve_closed_won"))
     return result
 
@@ -484,3 +487,30 @@ def test_a_deal_the_crm_cannot_give_fails_only_its_own_message_and_books_nothing
         resolve(signals[1:])
     assert world.captured() == []
     assert world.count_items("idempotency") == 3  # two signals, one booking: a failure leaves no record
+
+
+def test_a_signal_failing_its_last_receive_is_parked_with_its_cause_for_dlq_show(
+    world: AwsWorld, crm: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It used to reach the DLQ by redrive with only its event id and type: no cause, no step, no record."""
+    dlq_url = world.clients["sqs"].create_queue(
+        QueueName="ClosedWonInboxDlq", tags={"pssync:replay": "redrive", "pssync:replay-target": "inbox"}
+    )["QueueUrl"]
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dlq_url)
+    monkeypatch.setenv("MAX_RECEIVE_COUNT", "5")
+    assert invoke("hubspot", HUBSPOT_BATCH, hubspot_headers(HUBSPOT_BATCH))["statusCode"] == 202
+    signals = world.captured()
+    no_terms = hubspot_deal("18472934002", "C-2026-0413")
+    del no_terms["properties"]["pssync_contract_json"]
+    crm.get(f"{HUBSPOT_API}/crm/v3/objects/deals/18472934002").mock(
+        return_value=httpx.Response(200, json=no_terms)
+    )
+    assert resolve(signals, receive_count=4) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert world.clients["sqs"].receive_message(QueueUrl=dlq_url).get("Messages") is None
+    assert resolve(signals[1:], receive_count=5) == {"batchItemFailures": []}  # parked, not redriven
+    ops = DeadLetterOps(world.clients["sqs"], world.clients["events"])
+    [shown] = ops.peek(ops.store("ClosedWonInboxDlq"))
+    assert shown.event_type == "ClosedWonSignalled" and shown.contract_id == "hubspot-deal 18472934002"
+    assert shown.failed_step == "resolve_closed_won"
+    assert shown.error is not None and shown.error.startswith("ContractMappingError (contract_mapping): ")
+    assert "has no contract terms JSON" in shown.error and "Traceback" not in shown.error

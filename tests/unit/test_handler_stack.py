@@ -80,3 +80,16 @@ def test_the_tracer_wraps_handlers_only_when_tracing_is_on(monkeypatch: pytest.M
     monkeypatch.setenv(stack.TRACING_ENV, "active")
     stack.lambda_handler()(handler)
     assert wrapped == ["handler"]
+
+
+def test_an_exception_escaping_a_handler_is_logged_with_its_type_before_the_runtime_sees_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @stack.lambda_handler()
+    def handler(event: dict[str, Any], context: Any) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    with pytest.raises(RecursionError):
+        handler({}, Context())
+    [record] = [r for r in caplog.records if r.getMessage() == "invocation failed"]
+    assert record.levelname == "ERROR" and record.error == "RecursionError" and record.exc_info

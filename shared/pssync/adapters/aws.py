@@ -387,3 +387,39 @@ class SecretsManagerTokenSource:
 
     def __call__(self, secret_id: str) -> str:
         return str(self._secrets.read(secret_id, "access_token")["access_token"])
+
+
+# Message attributes a parked record carries: what `pssync dlq show` prints (without the stack trace).
+CAUSE_ATTRIBUTES = ("pssync-error", "pssync-reason", "pssync-message", "pssync-function", "pssync-receives")
+
+
+class SqsDeadLetterParking:
+    """Parks a record that failed its last allowed receive in the queue's DLQ, with its typed cause.
+
+    SQS's own redrive moves a message without saying why; parking it ourselves keeps the cause next to
+    the message. Earlier receives return False: SQS retries them as usual.
+    """
+
+    def __init__(self, queue_url: str, max_receive_count: int, function_name: str, client: Any) -> None:
+        self._queue_url = queue_url
+        self._max_receive_count = max_receive_count
+        self._function_name = function_name
+        self._client = client
+
+    def park(self, body: str, receive_count: int, error: BaseException) -> bool:
+        if receive_count < self._max_receive_count:
+            return False
+        cause = {
+            "pssync-error": type(error).__name__,
+            "pssync-reason": str(getattr(error, "code", "") or "unclassified"),
+            "pssync-message": str(error)[:1000] or type(error).__name__,
+            "pssync-function": self._function_name,
+            "pssync-receives": str(receive_count),
+        }
+        with translate_aws_errors("sqs:SendMessage"):
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=body,
+                MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in cause.items()},
+            )
+        return True

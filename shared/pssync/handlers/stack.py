@@ -9,18 +9,21 @@
   `Tracing.ACTIVE`). The Tracer is built lazily: it costs about 130 ms of cold start even when disabled
   (docs/decisions.md, 2026-11-30).
 
-SQS consumers use `sqs_batch`: Powertools `BatchProcessor` with a typed record model and partial batch
-failures, each record's failure logged with its typed cause.
+An exception escaping a handler is logged with its type and trace before the runtime sees it, so every
+failure has a line in the function's log. SQS consumers use `sqs_batch`: Powertools `BatchProcessor` with a
+typed record model and partial batch failures; a record failing its last receive is parked in the queue's
+DLQ with its typed cause (message attributes that `pssync dlq show` prints).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from functools import cache
+from functools import cache, wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pssync.observability import logger, metrics
+from pssync.ports import DeadLetterParking
 
 if TYPE_CHECKING:  # the parser's event models cost init time; only SQS consumers load them (records.py)
     from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -45,7 +48,16 @@ def lambda_handler(*, correlation_id_path: str | None = None) -> Callable[[Lambd
     """Decorates a handler with the stack above; `correlation_id_path` is a JMESPath into the event."""
 
     def decorate(handler: LambdaHandler) -> LambdaHandler:
-        wrapped = handler
+        @wraps(handler)
+        def logged(event: dict[str, Any], context: Any) -> Any:
+            try:
+                return handler(event, context)
+            except Exception as error:
+                cause = {"error": type(error).__name__, "reason": getattr(error, "code", None)}
+                logger.exception("invocation failed", extra=cause)
+                raise
+
+        wrapped: LambdaHandler = logged
         if tracing_on():
             wrapped = _tracer().capture_lambda_handler(wrapped, capture_response=False)
         wrapped = metrics.log_metrics(wrapped, capture_cold_start_metric=True)
@@ -61,25 +73,35 @@ def sqs_batch(
     context: Any,
     model: type[Record],
     record_handler: Callable[[Record], None],
+    parking: DeadLetterParking | None = None,
 ) -> dict[str, Any]:
-    """Runs `record_handler` per record (parsed into `model`); failed records are reported, not raised,
-    so SQS retries only them and parks them in the queue's DLQ after maxReceiveCount."""
+    """Runs `record_handler` per record, parsed into `model`; a failed record (its parsing included) is
+    logged with its cause and reported, so SQS retries only it; on its last receive it is parked in the
+    queue's DLQ with its cause instead."""
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
         EventType,
         process_partial_response,
     )
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-    def handle(record: Record) -> None:
+    def handle(record: SQSRecord) -> None:  # Powertools passes it as `record=`
         try:
-            record_handler(record)
+            record_handler(model.model_validate(record.raw_event))
         except Exception as error:
-            code = getattr(error, "code", None)
-            cause = {"message_id": record.messageId, "error": type(error).__name__, "reason": code}
-            logger.exception("record failed", extra=cause)
+            receives = int(record.attributes.approximate_receive_count or 1)
+            cause = {
+                "message_id": record.message_id,
+                "error": type(error).__name__,
+                "reason": getattr(error, "code", None),
+            }
+            logger.exception("record failed", extra={**cause, "receives": receives})
+            if parking is not None and parking.park(record.body, receives, error):
+                logger.warning("record parked in its dead-letter queue", extra=cause)
+                return
             raise
 
-    processor = BatchProcessor(event_type=EventType.SQS, model=model)
+    processor = BatchProcessor(event_type=EventType.SQS)
     response = process_partial_response(
         event=event, record_handler=handle, processor=processor, context=context
     )

@@ -93,11 +93,16 @@ class DeadLetterOps:
                 MaxNumberOfMessages=min(10, limit - len(seen)),
                 VisibilityTimeout=30,
                 WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
             ).get("Messages", [])
             if not batch:
                 break
             for message in batch:
-                seen.setdefault(message["MessageId"], summarise(message["Body"]))
+                attributes = {
+                    name: str(value.get("StringValue", ""))
+                    for name, value in (message.get("MessageAttributes") or {}).items()
+                }
+                seen.setdefault(message["MessageId"], summarise(message["Body"], attributes))
                 handles.append(message["ReceiptHandle"])
         for handle in handles:
             self._sqs.change_message_visibility(QueueUrl=store.url, ReceiptHandle=handle, VisibilityTimeout=0)

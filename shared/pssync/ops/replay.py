@@ -67,22 +67,58 @@ def _event_of(document: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def summarise(body: str) -> MessageSummary:
+def summarise(body: str, attributes: dict[str, str] | None = None) -> MessageSummary:
+    """What a dead-lettered message is and why it failed, without a stack trace.
+
+    The cause comes from the message attributes a consumer parks a record with (`pssync-*`), or from the
+    error a workflow's Catch recorded (Step Functions puts the Lambda's error document in `Cause`).
+    """
+    attributes = attributes or {}
     try:
         document = json.loads(body)
     except json.JSONDecodeError:
-        return MessageSummary(None, None, None, None, "not JSON", None)
+        return MessageSummary(None, None, None, attributes.get("pssync-function"), "not JSON", None)
+    if not isinstance(document, dict):
+        return MessageSummary(None, None, None, attributes.get("pssync-function"), "not a JSON object", None)
     event = _event_of(document)
-    contract = (event.get("data") or {}).get("contract") or {}
-    error = document.get("error") or {}
+    data = event.get("data") or {}
+    contract = data.get("contract") or {}
+    record = (
+        f"{data['record_type']} {data['record_id']}"
+        if "record_id" in data and "record_type" in data
+        else None
+    )
     return MessageSummary(
         event_id=event.get("event_id"),
         event_type=document.get("detail-type") or event.get("event_type"),
-        contract_id=contract.get("contract_id"),
-        failed_step=document.get("failed_step"),
-        error=f"{error.get('Error')}: {str(error.get('Cause', ''))[:160]}" if error else None,
+        contract_id=contract.get("contract_id") or record,
+        failed_step=document.get("failed_step") or attributes.get("pssync-function"),
+        error=_workflow_error(document.get("error")) or _parked_cause(attributes),
         attempt=document.get("attempt", document.get(ATTEMPT_KEY)),
     )
+
+
+def _parked_cause(attributes: dict[str, str]) -> str | None:
+    if "pssync-error" not in attributes:
+        return None
+    reason = attributes.get("pssync-reason", "")
+    receives = attributes.get("pssync-receives")
+    return f"{attributes['pssync-error']} ({reason}): {attributes.get('pssync-message', '')}" + (
+        f" [after {receives} receives]" if receives else ""
+    )
+
+
+def _workflow_error(error: Any) -> str | None:
+    if not isinstance(error, dict) or not error:
+        return None
+    name, cause = error.get("Error"), error.get("Cause")
+    try:
+        document = json.loads(cause) if isinstance(cause, str) else None
+    except json.JSONDecodeError:
+        document = None
+    if isinstance(document, dict) and "errorMessage" in document:
+        return f"{document.get('errorType', name)}: {document['errorMessage']}"  # the trace stays in the log
+    return f"{name}: {str(cause or '')[:300]}"
 
 
 def plan(kind: ReplayKind, target: str | None, body: str) -> Replay:
