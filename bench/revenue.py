@@ -10,6 +10,10 @@ Each size runs in a fresh subprocess: time is the median of several runs inside 
 engine run timed separately), memory is that process's peak RSS (ru_maxrss), reported raw and minus the
 peak RSS of a process that only imports the package.
 
+Correctness is checked outside the timed sections: every contract's lifetime revenue must equal its modified
+price, and with --with-outputs every journal entry must balance. Any failure makes the run fail (exit 1):
+timings of wrong figures are not reported.
+
     python -m bench.revenue                      # N = 1,000 and 10,000
     python -m bench.revenue --sizes 1000 10000 100000 --repeat 5
 """
@@ -25,11 +29,15 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported inside the worker: the baseline process measures the bare import
+    from pssync.revenue import RevenueContract, RevenueResult, Scenario
+    from pssync.revenue.result import JournalEntry
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = date(2023, 1, 1), date(2025, 12, 31)
@@ -79,70 +87,128 @@ def _contracts(n: int, seed: int) -> Iterator[tuple[list[dict[str, Any]], list[d
         ssp_total = sum(ratable_ssp) + licence_ssp + implementation_ssp
         discount = Decimal(rng.randrange(600, 1501)) / 10_000  # 6-15 %
         price = (ssp_total * (1 - discount)).quantize(Decimal("0.01"))
-
-        def obligations(
-            version: int,
-            ratable_ssp: list[Decimal] = ratable_ssp,
-            licence_ssp: Decimal = licence_ssp,
-            implementation_ssp: Decimal = implementation_ssp,
-        ) -> list[dict[str, Any]]:
-            # In version 2 the ratable SSPs are those of the 24 remaining months (prospective modification).
-            factor = Decimal(1) if version == 1 else Decimal(24) / Decimal(36)
-            ratable = {"kind": "ratable", "start": str(START), "end": str(END), "basis": "period"}
-            items: list[dict[str, Any]] = [
-                {"id": f"service-{k}", "ssp": _money(ssp * factor), "pattern": ratable}
-                for k, ssp in enumerate(ratable_ssp)
-            ]
-            items.append({"id": "licence", "ssp": _money(licence_ssp), "pattern": {"kind": "point_in_time"}})
-            items.append(
-                {
-                    "id": "implementation",
-                    "ssp": _money(implementation_ssp),
-                    "pattern": {"kind": "output_progress"},
-                }
-            )
-            return items
-
         common = {"contract_id": cid, "legal_entity": "LE-US", "currency": "USD"}
         versions = [
             {
                 **common,
-                "version": 1,
-                "effective_date": str(START),
-                "causing_event_id": f"{cid}-won",
-                "fixed_price": _money(price),
-                "obligations": obligations(1),
-            },
-            {
-                **common,
-                "version": 2,
-                "effective_date": str(MODIFIED_ON),
-                "causing_event_id": f"{cid}-amended",
-                "fixed_price": _money(price * Decimal("1.10")),
-                "obligations": obligations(2),
-            },
-        ]
-        events: list[dict[str, Any]] = [
-            {
-                "type": "satisfied",
-                "id": f"{cid}-lic",
-                "contract_id": cid,
-                "obligation_id": "licence",
-                "on": "2023-01-20",
+                "version": version,
+                "effective_date": str(effective),
+                "causing_event_id": f"{cid}-{cause}",
+                "fixed_price": _money(price * factor),
+                "obligations": _obligations(version, ratable_ssp, licence_ssp, implementation_ssp),
             }
+            for version, effective, cause, factor in (
+                (1, START, "won", Decimal(1)),
+                (2, MODIFIED_ON, "amended", Decimal("1.10")),
+            )
         ]
-        events.extend(
-            {
-                "type": "progress",
-                "id": f"{cid}-p{percent}",
-                "contract_id": cid,
-                "obligation_id": "implementation",
-                "on": month_end,
-                "percent_complete": percent,
-            }
-            for month_end, percent in _PROGRESS
-        )
-        yield versions, events
+        yield versions, _events(cid)
+
+
+def _obligations(
+    version: int, ratable_ssp: list[Decimal], licence_ssp: Decimal, implementation_ssp: Decimal
+) -> list[dict[str, Any]]:
+    # In version 2 the ratable SSPs are those of the 24 remaining months (prospective modification).
+    factor = Decimal(1) if version == 1 else Decimal(24) / Decimal(36)
+    ratable = {"kind": "ratable", "start": str(START), "end": str(END), "basis": "period"}
+    items: list[dict[str, Any]] = [
+        {"id": f"service-{k}", "ssp": _money(ssp * factor), "pattern": ratable}
+        for k, ssp in enumerate(ratable_ssp)
+    ]
+    items.append({"id": "licence", "ssp": _money(licence_ssp), "pattern": {"kind": "point_in_time"}})
+    items.append(
+        {"id": "implementation", "ssp": _money(implementation_ssp), "pattern": {"kind": "output_progress"}}
+    )
+    return items
+
+
+def _events(cid: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = [
+        {
+            "type": "satisfied",
+            "id": f"{cid}-lic",
+            "contract_id": cid,
+            "obligation_id": "licence",
+            "on": "2023-01-20",
+        }
+    ]
+    events.extend(
+        {
+            "type": "progress",
+            "id": f"{cid}-p{percent}",
+            "contract_id": cid,
+            "obligation_id": "implementation",
+            "on": month_end,
+            "percent_complete": percent,
+        }
+        for month_end, percent in _PROGRESS
+    )
+    return events
+
+
+# --- correctness checks ---------------------------------------------------------------------------------
+
+
+class BenchCheckFailed(RuntimeError):
+    """A benchmarked run computed wrong figures: its timings are not worth reporting."""
+
+
+def expected_prices(scenario: Scenario) -> dict[str, Decimal]:
+    """Lifetime price of each contract: the fixed price of its latest version."""
+    latest: dict[str, RevenueContract] = {}
+    for contract in scenario.contracts:
+        if contract.contract_id not in latest or contract.version > latest[contract.contract_id].version:
+            latest[contract.contract_id] = contract
+    return {cid: contract.fixed_price for cid, contract in latest.items()}
+
+
+def lifetime_revenue_mismatches(result: RevenueResult, prices: Mapping[str, Decimal]) -> list[str]:
+    """Contracts whose revenue over the whole schedule differs from their price (or that have no result)."""
+    mismatches = []
+    computed = set()
+    for outcome in result.run.contracts:
+        computed.add(outcome.contract_id)
+        lifetime = Decimal(sum(r[-1] for r in outcome.reported.values())).scaleb(-outcome.exponent)
+        price = prices.get(outcome.contract_id)
+        if lifetime != price:
+            mismatches.append(f"{outcome.contract_id}: lifetime revenue {lifetime} != price {price}")
+    mismatches.extend(f"{cid}: no result" for cid in sorted(set(prices) - computed))
+    return mismatches
+
+
+def unbalanced_journals(entries: Iterable[JournalEntry]) -> list[str]:
+    """Journal entries whose debits and credits differ, in the transaction or the functional currency."""
+    unbalanced = []
+    for entry in entries:
+        for currency, lines in (
+            (entry.currency, entry.lines),
+            (entry.functional_currency, entry.functional_lines),
+        ):
+            if lines is None:
+                continue
+            debits = sum((line.debit for line in lines), Decimal(0))
+            credits = sum((line.credit for line in lines), Decimal(0))
+            if debits != credits:
+                unbalanced.append(
+                    f"{entry.contract_id} {entry.period}: debits {debits} != credits {credits} {currency}"
+                )
+    return unbalanced
+
+
+def verify(rows: Iterable[Mapping[str, Any]]) -> None:
+    """Raise BenchCheckFailed when any size reported a failed correctness check."""
+    failed = [
+        f"n={row['n']}: {row['lifetime_revenue_mismatches']} lifetime revenue mismatch(es), "
+        f"{row.get('unbalanced_journal_entries', 0)} unbalanced journal entr(ies), "
+        f"e.g. {'; '.join(row.get('check_failures', [])[:3])}"
+        for row in rows
+        if row["lifetime_revenue_mismatches"] or row.get("unbalanced_journal_entries", 0)
+    ]
+    if failed:
+        raise BenchCheckFailed("correctness checks failed: " + " | ".join(failed))
+
+
+# --- measurement ----------------------------------------------------------------------------------------
 
 
 def _worker(n: int, repeat: int, with_outputs: bool = False) -> dict[str, Any]:
@@ -151,7 +217,9 @@ def _worker(n: int, repeat: int, with_outputs: bool = False) -> dict[str, Any]:
     document = portfolio_json(n)
     parse_s, engine_s, outputs_s = [], [], []
     output_lines = 0
-    cells = mismatches = 0
+    cells = 0
+    failures: dict[str, None] = {}  # insertion-ordered set: every repeat computes the same figures
+    unbalanced: dict[str, None] = {}
     for _ in range(repeat):
         gc.collect()
         t0 = time.perf_counter()
@@ -163,16 +231,17 @@ def _worker(n: int, repeat: int, with_outputs: bool = False) -> dict[str, Any]:
         engine_s.append(t2 - t1)
         if with_outputs:
             # Materialise the closing outputs as models: journals and balances up to as_of, RPO with bands.
-            output_lines = len(result.journals()) + len(result.rollforward()) + len(result.rpo())
-            outputs_s.append(time.perf_counter() - t2)
+            # One list at a time (as a caller would), the balance check of the journals left out of the time.
+            journals = result.journals()
+            t3 = time.perf_counter()
+            unbalanced.update(dict.fromkeys(unbalanced_journals(journals)))
+            check_s = time.perf_counter() - t3
+            output_lines = len(journals)
+            del journals
+            output_lines += len(result.rollforward()) + len(result.rpo())
+            outputs_s.append(time.perf_counter() - t2 - check_s)
         cells = sum(len(r) for c in result.run.contracts for r in c.reported.values())
-        # Sanity: every contract's lifetime revenue equals its modified price.
-        prices = {c.contract_id: c.fixed_price for c in scenario.contracts if c.version == 2}
-        mismatches = sum(
-            1
-            for c in result.run.contracts
-            if Decimal(sum(r[-1] for r in c.reported.values())).scaleb(-2) != prices[c.contract_id]
-        )
+        failures.update(dict.fromkeys(lifetime_revenue_mismatches(result, expected_prices(scenario))))
         del result, scenario
     return {
         "n": n,
@@ -181,7 +250,9 @@ def _worker(n: int, repeat: int, with_outputs: bool = False) -> dict[str, Any]:
         "engine_s": engine_s,
         "outputs_s": outputs_s,
         "output_lines": output_lines,
-        "lifetime_revenue_mismatches": mismatches,
+        "lifetime_revenue_mismatches": len(failures),
+        **({"unbalanced_journal_entries": len(unbalanced)} if with_outputs else {}),
+        "check_failures": [*failures, *unbalanced][:10],
         "input_json_mb": round(len(document) / 2**20, 1),
         "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
@@ -205,7 +276,7 @@ def run(sizes: list[int], repeat: int = 3, with_outputs: bool = False) -> dict[s
     """Run each size in a fresh subprocess; medians of `repeat` runs and peak memory per size.
 
     with_outputs also builds the journals, rollforward and RPO models after each run (timed separately;
-    their memory then counts in the peak).
+    their memory then counts in the peak). Raises BenchCheckFailed when a correctness check failed.
     """
     baseline_kb = _subprocess("--baseline")["maxrss_kb"]
     rows = []
@@ -229,14 +300,17 @@ def run(sizes: list[int], repeat: int = 3, with_outputs: bool = False) -> dict[s
                 "lifetime_revenue_mismatches": raw["lifetime_revenue_mismatches"],
                 **(
                     {
+                        "unbalanced_journal_entries": raw["unbalanced_journal_entries"],
                         "outputs_median_s": round(statistics.median(raw["outputs_s"]), 3),
                         "output_lines": raw["output_lines"],
                     }
                     if with_outputs
                     else {}
                 ),
+                "check_failures": raw["check_failures"],
             }
         )
+    verify(rows)
     return {"baseline_import_rss_mb": round(baseline_kb / 1024, 1), "repeat": repeat, "sizes": rows}
 
 
@@ -257,7 +331,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.worker:
         print(json.dumps(_worker(args.worker, args.repeat, args.with_outputs)))
     else:
-        print(json.dumps(run(args.sizes, args.repeat, args.with_outputs), indent=2))
+        try:
+            print(json.dumps(run(args.sizes, args.repeat, args.with_outputs), indent=2))
+        except BenchCheckFailed as error:
+            sys.exit(f"bench.revenue: {error}")
 
 
 if __name__ == "__main__":

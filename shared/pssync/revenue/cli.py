@@ -70,12 +70,26 @@ def _render_table(result: RevenueResult) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, width=160, force_terminal=False, color_system=None)
     console.print(f"Revenue as of {result.as_of}")
+    console.print(_allocation_table(result))
+    if result.modifications():
+        console.print(_modification_table(result))
+    console.print(_schedule_table(result))
+    console.print(_rpo_table(result))
+    console.print(_balance_table(result))
+    return buffer.getvalue()
 
-    allocation = Table(title="Allocation")
-    for column in ("contract", "version", "obligation", "SSP", "allocated", "method"):
-        allocation.add_column(column)
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
+def _allocation_table(result: RevenueResult) -> Table:
+    table = _table("Allocation", "contract", "version", "obligation", "SSP", "allocated", "method")
     for allocated in result.allocations():
-        allocation.add_row(
+        table.add_row(
             allocated.contract_id,
             str(allocated.contract_version),
             allocated.obligation_id,
@@ -83,22 +97,26 @@ def _render_table(result: RevenueResult) -> str:
             f"{allocated.allocated} {allocated.currency}",
             allocated.method,
         )
-    console.print(allocation)
+    return table
 
-    if result.modifications():
-        modifications = Table(title="Modifications")
-        for column in ("contract", "version", "effective", "treatment", "rationale"):
-            modifications.add_column(column)
-        for m in result.modifications():
-            modifications.add_row(
-                m.contract_id, str(m.contract_version), str(m.effective_date), m.treatment, m.rationale
-            )
-        console.print(modifications)
 
+def _modification_table(result: RevenueResult) -> Table:
+    table = _table("Modifications", "contract", "version", "effective", "treatment", "rationale")
+    for m in result.modifications():
+        table.add_row(m.contract_id, str(m.contract_version), str(m.effective_date), m.treatment, m.rationale)
+    return table
+
+
+def _schedule_table(result: RevenueResult) -> Table:
     statuses = {p.key: p.status for p in result.period_infos()}
-    schedule = Table(title="Revenue per period (closed / open / forecast)")
-    for column in ("contract", "period", "status", "revenue", "of which adjustment"):
-        schedule.add_column(column)
+    table = _table(
+        "Revenue per period (closed / open / forecast)",
+        "contract",
+        "period",
+        "status",
+        "revenue",
+        "of which adjustment",
+    )
     for contract_id in result.contract_ids:
         outcome = result.contract(contract_id)
         adjustments: dict[str, Decimal] = {}
@@ -107,17 +125,19 @@ def _render_table(result: RevenueResult) -> str:
                 adjustments[cell.period] = adjustments.get(cell.period, Decimal(0)) + cell.adjustment
         for period, amount in result.period_revenue(contract_id).items():
             if amount:
-                schedule.add_row(
+                table.add_row(
                     contract_id,
                     period,
                     statuses[period],
                     f"{amount} {outcome.currency}",
                     str(adjustments.get(period, "")),
                 )
-    console.print(schedule)
+    return table
 
-    rpo = Table(title="Remaining performance obligations")
-    for column in (
+
+def _rpo_table(result: RevenueResult) -> Table:
+    table = _table(
+        "Remaining performance obligations",
         "contract",
         "obligation",
         "remaining",
@@ -125,10 +145,9 @@ def _render_table(result: RevenueResult) -> str:
         "13-24 months",
         ">24 months",
         "unscheduled",
-    ):
-        rpo.add_column(column)
+    )
     for r in result.rpo():
-        rpo.add_row(
+        table.add_row(
             r.contract_id,
             r.obligation_id,
             str(r.remaining),
@@ -137,24 +156,30 @@ def _render_table(result: RevenueResult) -> str:
             str(r.after_24_months),
             str(r.timing_not_scheduled),
         )
-    console.print(rpo)
+    return table
 
-    balances = Table(title="Contract balances (closing, as of)")
-    for column in ("contract", "period", "receivable", "contract asset", "contract liability"):
-        balances.add_column(column)
+
+def _balance_table(result: RevenueResult) -> Table:
+    table = _table(
+        "Contract balances (closing, as of)",
+        "contract",
+        "period",
+        "receivable",
+        "contract asset",
+        "contract liability",
+    )
     latest: dict[str, RollforwardLine] = {}
     for movement in result.rollforward():
         latest[movement.contract_id] = movement
     for contract_id, line in latest.items():
-        balances.add_row(
+        table.add_row(
             contract_id,
             line.period,
             str(line.closing_receivable),
             str(line.closing_contract_asset),
             str(line.closing_contract_liability),
         )
-    console.print(balances)
-    return buffer.getvalue()
+    return table
 
 
 @revrec_app.command("run")

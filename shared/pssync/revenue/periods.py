@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -80,3 +81,10 @@ class PeriodIndex:
     def index_of(self, day: date) -> int:
         """Index of the period containing `day`; days after the horizon map past the last index."""
         return bisect.bisect_left(self.end_ordinals, day.toordinal())
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` calendar months later (earlier when negative), or the last day of that month
+    when it is shorter: Mar 31 + 1 month = Apr 30, Jan 31 + 1 month = Feb 28 (Feb 29 in a leap year)."""
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))

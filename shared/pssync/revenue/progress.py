@@ -314,7 +314,9 @@ def _cost_to_cost(
     return m
 
 
-StepTable = tuple[str, list[tuple[int, str, Fraction, str]], list[int], list[tuple[int, int]]]
+Step = tuple[int, str, Fraction, str]  # day, event id, progress, inputs
+# description, steps, their days, their progress rounded (index 0: nothing yet)
+StepTable = tuple[str, list[Step], list[int], list[tuple[int, int]]]
 
 
 def _measured(
@@ -356,68 +358,82 @@ def _step_table(
     policy: ProgressRounding,
     estimates_from: int,
 ) -> StepTable:
-    steps: list[tuple[int, str, Fraction, str]] = []
     if isinstance(pattern, InputHoursPattern):
-        hours, estimate = Decimal(0), pattern.estimated_total_hours
-        description = "input: hours"
-        for event in events:
-            if isinstance(event, TimeEntry):
-                hours += event.hours
-            elif isinstance(event, EstimateRevision) and event.estimated_total_hours is not None:
-                if event.on.toordinal() < estimates_from:
-                    continue
-                estimate = event.estimated_total_hours
-            else:
+        description, steps = "input: hours", _hours_steps(pattern, events, estimates_from)
+    elif isinstance(pattern, MilestonePattern):
+        description, steps = "output: milestones", _milestone_steps(pattern, events)
+    elif isinstance(pattern, UnitsPattern):
+        description, steps = "output: units delivered", _units_steps(pattern, events)
+    else:
+        description, steps = "output: surveyed progress", _survey_steps(events)
+    return description, steps, [s[0] for s in steps], [(0, 1), *(_rounded(s[2], policy) for s in steps)]
+
+
+def _hours_steps(
+    pattern: InputHoursPattern, events: Sequence[ObligationEvent], estimates_from: int
+) -> list[Step]:
+    steps: list[Step] = []
+    hours, estimate = Decimal(0), pattern.estimated_total_hours
+    for event in events:
+        if isinstance(event, TimeEntry):
+            hours += event.hours
+        elif isinstance(event, EstimateRevision) and event.estimated_total_hours is not None:
+            if event.on.toordinal() < estimates_from:
                 continue
+            estimate = event.estimated_total_hours
+        else:
+            continue
+        steps.append(
+            (
+                event.on.toordinal(),
+                event.id,
+                Fraction(hours) / Fraction(estimate),
+                f"hours {hours} / {estimate}",
+            )
+        )
+    return steps
+
+
+def _milestone_steps(pattern: MilestonePattern, events: Sequence[ObligationEvent]) -> list[Step]:
+    steps: list[Step] = []
+    weights = {m.id: Fraction(m.weight) for m in pattern.milestones}
+    total = sum(weights.values(), Fraction(0))
+    reached: set[str] = set()
+    for event in events:
+        if isinstance(event, MilestoneReached) and event.milestone_id in weights:
+            reached.add(event.milestone_id)
+            achieved = sum((weights[r] for r in reached), Fraction(0))
+            steps.append(
+                (event.on.toordinal(), event.id, achieved / total, f"milestones reached {sorted(reached)}")
+            )
+    return steps
+
+
+def _units_steps(pattern: UnitsPattern, events: Sequence[ObligationEvent]) -> list[Step]:
+    steps: list[Step] = []
+    units = Decimal(0)
+    for event in events:
+        if isinstance(event, UnitsDelivered):
+            units += event.units
             steps.append(
                 (
                     event.on.toordinal(),
                     event.id,
-                    Fraction(hours) / Fraction(estimate),
-                    f"hours {hours} / {estimate}",
+                    Fraction(units) / Fraction(pattern.total_units),
+                    f"units {units} / {pattern.total_units}",
                 )
             )
-    elif isinstance(pattern, MilestonePattern):
-        weights = {m.id: Fraction(m.weight) for m in pattern.milestones}
-        total = sum(weights.values(), Fraction(0))
-        reached: set[str] = set()
-        description = "output: milestones"
-        for event in events:
-            if isinstance(event, MilestoneReached) and event.milestone_id in weights:
-                reached.add(event.milestone_id)
-                achieved = sum((weights[r] for r in reached), Fraction(0))
-                steps.append(
-                    (
-                        event.on.toordinal(),
-                        event.id,
-                        achieved / total,
-                        f"milestones reached {sorted(reached)}",
-                    )
-                )
-    elif isinstance(pattern, UnitsPattern):
-        units = Decimal(0)
-        description = "output: units delivered"
-        for event in events:
-            if isinstance(event, UnitsDelivered):
-                units += event.units
-                steps.append(
-                    (
-                        event.on.toordinal(),
-                        event.id,
-                        Fraction(units) / Fraction(pattern.total_units),
-                        f"units {units} / {pattern.total_units}",
-                    )
-                )
-    else:
-        description = "output: surveyed progress"
-        for event in events:
-            if isinstance(event, ProgressReport):
-                steps.append(
-                    (
-                        event.on.toordinal(),
-                        event.id,
-                        _percent_ratio(event.percent_complete),
-                        f"surveyed {event.percent_complete} %",
-                    )
-                )
-    return description, steps, [s[0] for s in steps], [(0, 1), *(_rounded(s[2], policy) for s in steps)]
+    return steps
+
+
+def _survey_steps(events: Sequence[ObligationEvent]) -> list[Step]:
+    return [
+        (
+            event.on.toordinal(),
+            event.id,
+            _percent_ratio(event.percent_complete),
+            f"surveyed {event.percent_complete} %",
+        )
+        for event in events
+        if isinstance(event, ProgressReport)
+    ]

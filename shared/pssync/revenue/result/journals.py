@@ -1,0 +1,104 @@
+"""Journal entries per contract and period: billing, cash, the net contract position and revenue."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+from decimal import Decimal
+
+from pssync.money import minor_unit
+from pssync.revenue.engine import ContractOutcome, EngineRun
+from pssync.revenue.result.fx import FxConverter
+from pssync.revenue.result.models import JournalEntry, JournalLine
+from pssync.revenue.result.rollforward import Balances, balances
+from pssync.revenue.result.support import Explained, cause, dec, explainer
+
+
+def journal_entries(run: EngineRun, fx: FxConverter) -> list[JournalEntry]:
+    entries = []
+    for outcome in run.contracts:
+        own_by_obligation = {oid: outcome.own_amounts(oid) for oid in outcome.obligation_order}
+        explain = explainer(outcome)
+        for k, row in enumerate(balances(run, outcome)):
+            entry = _entry(run, fx, outcome, k, row, own_by_obligation, explain)
+            if entry is not None:
+                entries.append(entry)
+    return entries
+
+
+def _entry(
+    run: EngineRun,
+    fx: FxConverter,
+    outcome: ContractOutcome,
+    k: int,
+    row: Balances,
+    own_by_obligation: dict[str, array[int]],
+    explain: Callable[[str, int], Explained | None],
+) -> JournalEntry | None:
+    """The period's entry in the transaction currency (and the functional one), None when nothing moved."""
+    e = outcome.exponent
+    revenue, billed, paid = row[0], row[1], row[2]
+    asset_change, liability_change = row[6] - row[5], row[8] - row[7]
+    raw: list[tuple[str, int]] = [  # positive = debit
+        ("receivable", billed),
+        ("cash", paid),
+        ("receivable", -paid),
+        ("contract_asset", asset_change),
+        ("contract_liability", -liability_change),
+        ("revenue", -revenue),
+    ]
+    raw = [(account, amount) for account, amount in raw if amount]
+    if not raw:
+        return None
+    assert sum(amount for _, amount in raw) == 0, "journal must balance"
+    functional = fx.functional_currency(outcome)
+    converted = [(account, fx.convert(amount, outcome, k)[0]) for account, amount in raw]
+    rounding = -sum(amount for _, amount in converted)
+    if rounding:
+        converted.append(("fx_rounding", rounding))
+    fe = minor_unit(functional)
+    return JournalEntry(
+        contract_id=outcome.contract_id,
+        legal_entity=outcome.legal_entity,
+        period=run.periods.periods[k].key,
+        currency=outcome.currency,
+        lines=[_line(a, v, e) for a, v in raw],
+        functional_currency=functional,
+        functional_lines=(
+            None if functional == outcome.currency else [_line(a, v, fe) for a, v in converted]
+        ),
+        explanation=(
+            f"revenue {dec(revenue, e)}, billed {dec(billed, e)}, paid {dec(paid, e)}; "
+            f"net contract position {dec(row[6] - row[8], e)} "
+            f"({'asset' if row[6] else 'liability' if row[8] else 'nil'})"
+        ),
+        causing_event_ids=_causes(outcome, k, own_by_obligation, explain),
+    )
+
+
+def _causes(
+    outcome: ContractOutcome,
+    k: int,
+    own_by_obligation: dict[str, array[int]],
+    explain: Callable[[str, int], Explained | None],
+) -> list[str]:
+    """Invoice and payment ids of the period, then what caused each obligation's revenue, once each."""
+    causes = list(outcome.billing_causes.get(k, []))
+    for oid in outcome.obligation_order:
+        if own_by_obligation[oid][k] or outcome.adjustment[oid][k]:
+            explained = explain(oid, k)
+            if explained:
+                event_id = cause(explained)
+                if event_id not in causes:
+                    causes.append(event_id)
+    return causes
+
+
+def _line(account: str, amount: int, exponent: int) -> JournalLine:
+    value = dec(abs(amount), exponent)
+    zero = Decimal(0).scaleb(-exponent)
+    return JournalLine(
+        account=account,
+        debit=value if amount > 0 else zero,
+        credit=value if amount < 0 else zero,
+    )

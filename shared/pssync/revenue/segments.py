@@ -1,0 +1,219 @@
+"""Building an obligation's segments from the contract versions: inception, then one step per modification.
+
+Each modification is classified (modification.py); this module applies the treatment: a separate contract
+adds a group of its own; otherwise what was transferred is frozen at the revenue recognised, and the price
+still to allocate goes to the remaining and added obligations, prospectively or by cumulative catch-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+from pssync.revenue.compiled import CompiledVersion
+from pssync.revenue.consideration import AllocationGroup, VcTimeline, allocation_group
+from pssync.revenue.evaluation import Measurer, Segment, apply_segment, segment_mode
+from pssync.revenue.models import ModificationFacts, ModificationTreatment, PerformanceObligation
+from pssync.revenue.modification import (
+    ModificationRecord,
+    added_obligations,
+    classify_modification,
+    split_remaining,
+)
+
+
+@dataclass(slots=True)
+class ContractSegments:
+    """Per obligation, the segments in force from each version on; obligations in order of appearance."""
+
+    by_obligation: dict[str, list[Segment]]
+    order: list[str]
+    modifications: list[ModificationRecord]
+
+
+def build_segments(
+    versions: list[CompiledVersion], measurer: Measurer, timeline: VcTimeline
+) -> ContractSegments:
+    """Segments of every obligation of a contract from its versions, sorted by (effective date, number)."""
+    builder = _Builder(ContractSegments({}, [], []), measurer, timeline)
+    builder.inception(versions[0])
+    for previous, version in pairwise(versions):
+        builder.modify(previous, version)
+    return builder.built
+
+
+@dataclass(slots=True)
+class _Builder:
+    built: ContractSegments
+    measurer: Measurer
+    timeline: VcTimeline
+
+    def inception(self, first: CompiledVersion) -> None:
+        group = self._group(first, list(first.order), first.fixed)
+        for oid in first.order:
+            obligation = first.obligations[oid]
+            self.built.by_obligation[oid] = [
+                Segment(0, first, obligation, segment_mode(obligation, "inception"), group)
+            ]
+            self.built.order.append(oid)
+
+    def modify(self, old: CompiledVersion, new: CompiledVersion) -> None:
+        segments = self.built.by_obligation
+        day_before = new.effective - 1
+        facts = new.contract.modification or ModificationFacts()
+        added = added_obligations(old, new)
+        removed = [o for o in segments if o not in new.obligations]
+        recognised, satisfied = self._state_on(day_before)
+        unsatisfied = [o for o in old.order if o in new.obligations and not satisfied[o]]
+        treatment, rationale = classify_modification(
+            old, new, facts, removed=removed, unsatisfied=unsatisfied
+        )
+        record = ModificationRecord(
+            contract_id=new.contract.contract_id,
+            version=new.number,
+            effective_date=new.contract.effective_date,
+            treatment=treatment,
+            overridden=facts.override is not None,
+            rationale=rationale,
+            prospective=[],
+            catch_up=[],
+            added=added,
+            catch_up_amounts={},
+            causing_event_id=new.contract.causing_event_id,
+        )
+        self.built.modifications.append(record)
+        for oid in added:
+            if oid not in segments:
+                segments[oid] = []
+                self.built.order.append(oid)
+        if treatment is ModificationTreatment.SEPARATE_CONTRACT:
+            self._separate_contract(old, new, added)
+            return
+        prospective, catch_up = split_remaining(treatment, unsatisfied, new, facts)
+        self._freeze_transferred(new, added, recognised, satisfied)
+        self._reprice(new, str(treatment), added, unsatisfied, catch_up, recognised)
+        record.prospective, record.catch_up = prospective, catch_up
+        for oid in catch_up:
+            record.catch_up_amounts[oid] = self._catch_up_amount(new, oid, recognised[oid])
+
+    def _state_on(self, day: int) -> tuple[dict[str, int], dict[str, bool]]:
+        """Per obligation so far: revenue recognised on `day`, and whether it was fully transferred."""
+        recognised: dict[str, int] = {}
+        satisfied: dict[str, bool] = {}
+        for oid, history in self.built.by_obligation.items():
+            in_force = next((s for s in reversed(history) if s.start <= day), None)
+            if in_force is None:  # the obligation did not exist yet
+                recognised[oid], satisfied[oid] = 0, False
+                continue
+            m = self.measurer.measure_for(in_force, [day])
+            value: list[int] = []
+            apply_segment(in_force, m, [day], value, [])
+            recognised[oid] = value[0]
+            satisfied[oid] = in_force.mode == "frozen" or (m.nums[0] >= m.dens[0] and m.earned is None)
+        return recognised, satisfied
+
+    def _separate_contract(self, old: CompiledVersion, new: CompiledVersion, added: list[str]) -> None:
+        """The added goods form a contract of their own: the price increase and the new variable amounts."""
+        old_vcs = {v.id for v in old.contract.variable_consideration}
+        vcs = [v for v in new.contract.variable_consideration if v.id not in old_vcs]
+        group = allocation_group(new, added, new.fixed - old.fixed, vcs, self.timeline)
+        for oid in added:
+            obligation = new.obligations[oid]
+            self.built.by_obligation[oid].append(
+                Segment(
+                    new.effective,
+                    new,
+                    obligation,
+                    segment_mode(obligation, "inception"),
+                    group,
+                    treatment="separate_contract",
+                )
+            )
+
+    def _freeze_transferred(
+        self,
+        new: CompiledVersion,
+        added: list[str],
+        recognised: dict[str, int],
+        satisfied: dict[str, bool],
+    ) -> None:
+        """Satisfied and removed obligations keep the revenue recognised before the modification."""
+        segments = self.built.by_obligation
+        for oid in list(segments):
+            if oid in added:
+                continue
+            if oid not in new.obligations or satisfied[oid]:
+                last_segment = segments[oid][-1]
+                segments[oid].append(
+                    Segment(
+                        new.effective,
+                        last_segment.version,
+                        last_segment.obligation,
+                        "frozen",
+                        None,
+                        base=recognised[oid],
+                        treatment="frozen",
+                    )
+                )
+
+    def _reprice(
+        self,
+        new: CompiledVersion,
+        treatment: str,
+        added: list[str],
+        unsatisfied: list[str],
+        catch_up: list[str],
+        recognised: dict[str, int],
+    ) -> None:
+        """Termination + new contract and/or catch-up: the price still to allocate is the modified contract's
+        price less the revenue already recognised on what was transferred (distinct remainders, satisfied and
+        removed obligations). Catch-up obligations are re-measured in full: their revenue stays in."""
+        deducted = sum(v for o, v in recognised.items() if o not in catch_up)
+        members = [o for o in new.order if o in added or o in unsatisfied]
+        group = self._group(new, members, new.fixed - deducted)
+        for oid in members:
+            obligation = new.obligations[oid]
+            if oid in added:
+                mode = segment_mode(obligation, "inception")
+                segment = Segment(new.effective, new, obligation, mode, group, treatment=treatment)
+            elif oid in catch_up:
+                mode = segment_mode(obligation, "catch_up")
+                segment = Segment(
+                    new.effective, new, obligation, mode, group, treatment="cumulative_catch_up"
+                )
+            else:
+                segment = self._prospective(new, obligation, group, recognised[oid])
+            self.built.by_obligation[oid].append(segment)
+
+    def _prospective(
+        self, new: CompiledVersion, obligation: PerformanceObligation, group: AllocationGroup, base: int
+    ) -> Segment:
+        """The remainder of a distinct obligation: from the revenue and progress reached the day before."""
+        m = self.measurer.measure(new, obligation, [new.effective - 1])
+        segment = Segment(
+            new.effective,
+            new,
+            obligation,
+            segment_mode(obligation, "prospective"),
+            group,
+            base=base,
+            p0=(m.nums[0], m.dens[0]),
+            treatment="prospective",
+        )
+        if segment.mode == "right_to_invoice":
+            segment.p0 = ((m.earned or [0])[0], 1)
+        return segment
+
+    def _catch_up_amount(self, new: CompiledVersion, oid: str, recognised: int) -> int:
+        """The re-measured obligation at the modification date less what was recognised."""
+        segment = self.built.by_obligation[oid][-1]
+        re_measured: list[int] = []
+        m = self.measurer.measure(new, segment.obligation, [new.effective - 1])
+        apply_segment(segment, m, [new.effective], re_measured, [])
+        return re_measured[0] - recognised
+
+    def _group(self, version: CompiledVersion, members: list[str], fixed: int) -> AllocationGroup:
+        """A group that takes every variable amount of the version."""
+        return allocation_group(
+            version, members, fixed, list(version.contract.variable_consideration), self.timeline
+        )
