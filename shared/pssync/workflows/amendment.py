@@ -188,8 +188,8 @@ def record_amended_version(event: ContractAmended, store: VersionStore, now: dat
     if not history:
         raise BusinessRuleViolation(f"contract {terms.contract_id} was never booked", code="unknown_contract")
     head = history[-1]
+    head_terms = ContractTerms.model_validate(head.body["terms"])
     if not is_newer(event.source_version, head.body.get("source_version")):
-        head_terms = ContractTerms.model_validate(head.body["terms"])
         return RecordedAmendment(
             contract_id=terms.contract_id,
             version=head.version,
@@ -218,13 +218,12 @@ def record_amended_version(event: ContractAmended, store: VersionStore, now: dat
     except VersionConflict:
         # Someone appended first: retrying re-reads the head and re-checks the ordering.
         raise TransientDownstreamError(f"contract {terms.contract_id} changed concurrently") from None
-    before = ContractTerms.model_validate(head.body["terms"])
     return RecordedAmendment(
         contract_id=terms.contract_id,
         version=stored.version,
         previous_version=head.version,
         newly_recorded=True,
-        diff=diff_terms(before, terms),
+        diff=diff_terms(head_terms, terms),
     )
 
 
