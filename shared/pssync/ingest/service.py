@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from pssync.errors import PayloadTooLarge, UnknownSource
+from pssync.errors import PayloadTooLarge, UnknownSource, UnprocessableDelivery
 from pssync.model.events import EventEnvelope
-from pssync.model.sources import SourceConfig, SourceRegistry
+from pssync.model.sources import EVENT_OWNERS, SourceConfig, SourceRegistry
 from pssync.ports import (
     AcceptedEvent,
     Clock,
@@ -78,8 +78,9 @@ class IngestService:
         """The part every entry point shares (webhooks, the Event Relay normaliser, the Kantata poller)."""
         if not normalised:
             return IngestResult(source=source.name, delivery_id=delivery_id)
-        for item in normalised:
-            check_canonical_size(item.event)  # before anything is written
+        for item in normalised:  # before anything is written
+            check_ownership(source, item.event)
+            check_canonical_size(item.event)
         # The raw delivery is kept as part of accepting its first new event, inside the dedupe record's
         # action: a refused delivery (a delivery id reused with another body: 422) writes nothing, and
         # every published event still points at its raw bytes, which are stored before it is published.
@@ -103,6 +104,17 @@ class IngestService:
                 )
             )
         return IngestResult(source=source.name, delivery_id=delivery_id, events=accepted)
+
+
+def check_ownership(source: SourceConfig, event: EventEnvelope) -> None:
+    event_type = _event_type(event)
+    if not source.may_emit(event_type):
+        owner = EVENT_OWNERS.get(event_type)
+        raise UnprocessableDelivery(
+            f"source {source.name} ({source.system}) does not own {event_type}: "
+            f"{'the ' + owner.upper() if owner else 'no source'} states that fact",
+            code="not_owner",
+        )
 
 
 def check_canonical_size(event: EventEnvelope) -> None:

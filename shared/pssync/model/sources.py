@@ -42,6 +42,40 @@ TENANT_SCHEMES = frozenset(
 )
 
 
+class SystemRole(StrEnum):
+    CRM = "crm"  # commercial intent: bookings and amendments
+    PSA = "psa"  # delivery progress: approved time and expenses, milestones
+    ERP = "erp"  # posted financial transactions: invoices and payments
+
+
+# Which system of record plays which role (Dynamics 365 is both a CRM and, with its invoices, an ERP).
+SYSTEM_ROLES: dict[SourceSystem, frozenset[SystemRole]] = {
+    SourceSystem.SALESFORCE: frozenset({SystemRole.CRM}),
+    SourceSystem.HUBSPOT: frozenset({SystemRole.CRM}),
+    SourceSystem.DYNAMICS_365: frozenset({SystemRole.CRM, SystemRole.ERP}),
+    SourceSystem.KANTATA: frozenset({SystemRole.PSA}),
+    SourceSystem.CERTINIA: frozenset({SystemRole.PSA}),
+    SourceSystem.OPENAIR: frozenset({SystemRole.PSA}),
+    SourceSystem.JIRA: frozenset({SystemRole.PSA}),
+    SourceSystem.NETSUITE: frozenset({SystemRole.ERP}),
+    SourceSystem.SAP: frozenset({SystemRole.ERP}),
+    SourceSystem.ORACLE: frozenset({SystemRole.ERP}),
+    SourceSystem.DYNAMICS_FINANCE: frozenset({SystemRole.ERP}),
+    SourceSystem.PSSYNC: frozenset(),
+}
+# Which role owns which inbound business event: the one system allowed to state that fact.
+EVENT_OWNERS: dict[str, SystemRole] = {
+    "ContractBooked": SystemRole.CRM,
+    "ClosedWonSignalled": SystemRole.CRM,
+    "ContractAmended": SystemRole.CRM,
+    "TimeApproved": SystemRole.PSA,
+    "ExpenseApproved": SystemRole.PSA,
+    "MilestoneCompleted": SystemRole.PSA,
+    "InvoicePosted": SystemRole.ERP,
+    "PaymentReceived": SystemRole.ERP,
+}
+
+
 class CrmApiConfig(BaseModel):
     """Where thin events fetch the authoritative record (HubSpot, Salesforce REST)."""
 
@@ -75,6 +109,18 @@ class SourceConfig(BaseModel):
         None, description="The URL the sender signs (HubSpot v3), when it differs from what API Gateway sees"
     )
     crm_api: CrmApiConfig | None = None
+    owns: list[str] | None = Field(
+        None,
+        description="Event types this source may emit, when not what its system's role owns (EVENT_OWNERS)",
+    )
+
+    def may_emit(self, event_type: str) -> bool:
+        """Data ownership: the CRM owns bookings and amendments, the PSA time and milestones, the ERP
+        invoices and payments; a source states only the facts its system owns (or its `owns` list)."""
+        if self.owns is not None:
+            return event_type in self.owns
+        owner = EVENT_OWNERS.get(event_type)
+        return owner is not None and owner in SYSTEM_ROLES[self.system]
 
     @model_validator(mode="after")
     def _complete_for_its_scheme(self) -> SourceConfig:
@@ -85,6 +131,9 @@ class SourceConfig(BaseModel):
             raise ValueError(
                 f"source {self.name}: scheme {self.scheme} needs its tenants (portal/org/site ids)"
             )
+        unknown = sorted(set(self.owns or ()) - set(EVENT_OWNERS))
+        if unknown:
+            raise ValueError(f"source {self.name}: owns names unknown event types {unknown}")
         if self.scheme is SignatureScheme.HUBSPOT and self.public_url is None:
             raise ValueError(f"source {self.name}: HubSpot v3 signs the full URL; set public_url to it")
         return self
