@@ -7,6 +7,7 @@ measured. In a segment, cumulative revenue at day t is
     prospective:           R + A(t) x (p(t) - p0) / (1 - p0)  (R, p0: revenue and progress at the
                                                                modification; A: the remaining price)
     frozen:                R                                  (satisfied or removed before a change)
+    transferred:           R + A(t)                           (prospective with nothing left: p0 = 1)
 
 all in integer minor units, rounded half away from zero once per cumulative figure, so per-period amounts are
 differences of cumulative figures and always add up to the allocated price at completion.

@@ -6,6 +6,8 @@ A segment is how one obligation is measured from one contract version on (see en
     prospective:           R + A(t) x (p(t) - p0) / (1 - p0)  (R, p0: revenue and progress at the
                                                                modification; A: the remaining price)
     frozen:                R                                  (satisfied or removed before a change)
+    transferred:           R + A(t)                           (prospective, but complete under the new
+                                                               version already: nothing remains, p0 = 1)
     right to invoice:      R + earned(t) - earned(t0)         (no allocation involved)
 
 in integer minor units, rounded half away from zero once per cumulative figure.
@@ -24,7 +26,8 @@ from pssync.revenue.models import PerformanceObligation, ProgressRounding, Right
 from pssync.revenue.periods import PeriodIndex
 from pssync.revenue.progress import Measure, ObligationEvent, StepTable, measure, round_half_up_div
 
-SegmentMode = str  # "inception" | "catch_up" | "prospective" | "frozen" | "right_to_invoice"
+# "inception" | "catch_up" | "prospective" | "transferred" | "frozen" | "right_to_invoice"
+SegmentMode = str
 
 
 @dataclass(slots=True)
@@ -150,8 +153,22 @@ def apply_segment(
         return
     group = segment.group
     assert group is not None
-    if group.vcs or not _apply_fixed_price(segment, group, m, days, cumulative, expected):
+    if mode == "transferred":
+        _apply_transferred(segment, group, days, cumulative, expected)
+    elif group.vcs or not _apply_fixed_price(segment, group, m, days, cumulative, expected):
         _apply_per_day(segment, group, m, days, cumulative, expected)
+
+
+def _apply_transferred(
+    segment: Segment, group: AllocationGroup, days: Sequence[int], cumulative: list[int], expected: list[int]
+) -> None:
+    """A prospective remainder with nothing left to transfer (p0 = 1, where (p - p0) / (1 - p0) has no
+    value): the remaining consideration allocated to it is recognised at once, R + A(t), and re-estimates of
+    variable consideration allocated to it are recognised as they happen (IFRS 15.88)."""
+    oid = segment.obligation.id
+    values = [segment.base + group.at(day)[oid] for day in days]
+    cumulative.extend(values)
+    expected.extend(values)
 
 
 def _apply_fixed_price(

@@ -109,7 +109,9 @@ class _Builder:
             value: list[int] = []
             apply_segment(in_force, m, [day], value, [])
             recognised[oid] = value[0]
-            satisfied[oid] = in_force.mode == "frozen" or (m.nums[0] >= m.dens[0] and m.earned is None)
+            satisfied[oid] = in_force.mode in ("frozen", "transferred") or (
+                m.nums[0] >= m.dens[0] and m.earned is None
+            )
         return recognised, satisfied
 
     def _separate_contract(self, old: CompiledVersion, new: CompiledVersion, added: list[str]) -> None:
@@ -188,13 +190,24 @@ class _Builder:
     def _prospective(
         self, new: CompiledVersion, obligation: PerformanceObligation, group: AllocationGroup, base: int
     ) -> Segment:
-        """The remainder of a distinct obligation: from the revenue and progress reached the day before."""
+        """The remainder of a distinct obligation: from the revenue and progress reached the day before.
+
+        Progress p0 is measured by the new version, which may restate the pattern (a delivery date, a shorter
+        term, fewer units) or its own estimates, so an obligation not satisfied under the old version can be
+        complete under the new one: nothing remains to transfer, and (p - p0) / (1 - p0) is undefined. Its
+        share of the remaining consideration then relates only to what was already transferred and is
+        recognised at once on the modification date ("transferred": R + A), as IFRS 15.21(a) allocates only
+        to what remains and IFRS 15.88 recognises amounts allocated to a satisfied obligation immediately
+        (docs/decisions.md, 2026-11-30)."""
         m = self.measurer.measure(new, obligation, [new.effective - 1])
+        mode = segment_mode(obligation, "prospective")
+        if mode == "prospective" and m.nums[0] >= m.dens[0]:
+            mode = "transferred"
         segment = Segment(
             new.effective,
             new,
             obligation,
-            segment_mode(obligation, "prospective"),
+            mode,
             group,
             base=base,
             p0=(m.nums[0], m.dens[0]),
