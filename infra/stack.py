@@ -13,7 +13,7 @@ from infra.constructs.event_relay import SalesforceEventRelay
 from infra.constructs.functions import Functions
 from infra.constructs.ingestion_api import IngestionApi
 from infra.constructs.kantata_poller import KantataPoller
-from infra.constructs.monitoring import Monitoring
+from infra.constructs.monitoring import ALARM_SUBSCRIBERS_CONTEXT_KEY, Monitoring, parse_alarm_subscribers
 from infra.constructs.queues import Queues
 from infra.constructs.tables import Tables
 from infra.constructs.workflows import PROPAGATE_AMENDMENT, PROVISION_ENGAGEMENT, Workflow, WorkflowStores
@@ -116,6 +116,9 @@ class PssyncStack(Stack):
             stage=stage,
             dead_letter_queues={**queues.dead_letter_queues, "ExceptionsQueue": queues.exceptions},
             state_machines={w.spec.construct_id: w.state_machine for w in workflows},
+            alarm_subscribers=parse_alarm_subscribers(
+                self.node.try_get_context(ALARM_SUBSCRIBERS_CONTEXT_KEY)
+            ),
         )
 
     @staticmethod

@@ -1,20 +1,36 @@
 """Monitoring: a dashboard and alarms wherever work can get stuck, plus the business metrics emitted.
 
 Exception aging is SQS's own ApproximateAgeOfOldestMessage on every dead-letter store: a message there
-is work finance is waiting for, so a store not emptied within a day raises a second alarm. Alarms have no
-actions yet; subscribe an SNS topic or a chat integration per deployment.
+is work finance is waiting for, so a store not emptied within a day raises a second alarm.
+
+Every alarm notifies the stack's alarm topic when it fires and when it clears. The topic is encrypted with
+a customer-managed KMS key (CloudWatch cannot publish to a topic under the AWS-managed `alias/aws/sns`
+key), refuses plain HTTP, and only this account's CloudWatch alarms may publish to it. Subscribers come
+from the CDK context key `pssync:alarm_subscribers`: e-mail addresses and HTTPS endpoints, checked at
+synth (a typo fails the synth, not the night an alarm fires).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlsplit
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra import runtime
 from pssync.observability import BusinessMetric
 
 PERIOD = Duration.minutes(5)
@@ -22,6 +38,71 @@ PERIOD = Duration.minutes(5)
 EXCEPTION_AGE_ALARM_SECONDS = 24 * 3600
 METRICS_NAMESPACE = "pssync"  # Powertools: POWERTOOLS_METRICS_NAMESPACE, default dimension service
 SERVICE_DIMENSION = {"service": "pssync"}
+ALARM_SUBSCRIBERS_CONTEXT_KEY = "pssync:alarm_subscribers"
+# Plain shape checks that catch typos; SNS itself confirms each address (the subscriber must click the
+# link it sends) and each endpoint (it must answer the SubscriptionConfirmation).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"^[^@\s\\\"<>(),;:]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
+_HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+
+
+class SubscriberKind(StrEnum):
+    EMAIL = "email"
+    HTTPS = "https"
+
+
+@dataclass(frozen=True)
+class AlarmSubscriber:
+    kind: SubscriberKind
+    endpoint: str
+
+
+def parse_alarm_subscribers(raw: object) -> list[AlarmSubscriber]:
+    """`pssync:alarm_subscribers`: a JSON list of e-mail addresses and `https://` URLs (none by default).
+
+    Any malformed entry fails the synth with a message naming it: a typo would otherwise leave alarms
+    reaching no one, silently.
+    """
+    if raw is None:
+        return []
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw  # `-c` passes JSON text, cdk.json the value
+    except json.JSONDecodeError as error:
+        raise ValueError(f"context {ALARM_SUBSCRIBERS_CONTEXT_KEY} is not JSON: {error}") from None
+    if not isinstance(value, list):
+        raise ValueError(
+            f"context {ALARM_SUBSCRIBERS_CONTEXT_KEY} must be a JSON list of e-mail addresses and "
+            f"https:// URLs, got {type(value).__name__}"
+        )
+    found: list[AlarmSubscriber] = []
+    for entry in value:
+        subscriber = _subscriber(entry)
+        if subscriber in found:
+            raise ValueError(f"{ALARM_SUBSCRIBERS_CONTEXT_KEY}: {entry!r} is listed twice")
+        found.append(subscriber)
+    return found
+
+
+def _subscriber(entry: object) -> AlarmSubscriber:
+    prefix = f"{ALARM_SUBSCRIBERS_CONTEXT_KEY}: {entry!r}"
+    if not isinstance(entry, str) or not entry or entry != entry.strip():
+        raise ValueError(f"{prefix} is not an e-mail address or an https:// URL (a non-empty string)")
+    if "://" not in entry:
+        if not _EMAIL.match(entry):
+            raise ValueError(f"{prefix} is not an e-mail address (name@domain.tld)")
+        return AlarmSubscriber(SubscriberKind.EMAIL, entry)
+    parts = urlsplit(entry)
+    if parts.scheme != "https":
+        raise ValueError(f"{prefix}: endpoints must use https:// (alarm notifications leave AWS)")
+    if any(c.isspace() for c in entry) or parts.username or parts.password:
+        raise ValueError(f"{prefix} is not a valid https:// URL (no spaces, no credentials in the URL)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if not parts.hostname or not _HOST.match(parts.hostname) or port == -1 or port == 0:
+        raise ValueError(f"{prefix} is not a valid https:// URL (host name or port missing or malformed)")
+    return AlarmSubscriber(SubscriberKind.HTTPS, entry)
 
 
 class Monitoring(Construct):
@@ -33,9 +114,11 @@ class Monitoring(Construct):
         stage: str,
         dead_letter_queues: Mapping[str, sqs.IQueue],
         state_machines: Mapping[str, sfn.IStateMachine],
+        alarm_subscribers: Sequence[AlarmSubscriber] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms: list[cloudwatch.Alarm] = []
+        self.alarm_topic = self._alarm_topic(stage, alarm_subscribers)
         queue_widgets: list[cloudwatch.IWidget] = []
         for name, queue in dead_letter_queues.items():
             depth = queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
@@ -131,21 +214,79 @@ class Monitoring(Construct):
             ),
         ]
 
+    def _alarm_topic(self, stage: str, subscribers: Sequence[AlarmSubscriber]) -> sns.Topic:
+        stack = Stack.of(self)
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"pssync {stage}: encrypts the alarm topic",
+            enable_key_rotation=True,
+            removal_policy=runtime.removal_policy(stage),
+        )
+        # CloudWatch encrypts what it publishes: it needs the data key, for this account's alarms only.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy "*" is this key
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"pssync {stage} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
+        for subscriber in subscribers:
+            if subscriber.kind is SubscriberKind.EMAIL:
+                topic.add_subscription(subscriptions.EmailSubscription(subscriber.endpoint))
+            else:
+                topic.add_subscription(
+                    subscriptions.UrlSubscription(
+                        subscriber.endpoint, protocol=sns.SubscriptionProtocol.HTTPS
+                    )
+                )
+        return topic
+
     def _alarm_when_positive(self, alarm_id: str, metric: cloudwatch.IMetric, description: str) -> None:
         self._alarm_when_above(alarm_id, metric, 0, description)
 
     def _alarm_when_above(
         self, alarm_id: str, metric: cloudwatch.IMetric, threshold: float, description: str
     ) -> None:
-        self.alarms.append(
-            cloudwatch.Alarm(
-                self,
-                alarm_id,
-                metric=metric,
-                alarm_description=description,
-                threshold=threshold,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+        alarm = cloudwatch.Alarm(
+            self,
+            alarm_id,
+            metric=metric,
+            alarm_description=description,
+            threshold=threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+        # Someone hears when it fires and when it clears (an OK tells the on-call the replay worked).
+        action = cloudwatch_actions.SnsAction(self.alarm_topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        self.alarms.append(alarm)

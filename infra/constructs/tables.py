@@ -1,7 +1,9 @@
-"""DynamoDB tables: idempotency records, versioned business aggregates, and the PSA/ERP delivery log."""
+"""DynamoDB tables: idempotency records, versioned business aggregates, the PSA/ERP delivery log, and the
+audit log of dead-letter replays."""
 
 from __future__ import annotations
 
+from aws_cdk import CfnOutput
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
@@ -33,6 +35,22 @@ class Tables(Construct):
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
         )
+        # Who replayed what from which dead-letter store (`pssync dlq replay` / `history`): operational
+        # evidence apart from business data, so an operator's grant is this table only (no write access to
+        # contract versions), and kept like the business data (PITR, retained outside dev). No function
+        # reads or writes it.
+        self.replay_audit = self._table(
+            "ReplayAuditTable",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+        )
+        output = CfnOutput(
+            self,
+            "ReplayAuditTableName",
+            value=self.replay_audit.table_name,
+            description="pssync dlq replay / history: --audit-table (found by name when omitted)",
+        )
+        output.override_logical_id("ReplayAuditTableName")
         # Poll cursors (pk CURSOR#<source>): operational state, apart from business data, so the poller's
         # grant is this table only and a cursor can be reset without touching business items.
         self.cursors = (

@@ -230,28 +230,177 @@ def dlq_show(
     console.print(table)
 
 
+AuditTableOption = Annotated[
+    str | None,
+    typer.Option(
+        "--audit-table",
+        envvar="PSSYNC_REPLAY_AUDIT_TABLE",
+        help="The replay audit table (stack output ReplayAuditTableName); found by name when omitted",
+    ),
+]
+
+
+def _audit_log(table: str | None, near: str = "") -> Any:
+    import boto3
+
+    from pssync.ops.audit import ReplayAuditLog, find_audit_table
+
+    dynamodb = boto3.client("dynamodb")
+    try:
+        name = table or find_audit_table(dynamodb, near)
+    except LookupError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    return ReplayAuditLog(name, dynamodb)
+
+
+def _age(value: str | None) -> Any:
+    from pssync.ops.selection import parse_age
+
+    if value is None:
+        return None
+    try:
+        return parse_age(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 @dlq_app.command("replay")
 def dlq_replay(
     queue: Annotated[str, typer.Argument(help="Queue name or URL")],
-    limit: Annotated[int | None, typer.Option(help="Replay at most this many messages")] = None,
-    dry_run: Annotated[bool, typer.Option(help="Plan only: nothing is sent or deleted")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Replay at most this many messages")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Plan only: nothing is sent, deleted or recorded")] = False,
+    cause: Annotated[
+        list[str] | None,
+        typer.Option(help="Only messages failed with this error type or reason code (repeatable)"),
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option(help="Only events from this source name or system (repeatable)")
+    ] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option(help="Only events of this type, e.g. ContractBooked (repeatable)")
+    ] = None,
+    event_id: Annotated[
+        list[str] | None, typer.Option(help="Only the event with this business event id (repeatable)")
+    ] = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Only messages enqueued at least this long ago: 30m, 2h, 1d")
+    ] = None,
+    newer_than: Annotated[
+        str | None, typer.Option(help="Only messages enqueued at most this long ago: 30m, 2h, 1d")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0.01, max=1000, help="At most this many messages per second")
+    ] = None,
+    audit_table: AuditTableOption = None,
 ) -> None:
-    """Send dead-lettered messages back; safe to repeat (everything downstream dedupes on the event id)."""
-    from rich.progress import Progress
+    """Send dead-lettered messages back; safe to repeat (everything downstream dedupes on the event id).
 
+    Messages the filters do not take stay in the store, unchanged, visible again when the run ends.
+    Every run except a dry run is recorded (who, when, filters, each message's outcome):
+    `pssync dlq history`.
+    """
+    import boto3
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pssync.ops.audit import audited_replay, caller_identity
+    from pssync.ops.dead_letters import MessageOutcome, ReplayedMessage, ReplayOutcome
+    from pssync.ops.selection import RateLimiter, ReplayFilter
+
+    selection = ReplayFilter(
+        causes=frozenset(cause or ()),
+        sources=frozenset(source or ()),
+        event_types=frozenset(event_type or ()),
+        event_ids=frozenset(event_id or ()),
+        older_than=_age(older_than),
+        newer_than=_age(newer_than),
+    )
+    limiter = None if rate is None else RateLimiter(rate, time.monotonic, time.sleep)
     ops = _dead_letter_ops()
     store = ops.store(queue)
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"replaying {store.name}", total=limit or store.depth or None)
-        outcome = ops.replay(
-            store, limit=limit, dry_run=dry_run, progress=lambda n: progress.advance(task, n)
-        )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[taken]} taken"),
+        TimeElapsedColumn(),
+    )
+    run = None
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"{store.name}", total=store.depth or None, taken=0)
+        taken = 0
+
+        def advance(message: ReplayedMessage | None) -> None:
+            nonlocal taken
+            taken += message is not None
+            progress.update(task, advance=1, taken=taken)
+
+        if dry_run:
+            outcome: ReplayOutcome = ops.replay(
+                store, selection=selection, limit=limit, dry_run=True, progress=advance
+            )
+        else:
+            audit = _audit_log(audit_table, store.name)
+            caller = caller_identity(boto3.client("sts"))
+            run, outcome = audited_replay(
+                ops, audit, caller, store, selection=selection, limit=limit, limiter=limiter, progress=advance
+            )
     verb = "would replay" if dry_run else "replayed"
-    console.print(f"{verb} {outcome.replayed}, skipped {outcome.skipped}")
-    for error in outcome.errors or []:
-        console.print(f"[yellow]skipped[/] {error}")
-    if outcome.skipped:
+    console.print(
+        f"{verb} {outcome.replayed}, skipped {outcome.skipped}, "
+        f"errors {outcome.count(MessageOutcome.ERROR)}, left {outcome.left} (not selected)"
+    )
+    for error in outcome.errors:
+        console.print(f"[yellow]not replayed[/] {error}")
+    if run is not None:
+        console.print(f"recorded as replay run {run.run_id} by {run.caller.arn}")
+    if outcome.errors:
         raise typer.Exit(1)
+
+
+@dlq_app.command("history")
+def dlq_history(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first")] = 20,
+    run: Annotated[str | None, typer.Option(help="Show every message of this run")] = None,
+    audit_table: AuditTableOption = None,
+) -> None:
+    """The replay audit log: who replayed what, when, with which filters, and what came of it."""
+    from pssync.ops.dead_letters import MessageOutcome
+
+    audit = _audit_log(audit_table)
+    if run is not None:
+        try:
+            found = audit.run(run)
+        except KeyError as error:
+            console.print(f"[red]{error.args[0]}[/]")
+            raise typer.Exit(1) from None
+        table = Table(title=f"Replay run {found.run_id}: {found.store} by {found.caller.arn}")
+        for col in ("message id", "event id", "outcome", "detail"):
+            table.add_column(col, overflow="fold")
+        for message in found.messages:
+            table.add_row(message.message_id, message.event_id or "?", message.outcome.value, message.detail)
+        console.print(table)
+        return
+    table = Table(title=f"Replay runs (latest {limit}) in {audit.table_name}")
+    columns = ("started (UTC)", "run", "who", "store", "filters", "replayed", "skipped", "errors", "left")
+    for col in (*columns, "status", "event ids"):
+        table.add_column(col, overflow="fold")  # an audit trail is never cut short with an ellipsis
+    for entry in audit.history(limit):
+        ids = entry.event_ids
+        table.add_row(
+            entry.started_at[:19].replace("T", " "),
+            entry.run_id,
+            entry.caller.arn,
+            entry.store,
+            json.dumps(entry.filters, separators=(",", ":")) if entry.filters else "(all)",
+            str(entry.count(MessageOutcome.REPLAYED)),
+            str(entry.count(MessageOutcome.SKIPPED)),
+            str(entry.count(MessageOutcome.ERROR)),
+            str(entry.left),
+            entry.status.value + (f": {entry.failure}" if entry.failure else ""),
+            ", ".join(ids[:5]) + (f" (+{len(ids) - 5}: --run {entry.run_id})" if len(ids) > 5 else ""),
+        )
+    console.print(table)
 
 
 app.add_typer(revrec_app, name="revrec", help="Revenue recognition (ASC 606 / IFRS 15) runs.")

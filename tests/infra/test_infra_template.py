@@ -231,7 +231,7 @@ def test_idempotency_table_expires_records(template: Template) -> None:
 
 def test_tables_have_pitr_on_demand_billing_and_encryption(resources: Resources) -> None:
     tables = of_type(resources, "AWS::DynamoDB::Table")
-    assert len(tables) == 3
+    assert len(tables) == 4  # idempotency, business, delivery log, replay audit
     for logical_id, table in tables.items():
         properties = table["Properties"]
         assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, (

@@ -77,7 +77,18 @@ def test_openapi_describes_the_route_the_template_serves() -> None:
     """The checked-in OpenAPI (drift-tested above) names the one route API Gateway exposes."""
     document = json.loads((EVENTS_DIR / "openapi/webhook-api.v1.json").read_text())
     operation = document["paths"]["/webhooks/{source}"]["post"]
-    assert set(operation["responses"]) == {"202", "400", "401", "403", "404", "409", "413", "415", "422", "503"}
+    assert set(operation["responses"]) == {
+        "202",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "415",
+        "422",
+        "503",
+    }
     refs = json.dumps(operation)
     for name in ("StandardWebhooksMessage", "AcceptedResponse", "ErrorResponse"):
         assert f"#/components/schemas/{name}" in refs and name in document["components"]["schemas"]
