@@ -4,35 +4,38 @@ moto's backends are process-global: a second LocalRuntime next to the session ru
 conftest would share (and clash on) their state. `test_local_relay_and_poller.py` runs this module with
 `python -m tests.e2e.relay_and_poller_scenario <workdir>` and asserts on the JSON document printed as the
 last line of stdout. The runtime synthesizes the app with tests/infra/full_context.py (a Salesforce Event
-Relay source on a partner event bus, a Kantata poll source). Nothing leaves the machine: respx answers
-the Salesforce and Kantata APIs and lets only the local moto server through.
+Relay source on a partner event bus, a Kantata poll source). Nothing leaves the machine: the handlers run
+in Lambda worker processes, and scripted stand-ins on 127.0.0.1 (tests/e2e/http_standin.py) answer the
+Salesforce, HubSpot and Kantata APIs; the stack is synthesized with their URLs as the APIs' base URLs,
+and the scenario fails if any request reaches a stand-in without a scripted answer.
 
 What it does:
 1. puts the `Opportunity_Closed_Won__e` sample on the partner event bus, as Event Relay does (the
-   opportunity is read through the CRM API, mocked), then the same event again, then a CDC event written
+   opportunity is read through the CRM API, stood in), then the same event again, then a CDC event written
    by our own integration user;
 2. fires the Kantata poller's schedule twice, with the subscribed-events page and the overlapping page;
 3. posts a signed HubSpot batch with two closed-won deals to the local webhook API: it is answered with
-   two ClosedWonSignalled, which the resolver books by reading the deals through HubSpot's API (mocked).
+   two ClosedWonSignalled, which the resolver books by reading the deals through HubSpot's API (stood in).
 A capture rule on the pssync bus (added here, not part of the stack) records what was published.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
-import respx
 
 from pssync.adapters.aws import DynamoDBVersionStore
 from pssync.adapters.cursors import DynamoDBCursorStore
 from pssync.local.runtime import LocalRuntime
-from pssync.sources.kantata.feed import SUBSCRIBED_EVENTS_PATH
 from pssync.workflows.provision import CONTRACT
+from tests.e2e.http_standin import StandIn, preferred_port
 from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
 from tests.unit.ingest.sources_kit import hubspot_deal, hubspot_v3
 
@@ -41,6 +44,7 @@ SAMPLES = ROOT / "events" / "samples"
 CAPTURE_RULE = "e2e-capture-ingest-events"
 # Not the relay's C-2026-0412: one contract booked from two CRMs is refused (rightly) as a conflict.
 DEAL_CONTRACTS = {"18472934001": "C-2026-0912", "18472934002": "C-2026-0913"}
+KANTATA_SUBSCRIBED_EVENTS = "/api/v1/subscribed_events.json"  # Kantata's API, as the stand-in serves it
 
 
 def _sample(*parts: str) -> dict[str, Any]:
@@ -119,14 +123,10 @@ def _queues(runtime: LocalRuntime) -> dict[str, int]:
     return {q.name: q.visible + q.in_flight for q in runtime.queue_depths()}
 
 
-def relay(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -> dict[str, Any]:
+def relay(runtime: LocalRuntime, capture: Capture, salesforce: StandIn) -> dict[str, Any]:
     record = _sample("salesforce-event-relay", "opportunity-record.json")
-    crm = router.route(host="example.my.salesforce.com", path__regex=r"/sobjects/Opportunity/").mock(
-        return_value=httpx.Response(200, json=record)
-    )
-    router.route(host="example.my.salesforce.com", path__regex=r"/query$").mock(
-        return_value=httpx.Response(200, json={"totalSize": 0, "done": True, "records": []})
-    )
+    crm = salesforce.route("GET", r"/sobjects/Opportunity/", lambda request: (200, record))
+    salesforce.route("GET", r"/query$", lambda request: (200, {"totalSize": 0, "done": True, "records": []}))
     closed_won = _sample("salesforce-event-relay", "platform-event-closed-won.json")
     put = _put_relayed(runtime, closed_won)
     runtime.wait_until_idle()
@@ -158,10 +158,7 @@ def relay(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -> 
         "contract_versions": [
             {"version": v.version, "caused_by_event_id": v.caused_by_event_id} for v in versions
         ],
-        "crm_calls": [
-            {"path": c.request.url.path, "authorization": c.request.headers.get("authorization")}
-            for c in crm.calls
-        ],
+        "crm_calls": [{"path": c.path, "authorization": c.headers.get("authorization")} for c in crm.calls],
         "after_redelivery": after_redelivery,
         "own_write": {
             "published": [_summary(e) for e in capture.drain()],
@@ -173,17 +170,14 @@ def relay(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -> 
     }
 
 
-def kantata(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -> dict[str, Any]:
-    base_url = runtime.function_env("KANTATA_BASE_URL").rstrip("/")
+def kantata(runtime: LocalRuntime, capture: Capture, kantata_api: StandIn) -> dict[str, Any]:
     pages = iter(
         [
             _sample("kantata", "subscribed-events-page.json"),
             _sample("kantata", "subscribed-events-overlapping-page.json"),
         ]
     )
-    api = router.get(base_url + SUBSCRIBED_EVENTS_PATH).mock(
-        side_effect=lambda request: httpx.Response(200, json=next(pages))
-    )
+    api = kantata_api.route("GET", f"^{KANTATA_SUBSCRIBED_EVENTS}$", lambda request: (200, next(pages)))
     cursors = DynamoDBCursorStore(runtime.function_env("CURSOR_TABLE_NAME"), runtime.clients["dynamodb"])
     polls = []
     for _ in range(2):
@@ -202,9 +196,9 @@ def kantata(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -
         "polls": polls,
         "api_calls": [
             {
-                "created_after": c.request.url.params.get("created_after"),
-                "event_types": c.request.url.params.get("event_types"),
-                "authorization": c.request.headers.get("authorization"),
+                "created_after": c.query.get("created_after"),
+                "event_types": c.query.get("event_types"),
+                "authorization": c.headers.get("authorization"),
             }
             for c in api.calls
         ],
@@ -216,9 +210,9 @@ def _deal(deal_id: str) -> dict[str, Any]:
     return hubspot_deal(deal_id, DEAL_CONTRACTS[deal_id])
 
 
-def hubspot(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -> dict[str, Any]:
-    deals = router.route(host="api.hubapi.com", path__regex=r"^/crm/v3/objects/deals/").mock(
-        side_effect=lambda request: httpx.Response(200, json=_deal(request.url.path.rpartition("/")[2]))
+def hubspot(runtime: LocalRuntime, capture: Capture, hubspot_api: StandIn) -> dict[str, Any]:
+    deals = hubspot_api.route(
+        "GET", r"^/crm/v3/objects/deals/", lambda request: (200, _deal(request.path.rpartition("/")[2]))
     )
     body = SAMPLES.joinpath("webhooks", "hubspot", "deal-closed-won-batch.json").read_bytes()
     timestamp = int(time.time() * 1000)
@@ -245,32 +239,62 @@ def hubspot(runtime: LocalRuntime, capture: Capture, router: respx.MockRouter) -
             for e in runtime.executions()
             if any(event_id in e["name"] for event_id in booked)
         ],
-        "crm_calls": [
-            {"path": c.request.url.path, "authorization": c.request.headers.get("authorization")}
-            for c in deals.calls
-        ],
+        "crm_calls": [{"path": c.path, "authorization": c.headers.get("authorization")} for c in deals.calls],
         "crm_token": runtime.local_secrets["hubspot-crm-api"]["access_token"],
         "queues": _queues(runtime),
     }
 
 
+def context_with_standins(salesforce: StandIn, hubspot_api: StandIn, kantata_api: StandIn) -> dict[str, Any]:
+    """FULL_CONTEXT with every vendor API's base URL pointing at its stand-in."""
+    context = copy.deepcopy(FULL_CONTEXT)
+    urls = {"sf-relay": salesforce.url, "hubspot": hubspot_api.url}
+    for source in context["pssync:sources"]:
+        if source.get("crm_api"):
+            source["crm_api"]["base_url"] = urls[source["name"]]
+    context["pssync:kantata"]["base_url"] = kantata_api.url
+    return context
+
+
+def _only_standins(runtime: LocalRuntime, standins: list[StandIn]) -> None:
+    """Nothing may leave the machine: every API the stack calls must be one of the stand-ins."""
+    allowed = {s.url for s in standins}
+    configured = [runtime.function_env("KANTATA_BASE_URL")]
+    configured += [s["crm_api"]["base_url"] for s in runtime.source_registry() if s.get("crm_api")]
+    strays = [url for url in configured if url.rstrip("/") not in allowed]
+    if strays:
+        raise SystemExit(f"the stack would call APIs that are not stood in: {strays}")
+
+
 def main(workdir: Path) -> dict[str, Any]:
     started = time.monotonic()
-    with LocalRuntime(
-        ROOT,
-        context=FULL_CONTEXT,
-        retry_time_scale=0.01,
-        secrets_file=workdir / "secrets.json",
-        lambda_log=workdir / "lambda.log",
-    ) as runtime:
+    with ExitStack() as stack:
+        salesforce, hubspot_api, kantata_api = (
+            stack.enter_context(StandIn(name, preferred_port(ROOT, offset)))
+            for offset, name in enumerate(("salesforce", "hubspot", "kantata"))
+        )
+        runtime = stack.enter_context(
+            LocalRuntime(
+                ROOT,
+                context=context_with_standins(salesforce, hubspot_api, kantata_api),
+                retry_time_scale=0.01,
+                secrets_file=workdir / "secrets.json",
+                lambda_log=workdir / "lambda.log",
+            )
+        )
         ready = time.monotonic() - started
+        _only_standins(runtime, [salesforce, hubspot_api, kantata_api])
         capture = Capture(runtime)
-        # Only the local moto server may be reached; any other request fails the scenario loudly.
-        with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
-            router.route(host="127.0.0.1").pass_through()
-            relayed = relay(runtime, capture, router)
-            polled = kantata(runtime, capture, router)
-            signalled = hubspot(runtime, capture, router)
+        relayed = relay(runtime, capture, salesforce)
+        polled = kantata(runtime, capture, kantata_api)
+        signalled = hubspot(runtime, capture, hubspot_api)
+        unmatched = [
+            f"{s.name}: {r.method} {r.path}"
+            for s in (salesforce, hubspot_api, kantata_api)
+            for r in s.unmatched
+        ]
+        if unmatched:  # a request the script did not expect fails the scenario loudly
+            raise SystemExit(f"requests without a scripted answer: {unmatched}")
         return {
             "startup_seconds": round(ready, 2),
             "seconds": round(time.monotonic() - started, 2),

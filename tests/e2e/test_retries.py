@@ -1,38 +1,65 @@
-"""Transient downstream faults: retried with backoff by the state machine, then caught when they persist."""
+"""Transient downstream faults: retried with backoff by the state machine, then caught when they persist.
+
+Handlers run in worker processes, so the fault is injected at the AWS boundary instead: inside the moto
+server, which runs in this process. The shadow ERP connector's send is one DynamoDB PutItem into the
+delivery log; while the fault is on, each such call for the ERP answers 503 ServiceUnavailable, on every
+attempt the SDK makes, for the first `times` calls. A call is counted once per SDK operation (the
+`amz-sdk-invocation-id` header is the same on the SDK's own retries of one call), so `calls` counts what
+the connector sent, as a fake ERP would.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
+from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.responses import DynamoHandler
 
-from pssync.connectors.shadow import ShadowConnector
-from pssync.errors import TransientDownstreamError
 from tests.e2e.conftest import Driver
 
 pytestmark = pytest.mark.e2e
 
 
-def _failing_erp(times: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The ERP answers 503 for the first `times` calls (handlers run in this process)."""
+class _ServiceUnavailable(JsonRESTError):
+    code = 503
+
+    def __init__(self) -> None:
+        super().__init__(
+            "com.amazonaws.dynamodb.v20120810#ServiceUnavailable", "injected by the test: the ERP is down"
+        )
+
+
+def _failing_erp(times: int, driver: Driver, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ERP answers 503 for the first `times` calls; returns the idempotency key of every call."""
+    table = driver.runtime.function_env("DELIVERY_LOG_TABLE_NAME")
     calls: list[str] = []
-    original = ShadowConnector.send
+    call_of_invocation: dict[str, int] = {}
+    lock = threading.Lock()
+    original = DynamoHandler.put_item
 
-    def flaky_send(self, command, recorded_at):  # type: ignore[no-untyped-def]
-        if command.target == "erp":
-            calls.append(command.idempotency_key)
-            if len(calls) <= times:
-                raise TransientDownstreamError("ERP answered 503")
-        return original(self, command, recorded_at)
+    def flaky_put_item(self: DynamoHandler):  # type: ignore[no-untyped-def]
+        item = self.body.get("Item", {})
+        if self.body.get("TableName") == table and item.get("pk", {}).get("S", "").startswith("erp#"):
+            invocation = self.headers.get("amz-sdk-invocation-id") or f"no-id-{len(calls)}"
+            with lock:
+                if invocation not in call_of_invocation:
+                    calls.append(item["sk"]["S"])
+                    call_of_invocation[invocation] = len(calls)
+                number = call_of_invocation[invocation]
+            if number <= times:
+                raise _ServiceUnavailable()
+        return original(self)
 
-    monkeypatch.setattr(ShadowConnector, "send", flaky_send)
+    monkeypatch.setattr(DynamoHandler, "put_item", flaky_put_item)
     return calls
 
 
 def test_a_transient_erp_fault_is_retried_and_the_engagement_still_activates(
     driver: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = _failing_erp(2, monkeypatch)
+    calls = _failing_erp(2, driver, monkeypatch)
     event_id = driver.post(driver.body_for("E2E-FLAKY"), "msg_e2e_flaky").json()["event_id"]
     driver.runtime.wait_until_idle()
     [execution] = driver.executions_for(event_id)
@@ -51,7 +78,7 @@ def test_a_transient_erp_fault_is_retried_and_the_engagement_still_activates(
 def test_a_persistent_fault_exhausts_the_retries_and_is_caught(
     driver: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = _failing_erp(100, monkeypatch)
+    calls = _failing_erp(100, driver, monkeypatch)
     event_id = driver.post(driver.body_for("E2E-DOWN"), "msg_e2e_down").json()["event_id"]
     driver.runtime.wait_until_idle()
     [execution] = driver.executions_for(event_id)

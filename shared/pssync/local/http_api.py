@@ -18,6 +18,11 @@ from pssync.local.resources import HttpRoute
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # REST APIs refuse larger payloads before Lambda sees them
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # listen backlog: bursts of concurrent senders are queued, not refused
+
+
 def _compile(route: HttpRoute) -> re.Pattern[str]:
     pattern = re.sub(r"\\\{([A-Za-z0-9_]+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
     return re.compile(f"^{pattern}$")
@@ -128,8 +133,7 @@ class WebhookApiServer:
             do_GET = _dispatch
             do_PUT = _dispatch
 
-        self._server = ThreadingHTTPServer((bind, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((bind, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-api", daemon=True)
 
     @property

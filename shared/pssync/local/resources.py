@@ -270,6 +270,7 @@ def _functions(res: LocalResources, lam: Any) -> None:
         environment = {
             k: str(v) for k, v in res.resolve(props.get("Environment", {}).get("Variables", {})).items()
         }
+        reserved = res.resolve(props.get("ReservedConcurrentExecutions"))
         lam.create_function(
             FunctionName=name,
             Runtime="python3.12",
@@ -287,6 +288,7 @@ def _functions(res: LocalResources, lam: Any) -> None:
             environment=environment,
             timeout_seconds=int(props.get("Timeout", 30)),
             memory_mb=int(props.get("MemorySize", 256)),
+            reserved_concurrency=None if reserved is None else int(reserved),
         )
 
 

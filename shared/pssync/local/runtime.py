@@ -1,4 +1,4 @@
-"""LocalRuntime: synthesized template -> moto server -> resources -> in-process handlers -> webhook API."""
+"""LocalRuntime: synthesized template -> moto server -> resources -> Lambda containers -> webhook API."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from pssync.local.http_api import WebhookApiServer
 from pssync.local.intrinsics import REGION
 from pssync.local.lambda_host import LambdaHost, install_into_moto, scale_step_functions_waits
+from pssync.local.moto_server import MotoServer
 from pssync.local.pollers import QueuePoller
 from pssync.local.resources import LocalResources, create_resources
 from pssync.local.schedules import Schedules
@@ -40,12 +40,6 @@ _SERVICES = ("dynamodb", "sqs", "events", "lambda", "stepfunctions", "secretsman
 def new_signing_secret() -> str:
     """A Standard Webhooks secret: `whsec_` + standard base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -98,21 +92,28 @@ class LocalRuntime:
     def start(self) -> None:
         import boto3
         import httpx
-        from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's per-request access log
         template = load_template(self.root, context=self.context or None)
-        port = _free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto = MotoServer()
         self._moto.start()
-        self.moto_url = f"http://127.0.0.1:{port}"
+        self.moto_url = self._moto.url
         self._saved_env = dict(os.environ)
         # moto's Step Functions interpreter calls other services at MOTO_PORT.
-        os.environ.update({**_AWS_ENV, "MOTO_PORT": str(port)})
+        os.environ.update({**_AWS_ENV, "MOTO_PORT": str(self._moto.port)})
         httpx.post(
             f"{self.moto_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}
         )
         scale_step_functions_waits(self._retry_time_scale)
+        self._lambda_log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Handlers run in Lambda containers (worker processes forked from the host's fork server, which
+        # starts now and preloads while the resources are created). Their logs and EMF metric lines go to
+        # the Lambda log file; their environment is this base plus the function's own.
+        self.host = LambdaHost(
+            self.root / "functions",
+            {**_AWS_ENV, "AWS_ENDPOINT_URL": self.moto_url, "POWERTOOLS_TRACE_DISABLED": "1"},
+            log_path=self._lambda_log_path,
+        )
 
         session = boto3.session.Session(
             aws_access_key_id=_AWS_ENV["AWS_ACCESS_KEY_ID"],
@@ -125,13 +126,6 @@ class LocalRuntime:
         self.resources = create_resources(template, self.clients)
         self._install_local_secrets()
 
-        self._lambda_log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._lambda_log = self._lambda_log_path.open("a", encoding="utf-8")
-        self.host = LambdaHost(
-            self.root / "functions",
-            {**_AWS_ENV, "AWS_ENDPOINT_URL": self.moto_url, "POWERTOOLS_TRACE_DISABLED": "1"},
-            output=self._lambda_log,
-        )
         for function in self.resources.functions.values():
             self.host.register(function)
         install_into_moto(self.host)
@@ -154,9 +148,9 @@ class LocalRuntime:
         with contextlib.suppress(Exception):
             self.schedules.join(timeout=5)
         with contextlib.suppress(Exception):
-            self._moto.stop()
+            self.host.close()
         with contextlib.suppress(Exception):
-            self._lambda_log.close()
+            self._moto.stop()
         os.environ.clear()
         os.environ.update(self._saved_env)
 

@@ -1,0 +1,102 @@
+"""moto's server app on 127.0.0.1, one API call at a time.
+
+AWS applies each API call atomically (a conditional put either wins or fails); moto's backends are not
+thread-safe, and with Lambda containers running in parallel several calls arrive at once. So each call
+runs alone, as the integration tests' in-process fixture does. Two kinds of call are let through
+unserialised, because they wait for other calls: a Lambda Invoke (the handler it runs calls back into
+this server) and an SQS ReceiveMessage that may long-poll (moto waits inside the call for a SendMessage).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class OneCallAtATime:
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if _waits_for_other_calls(environ):
+            return self._app(environ, start_response)
+        with self._lock:
+            result = self._app(environ, start_response)
+            try:
+                return list(result)  # the whole call, body included, inside the lock
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
+def _waits_for_other_calls(environ: dict[str, Any]) -> bool:
+    path = str(environ.get("PATH_INFO", ""))
+    if path.startswith("/2015-03-31/functions/") and path.rstrip("/").endswith("/invocations"):
+        return True
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    if target == "AWSStepFunctions.StartSyncExecution":
+        return True  # runs the workflow, Lambda tasks included, inside the call
+    wait: object
+    if target == "AmazonSQS.ReceiveMessage":  # the JSON protocol (boto3)
+        try:
+            wait = json.loads(_buffered_body(environ) or b"{}").get("WaitTimeSeconds")
+        except ValueError:
+            return False
+    elif not target and "x-www-form-urlencoded" in str(environ.get("CONTENT_TYPE", "")):  # query protocol
+        form = parse_qs(_buffered_body(environ).decode("utf-8", "replace"))
+        if form.get("Action") != ["ReceiveMessage"]:
+            return False
+        wait = next(iter(form.get("WaitTimeSeconds", [])), None)
+    else:
+        return False
+    # Without WaitTimeSeconds the queue's ReceiveMessageWaitTimeSeconds applies: it may wait too.
+    return wait is None or str(wait) != "0"
+
+
+def _buffered_body(environ: dict[str, Any]) -> bytes:
+    """Reads the request body and puts it back for the app."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body: bytes = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+class MotoServer:
+    """ThreadedMotoServer's set-up with the app wrapped in `OneCallAtATime`; port 0 picks a free port."""
+
+    def __init__(self, port: int = 0) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = OneCallAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
