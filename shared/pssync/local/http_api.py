@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 import time
@@ -88,7 +87,8 @@ class WebhookApiServer:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":  # a HEAD answer has the headers of the GET, no body
+                    self.wfile.write(body)
 
             def _dispatch(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -123,15 +123,23 @@ class WebhookApiServer:
                             int(result.get("statusCode", 200)), dict(result.get("headers") or {}), raw
                         )
                         return
+                # What API Gateway (REST) answers for a method or path it has no route for.
                 self._reply(
-                    404,
-                    {"Content-Type": "application/json"},
-                    json.dumps({"message": f"no route for {self.command} {path}"}).encode(),
+                    403,
+                    {
+                        "Content-Type": "application/json",
+                        "x-amzn-ErrorType": "MissingAuthenticationTokenException",
+                    },
+                    b'{"message":"Missing Authentication Token"}',
                 )
 
             do_POST = _dispatch
             do_GET = _dispatch
             do_PUT = _dispatch
+            do_DELETE = _dispatch
+            do_PATCH = _dispatch
+            do_OPTIONS = _dispatch
+            do_HEAD = _dispatch
 
         self._server = _Server((bind, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-api", daemon=True)

@@ -22,6 +22,13 @@ def find_project_root(start: Path | None = None) -> Path:
     )
 
 
+def project_context(root: Path, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The CDK context `cdk synth` would use: cdk.json's `context` (the user's sources), then `context`."""
+    cdk_json = root / "cdk.json"
+    configured = json.loads(cdk_json.read_text()).get("context", {}) if cdk_json.is_file() else {}
+    return {**configured, **(context or {})}
+
+
 def _inputs_digest(root: Path, context: dict[str, Any] | None = None) -> str:
     digest = hashlib.sha256()
     files = sorted(
@@ -43,7 +50,8 @@ def load_template(
 ) -> dict[str, Any]:
     """The stack template as `cdk synth` would produce it, without asset bundling.
 
-    `context` is passed to `build_app` (e.g. Event Relay and Kantata sources) and is part of the cache key.
+    The context is cdk.json's (the sources a user configured), overridden by `context` (e.g. Event Relay and
+    Kantata sources in tests); both are part of the cache key (cdk.json's bytes, `context` itself).
     """
     local_node = root / "node_modules" / ".bin" / "node"
     if local_node.exists():  # jsii on the project-local Node 22 (see the Makefile); read at import
@@ -57,7 +65,7 @@ def load_template(
         sys.path.insert(0, str(root))
     from infra.app import build_app
 
-    assembly = build_app(bundle=False, context=dict(context) if context else None).synth()
+    assembly = build_app(bundle=False, context=project_context(root, context) or None).synth()
     stacks = assembly.stacks
     if len(stacks) != 1:
         raise RuntimeError(f"expected one stack in the CDK app, found {len(stacks)}")
