@@ -1,16 +1,11 @@
 """Step: upsert the contract's billing schedule in the ERP."""
 
-from pssync.config import DeliveryLogSettings, load_settings
 from pssync.handlers.steps import StepPayload, workflow_step
-from pssync.ports import SystemClock
-from pssync.wiring import connector_for
+from pssync.wiring import deliver
 from pssync.workflows import provision
 
 
 @workflow_step
 def handler(payload: StepPayload) -> provision.CommandReceipt:
-    settings = load_settings(DeliveryLogSettings)
-    command = provision.billing_schedule_command(
-        payload.event, payload.event.data.contract, payload.require_contract().version
-    )
-    return provision.send(connector_for(settings.erp_connector, settings), command, SystemClock().now())
+    version = payload.require_contract().version
+    return deliver(provision.billing_schedule_command(payload.event, payload.event.data.contract, version))

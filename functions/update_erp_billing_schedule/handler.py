@@ -1,15 +1,11 @@
 """Step: upsert the amended contract version's billing schedule in the ERP."""
 
-from pssync.config import DeliveryLogSettings, load_settings
 from pssync.handlers.steps import AmendmentPayload, workflow_step
-from pssync.ports import SystemClock
-from pssync.wiring import connector_for
+from pssync.wiring import deliver
 from pssync.workflows import provision
 
 
 @workflow_step
 def handler(payload: AmendmentPayload) -> provision.CommandReceipt:
-    settings = load_settings(DeliveryLogSettings)
     version = payload.require_contract().version
-    command = provision.billing_schedule_command(payload.event, payload.event.data.contract, version)
-    return provision.send(connector_for(settings.erp_connector, settings), command, SystemClock().now())
+    return deliver(provision.billing_schedule_command(payload.event, payload.event.data.contract, version))

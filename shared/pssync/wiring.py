@@ -32,10 +32,12 @@ from pssync.config import (
     IngestSettings,
     KantataPollerSettings,
     StartWorkflowSettings,
+    load_settings,
 )
 from pssync.connectors.http_policy import CallPolicy
 from pssync.connectors.shadow import ShadowConnector
 from pssync.ingest.service import IngestService
+from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.sources import CrmApiConfig, SourceConfig
 from pssync.ports import Connector, RecordFetcher, SystemClock, TokenSource
 
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from pssync.connectors.http import VendorHttp
     from pssync.ingest.closed_won import ClosedWonResolver
     from pssync.sources.kantata.poller import KantataPoller
+    from pssync.workflows.provision import CommandReceipt
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -195,6 +198,15 @@ def connector_for(kind: str, settings: DeliveryLogSettings) -> Connector:
     if kind == "shadow":
         return ShadowConnector(delivery_log(settings))
     raise ValueError(f"connector {kind!r} is not available yet; configure 'shadow'")
+
+
+def deliver(command: ConnectorCommand) -> CommandReceipt:
+    """Send a PSA or ERP command through the connector configured for its target (shadow today)."""
+    from pssync.workflows.provision import send
+
+    settings = load_settings(DeliveryLogSettings)
+    kind = settings.psa_connector if command.target is Target.PSA else settings.erp_connector
+    return send(connector_for(kind, settings), command, SystemClock().now())
 
 
 @_once
