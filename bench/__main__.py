@@ -147,7 +147,7 @@ def print_coldstart(result: dict[str, Any]) -> None:
     labels = {
         "empty": "empty baseline",
         "handler": "ingest_webhook, layer precompiled",
-        "handler_shipped": "ingest_webhook, layer as shipped (no .pyc)",
+        "handler_shipped": "ingest_webhook, layer without .pyc (before 2026-11-25)",
         "handler_sdk_traced": "ingest_webhook, precompiled, Tracer on (pssync:tracing=sdk)",
     }
     for name, label in labels.items():
@@ -162,7 +162,7 @@ def print_coldstart(result: dict[str, Any]) -> None:
     console.print(table)
     console.print(
         f"ready, precompiled vs empty: x{result['ratio_ready_handler_to_empty']} "
-        f"(+{result['difference_ready_ms']} ms); as shipped vs empty: "
+        f"(+{result['difference_ready_ms']} ms); without .pyc vs empty: "
         f"x{result['ratio_ready_shipped_to_empty']} (+{result['difference_ready_shipped_ms']} ms); "
         f"median of per-round ratios: x{result['paired_ratio_ready_handler_to_empty']} / "
         f"x{result['paired_ratio_ready_shipped_to_empty']}"

@@ -16,10 +16,10 @@ environment set like the function's. Init is measured in fresh processes with PY
               for here, interpreter start-up included, Lambda's runtime client excluded).
 
 Four handlers are timed round-robin: the empty baseline (`def handler(event, context): return None`), the
-function on a layer precompiled with `compileall --invalidation-mode unchecked-hash`, the function on the
-layer as infra/bundling.py ships it today (pip --no-compile, __pycache__ excluded: Lambda compiles every
-module at each cold start and cannot cache the result on its read-only /opt), and the precompiled function
-with the Powertools Tracer on (`pssync:tracing=sdk`), to price the tracing decision.
+function on a layer precompiled with `compileall --invalidation-mode unchecked-hash` (what infra/bundling.py
+ships), the function on a layer without bytecode (how it shipped until 2026-11-25: Lambda then compiles
+every module at each cold start and cannot cache the result on its read-only /opt), and the precompiled
+function with the Powertools Tracer on (`pssync:tracing=sdk`), to price the tracing decision.
 
 pip output and the compiled layer are cached under build/bench/coldstart/ keyed by a hash of their inputs.
 Lambda runs arm64 (Graviton); this machine executes the bundle, so wheels are for its own CPU.

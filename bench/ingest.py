@@ -280,7 +280,7 @@ def run(iterations: int = 300, warmup: int = 20) -> dict[str, Any]:
             if phase[0] in calls:
                 calls[phase[0]][f"{model.service_model.service_name}:{model.name}"] += 1
 
-        for service in ("dynamodb", "events", "secretsmanager"):
+        for service in ("dynamodb", "events", "secretsmanager", "s3"):
             client(service).meta.events.register("before-call.*.*", count_call)
 
         samples: dict[str, list[int]] = {name: [] for name in PATHS}

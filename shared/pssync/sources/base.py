@@ -64,7 +64,9 @@ def parse_json_body(body: bytes | str, *, parse_float: Any = None) -> Any:
         raise MalformedDelivery(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as error:  # JSONDecodeError, and our integer bound
         raise MalformedDelivery(f"body is not valid JSON: {error}") from None
-    if _depth_exceeds(document, MAX_JSON_DEPTH):
+    # Nesting cannot exceed the number of opening brackets: most bodies are refused or cleared by a count.
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_JSON_DEPTH and _depth_exceeds(document, MAX_JSON_DEPTH):
         raise MalformedDelivery(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
     if _SURROGATE_ESCAPE.search(text):
         try:
