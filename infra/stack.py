@@ -16,7 +16,13 @@ from infra.constructs.kantata_poller import KantataPoller
 from infra.constructs.monitoring import ALARM_SUBSCRIBERS_CONTEXT_KEY, Monitoring, parse_alarm_subscribers
 from infra.constructs.queues import Queues
 from infra.constructs.tables import Tables
-from infra.constructs.workflows import PROPAGATE_AMENDMENT, PROVISION_ENGAGEMENT, Workflow, WorkflowStores
+from infra.constructs.workflows import (
+    APPLY_APPROVED_TIME,
+    PROPAGATE_AMENDMENT,
+    PROVISION_ENGAGEMENT,
+    Workflow,
+    WorkflowStores,
+)
 from infra.sources import EventRelayBus, KantataPolling
 from pssync.model.sources import SourceConfig
 
@@ -47,6 +53,7 @@ class PssyncStack(Stack):
         event_bus.route_to_queue(
             "ContractAmended", detail_type="ContractAmended", queue=queues.amendment_inbox
         )
+        event_bus.route_to_queue("TimeApproved", detail_type="TimeApproved", queue=queues.time_inbox)
 
         self.ingestion_api = IngestionApi(
             self,
@@ -108,6 +115,13 @@ class PssyncStack(Stack):
                 stores=stores,
                 inbox=queues.amendment_inbox,
             ),
+            Workflow(
+                self,
+                spec=APPLY_APPROVED_TIME,
+                functions=functions,
+                stores=stores,
+                inbox=queues.time_inbox,
+            ),
         ]
         self._tag_replay_routes(queues, event_bus)
         Monitoring(
@@ -126,8 +140,10 @@ class PssyncStack(Stack):
         """Tags tell `pssync dlq replay` where each dead-letter store's messages go back to."""
         Tags.of(queues.provision_inbox).add("pssync:workflow", PROVISION_ENGAGEMENT.name)
         Tags.of(queues.amendment_inbox).add("pssync:workflow", PROPAGATE_AMENDMENT.name)
+        Tags.of(queues.time_inbox).add("pssync:workflow", APPLY_APPROVED_TIME.name)
         Tags.of(queues.provision_inbox_dlq).add("pssync:replay", "redrive")
         Tags.of(queues.amendment_inbox_dlq).add("pssync:replay", "redrive")
+        Tags.of(queues.time_inbox_dlq).add("pssync:replay", "redrive")
         Tags.of(queues.closed_won_inbox_dlq).add("pssync:replay", "redrive")
         # No target tag on a redrive DLQ: its source is found through the redrive policy itself, and a
         # tag naming the source queue would make the two queues depend on each other.

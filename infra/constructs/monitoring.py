@@ -200,6 +200,21 @@ class Monitoring(Construct):
                 width=8,
             ),
             cloudwatch.GraphWidget(
+                title="Billable time sync: entries synced, and approved -> billed and remeasured (s)",
+                left=[
+                    cloudwatch.Metric(
+                        namespace=METRICS_NAMESPACE,
+                        metric_name=BusinessMetric.BILLABLE_TIME_SYNCED,
+                        dimensions_map=SERVICE_DIMENSION,
+                        statistic="Sum",
+                        period=PERIOD,
+                        label="synced",
+                    )
+                ],
+                right=[seconds(BusinessMetric.BILLABLE_TIME_SYNC_LAG, s) for s in ("p50", "p90", "Maximum")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
                 title="Webhooks",
                 left=[
                     per_source(m)

@@ -27,6 +27,7 @@ class Queues(Construct):
 
         self.provision_inbox, self.provision_inbox_dlq = self._workflow_inbox("ProvisionEngagement")
         self.amendment_inbox, self.amendment_inbox_dlq = self._workflow_inbox("PropagateAmendment")
+        self.time_inbox, self.time_inbox_dlq = self._workflow_inbox("ApplyApprovedTime")
         # Thin closed-won signals wait here for the CRM read (resolve_closed_won).
         self.closed_won_inbox, self.closed_won_inbox_dlq = self._workflow_inbox("ClosedWon")
         # EventBridge parks events here after its retry policy is exhausted (target DeadLetterConfig).
@@ -89,6 +90,7 @@ class Queues(Construct):
         return {
             "ProvisionEngagementInboxDlq": self.provision_inbox_dlq,
             "PropagateAmendmentInboxDlq": self.amendment_inbox_dlq,
+            "ApplyApprovedTimeInboxDlq": self.time_inbox_dlq,
             "ClosedWonInboxDlq": self.closed_won_inbox_dlq,
             "EventBridgeTargetDlq": self.eventbridge_target_dlq,
             **self._extra_dead_letters,

@@ -18,3 +18,5 @@ class BusinessMetric(StrEnum):
     WORKFLOW_STARTED = "WorkflowStarted"
     ACTIVATION_TIME = "EngagementActivationSeconds"
     AMENDMENT_PROPAGATION_LAG = "AmendmentPropagationLagSeconds"
+    BILLABLE_TIME_SYNCED = "BillableTimeSynced"  # count of approved entries synced to billing and revenue
+    BILLABLE_TIME_SYNC_LAG = "BillableTimeSyncLagSeconds"  # approved in the PSA to synced everywhere

@@ -16,6 +16,15 @@ from pssync.local.webhook_client import post_webhook, standard_webhook_headers
 from pssync.model import examples
 
 ROOT = Path(__file__).resolve().parents[2]
+# The default CRM source first (the driver posts bookings there), then a PSA source: data ownership
+# refuses approved time from a CRM, so time entries come from a Certinia (PSA) Standard Webhooks sender.
+E2E_CONTEXT = {
+    "pssync:sources": [
+        {"name": "crm", "scheme": "standard-webhooks", "system": "salesforce"},
+        {"name": "psa", "scheme": "standard-webhooks", "system": "certinia"},
+    ]
+}
+PSA_SOURCE = "psa"
 
 
 class Driver:
@@ -35,9 +44,13 @@ class Driver:
         contract.update(terms_changes)
         return json.dumps(document).encode()
 
-    def post(self, body: bytes, delivery_id: str, *, secret: str | None = None) -> httpx.Response:
-        headers = standard_webhook_headers(secret or self.secret, body, delivery_id=delivery_id)
-        return post_webhook(self.http, self.runtime.api.url, self.source, body, headers)
+    def post(
+        self, body: bytes, delivery_id: str, *, secret: str | None = None, source: str | None = None
+    ) -> httpx.Response:
+        source = source or self.source
+        secret = secret or self.runtime.signing_secrets[source]["current"]
+        headers = standard_webhook_headers(secret, body, delivery_id=delivery_id)
+        return post_webhook(self.http, self.runtime.api.url, source, body, headers)
 
     def table_counts(self) -> dict[str, int]:
         ddb = self.runtime.clients["dynamodb"]
@@ -69,7 +82,7 @@ class Driver:
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     secrets_file = tmp_path_factory.mktemp("local") / "secrets.json"
     # Retry back-off sleeps are real in moto's interpreter: shrink them so failure paths stay fast.
-    with LocalRuntime(ROOT, retry_time_scale=0.01, secrets_file=secrets_file) as local:
+    with LocalRuntime(ROOT, retry_time_scale=0.01, secrets_file=secrets_file, context=E2E_CONTEXT) as local:
         yield local
 
 

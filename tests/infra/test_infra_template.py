@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.constructs.workflows import PROPAGATE_AMENDMENT, PROVISION_ENGAGEMENT, STATEMACHINES_DIR
+from infra.constructs.workflows import (
+    APPLY_APPROVED_TIME,
+    PROPAGATE_AMENDMENT,
+    PROVISION_ENGAGEMENT,
+    STATEMACHINES_DIR,
+)
 from infra.sources import DEFAULT_SOURCES, parse_event_relay, parse_kantata, parse_sources
 from tests.infra.conftest import cfn_lint_output
 from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
@@ -38,6 +43,12 @@ FUNCTION_FOLDERS = {
     "update_erp_billing_schedule": "update_erp_billing_schedule",
     "remeasure_revenue": "remeasure_revenue",
     "emit_amendment_propagated": "emit_amendment_propagated",
+    "start_apply_approved_time": "start_workflow",
+    "match_time_entry": "match_time_entry",
+    "record_billable_time": "record_billable_time",
+    "send_billable_time": "send_billable_time",
+    "remeasure_time_revenue": "remeasure_time_revenue",
+    "emit_time_synced": "emit_time_synced",
 }
 COMMON_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "pssync",
@@ -381,7 +392,9 @@ def _machine(resources: Resources, construct_id: str) -> dict:
     return machine
 
 
-@pytest.mark.parametrize("spec", [PROVISION_ENGAGEMENT, PROPAGATE_AMENDMENT], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "spec", [PROVISION_ENGAGEMENT, PROPAGATE_AMENDMENT, APPLY_APPROVED_TIME], ids=lambda s: s.name
+)
 def test_state_machine_substitutes_every_placeholder(template: Template, resources: Resources, spec) -> None:  # type: ignore[no-untyped-def]
     placeholders = set(re.findall(r"\$\{(\w+)\}", (STATEMACHINES_DIR / spec.asl_file).read_text()))
     machine = _machine(resources, spec.construct_id)
@@ -396,7 +409,9 @@ def test_state_machine_substitutes_every_placeholder(template: Template, resourc
     )
 
 
-@pytest.mark.parametrize("spec", [PROVISION_ENGAGEMENT, PROPAGATE_AMENDMENT], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "spec", [PROVISION_ENGAGEMENT, PROPAGATE_AMENDMENT, APPLY_APPROVED_TIME], ids=lambda s: s.name
+)
 def test_state_machine_may_invoke_exactly_its_step_functions(resources: Resources, spec) -> None:  # type: ignore[no-untyped-def]
     machine = _machine(resources, spec.construct_id)
     step_functions = {

@@ -12,10 +12,11 @@ from typing import Any, TypeVar, get_type_hints
 from pydantic import BaseModel, ConfigDict
 
 from pssync.handlers.stack import LambdaHandler, lambda_handler
-from pssync.model.events import ContractAmended, ContractBooked
+from pssync.model.events import ContractAmended, ContractBooked, TimeApproved
 from pssync.observability import logger
 from pssync.workflows.amendment import Classification, RecordedAmendment, VersionGuard
 from pssync.workflows.provision import CommandReceipt, RecordedContract, RevenueReceipt
+from pssync.workflows.time_approval import RecordedTime, TimeCommandReceipt, TimeMatch
 
 
 class StepPayload(BaseModel):
@@ -55,7 +56,37 @@ class AmendmentPayload(BaseModel):
         return self.contract
 
 
-Payload = TypeVar("Payload", StepPayload, AmendmentPayload)
+class TimePayload(BaseModel):
+    """The state an apply-approved-time step receives (see apply_approved_time.asl.json)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: TimeApproved
+    match: TimeMatch | None = None
+    recorded: RecordedTime | None = None
+    erp: TimeCommandReceipt | None = None
+    revenue: RevenueReceipt | None = None
+
+    def require_match(self) -> TimeMatch:
+        if self.match is None:
+            raise ValueError("this step runs after MatchTimeEntry; 'match' is missing")
+        return self.match
+
+    def require_recorded(self) -> RecordedTime:
+        if self.recorded is None:
+            raise ValueError("this step runs after RecordBillableTime; 'recorded' is missing")
+        return self.recorded
+
+
+Payload = TypeVar("Payload", StepPayload, AmendmentPayload, TimePayload)
+
+
+def _business_keys(envelope: Any) -> dict[str, str]:
+    """The ids logs are searched by: the contract, or for approved time the entry and its project."""
+    data = envelope.data
+    if isinstance(envelope, TimeApproved):
+        return {"time_entry_id": data.time_entry_id, "project_id": data.project_id}
+    return {"contract_id": data.contract.contract_id}
 
 
 def workflow_step(step: Callable[[Payload], BaseModel | dict[str, Any]]) -> LambdaHandler:
@@ -68,7 +99,7 @@ def workflow_step(step: Callable[[Payload], BaseModel | dict[str, Any]]) -> Lamb
     def handler(event: dict[str, Any], context: Any) -> Any:
         payload = payload_model.model_validate(event)
         envelope = payload.event  # type: ignore[attr-defined]
-        logger.append_keys(event_id=envelope.event_id, contract_id=envelope.data.contract.contract_id)
+        logger.append_keys(event_id=envelope.event_id, **_business_keys(envelope))
         result = step(payload)  # type: ignore[arg-type]
         return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 

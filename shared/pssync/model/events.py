@@ -201,6 +201,33 @@ class EngagementActivated(EventEnvelope):
     data: EngagementActivatedData
 
 
+class TimeSyncedData(BaseModel):
+    """An approved time entry reached billing and revenue (or was withdrawn before it was invoiced)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contract_id: str
+    contract_version: int
+    time_entry_id: str
+    entry_version: str | None
+    obligation_id: str
+    wbs_code: str | None
+    outcome: Literal["billed", "not_billable", "withdrawn"]
+    hours: ExactDecimal
+    amount: Money | None = Field(None, description="The billable line (hours x rate card), when billed")
+    erp_command_id: str | None = None
+    revenue_schedule_version: int
+    sync_seconds: float = Field(
+        description="Approved in the PSA to synced everywhere: billable time sync lag"
+    )
+
+
+class TimeSynced(EventEnvelope):
+    bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
+    event_type: Literal["TimeSynced"] = "TimeSynced"
+    data: TimeSyncedData
+
+
 class ModificationFacts(BaseModel):
     """What the amendment's author knows that the terms alone do not say (ASC 606-10-25-12/13).
 
@@ -342,6 +369,7 @@ CANONICAL_EVENTS: tuple[type[EventEnvelope], ...] = (
     PaymentReceived,
     EngagementActivated,
     AmendmentPropagated,
+    TimeSynced,
 )
 
 

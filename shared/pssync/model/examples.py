@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from pssync.model.contract import (
     BillingMilestone,
     ContractTerms,
     FixedFee,
+    InputHours,
     Instalment,
     MilestoneBilling,
     OutputMilestones,
     PerformanceObligation,
     PointInTime,
     Ratable,
+    RateCardLine,
     RecurringFee,
+    TimeAndMaterials,
+    TimeAndMaterialsBilling,
 )
 from pssync.model.events import (
     ClosedWonSignalled,
@@ -25,6 +30,8 @@ from pssync.model.events import (
     EngagementActivated,
     EngagementActivatedData,
     SourceSystem,
+    TimeApproved,
+    TimeApprovedData,
     canonical_event_id,
 )
 from pssync.model.parties import Customer, LegalEntity
@@ -284,4 +291,97 @@ def contract_amended() -> ContractAmended:
             reason="Change order 1: advisory retainer",
             contract=change_order_terms(),
         ),
+    )
+
+
+def delivery_programme() -> ContractTerms:
+    """A two-phase SOW: a fixed-fee build measured by hours (input method) and a time-and-materials phase
+    billed from approved time at the rate card, capped by a not-to-exceed."""
+    return ContractTerms(
+        contract_id="C-2027-0101",
+        title="Fabrikam data platform (SOW 1): build, then T&M hypercare",
+        customer=Customer(customer_id="CUST-0077", name="Fabrikam Logistics AG", country="CH"),
+        legal_entity=LegalEntity(
+            code="NL01", name="Northwind Consulting B.V.", country="NL", functional_currency="EUR"
+        ),
+        currency="EUR",
+        transaction_price=eur("60000.00"),
+        signed_on=date(2026, 12, 15),
+        start_date=date(2027, 1, 4),
+        end_date=date(2027, 6, 30),
+        obligations=[
+            PerformanceObligation(
+                obligation_id="BUILD",
+                description="Data platform build, measured by hours against the estimate",
+                standalone_selling_price=eur("60000.00"),
+                recognition=InputHours(estimated_hours=Decimal("400")),
+            ),
+            PerformanceObligation(
+                obligation_id="HYPERCARE",
+                description="Hypercare after go-live, time and materials",
+                standalone_selling_price=eur("10000.00"),
+                recognition=TimeAndMaterials(),
+            ),
+        ],
+        billing=[
+            FixedFee(
+                instalments=[
+                    Instalment(due_on=date(2027, 2, 28), amount=eur("30000.00"), obligation_id="BUILD"),
+                    Instalment(due_on=date(2027, 4, 30), amount=eur("30000.00"), obligation_id="BUILD"),
+                ]
+            ),
+            TimeAndMaterialsBilling(
+                rate_card=[
+                    RateCardLine(role="consultant", hourly_rate=eur("150.00")),
+                    RateCardLine(role="architect", hourly_rate=eur("210.00")),
+                ],
+                not_to_exceed=eur("10000.00"),
+                obligation_id="HYPERCARE",
+            ),
+        ],
+        project=ProjectPlan(
+            project_id="P-FABRIKAM-0101",
+            name="Fabrikam data platform",
+            wbs=[
+                WbsElement(code="1", name="Build", obligation_id="BUILD", budget_hours=400),
+                WbsElement(code="2", name="Hypercare", obligation_id="HYPERCARE"),
+                WbsElement(code="2.1", name="Hypercare: incidents", parent_code="2"),
+                WbsElement(code="9", name="Internal", billable=False),
+            ],
+        ),
+        sow_reference="SOW-1",
+    )
+
+
+def time_approved(
+    delivery_id: str = "msg_time_TE-1001_v1",
+    *,
+    source: str = "psa",
+    **changes: object,
+) -> TimeApproved:
+    """A PSA approval of 8 hours of an architect's hypercare time on the delivery programme."""
+    fields: dict[str, object] = {
+        "time_entry_id": "TE-1001",
+        "project_id": "P-FABRIKAM-0101",
+        "person_id": "EMP-17",
+        "work_date": date(2027, 5, 3),
+        "hours": Decimal("8"),
+        "billable": True,
+        "wbs_code": "2.1",
+        "role": "architect",
+        **{k: v for k, v in changes.items() if k != "source_version"},
+    }
+    version = changes.get("source_version", "2027-05-04T09:00:00.000Z")
+    event_id = canonical_event_id(source, delivery_id)
+    approved_at = datetime(2027, 5, 4, 9, 0, tzinfo=UTC)
+    return TimeApproved(
+        event_id=event_id,
+        source=source,
+        source_system=SourceSystem.CERTINIA,
+        source_event_id=delivery_id,
+        source_version=None if version is None else str(version),
+        correlation_id=event_id,
+        occurred_at=approved_at,
+        received_at=approved_at,
+        data=TimeApprovedData.model_validate(fields),
     )

@@ -27,10 +27,11 @@ from pssync.workflows.provision import (
     CONTRACT,
     CommandReceipt,
     RevenueReceipt,
+    link_project,
     store_revenue_schedule,
     terms_of,
 )
-from pssync.workflows.revenue import EngineVersion, classify_and_schedule
+from pssync.workflows.revenue import EngineVersion, classify_and_schedule, to_engine_contract
 
 WORKFLOW_SOURCE = "propagate-amendment"
 
@@ -177,6 +178,7 @@ def record_amended_version(event: ContractAmended, store: VersionStore, now: dat
     history = store.history(CONTRACT, terms.contract_id)
     mine = _recorded_by(history, event.event_id)
     if mine is not None:  # a retry or replay of this step
+        link_project(store, event, terms, now)
         before = ContractTerms.model_validate(history[mine.version - 2].body["terms"])
         return RecordedAmendment(
             contract_id=terms.contract_id,
@@ -218,6 +220,7 @@ def record_amended_version(event: ContractAmended, store: VersionStore, now: dat
     except VersionConflict:
         # Someone appended first: retrying re-reads the head and re-checks the ordering.
         raise TransientDownstreamError(f"contract {terms.contract_id} changed concurrently") from None
+    link_project(store, event, terms, now)  # an amendment may move the contract to another PSA project
     return RecordedAmendment(
         contract_id=terms.contract_id,
         version=stored.version,
@@ -282,5 +285,17 @@ def amendment_propagated(
 def remeasure_revenue(
     event: ContractAmended, recorded: RecordedAmendment, store: VersionStore, now: datetime
 ) -> RevenueReceipt:
-    schedule, _ = classify_and_schedule(engine_versions(store, recorded.contract_id, recorded.version))
+    # Imported here: the time ledger's module builds on this one (engine_versions, is_newer).
+    from pssync.workflows.time_approval import TIME_LEDGER, engine_time_events
+
+    versions = engine_versions(store, recorded.contract_id, recorded.version)
+    # Approved time recorded so far keeps measuring hours-based and T&M obligations after the amendment.
+    events = engine_time_events(
+        recorded.contract_id, store.history(TIME_LEDGER, recorded.contract_id), versions[-1]
+    )
+    if events:
+        known = [e.on for e in events] + [now.date(), to_engine_contract(versions[-1]).known_from]
+        schedule, _ = classify_and_schedule(versions, events=events, as_of=max(known))
+    else:
+        schedule, _ = classify_and_schedule(versions)
     return store_revenue_schedule(store, event, recorded.version, schedule, now)

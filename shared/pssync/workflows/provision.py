@@ -27,6 +27,7 @@ from pssync.workflows.revenue import RevenueSchedule, revenue_schedule_for
 
 CONTRACT = "contract"
 REVENUE_SCHEDULE = "revenue_schedule"
+PROJECT = "project"  # PSA project id -> the contracts it delivers (how approved time finds its contract)
 WORKFLOW_SOURCE = "provision-engagement"
 
 
@@ -111,16 +112,39 @@ def record_contract_version(event: ContractBooked, store: VersionStore, now: dat
             correlation_id=event.correlation_id,
             recorded_at=now.isoformat(),
         )
+        link_project(store, event, terms, now)
         return RecordedContract(contract_id=terms.contract_id, version=stored.version, newly_recorded=True)
     except VersionConflict:
         first = store.get(CONTRACT, terms.contract_id, 1)
         if first is not None and first.caused_by_event_id == event.event_id:
+            link_project(store, event, terms, now)  # a retry after a crash between the two writes
             return RecordedContract(contract_id=terms.contract_id, version=1, newly_recorded=False)
         raise BusinessRuleViolation(
             f"contract {terms.contract_id} was already booked by another event; amendments must arrive as "
             "contract amended events",
             code="contract_already_booked",
         ) from None
+
+
+def link_project(store: VersionStore, event: EventEnvelope, terms: ContractTerms, now: datetime) -> None:
+    """Index the contract under its PSA project id (append-only; a no-op when already linked)."""
+    project_id = terms.project.project_id
+    head = store.head(PROJECT, project_id)
+    linked: list[str] = list(head.body["contract_ids"]) if head else []
+    if terms.contract_id in linked:
+        return
+    try:
+        store.append(
+            PROJECT,
+            project_id,
+            expected_version=head.version if head else 0,
+            body={"contract_ids": [*linked, terms.contract_id]},
+            caused_by_event_id=event.event_id,
+            correlation_id=event.correlation_id,
+            recorded_at=now.isoformat(),
+        )
+    except VersionConflict:
+        raise TransientDownstreamError(f"project {project_id} index changed concurrently") from None
 
 
 def terms_of(store: VersionStore, contract_id: str, version: int) -> ContractTerms:

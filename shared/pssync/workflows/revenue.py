@@ -7,6 +7,7 @@ commercial terms the CRM stated into the engine's explicit inputs, and the resul
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -174,15 +175,23 @@ def _calendar(terms: ContractTerms) -> engine.CalendarSpec:
 
 def classify_and_schedule(
     versions: list[EngineVersion],
+    *,
+    events: Sequence[engine.Event] = (),
+    as_of: date | None = None,
 ) -> tuple[RevenueSchedule, engine_result.ModificationLine | None]:
-    """The schedule after the latest version, and how the engine classified that version's modification."""
+    """The schedule after the latest version, and how the engine classified that version's modification.
+
+    `events` are delivery facts the engine measures progress from (approved time), known as of `as_of`.
+    """
     latest = versions[-1]
     terms = latest.terms
     try:
         result = engine.schedule_for(
             to_engine_contract(latest),
             previous_versions=[to_engine_contract(v) for v in versions[:-1]],
+            events=events,
             calendar=_calendar(terms),
+            as_of=as_of,
         )
     except engine.RevenueRuleError as error:
         raise BusinessRuleViolation(

@@ -36,7 +36,11 @@ def parse_bus_event(message_body: str) -> tuple[EventEnvelope, int]:
 
 
 # Which canonical event starts which workflow: a message in the wrong inbox is refused, not run.
-WORKFLOW_EVENT_TYPES = {"provision-engagement": "ContractBooked", "propagate-amendment": "ContractAmended"}
+WORKFLOW_EVENT_TYPES = {
+    "provision-engagement": "ContractBooked",
+    "propagate-amendment": "ContractAmended",
+    "apply-approved-time": "TimeApproved",
+}
 
 
 def start_workflow(queued: QueuedEvent, starter: WorkflowStarter, workflow: str) -> StartedWorkflow:
