@@ -275,7 +275,7 @@ class LocalRuntime:
             )
         return depths
 
-    def wait_until_idle(self, timeout: float = 60.0, settle: float = 0.3) -> None:
+    def wait_until_idle(self, timeout: float = 180.0, settle: float = 0.3) -> None:
         """Until inboxes are drained, no poller is busy and no execution runs (twice in a row)."""
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
