@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 CDK := PATH=$(CURDIR)/node_modules/.bin:$$PATH $(CURDIR)/node_modules/.bin/cdk --no-notices
 
-.PHONY: setup demo test lint unit integration infra-tests e2e synth bench schemas clean
+.PHONY: setup demo test lint unit integration infra-tests e2e synth bench scorecard schemas clean
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -30,8 +30,8 @@ demo: setup
 	$(BIN)/pssync demo
 
 lint: setup
-	$(BIN)/ruff check shared functions infra tests bench
-	$(BIN)/ruff format --check shared functions infra tests bench
+	$(BIN)/ruff check shared functions infra tests bench scorecard
+	$(BIN)/ruff format --check shared functions infra tests bench scorecard
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
@@ -58,6 +58,9 @@ synth: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+scorecard: setup
+	$(BIN)/python -m scorecard
 
 clean:
 	rm -rf build cdk.out .mypy_cache .ruff_cache

@@ -237,7 +237,13 @@ def _date_value(value: Any) -> datetime | None:
 
 
 def _operation_created_on(document: dict[str, Any]) -> datetime | None:
-    return _date_value(document.get("OperationCreatedOn"))
+    """Optional; when present it must be a date, or the freshness check would be skipped silently."""
+    value = document.get("OperationCreatedOn")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise MalformedDelivery(f"OperationCreatedOn {value!r} is not a date")
+    return _date_value(value)
 
 
 def _iso(moment: datetime) -> str:

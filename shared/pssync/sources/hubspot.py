@@ -165,6 +165,16 @@ class HubSpotScheme:
             raise UnprocessableDelivery(
                 f"HubSpot event does not match the documented shape: {error}"
             ) from None
+        # A deal event always names its deal: without objectId a closed-won change would be skipped
+        # silently (a booking lost), so the whole delivery is refused, like any other shape error.
+        nameless = [
+            e.event_id for e in events if e.subscription_type.startswith("deal.") and e.object_id is None
+        ]
+        if nameless:
+            raise UnprocessableDelivery(
+                f"HubSpot event does not match the documented shape: deal event(s) {nameless} "
+                "without objectId"
+            )
         # Tenancy for the whole delivery before any fetch or write: one foreign portal refuses it all.
         foreign = sorted({str(e.portal_id) for e in events} - set(context.source.tenants))
         if foreign:

@@ -74,3 +74,28 @@ def test_a_content_type_the_vendor_does_not_send_is_415(source: str, content_typ
         return replace(signed, headers={**signed.headers, "content-type": content_type})
 
     assert_refused_without_writes(source, signed_with_content_type, UnsupportedMediaType)
+
+
+# Found by the scorecard (R4): Dataverse parses numbers with parse_float=Decimal, and the lone-surrogate
+# check serialised the whole document with json.dumps, which cannot serialise a Decimal: a TypeError, a 502.
+# A valid surrogate pair was enough (the check is triggered by any \uD8xx escape), so a real delivery with
+# an escaped emoji and a money value was a 502 too.
+DECIMAL_AND_SURROGATE: dict[str, bytes] = {
+    "lone surrogate next to a decimal": b'{"a": "\\ud800", "b": 92000.00}',
+    "lone low surrogate in a key next to a decimal": b'{"\\udc00": 1.5}',
+}
+
+
+@pytest.mark.parametrize("body", DECIMAL_AND_SURROGATE.values(), ids=DECIMAL_AND_SURROGATE.keys())
+@pytest.mark.parametrize("source", SIGNED)
+def test_a_lone_surrogate_beside_a_decimal_is_400_not_a_crash(source: str, body: bytes) -> None:
+    build, array = SIGNED[source]
+    payload = b"[" + body + b"]" if array else body
+    assert_refused_without_writes(source, lambda: build(payload), MalformedDelivery)
+
+
+def test_a_surrogate_pair_beside_a_decimal_parses() -> None:
+    from decimal import Decimal
+
+    document = parse_json_body(b'{"name": "Contoso \\ud83d\\ude00", "v": 92000.00}', parse_float=Decimal)
+    assert document == {"name": "Contoso \N{GRINNING FACE}", "v": Decimal("92000.00")}

@@ -167,3 +167,20 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_rejections_have_their_status_and_write_nothing(case: str) -> None:
     assert_refused_without_writes("dataverse", *CASES[case])
+
+
+@pytest.mark.parametrize("value", [5, 1795169700000, True, [], {}, ""], ids=repr)
+def test_an_operation_created_on_that_is_not_a_date_is_400_not_skipped(value: object) -> None:
+    """Found by the scorecard (R4): a present OperationCreatedOn that is not a date string (a number, a
+    boolean, an empty string) was treated as absent, so the freshness check was skipped and the invoice
+    booked (202). Absent stays allowed (the field is optional); present must be a date."""
+    body = with_json(INVOICE, OperationCreatedOn=value)
+    assert_refused_without_writes("dataverse", lambda: dataverse_request(body), MalformedDelivery)
+
+
+def test_an_absent_operation_created_on_is_still_accepted() -> None:
+    document = json.loads(INVOICE)
+    document.pop("OperationCreatedOn")
+    harness = Harness()
+    harness.send("dataverse", dataverse_request(json.dumps(document).encode()))
+    assert len(harness.publisher.published) == 1

@@ -344,3 +344,15 @@ def test_without_crm_api_a_signal_fails_resolution_rather_than_being_dropped() -
     with pytest.raises(TransientDownstreamError, match="no crm_api"):
         harness.resolve_signals()
     assert harness.bookings() == []
+
+
+@pytest.mark.parametrize("index", [0, 1, 4], ids=["closed-won change", "amount change", "deal creation"])
+def test_a_deal_event_without_its_object_id_refuses_the_batch(index: int) -> None:
+    """Found by the scorecard (R4): a closed-won dealstage change without `objectId` was skipped silently
+    and the rest of the batch accepted (202): a booking lost without a trace. HubSpot names the object in
+    every deal event, so one without it is not HubSpot's shape: 422 for the whole batch, nothing written."""
+    events = json.loads(BATCH)
+    assert events[index]["subscriptionType"].startswith("deal.")
+    events[index].pop("objectId")
+    body = json.dumps(events).encode()
+    assert_refused_without_writes("hubspot", lambda: hubspot_request(body), UnprocessableDelivery)

@@ -1,0 +1,108 @@
+"""The rows, in the order they run, and the one local runtime they share."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from scorecard import r1_duplicates, r4_forged, r5_out_of_order, r8_static
+from scorecard.harness import RowResult, Stack, running_stack
+from scorecard.progress import Progress
+
+Row = Callable[[Stack, int, int, Progress], RowResult]  # (stack, n, seed, progress)
+
+# R4 first: it compares snapshots of everything, so nothing else may be running; R8 last: it greps the
+# Lambda log of everything the run did.
+ROWS: dict[str, Any] = {
+    module.ID: module for module in (r4_forged, r1_duplicates, r5_out_of_order, r8_static)
+}
+NOT_IMPLEMENTED: dict[str, tuple[str, str]] = {
+    "R2": ("faults", "10,000 events with 20 % injected downstream faults: 0 lost, 0 applied twice"),
+    "R3": ("recovery", "faults off, replay every dead-letter store: 100 % applied, 0 duplicates"),
+    "R6": (
+        "timeout recovery",
+        "a handler killed past its timeout leaves no stuck in-progress record; the retry succeeds once",
+    ),
+    "R7": (
+        "API fuzzing and stateful test",
+        "schemathesis from the OpenAPI document and a hypothesis stateful test: 0 server errors, "
+        "0 invariant violations",
+    ),
+}
+
+
+def run_rows(
+    wanted: list[str],
+    *,
+    quick: bool,
+    seed: int,
+    workdir: Path | None = None,
+    quiet: bool = False,
+    sizes: dict[str, int] | None = None,
+) -> list[RowResult]:
+    """Every wanted row on one runtime; N is the row's full or quick size unless `sizes` names another."""
+    results: list[RowResult] = []
+    display = None if quiet else Progress.rich()
+    progress = Progress(display)
+    implemented = [row for row in ROWS if row in wanted]  # always in the order of ROWS
+    if implemented:
+        if display is not None:
+            display.start()
+        try:
+            progress.log("starting the local runtime (every webhook scheme configured)")
+            started = time.monotonic()
+            with running_stack(workdir) as stack:
+                progress.log(f"runtime up in {time.monotonic() - started:.1f} s at {stack.runtime.api.url}")
+                for row in implemented:
+                    module = ROWS[row]
+                    name = module.NAME
+                    n = (sizes or {}).get(row, module.QUICK_N if quick else module.FULL_N)
+                    row_started = time.monotonic()
+                    try:
+                        result = module.run(stack, n, seed, progress)
+                    except Exception as error:  # a crashed row is a failed row, with its cause
+                        result = RowResult(
+                            id=row,
+                            name=name,
+                            seed=seed,
+                            n=0,
+                            wall_s=round(time.monotonic() - row_started, 1),
+                            passed=False,
+                            failures=[f"row crashed: {error!r}", *traceback.format_exc().splitlines()[-12:]],
+                        )
+                    # A failure quoting a request must not carry a secret into the report (a key in a URL).
+                    result.failures = [
+                        _redact(line, r8_static.needles(stack.secrets)) for line in result.failures
+                    ]
+                    progress.log(
+                        f"{result.id} {result.name}: {'passed' if result.passed else 'FAILED'} "
+                        f"(N={result.n}, {result.wall_s} s)"
+                    )
+                    results.append(result)
+        finally:
+            if display is not None:
+                display.stop()
+    for row, (name, expectation) in NOT_IMPLEMENTED.items():
+        if row in wanted or set(ROWS) <= set(wanted):  # named, or a run of every row
+            results.append(
+                RowResult(
+                    id=row,
+                    name=name,
+                    seed=None,
+                    n=0,
+                    wall_s=0.0,
+                    passed=None,
+                    expectation=expectation,
+                    status="not implemented",
+                )
+            )
+    return sorted(results, key=lambda r: int(r.id[1:]))
+
+
+def _redact(line: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        line = line.replace(secret, "[secret]")
+    return line
