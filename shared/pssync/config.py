@@ -102,3 +102,20 @@ def load_settings(model: type[S], environ: Mapping[str, str] | None = None) -> S
     env = os.environ if environ is None else environ
     values = {name: env[name.upper()] for name in model.model_fields if name.upper() in env}
     return model.model_validate(values)
+
+
+class AwsClientSettings(_Settings):
+    """Where boto3 clients point: the local runtime sets AWS_ENDPOINT_URL to its moto server."""
+
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+
+
+class HandlerSettings(_Settings):
+    """`PSSYNC_TRACING=active` (CDK sets it with `-c pssync:tracing=sdk`) runs the Powertools Tracer."""
+
+    pssync_tracing: str = ""
+
+    @property
+    def sdk_tracing(self) -> bool:
+        return self.pssync_tracing.lower() == "active"

@@ -7,7 +7,6 @@ but handlers, the CLI and tests.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,6 +24,7 @@ from pssync.adapters.aws import (
     StepFunctionsStarter,
 )
 from pssync.config import (
+    AwsClientSettings,
     BusinessTableSettings,
     DeadLetterSettings,
     DeliveryLogSettings,
@@ -70,7 +70,8 @@ def _once(factory: Callable[P, T]) -> Callable[P, T]:
 
 def client(service: str) -> Any:
     # Keyed on the endpoint too: the local runtime points boto3 at its moto server via AWS_ENDPOINT_URL.
-    return _client(service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+    settings = load_settings(AwsClientSettings)
+    return _client(service, settings.aws_endpoint_url, settings.aws_region)
 
 
 @_once

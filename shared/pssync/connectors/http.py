@@ -38,7 +38,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        return float(value)
+        return float(value)  # delta-seconds
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -17,11 +17,11 @@ DLQ with its typed cause (message attributes that `pssync dlq show` prints).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import cache, wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pssync.config import HandlerSettings, load_settings
 from pssync.observability import logger, metrics
 from pssync.ports import DeadLetterParking
 
@@ -34,7 +34,7 @@ Record = TypeVar("Record", bound="SqsRecordModel")
 
 
 def tracing_on() -> bool:
-    return os.environ.get(TRACING_ENV, "").lower() == "active"
+    return load_settings(HandlerSettings).sdk_tracing
 
 
 @cache

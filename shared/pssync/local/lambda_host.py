@@ -157,7 +157,7 @@ class _ForkServer:
     @property
     def preload_ms(self) -> float:
         with self._lock:
-            return float(self._ready()["preload_ms"])
+            return float(self._ready()["preload_ms"])  # init latency
 
     def fork(self, worker: dict[str, Any]) -> tuple[int, Connection]:
         with self._lock:
@@ -318,9 +318,8 @@ class _Pool:
         if "init_error" in answer:
             self._kill(worker)
             raise WorkerInitError(answer["init_error"])
-        self._starts.append(
-            WorkerStart(self.function.name, time.perf_counter() - started, float(answer["init_ms"]))
-        )
+        init_ms = float(answer["init_ms"])  # a start-up latency
+        self._starts.append(WorkerStart(self.function.name, time.perf_counter() - started, init_ms))
         return worker
 
     def release(self, worker: _Worker) -> None:

@@ -21,7 +21,7 @@ _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 # limits keep anything above a few hundred per second from mattering.
 MIN_RATE = 0.01
 MAX_RATE = 1000.0
-_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ def parse_age(text: str) -> timedelta:
     match = _AGE.match(text)
     if match is None:
         raise ValueError(f"not an age: {text!r} (a number and a unit s, m, h, d or w, e.g. 30m or 2d)")
-    return timedelta(**{_AGE_UNITS[match.group(2)]: float(match.group(1))})
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]  # fractions allowed: 1.5d
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
