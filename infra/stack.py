@@ -16,14 +16,9 @@ from infra.constructs.kantata_poller import KantataPoller
 from infra.constructs.monitoring import ALARM_SUBSCRIBERS_CONTEXT_KEY, Monitoring, parse_alarm_subscribers
 from infra.constructs.queues import Queues
 from infra.constructs.tables import Tables
-from infra.constructs.workflows import (
-    APPLY_APPROVED_TIME,
-    PROPAGATE_AMENDMENT,
-    PROVISION_ENGAGEMENT,
-    Workflow,
-    WorkflowStores,
-)
+from infra.constructs.workflows import Workflow, WorkflowStores
 from infra.sources import EventRelayBus, KantataPolling
+from infra.workflow_catalog import catalog
 from pssync.model.sources import SourceConfig
 
 
@@ -49,11 +44,10 @@ class PssyncStack(Stack):
         )
         functions = Functions(self, "Functions", stage=stage)
         event_bus = EventBus(self, "Events", stage=stage, target_dlq=queues.eventbridge_target_dlq)
-        event_bus.route_to_queue("ContractBooked", detail_type="ContractBooked", queue=queues.provision_inbox)
-        event_bus.route_to_queue(
-            "ContractAmended", detail_type="ContractAmended", queue=queues.amendment_inbox
-        )
-        event_bus.route_to_queue("TimeApproved", detail_type="TimeApproved", queue=queues.time_inbox)
+        inboxes = {spec.name: queues.workflow_inbox(spec.construct_id) for spec in catalog()}
+        for spec in catalog():
+            for detail_type in spec.starts_on:
+                event_bus.route_to_queue(detail_type, detail_type=detail_type, queue=inboxes[spec.name])
 
         self.ingestion_api = IngestionApi(
             self,
@@ -101,29 +95,10 @@ class PssyncStack(Stack):
             exceptions_queue=queues.exceptions,
         )
         workflows = [
-            Workflow(
-                self,
-                spec=PROVISION_ENGAGEMENT,
-                functions=functions,
-                stores=stores,
-                inbox=queues.provision_inbox,
-            ),
-            Workflow(
-                self,
-                spec=PROPAGATE_AMENDMENT,
-                functions=functions,
-                stores=stores,
-                inbox=queues.amendment_inbox,
-            ),
-            Workflow(
-                self,
-                spec=APPLY_APPROVED_TIME,
-                functions=functions,
-                stores=stores,
-                inbox=queues.time_inbox,
-            ),
+            Workflow(self, spec=spec, functions=functions, stores=stores, inbox=inboxes[spec.name])
+            for spec in catalog()
         ]
-        self._tag_replay_routes(queues, event_bus)
+        self._tag_replay_routes(queues, event_bus, workflows)
         Monitoring(
             self,
             "Monitoring",
@@ -136,14 +111,12 @@ class PssyncStack(Stack):
         )
 
     @staticmethod
-    def _tag_replay_routes(queues: Queues, event_bus: EventBus) -> None:
+    def _tag_replay_routes(queues: Queues, event_bus: EventBus, workflows: list[Workflow]) -> None:
         """Tags tell `pssync dlq replay` where each dead-letter store's messages go back to."""
-        Tags.of(queues.provision_inbox).add("pssync:workflow", PROVISION_ENGAGEMENT.name)
-        Tags.of(queues.amendment_inbox).add("pssync:workflow", PROPAGATE_AMENDMENT.name)
-        Tags.of(queues.time_inbox).add("pssync:workflow", APPLY_APPROVED_TIME.name)
-        Tags.of(queues.provision_inbox_dlq).add("pssync:replay", "redrive")
-        Tags.of(queues.amendment_inbox_dlq).add("pssync:replay", "redrive")
-        Tags.of(queues.time_inbox_dlq).add("pssync:replay", "redrive")
+        for workflow in workflows:
+            inbox, inbox_dlq = queues.workflow_inboxes[workflow.spec.construct_id]
+            Tags.of(inbox).add("pssync:workflow", workflow.spec.name)
+            Tags.of(inbox_dlq).add("pssync:replay", "redrive")
         Tags.of(queues.closed_won_inbox_dlq).add("pssync:replay", "redrive")
         # No target tag on a redrive DLQ: its source is found through the redrive policy itself, and a
         # tag naming the source queue would make the two queues depend on each other.

@@ -14,7 +14,9 @@ from pssync.workflows.starter import start_workflow
 
 def start_one(record: QueuedEventRecord) -> None:
     settings = load_settings(StartWorkflowSettings)
-    started = start_workflow(record.body, workflow_starter(settings), settings.workflow_name)
+    started = start_workflow(
+        record.body, workflow_starter(settings), settings.workflow_name, settings.starts_on
+    )
     logger.info(
         "workflow started" if started.newly_started else "workflow already started",
         extra={"execution_name": started.execution_name, "event_id": started.event_id},

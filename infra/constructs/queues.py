@@ -24,12 +24,11 @@ class Queues(Construct):
         super().__init__(scope, construct_id)
         self._stage = stage
         self._extra_dead_letters: dict[str, sqs.IQueue] = {}
+        # Each workflow's inbox and its redrive DLQ, by the workflow's construct id (workflow_inbox).
+        self.workflow_inboxes: dict[str, tuple[sqs.Queue, sqs.Queue]] = {}
 
-        self.provision_inbox, self.provision_inbox_dlq = self._workflow_inbox("ProvisionEngagement")
-        self.amendment_inbox, self.amendment_inbox_dlq = self._workflow_inbox("PropagateAmendment")
-        self.time_inbox, self.time_inbox_dlq = self._workflow_inbox("ApplyApprovedTime")
         # Thin closed-won signals wait here for the CRM read (resolve_closed_won).
-        self.closed_won_inbox, self.closed_won_inbox_dlq = self._workflow_inbox("ClosedWon")
+        self.closed_won_inbox, self.closed_won_inbox_dlq = self._inbox("ClosedWon")
         # EventBridge parks events here after its retry policy is exhausted (target DeadLetterConfig).
         self.eventbridge_target_dlq = self._queue("EventBridgeTargetDlq", retention=runtime.DLQ_RETENTION)
         Validations.of(self.eventbridge_target_dlq).acknowledge(
@@ -88,15 +87,19 @@ class Queues(Construct):
     def dead_letter_queues(self) -> dict[str, sqs.IQueue]:
         """Queues whose depth means lost work, by display name (monitoring alarms on each)."""
         return {
-            "ProvisionEngagementInboxDlq": self.provision_inbox_dlq,
-            "PropagateAmendmentInboxDlq": self.amendment_inbox_dlq,
-            "ApplyApprovedTimeInboxDlq": self.time_inbox_dlq,
+            **{f"{name}InboxDlq": dlq for name, (_, dlq) in self.workflow_inboxes.items()},
             "ClosedWonInboxDlq": self.closed_won_inbox_dlq,
             "EventBridgeTargetDlq": self.eventbridge_target_dlq,
             **self._extra_dead_letters,
         }
 
-    def _workflow_inbox(self, workflow: str) -> tuple[sqs.Queue, sqs.Queue]:
+    def workflow_inbox(self, workflow: str) -> sqs.Queue:
+        """The inbox of one workflow (by its construct id); its DLQ is alarmed with the others."""
+        inbox, dlq = self._inbox(workflow)
+        self.workflow_inboxes[workflow] = (inbox, dlq)
+        return inbox
+
+    def _inbox(self, workflow: str) -> tuple[sqs.Queue, sqs.Queue]:
         """An inbox (what a bus rule delivers) with a redrive DLQ after repeated processing failures."""
         dlq = self._queue(f"{workflow}InboxDlq", retention=runtime.DLQ_RETENTION)
         inbox = self._queue(

@@ -53,51 +53,8 @@ class WorkflowSpec:
     asl_file: str
     starter_id: str
     steps: tuple[Step, ...]
-
-
-PROVISION_ENGAGEMENT = WorkflowSpec(
-    name="provision-engagement",
-    construct_id="ProvisionEngagement",
-    asl_file="provision_engagement.asl.json",
-    starter_id="StartProvisionEngagement",
-    steps=(
-        Step("ValidateMasterData", "validate_master_data"),
-        Step("RecordContractVersion", "record_contract_version", (Needs.BUSINESS_TABLE,)),
-        Step("ProvisionPsaProject", "provision_psa_project", (Needs.PSA,)),
-        Step("PublishErpBillingSchedule", "publish_erp_billing_schedule", (Needs.ERP,)),
-        Step("BuildRevenueSchedule", "build_revenue_schedule", (Needs.BUSINESS_TABLE,)),
-        Step("EmitEngagementActivated", "emit_engagement_activated", (Needs.BUS,)),
-    ),
-)
-PROPAGATE_AMENDMENT = WorkflowSpec(
-    name="propagate-amendment",
-    construct_id="PropagateAmendment",
-    asl_file="propagate_amendment.asl.json",
-    starter_id="StartPropagateAmendment",
-    steps=(
-        Step("GuardContractVersion", "guard_contract_version", (Needs.BUSINESS_TABLE,)),
-        Step("RecordAmendedVersion", "record_amended_version", (Needs.BUSINESS_TABLE,)),
-        Step("ClassifyModification", "classify_modification", (Needs.BUSINESS_TABLE,)),
-        Step("UpdatePsaProject", "update_psa_project", (Needs.PSA,)),
-        Step("UpdateErpBillingSchedule", "update_erp_billing_schedule", (Needs.ERP,)),
-        Step("RemeasureRevenue", "remeasure_revenue", (Needs.BUSINESS_TABLE,)),
-        Step("EmitAmendmentPropagated", "emit_amendment_propagated", (Needs.BUS,)),
-    ),
-)
-APPLY_APPROVED_TIME = WorkflowSpec(
-    name="apply-approved-time",
-    construct_id="ApplyApprovedTime",
-    asl_file="apply_approved_time.asl.json",
-    starter_id="StartApplyApprovedTime",
-    steps=(
-        Step("MatchTimeEntry", "match_time_entry", (Needs.BUSINESS_TABLE,)),
-        Step("RecordBillableTime", "record_billable_time", (Needs.BUSINESS_TABLE,)),
-        # Sends the line to the ERP, then records in the ledger that it was sent (invoiced).
-        Step("SendBillableTime", "send_billable_time", (Needs.ERP, Needs.BUSINESS_TABLE)),
-        Step("RemeasureTimeRevenue", "remeasure_time_revenue", (Needs.BUSINESS_TABLE,)),
-        Step("EmitTimeSynced", "emit_time_synced", (Needs.BUS,)),
-    ),
-)
+    # The canonical detail-types whose bus rule feeds this workflow's inbox (each starts one workflow only).
+    starts_on: tuple[str, ...]
 
 
 class Workflow(Construct):
@@ -156,6 +113,7 @@ class Workflow(Construct):
             environment={
                 "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
                 "WORKFLOW_NAME": spec.name,
+                "WORKFLOW_EVENT_TYPES": ",".join(spec.starts_on),
             },
         )
         self.state_machine.grant_start_execution(self.starter.role)

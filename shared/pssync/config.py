@@ -57,6 +57,11 @@ class EventBusSettings(_Settings):
 class StartWorkflowSettings(_Settings):
     state_machine_arn: str
     workflow_name: str
+    workflow_event_types: str  # comma-separated detail-types this workflow's inbox is for
+
+    @property
+    def starts_on(self) -> frozenset[str]:
+        return frozenset(t for t in self.workflow_event_types.split(",") if t)
 
 
 class EventRelaySettings(IngestSettings):

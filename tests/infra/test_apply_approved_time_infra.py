@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.constructs.workflows import APPLY_APPROVED_TIME, STATEMACHINES_DIR
+from infra.constructs.workflows import STATEMACHINES_DIR
+from infra.workflow_catalog.apply_approved_time import SPEC as APPLY_APPROVED_TIME
 from tests.infra.test_infra_template import Resources, functions_by_role, of_type, ref_target
 
 pytestmark = pytest.mark.infra
@@ -70,6 +71,7 @@ def test_the_inbox_redrives_to_a_tagged_dlq_and_names_its_workflow(resources: Re
     starter = functions_by_role(resources)["start_apply_approved_time"]["Properties"]
     assert inbox["Properties"]["VisibilityTimeout"] >= 6 * starter["Timeout"]
     assert starter["Environment"]["Variables"]["WORKFLOW_NAME"] == "apply-approved-time"
+    assert starter["Environment"]["Variables"]["WORKFLOW_EVENT_TYPES"] == "TimeApproved"
     mappings = [
         m["Properties"]
         for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()

@@ -11,13 +11,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.constructs.workflows import (
-    APPLY_APPROVED_TIME,
-    PROPAGATE_AMENDMENT,
-    PROVISION_ENGAGEMENT,
-    STATEMACHINES_DIR,
-)
+from infra.constructs.workflows import STATEMACHINES_DIR
 from infra.sources import DEFAULT_SOURCES, parse_event_relay, parse_kantata, parse_sources
+from infra.workflow_catalog import catalog
 from tests.infra.conftest import cfn_lint_output
 from tests.infra.full_context import FULL_CONTEXT, PARTNER_EVENT_SOURCE
 
@@ -392,9 +388,7 @@ def _machine(resources: Resources, construct_id: str) -> dict:
     return machine
 
 
-@pytest.mark.parametrize(
-    "spec", [PROVISION_ENGAGEMENT, PROPAGATE_AMENDMENT, APPLY_APPROVED_TIME], ids=lambda s: s.name
-)
+@pytest.mark.parametrize("spec", catalog(), ids=lambda s: s.name)
 def test_state_machine_substitutes_every_placeholder(template: Template, resources: Resources, spec) -> None:  # type: ignore[no-untyped-def]
     placeholders = set(re.findall(r"\$\{(\w+)\}", (STATEMACHINES_DIR / spec.asl_file).read_text()))
     machine = _machine(resources, spec.construct_id)
@@ -409,9 +403,7 @@ def test_state_machine_substitutes_every_placeholder(template: Template, resourc
     )
 
 
-@pytest.mark.parametrize(
-    "spec", [PROVISION_ENGAGEMENT, PROPAGATE_AMENDMENT, APPLY_APPROVED_TIME], ids=lambda s: s.name
-)
+@pytest.mark.parametrize("spec", catalog(), ids=lambda s: s.name)
 def test_state_machine_may_invoke_exactly_its_step_functions(resources: Resources, spec) -> None:  # type: ignore[no-untyped-def]
     machine = _machine(resources, spec.construct_id)
     step_functions = {

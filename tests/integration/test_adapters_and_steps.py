@@ -145,6 +145,7 @@ def test_start_workflow_names_executions_by_business_event_and_reports_bad_recor
     )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", arn)
     monkeypatch.setenv("WORKFLOW_NAME", "provision-engagement")
+    monkeypatch.setenv("WORKFLOW_EVENT_TYPES", "ContractBooked")
     handler = load_handler("start_workflow")
     message = json.dumps(
         {

@@ -134,6 +134,7 @@ def test_the_starter_starts_apply_approved_time_for_time_approved_only(
     )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", arn)
     monkeypatch.setenv("WORKFLOW_NAME", "apply-approved-time")
+    monkeypatch.setenv("WORKFLOW_EVENT_TYPES", "TimeApproved")
     event = examples.time_approved()
 
     def message(detail_type: str, detail: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from pssync.model.queued import ATTEMPT_KEY, QueuedEvent
 from pssync.workflows.starter import execution_name, start_workflow
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+BOOKED = frozenset({"ContractBooked"})
 
 
 class RecordingStarter:
@@ -35,8 +36,8 @@ def _bus_message(attempt: int | None = None) -> QueuedEvent:
 
 def test_execution_name_is_derived_from_the_business_event() -> None:
     starter = RecordingStarter()
-    first = start_workflow(_bus_message(), starter, "provision-engagement")
-    redelivered = start_workflow(_bus_message(), starter, "provision-engagement")
+    first = start_workflow(_bus_message(), starter, "provision-engagement", BOOKED)
+    redelivered = start_workflow(_bus_message(), starter, "provision-engagement", BOOKED)
     assert first.execution_name == f"ContractBooked-{examples.contract_booked().event_id}"
     assert first.newly_started and not redelivered.newly_started
     assert json.loads(starter.started[first.execution_name])["attempt"] == 0
@@ -44,7 +45,7 @@ def test_execution_name_is_derived_from_the_business_event() -> None:
 
 def test_an_ops_replay_gets_a_new_attempt_name() -> None:
     starter = RecordingStarter()
-    replay = start_workflow(_bus_message(attempt=2), starter, "provision-engagement")
+    replay = start_workflow(_bus_message(attempt=2), starter, "provision-engagement", BOOKED)
     assert replay.execution_name.endswith("-a2") and replay.newly_started
 
 
@@ -56,7 +57,10 @@ def test_execution_names_respect_step_functions_limits() -> None:
 def test_garbage_on_the_inbox_is_a_business_exception_not_a_retry() -> None:
     with pytest.raises(BusinessRuleViolation, match="not a canonical event"):
         start_workflow(
-            QueuedEvent.from_message('{"detail-type": "Nope"}'), RecordingStarter(), "provision-engagement"
+            QueuedEvent.from_message('{"detail-type": "Nope"}'),
+            RecordingStarter(),
+            "provision-engagement",
+            BOOKED,
         )
 
 
@@ -96,4 +100,6 @@ def test_openapi_describes_the_route_the_template_serves() -> None:
 
 def test_a_message_in_the_wrong_inbox_is_refused() -> None:
     with pytest.raises(BusinessRuleViolation, match="does not start workflow propagate-amendment"):
-        start_workflow(_bus_message(), RecordingStarter(), "propagate-amendment")
+        start_workflow(
+            _bus_message(), RecordingStarter(), "propagate-amendment", frozenset({"ContractAmended"})
+        )

@@ -139,6 +139,22 @@ class TimeAndMaterialsBilling(BaseModel):
     obligation_id: Identifier | None = None
 
 
+class ExpenseBilling(BaseModel):
+    """The contract's expense policy: approved billable expenses are rebilled at cost plus a markup.
+
+    Without this term no expense is rebillable: expenses are then costs only (cost-to-cost progress where an
+    obligation measures it)."""
+
+    model_config = _FROZEN
+    kind: Literal["expenses"] = "expenses"
+    markup_percent: ExactDecimal = Field(Decimal(0), ge=0, le=100)
+    not_to_exceed: Money | None = Field(None, description="Cap on rebilled expenses, markup included")
+    rebillable_categories: list[str] | None = Field(
+        None, description="Only these expense categories are rebilled (case-insensitive); None: all"
+    )
+    obligation_id: Identifier | None = None
+
+
 class RecurringFee(BaseModel):
     """A fixed fee per calendar month: retainers and managed services."""
 
@@ -151,7 +167,8 @@ class RecurringFee(BaseModel):
 
 
 BillingTerm = Annotated[
-    FixedFee | MilestoneBilling | TimeAndMaterialsBilling | RecurringFee, Field(discriminator="kind")
+    FixedFee | MilestoneBilling | TimeAndMaterialsBilling | RecurringFee | ExpenseBilling,
+    Field(discriminator="kind"),
 ]
 
 
@@ -228,4 +245,6 @@ def scheduled_billing_total(terms: ContractTerms) -> Decimal | None:
                 total += fee.amount * months
             case TimeAndMaterialsBilling():
                 return None
+            case ExpenseBilling():
+                pass  # rebilled expenses are pass-through amounts on top of the fixed billing
     return total

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from pssync.model.contract import ContractTerms
-from pssync.money import ExactDecimal, Money
+from pssync.money import CurrencyCode, ExactDecimal, Money
 
 SCHEMA_VERSION = 1
 INGEST_EVENT_SOURCE = "pssync.ingest"
@@ -222,6 +222,130 @@ class TimeSyncedData(BaseModel):
     )
 
 
+class ExpenseSyncedData(BaseModel):
+    """An approved expense reached billing (rebilled at its markup) and/or cost-to-cost progress."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contract_id: str
+    contract_version: int
+    expense_id: str
+    obligation_id: str | None
+    outcome: Literal["rebilled", "cost_only", "withdrawn"]
+    cost: Money
+    billed: Money | None = Field(None, description="Cost plus markup, when rebilled")
+    markup: Money | None = None
+    erp_command_id: str | None = None
+    revenue_schedule_version: int
+    sync_seconds: float = Field(description="Approved in the PSA to synced everywhere")
+
+
+class ExpenseSynced(EventEnvelope):
+    bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
+    event_type: Literal["ExpenseSynced"] = "ExpenseSynced"
+    data: ExpenseSyncedData
+
+
+class MilestoneInvoicedData(BaseModel):
+    """An accepted milestone's invoice was released to the ERP and its output-method revenue recognised."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contract_id: str
+    contract_version: int
+    milestone_id: str
+    obligation_id: str | None
+    acceptance: Literal["explicit", "passive"]
+    completed_on: date
+    accepted_on: date
+    invoice_amount: Money | None = Field(None, description="None when the contract bills nothing on it")
+    erp_command_id: str | None = None
+    revenue_schedule_version: int
+    cycle_seconds: float = Field(
+        description="Milestone completed to invoice released: the milestone-to-invoice cycle time"
+    )
+
+
+class MilestoneInvoiced(EventEnvelope):
+    bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
+    event_type: Literal["MilestoneInvoiced"] = "MilestoneInvoiced"
+    data: MilestoneInvoicedData
+
+
+class ContractBalancesData(BaseModel):
+    """A contract's balances after an invoice or payment (ASC 606-10-45: netted per contract)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contract_id: str
+    document: Literal["invoice", "payment"]
+    document_id: str
+    as_of: date
+    billed_to_date: Money
+    collected_to_date: Money
+    recognised_to_date: Money
+    receivable: Money
+    contract_asset: Money
+    contract_liability: Money
+
+
+class ContractBalancesUpdated(EventEnvelope):
+    bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
+    event_type: Literal["ContractBalancesUpdated"] = "ContractBalancesUpdated"
+    data: ContractBalancesData
+
+
+class JournalTotal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    currency: CurrencyCode
+    entries: int
+    debits: ExactDecimal
+    credits: ExactDecimal
+
+
+class PeriodClosedData(BaseModel):
+    """A legal entity's period was recognised for every contract, journaled to the ERP and locked."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    close_id: str
+    legal_entity: str
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    contracts: int
+    shards: int
+    journals: list[JournalTotal]
+    exceptions_overridden: int = 0
+    override_reason: str | None = None
+    deferred_revenue_variance: list[Money] = Field(
+        default_factory=list, description="pssync's deferred revenue minus the ERP's, per currency"
+    )
+    locked: bool
+    close_seconds: float
+
+
+class PeriodClosed(EventEnvelope):
+    bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
+    event_type: Literal["PeriodClosed"] = "PeriodClosed"
+    data: PeriodClosedData
+
+
+class PeriodReopenedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    legal_entity: str
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    reason: str = Field(min_length=1, max_length=1024)
+    reopened_by: str
+    reopen_count: int = Field(ge=1)
+
+
+class PeriodReopened(EventEnvelope):
+    bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
+    event_type: Literal["PeriodReopened"] = "PeriodReopened"
+    data: PeriodReopenedData
+
+
 class TimeSynced(EventEnvelope):
     bus_source: ClassVar[str] = WORKFLOW_EVENT_SOURCE
     event_type: Literal["TimeSynced"] = "TimeSynced"
@@ -291,7 +415,10 @@ class ExpenseApprovedData(BaseModel):
     incurred_on: date
     amount: Money
     billable: bool
+    approved: bool = Field(True, description="False when an approval is withdrawn (expense rejected/deleted)")
     category: str | None = None
+    wbs_code: str | None = None
+    description: str | None = None
 
 
 class ExpenseApproved(EventEnvelope):
@@ -307,7 +434,13 @@ class MilestoneCompletedData(BaseModel):
     contract_id: str | None = None
     completed_on: date
     accepted_on: date | None = Field(None, description="Explicit acceptance; None while only completed")
-    acceptance: Literal["pending", "explicit", "passive"] = "pending"
+    acceptance: Literal["pending", "explicit", "passive", "rejected"] = Field(
+        "pending",
+        description="pending: completed, awaiting the customer (passive acceptance after the contract's "
+        "acceptance_days); explicit/passive: accepted; rejected: the customer objected (cancels the timer)",
+    )
+    rejected_on: date | None = None
+    reason: str | None = Field(None, max_length=1024, description="The customer's reason for a rejection")
 
 
 class MilestoneCompleted(EventEnvelope):
@@ -370,6 +503,11 @@ CANONICAL_EVENTS: tuple[type[EventEnvelope], ...] = (
     EngagementActivated,
     AmendmentPropagated,
     TimeSynced,
+    ExpenseSynced,
+    MilestoneInvoiced,
+    ContractBalancesUpdated,
+    PeriodClosed,
+    PeriodReopened,
 )
 
 

@@ -31,7 +31,7 @@ from pssync.workflows.provision import (
     store_revenue_schedule,
     terms_of,
 )
-from pssync.workflows.revenue import EngineVersion, classify_and_schedule, to_engine_contract
+from pssync.workflows.revenue import EngineVersion, classify_and_schedule
 
 WORKFLOW_SOURCE = "propagate-amendment"
 
@@ -285,17 +285,10 @@ def amendment_propagated(
 def remeasure_revenue(
     event: ContractAmended, recorded: RecordedAmendment, store: VersionStore, now: datetime
 ) -> RevenueReceipt:
-    # Imported here: the time ledger's module builds on this one (engine_versions, is_newer).
-    from pssync.workflows.time_approval import TIME_LEDGER, engine_time_events
+    # Imported here: the delivery ledgers build on this module (engine_versions, is_newer).
+    from pssync.workflows.delivery_facts import schedule_with_delivery
 
     versions = engine_versions(store, recorded.contract_id, recorded.version)
-    # Approved time recorded so far keeps measuring hours-based and T&M obligations after the amendment.
-    events = engine_time_events(
-        recorded.contract_id, store.history(TIME_LEDGER, recorded.contract_id), versions[-1]
-    )
-    if events:
-        known = [e.on for e in events] + [now.date(), to_engine_contract(versions[-1]).known_from]
-        schedule, _ = classify_and_schedule(versions, events=events, as_of=max(known))
-    else:
-        schedule, _ = classify_and_schedule(versions)
+    # Delivery recorded so far (time, costs, milestones) keeps measuring progress after the amendment.
+    schedule = schedule_with_delivery(store, recorded.contract_id, versions, now)
     return store_revenue_schedule(store, event, recorded.version, schedule, now)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pssync.model.contract import (
     ContractTerms,
+    ExpenseBilling,
     FixedFee,
     MilestoneBilling,
     RecurringFee,
@@ -89,6 +90,18 @@ def billing_schedule(terms: ContractTerms) -> list[BillingLine]:
                         due_on=None,
                         obligation_id=obligation_id,
                         trigger="time_approved",
+                    )
+                )
+            case ExpenseBilling(obligation_id=obligation_id, markup_percent=markup):
+                lines.append(
+                    BillingLine(
+                        line_id=f"B{index}-EXP",
+                        kind="expenses",
+                        description=f"Approved rebillable expenses at cost plus {markup} %",
+                        amount=None,
+                        due_on=None,
+                        obligation_id=obligation_id,
+                        trigger="expense_approved",
                     )
                 )
     return lines

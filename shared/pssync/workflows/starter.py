@@ -35,18 +35,14 @@ def parse_bus_event(message_body: str) -> tuple[EventEnvelope, int]:
     return queued.canonical(), queued.attempt
 
 
-# Which canonical event starts which workflow: a message in the wrong inbox is refused, not run.
-WORKFLOW_EVENT_TYPES = {
-    "provision-engagement": "ContractBooked",
-    "propagate-amendment": "ContractAmended",
-    "apply-approved-time": "TimeApproved",
-}
-
-
-def start_workflow(queued: QueuedEvent, starter: WorkflowStarter, workflow: str) -> StartedWorkflow:
+def start_workflow(
+    queued: QueuedEvent, starter: WorkflowStarter, workflow: str, starts_on: frozenset[str]
+) -> StartedWorkflow:
+    """`starts_on`: the detail-types this workflow's inbox is for (from the stack); a message in the wrong
+    inbox is refused, not run."""
     event, attempt = queued.canonical(), queued.attempt
     event_type = str(getattr(event, "event_type"))  # noqa: B009
-    if WORKFLOW_EVENT_TYPES.get(workflow) != event_type:
+    if event_type not in starts_on:
         raise BusinessRuleViolation(f"{event_type} does not start workflow {workflow}", code="wrong_inbox")
     name = execution_name(event_type, event.event_id, attempt)
     arn, newly = starter.start(name, json.dumps({"event": event.model_dump(mode="json"), "attempt": attempt}))

@@ -44,6 +44,7 @@ from pssync.model.project import WbsElement
 from pssync.money import Money, RoundingPolicy
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
 from pssync.workflows.amendment import engine_versions, is_newer
+from pssync.workflows.delivery_facts import schedule_with_delivery
 from pssync.workflows.provision import (
     CONTRACT,
     PROJECT,
@@ -51,12 +52,7 @@ from pssync.workflows.provision import (
     CommandReceipt,
     RevenueReceipt,
 )
-from pssync.workflows.revenue import (
-    EngineVersion,
-    RevenueSchedule,
-    classify_and_schedule,
-    to_engine_contract,
-)
+from pssync.workflows.revenue import EngineVersion, RevenueSchedule, to_engine_contract
 
 WORKFLOW_SOURCE = "apply-approved-time"
 TIME_LEDGER = "time_ledger"  # per contract: every rated time entry version and every line sent to the ERP
@@ -566,6 +562,11 @@ def engine_time_events(
     return events
 
 
+def time_facts(store: VersionStore, contract_id: str, latest: EngineVersion) -> list[engine.Event]:
+    """The time ledger's collector (workflows.delivery_facts)."""
+    return list(engine_time_events(contract_id, store.history(TIME_LEDGER, contract_id), latest))
+
+
 def remeasure_revenue(
     event: TimeApproved, recorded: RecordedTime, store: VersionStore, now: datetime
 ) -> RevenueReceipt:
@@ -582,10 +583,7 @@ def remeasure_revenue(
     assert contract_head is not None
     versions = engine_versions(store, contract_id, contract_head.version)
     ledger = store.history(TIME_LEDGER, contract_id)
-    events = engine_time_events(contract_id, ledger, versions[-1])
-    # Known as of the latest fact: the last hour worked, today, or the contract's own start.
-    known = [e.on for e in events] + [now.date(), to_engine_contract(versions[-1]).known_from]
-    schedule, _ = classify_and_schedule(versions, events=events, as_of=max(known))
+    schedule = schedule_with_delivery(store, contract_id, versions, now)
     head = schedules[-1] if schedules else None
     if head is not None and int(head.body.get("contract_version", 0)) > contract_head.version:
         return RevenueReceipt(
