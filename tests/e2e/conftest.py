@@ -22,9 +22,11 @@ E2E_CONTEXT = {
     "pssync:sources": [
         {"name": "crm", "scheme": "standard-webhooks", "system": "salesforce"},
         {"name": "psa", "scheme": "standard-webhooks", "system": "certinia"},
+        {"name": "erp", "scheme": "standard-webhooks", "system": "netsuite"},
     ]
 }
 PSA_SOURCE = "psa"
+ERP_SOURCE = "erp"  # invoices and payments are the ERP's facts
 
 
 class Driver:

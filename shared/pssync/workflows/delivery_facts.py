@@ -35,9 +35,11 @@ def delivery_events(
     store: VersionStore,
     contract_id: str,
     latest: EngineVersion,
-    sources: Sequence[FactCollector] | None = None,
+    also: Sequence[FactCollector] = (),
 ) -> list[engine.Event]:
-    return [event for collect in (sources or collectors()) for event in collect(store, contract_id, latest)]
+    """Every registered ledger's events, plus `also` (each collector runs once even if named twice)."""
+    unique = dict.fromkeys((*collectors(), *also))
+    return [event for collect in unique for event in collect(store, contract_id, latest)]
 
 
 def schedule_with_delivery(
@@ -45,11 +47,11 @@ def schedule_with_delivery(
     contract_id: str,
     versions: list[EngineVersion],
     now: datetime,
-    sources: Sequence[FactCollector] | None = None,
+    also: Sequence[FactCollector] = (),
 ) -> RevenueSchedule:
     """The schedule after the latest version with every recorded delivery fact, known as of the latest
     fact, today, or the contract's own start (whichever is last)."""
-    events = delivery_events(store, contract_id, versions[-1], sources)
+    events = delivery_events(store, contract_id, versions[-1], also)
     if not events:
         schedule, _ = classify_and_schedule(versions)
         return schedule
