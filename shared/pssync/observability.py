@@ -20,3 +20,10 @@ class BusinessMetric(StrEnum):
     AMENDMENT_PROPAGATION_LAG = "AmendmentPropagationLagSeconds"
     BILLABLE_TIME_SYNCED = "BillableTimeSynced"  # count of approved entries synced to billing and revenue
     BILLABLE_TIME_SYNC_LAG = "BillableTimeSyncLagSeconds"  # approved in the PSA to synced everywhere
+    EXPENSE_SYNCED = "ApprovedExpenseSynced"
+    EXPENSE_SYNC_LAG = "ExpenseSyncLagSeconds"
+    MILESTONE_INVOICED = "MilestoneInvoiced"
+    MILESTONE_TO_INVOICE_CYCLE = "MilestoneToInvoiceSeconds"  # completed in the PSA to invoice released
+    INVOICE_MISMATCH = "InvoiceMismatch"
+    PERIOD_CLOSED = "PeriodClosed"
+    DEFERRED_REVENUE_VARIANCE = "DeferredRevenueVariance"  # pssync's deferred revenue minus the ERP's

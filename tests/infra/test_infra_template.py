@@ -21,30 +21,15 @@ pytestmark = pytest.mark.infra
 
 Resources = dict[str, dict[str, Any]]
 
+# Role name -> handler folder: the ingest functions, then every catalogued workflow's starter and steps.
 FUNCTION_FOLDERS = {
     "ingest_webhook": "ingest_webhook",
     "resolve_closed_won": "resolve_closed_won",
-    "start_provision_engagement": "start_workflow",
-    "validate_master_data": "validate_master_data",
-    "record_contract_version": "record_contract_version",
-    "provision_psa_project": "provision_psa_project",
-    "publish_erp_billing_schedule": "publish_erp_billing_schedule",
-    "build_revenue_schedule": "build_revenue_schedule",
-    "emit_engagement_activated": "emit_engagement_activated",
-    "start_propagate_amendment": "start_workflow",
-    "guard_contract_version": "guard_contract_version",
-    "record_amended_version": "record_amended_version",
-    "classify_modification": "classify_modification",
-    "update_psa_project": "update_psa_project",
-    "update_erp_billing_schedule": "update_erp_billing_schedule",
-    "remeasure_revenue": "remeasure_revenue",
-    "emit_amendment_propagated": "emit_amendment_propagated",
-    "start_apply_approved_time": "start_workflow",
-    "match_time_entry": "match_time_entry",
-    "record_billable_time": "record_billable_time",
-    "send_billable_time": "send_billable_time",
-    "remeasure_time_revenue": "remeasure_time_revenue",
-    "emit_time_synced": "emit_time_synced",
+    **{
+        "_".join(word.lower() for word in re.findall(r"[A-Z][a-z]*", spec.starter_id)): "start_workflow"
+        for spec in catalog()
+    },
+    **{step.folder: step.folder for spec in catalog() for step in spec.steps},
 }
 COMMON_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "pssync",

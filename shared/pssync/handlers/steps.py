@@ -78,15 +78,26 @@ class TimePayload(BaseModel):
         return self.recorded
 
 
-Payload = TypeVar("Payload", StepPayload, AmendmentPayload, TimePayload)
+Payload = TypeVar("Payload", bound=BaseModel)
+# The ids logs are searched by, wherever the event's data carries them.
+_BUSINESS_ID_FIELDS = (
+    "contract_id",
+    "project_id",
+    "time_entry_id",
+    "expense_id",
+    "milestone_id",
+    "invoice_id",
+    "payment_id",
+)
 
 
 def _business_keys(envelope: Any) -> dict[str, str]:
-    """The ids logs are searched by: the contract, or for approved time the entry and its project."""
     data = envelope.data
-    if isinstance(envelope, TimeApproved):
-        return {"time_entry_id": data.time_entry_id, "project_id": data.project_id}
-    return {"contract_id": data.contract.contract_id}
+    keys = {name: str(value) for name in _BUSINESS_ID_FIELDS if (value := getattr(data, name, None))}
+    contract = getattr(data, "contract", None)
+    if contract is not None:
+        keys["contract_id"] = contract.contract_id
+    return keys
 
 
 def workflow_step(step: Callable[[Payload], BaseModel | dict[str, Any]]) -> LambdaHandler:
