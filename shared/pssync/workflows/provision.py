@@ -28,6 +28,7 @@ from pssync.workflows.revenue import RevenueSchedule, revenue_schedule_for
 CONTRACT = "contract"
 REVENUE_SCHEDULE = "revenue_schedule"
 PROJECT = "project"  # PSA project id -> the contracts it delivers (how approved time finds its contract)
+CUSTOMER = "customer"  # a customer id (ours, or <system>:<its id there>) -> the contracts billed to it
 WORKFLOW_SOURCE = "provision-engagement"
 
 
@@ -127,24 +128,33 @@ def record_contract_version(event: ContractBooked, store: VersionStore, now: dat
 
 
 def link_project(store: VersionStore, event: EventEnvelope, terms: ContractTerms, now: datetime) -> None:
-    """Index the contract under its PSA project id (append-only; a no-op when already linked)."""
-    project_id = terms.project.project_id
-    head = store.head(PROJECT, project_id)
+    """Index the contract under its PSA project id (time and expenses find it) and under its customer, our
+    id and each system's (an invoice that names no contract finds it). Append-only; no-ops when linked."""
+    customer = terms.customer
+    _link(store, event, PROJECT, terms.project.project_id, terms.contract_id, now)
+    for key in [customer.customer_id, *(f"{s}:{cid}" for s, cid in sorted(customer.external_ids.items()))]:
+        _link(store, event, CUSTOMER, key, terms.contract_id, now)
+
+
+def _link(
+    store: VersionStore, event: EventEnvelope, index: str, key: str, contract_id: str, now: datetime
+) -> None:
+    head = store.head(index, key)
     linked: list[str] = list(head.body["contract_ids"]) if head else []
-    if terms.contract_id in linked:
+    if contract_id in linked:
         return
     try:
         store.append(
-            PROJECT,
-            project_id,
+            index,
+            key,
             expected_version=head.version if head else 0,
-            body={"contract_ids": [*linked, terms.contract_id]},
+            body={"contract_ids": [*linked, contract_id]},
             caused_by_event_id=event.event_id,
             correlation_id=event.correlation_id,
             recorded_at=now.isoformat(),
         )
     except VersionConflict:
-        raise TransientDownstreamError(f"project {project_id} index changed concurrently") from None
+        raise TransientDownstreamError(f"{index} {key} index changed concurrently") from None
 
 
 def terms_of(store: VersionStore, contract_id: str, version: int) -> ContractTerms:

@@ -165,7 +165,7 @@ def to_engine_contract(item: EngineVersion) -> engine.RevenueContract:
     )
 
 
-def _calendar(terms: ContractTerms) -> engine.CalendarSpec:
+def calendar_for(terms: ContractTerms) -> engine.CalendarSpec:
     four_four_five = any(
         isinstance(o.recognition, Ratable) and o.recognition.basis is RatableBasis.FOUR_FOUR_FIVE
         for o in terms.obligations
@@ -190,7 +190,7 @@ def classify_and_schedule(
             to_engine_contract(latest),
             previous_versions=[to_engine_contract(v) for v in versions[:-1]],
             events=events,
-            calendar=_calendar(terms),
+            calendar=calendar_for(terms),
             as_of=as_of,
         )
     except engine.RevenueRuleError as error:
