@@ -22,8 +22,8 @@ class BusinessMetric(StrEnum):
     BILLABLE_TIME_SYNC_LAG = "BillableTimeSyncLagSeconds"  # approved in the PSA to synced everywhere
     EXPENSE_SYNCED = "ApprovedExpenseSynced"
     EXPENSE_SYNC_LAG = "ExpenseSyncLagSeconds"
-    MILESTONE_INVOICED = "MilestoneInvoiced"
-    MILESTONE_TO_INVOICE_CYCLE = "MilestoneToInvoiceSeconds"  # completed in the PSA to invoice released
+    MILESTONE_INVOICED = "MilestonesInvoiced"
+    MILESTONE_TO_INVOICE_CYCLE = "MilestoneToInvoiceCycleSeconds"  # completed in the PSA to invoice released
     INVOICE_MISMATCH = "InvoiceMismatch"
     PERIOD_CLOSED = "PeriodClosed"
     DEFERRED_REVENUE_VARIANCE = "DeferredRevenueVariance"  # pssync's deferred revenue minus the ERP's

@@ -1,4 +1,4 @@
-"""The `pssync` command: local runtime, demo, schemas, dead-letter queues, revenue runs."""
+"""The `pssync` command: local runtime, demo, schemas, dead-letter queues, contracts, revenue runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pssync.cli.contract import contract_app
 from pssync.revenue.cli import revrec_app
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ dlq_app = typer.Typer(
     "runtime set AWS_ENDPOINT_URL to the moto endpoint `pssync local up` prints.",
 )
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(contract_app, name="contract")
 console = Console()
 
 

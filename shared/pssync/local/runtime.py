@@ -22,6 +22,7 @@ from pssync.local.pollers import QueuePoller
 from pssync.local.resources import LocalResources, create_resources
 from pssync.local.schedules import Schedules
 from pssync.local.template import load_template
+from pssync.local.wait_clock import install_wait_clock
 
 SECRETS_FILE_ENV = "PSSYNC_LOCAL_SECRETS_FILE"
 DEFAULT_SECRETS_FILE = ".pssync-local-secrets.json"
@@ -105,6 +106,7 @@ class LocalRuntime:
             f"{self.moto_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}
         )
         scale_step_functions_waits(self._retry_time_scale)
+        install_wait_clock()  # Wait states follow pssync.local.wait_clock.WAIT_CLOCK (real time at offset 0)
         self._lambda_log_path.parent.mkdir(parents=True, exist_ok=True)
         # Handlers run in Lambda containers (worker processes forked from the host's fork server, which
         # starts now and preloads while the resources are created). Their logs and EMF metric lines go to

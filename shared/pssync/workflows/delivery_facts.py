@@ -26,9 +26,14 @@ FactCollector = Callable[[VersionStore, str, EngineVersion], list[engine.Event]]
 
 def collectors() -> tuple[FactCollector, ...]:
     """One per delivery ledger. Imported here: each ledger's module builds on the revenue mapping."""
-    from pssync.workflows import expenses, receivables, time_approval
+    from pssync.workflows import expenses, milestones, receivables, time_approval
 
-    return (time_approval.time_facts, expenses.expense_facts, receivables.receivable_facts)
+    return (
+        time_approval.time_facts,
+        expenses.expense_facts,
+        milestones.milestone_facts,
+        receivables.receivable_facts,
+    )
 
 
 def delivery_events(

@@ -108,7 +108,11 @@ def record_contract_version(event: ContractBooked, store: VersionStore, now: dat
             CONTRACT,
             terms.contract_id,
             expected_version=0,
-            body={"terms": terms.model_dump(mode="json"), "source_version": event.source_version},
+            body={
+                "terms": terms.model_dump(mode="json"),
+                "source_version": event.source_version,
+                "lineage": lineage_of(event),
+            },
             caused_by_event_id=event.event_id,
             correlation_id=event.correlation_id,
             recorded_at=now.isoformat(),
@@ -125,6 +129,11 @@ def record_contract_version(event: ContractBooked, store: VersionStore, now: dat
             "contract amended events",
             code="contract_already_booked",
         ) from None
+
+
+def lineage_of(event: EventEnvelope) -> dict[str, str] | None:
+    """The webhook behind a recorded version (raw payload reference, digest, delivery id), for audits."""
+    return event.lineage.model_dump(mode="json") if event.lineage else None
 
 
 def link_project(store: VersionStore, event: EventEnvelope, terms: ContractTerms, now: datetime) -> None:

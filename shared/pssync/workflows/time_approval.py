@@ -51,6 +51,7 @@ from pssync.workflows.provision import (
     REVENUE_SCHEDULE,
     CommandReceipt,
     RevenueReceipt,
+    lineage_of,
 )
 from pssync.workflows.revenue import EngineVersion, RevenueSchedule, to_engine_contract
 
@@ -400,6 +401,7 @@ def record_time(event: TimeApproved, match: TimeMatch, store: VersionStore, now:
         "facts": facts,
         "line": None if line is None else line.model_dump(mode="json"),
         "approved_at": event.occurred_at.isoformat(),
+        "lineage": lineage_of(event),
     }
     try:
         stored = store.append(
