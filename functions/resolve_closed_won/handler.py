@@ -1,4 +1,5 @@
-"""Closed-won queue -> ContractBooked: read the CRM record behind each ClosedWonSignalled and book it once.
+"""Closed-won queue -> ContractBooked or ContractAmended: read the CRM record behind each
+ClosedWonSignalled, book it once, or amend its contract when its terms changed.
 
 Partial batch failures: a signal whose record cannot be read or mapped (CRM down, token revoked, terms
 missing) is retried by SQS and parked in the queue's DLQ after maxReceiveCount, where `pssync dlq replay`
@@ -9,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pssync.config import DeadLetterSettings, IngestSettings, load_settings
+from pssync.config import BusinessTableSettings, DeadLetterSettings, IngestSettings, load_settings
 from pssync.handlers.records import QueuedEventRecord
 from pssync.handlers.stack import lambda_handler, sqs_batch
 from pssync.observability import logger
-from pssync.wiring import closed_won_resolver, dead_letter_parking, deduplicator
+from pssync.wiring import dead_letter_parking, deduplicator, won_deal_resolver
 
 
 def resolve_one(record: QueuedEventRecord) -> None:
-    resolution = closed_won_resolver(load_settings(IngestSettings)).resolve_queued(record.body)
+    resolver = won_deal_resolver(load_settings(IngestSettings), load_settings(BusinessTableSettings))
+    resolution = resolver.resolve_queued(record.body)
     logger.info("closed-won signal resolved", extra=resolution.__dict__)
 
 

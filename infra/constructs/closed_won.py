@@ -1,14 +1,20 @@
 """Closed-won resolution: ClosedWonSignalled on the bus -> inbox queue -> `resolve_closed_won`.
 
-Thin CRM events (HubSpot deal stage, Salesforce outbound message, a Dataverse Win without the terms) are
-answered at the webhook at once; this function reads the record with the source's CRM token and
-publishes the ContractBooked. The inbox redrives to a DLQ that `pssync dlq replay` sends back.
+Thin CRM events (HubSpot deal stage or contract property, Salesforce outbound message, a Dataverse Win
+without the terms or an Update of a won opportunity) are answered at the webhook at once; this function
+reads the record with the source's CRM token and publishes the ContractBooked, or, when the deal's
+contract is booked and its terms changed, the ContractAmended. It reads the contract's head version from
+the business table (GetItem and Query only: the workflows write contract versions, never this function).
+The inbox redrives to a DLQ that `pssync dlq replay` sends back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from aws_cdk import Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -22,6 +28,8 @@ from pssync.model.sources import SourceConfig
 INBOX_BATCH_SIZE = 1
 # CRM APIs rate-limit per app (HubSpot: 100-190 requests per 10 s): two readers at most (SQS minimum).
 MAX_CONCURRENT_READERS = 2
+# The version store's reads (pssync.adapters.aws.DynamoDBVersionStore.history / head): nothing else.
+CONTRACT_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
 
 
 class ClosedWonResolution(Construct):
@@ -35,12 +43,28 @@ class ClosedWonResolution(Construct):
         sources: Iterable[SourceConfig],
         event_bus: EventBus,
         inbox: sqs.Queue,
+        business_table: dynamodb.ITable | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        contracts = business_table or _business_table_of(scope)
         self.resolver = functions.create(
-            "ResolveClosedWon", role_name="resolve_closed_won", environment=ingest.environment()
+            "ResolveClosedWon",
+            role_name="resolve_closed_won",
+            environment={**ingest.environment(), "BUSINESS_TABLE_NAME": contracts.table_name},
         )
         ingest.grant_publish_once(self.resolver)
+        self.resolver.role.add_to_policy(
+            iam.PolicyStatement(actions=list(CONTRACT_READ_ACTIONS), resources=[contracts.table_arn])
+        )
         grant_crm_token_reads(self, self.resolver, (s for s in sources if s.scheme.is_http))
         self.resolver.consume(inbox, batch_size=INBOX_BATCH_SIZE, max_concurrency=MAX_CONCURRENT_READERS)
         event_bus.route_to_queue("ClosedWonSignalled", detail_type="ClosedWonSignalled", queue=inbox)
+
+
+def _business_table_of(scope: Construct) -> dynamodb.ITable:
+    """The stack's business table (construct `Tables`), until the stack passes it as `business_table`."""
+    tables = Stack.of(scope).node.try_find_child("Tables")
+    business = getattr(tables, "business", None)
+    if not isinstance(business, dynamodb.Table):
+        raise ValueError("ClosedWonResolution needs business_table: the stack has no Tables.business")
+    return business

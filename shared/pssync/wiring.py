@@ -165,18 +165,6 @@ def crm_fetchers(read_budget_seconds: float) -> CrmRecordFetchers:
 
 
 @_once
-def closed_won_resolver(settings: IngestSettings) -> ClosedWonResolver:
-    from pssync.ingest.closed_won import READ_BUDGET_SECONDS, ClosedWonResolver
-
-    return ClosedWonResolver(
-        registry=settings.registry(),
-        fetchers=crm_fetchers(READ_BUDGET_SECONDS),
-        deduplicator=deduplicator(settings),
-        publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
-    )
-
-
-@_once
 def dead_letter_parking(settings: DeadLetterSettings, function_name: str) -> SqsDeadLetterParking | None:
     if settings.dead_letter_queue_url is None:
         return None
@@ -253,4 +241,18 @@ def kantata_poller(
         event_types=settings.kantata_event_types,
         max_pages=settings.kantata_max_pages,
         seconds_left=seconds_left,
+    )
+
+
+@_once
+def won_deal_resolver(settings: IngestSettings, business: BusinessTableSettings) -> ClosedWonResolver:
+    """The closed-won resolver with the contract versions it diffs a won deal against (read only)."""
+    from pssync.ingest.closed_won import READ_BUDGET_SECONDS, ClosedWonResolver
+
+    return ClosedWonResolver(
+        registry=settings.registry(),
+        fetchers=crm_fetchers(READ_BUDGET_SECONDS),
+        deduplicator=deduplicator(settings),
+        publisher=EventBridgePublisher(settings.event_bus_name, client("events")),
+        contracts=version_store(business),
     )

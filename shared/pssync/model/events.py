@@ -90,19 +90,33 @@ class ContractBooked(EventEnvelope):
 ClosedWonRecordType = Literal["hubspot-deal", "salesforce-opportunity", "dataverse-opportunity"]
 
 
+ClosedWonSignalKind = Literal["closed_won", "changed"]
+
+
 class ClosedWonSignalData(BaseModel):
-    """A CRM said a deal closed won but sent only its id: the record is read before anything is booked."""
+    """A CRM said a deal closed won, or changed while won, but sent only its id: the record is read before
+    anything is booked or amended."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     record_type: ClosedWonRecordType
     record_id: str = Field(min_length=1, max_length=64)
-    closed_won_at: AwareDatetime
+    closed_won_at: AwareDatetime = Field(
+        description="When the CRM reported the deal won (for a `changed` signal: when the change was made)"
+    )
+    kind: ClosedWonSignalKind = Field(
+        "closed_won",
+        description="closed_won: the deal entered a won stage; changed: a property that can change the "
+        "contract changed on a won deal. Either way the resolver books a won deal without a contract and "
+        "amends a booked one whose terms differ from the contract's head version",
+    )
 
 
 class ClosedWonSignalled(EventEnvelope):
     """Thin CRM events become this at the webhook, which answers at once; `resolve_closed_won` reads the
-    record (with retries, a DLQ and replay) and publishes the ContractBooked under `booking_event_id`."""
+    record (with retries, a DLQ and replay) and publishes the ContractBooked under `booking_event_id`, or,
+    when the deal's contract is booked already and its terms changed, a ContractAmended under
+    `amendment_event_id`."""
 
     event_type: Literal["ClosedWonSignalled"] = "ClosedWonSignalled"
     data: ClosedWonSignalData
@@ -127,6 +141,28 @@ class ClosedWonSignalled(EventEnvelope):
             data=data,
         )
 
+    @property
+    def amendment_event_id(self) -> str:
+        """Apart from the booking's id: a signal resolved as a booking and replayed after its contract was
+        recorded must not be mistaken for the amendment that version recorded."""
+        return canonical_event_id(self.source, f"{self.source_event_id}\x1famended")
+
+    def amendment(self, data: ContractAmendedData, source_version: str | None) -> ContractAmended:
+        """The ContractAmended this signal resolves to when the booked contract's terms changed."""
+        return ContractAmended(
+            event_id=self.amendment_event_id,
+            source=self.source,
+            source_system=self.source_system,
+            source_event_id=self.source_event_id,
+            source_version=source_version,
+            correlation_id=self.correlation_id,
+            causation_id=self.event_id,
+            occurred_at=data.amended_at,
+            received_at=self.received_at,
+            lineage=self.lineage,
+            data=data,
+        )
+
     @classmethod
     def of(
         cls,
@@ -139,6 +175,7 @@ class ClosedWonSignalled(EventEnvelope):
         received_at: datetime,
         record_type: ClosedWonRecordType,
         record_id: str,
+        kind: ClosedWonSignalKind = "closed_won",
     ) -> ClosedWonSignalled:
         """Ids derived once for every source: the signal's own, and the booking's as correlation id."""
         return cls(
@@ -151,7 +188,7 @@ class ClosedWonSignalled(EventEnvelope):
             occurred_at=closed_won_at,
             received_at=received_at,
             data=ClosedWonSignalData(
-                record_type=record_type, record_id=record_id, closed_won_at=closed_won_at
+                record_type=record_type, record_id=record_id, closed_won_at=closed_won_at, kind=kind
             ),
         )
 

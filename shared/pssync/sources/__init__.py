@@ -10,10 +10,11 @@ import importlib
 from collections.abc import Callable
 from functools import cache
 
-from pssync.model.events import ClosedWonRecordType, ClosedWonSignalled, ContractBooked, SourceSystem
+from pssync.model.events import ClosedWonRecordType, ClosedWonSignalled, SourceSystem
 from pssync.model.sources import SignatureScheme
 from pssync.ports import JsonReader, RecordFetcher
 from pssync.sources.base import InboundScheme
+from pssync.sources.crm_terms import WonRecord
 
 _SCHEME_CLASSES: dict[SignatureScheme, str] = {
     SignatureScheme.STANDARD_WEBHOOKS: "pssync.sources.standard_webhooks:StandardWebhooksScheme",
@@ -52,19 +53,19 @@ def record_fetcher_for(system: SourceSystem, reader: JsonReader) -> RecordFetche
     raise ValueError(f"no CRM record fetcher for {system}")
 
 
-Booker = Callable[[ClosedWonSignalled, RecordFetcher], ContractBooked | None]
+WonRecordReader = Callable[[ClosedWonSignalled, RecordFetcher], WonRecord | None]
 
 
-def booker_for(record_type: ClosedWonRecordType) -> Booker:
-    """How a closed-won signal of this record type is booked from the record as it is now."""
+def won_record_reader_for(record_type: ClosedWonRecordType) -> WonRecordReader:
+    """How the record behind a signal of this type is read as it is now (None: the deal is not won)."""
     if record_type == "hubspot-deal":
-        from pssync.sources.hubspot import book_deal
+        from pssync.sources.hubspot import read_won_deal
 
-        return book_deal
+        return read_won_deal
     if record_type == "salesforce-opportunity":
-        from pssync.sources.salesforce.records import book_opportunity
+        from pssync.sources.salesforce.records import read_won_opportunity
 
-        return book_opportunity
-    from pssync.sources.dataverse import book_opportunity as book_dataverse_opportunity
+        return read_won_opportunity
+    from pssync.sources.dataverse import read_won_opportunity as read_won_dataverse_opportunity
 
-    return book_dataverse_opportunity
+    return read_won_dataverse_opportunity

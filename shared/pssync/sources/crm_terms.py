@@ -13,11 +13,17 @@ The CRM stays authoritative for identity: `crm_opportunity_id` is the record id 
 says) and the customer's `external_ids[<system>]` is the associated company / account. A deal amount
 that disagrees with the terms' transaction price is refused instead of booked: the SOW JSON is stale.
 Each vendor's mapping (in its own module) reads its fields and calls these helpers.
+
+Booking and amending read a deal the same way: each vendor's `read_won_*` returns a `WonRecord` (the
+terms by the one mapping, plus the record's own last-modified stamp: HubSpot `hs_lastmodifieddate`,
+Salesforce `LastModifiedDate`, Dataverse `modifiedon`), or None when the deal is not won (any more).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -28,6 +34,15 @@ from pssync.model.contract import ContractTerms
 from pssync.ports import JsonReader
 
 SAFE_RECORD_ID = re.compile(r"^[A-Za-z0-9_{}-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class WonRecord:
+    """A won deal as the CRM holds it now."""
+
+    terms: ContractTerms
+    modified_at: datetime | None  # the record's last-modified stamp: orders an amendment made from it
+    booking_version: str | None  # what a booking from it is ordered by (each vendor's documented choice)
 
 
 class RecordNotFound(UnprocessableDelivery):

@@ -6,10 +6,16 @@ must be one of `tenants`. Replay guard: `OperationCreatedOn` within `tolerance_s
 dedupe on `RequestId` (falling back to the `x-request-id` header).
 
 Mapping:
-- `opportunity` `Win`, or `Update` whose Target / post image has `statecode` 1 (Won) -> ContractBooked.
+- `opportunity` `Win`, or `Update` whose Target sets `statecode` 1 (Won) -> ContractBooked.
   The terms come from the post image when it carries `pssync_contractjson` (register the image with that
   column), else it becomes a ClosedWonSignalled and the closed-won resolver reads the opportunity
   through the Web API behind a queue.
+- `opportunity` `Update` of an opportunity that is won already (the Target leaves `statecode` alone, the
+  post image says 1) and whose Target changes a column that can change the contract
+  (`AMENDABLE_COLUMNS`) -> ClosedWonSignalled of kind `changed`: the resolver reads the opportunity,
+  diffs its terms against the contract's head version and publishes a ContractAmended only when
+  something contractual changed (ordered by `modifiedon`). Register the post image with `statecode`.
+  Other columns (owner, probability, description) are acknowledged without an event.
 - `invoice` `Create` -> InvoicePosted, one summary line (invoice lines are separate `invoicedetail` rows):
   `invoicenumber`, `name`, `customerid`, `totalamount`, `totaltax`, `totallineitemamount`, `duedate`,
   `createdon`, `pssync_contractid` (optional) and `pssync_isocurrencycode`, a formula column holding
@@ -55,7 +61,15 @@ from pssync.sources.base import (
     json_acknowledgement,
     parse_json_body,
 )
-from pssync.sources.crm_terms import check_amount, checked_id, read_record, terms_from_json, with_crm_identity
+from pssync.sources.crm_terms import (
+    ContractMappingError,
+    WonRecord,
+    check_amount,
+    checked_id,
+    read_record,
+    terms_from_json,
+    with_crm_identity,
+)
 from pssync.sources.request import RawRequest
 from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
 
@@ -63,6 +77,10 @@ KEY_HEADER = "x-pssync-key"
 WEB_API_PATH = "/api/data/v9.2"
 CONTRACT_TERMS_ATTRIBUTE = "pssync_contractjson"
 OPPORTUNITY_WON = 1
+# Update Targets hold only the columns that changed: these are the ones that can change a contract.
+AMENDABLE_COLUMNS = frozenset(
+    {CONTRACT_TERMS_ATTRIBUTE, "actualvalue", "estimatedvalue", "transactioncurrencyid", "customerid"}
+)
 _EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 _WCF_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
@@ -112,12 +130,21 @@ class DataverseScheme:
         )
         if not record_id:
             raise MalformedDelivery("no PrimaryEntityId / Target Id names the record")
+        changed = (target or {}).get("Attributes", {})
         try:
             if entity == "opportunity" and (
                 message == "Win"
-                or (message == "Update" and _option(attributes.get("statecode")) == OPPORTUNITY_WON)
+                or (message == "Update" and _option(changed.get("statecode")) == OPPORTUNITY_WON)
             ):
                 event: EventEnvelope = self._contract_booked(context, document, attributes, record_id)
+            elif (
+                entity == "opportunity"
+                and message == "Update"
+                and "statecode" not in changed
+                and _option(image.get("statecode")) == OPPORTUNITY_WON
+                and AMENDABLE_COLUMNS & changed.keys()
+            ):
+                event = _won_opportunity_changed(context, document, record_id)
             elif entity == "invoice" and message == "Create":
                 event = _invoice_posted(context, document, attributes, record_id)
             else:
@@ -149,6 +176,25 @@ class DataverseScheme:
 
     def acknowledge(self, result: IngestResult) -> HttpReply:
         return json_acknowledgement(result)
+
+
+def _won_opportunity_changed(
+    context: NormaliseContext, document: dict[str, Any], record_id: str
+) -> ClosedWonSignalled:
+    """Read behind the queue: only the resolver sees the contract's head version to diff against."""
+    occurred_at = _operation_created_on(document) or context.received_at
+    common = _common(context, document, occurred_at)
+    return ClosedWonSignalled.of(
+        source=context.source.name,
+        source_system=context.source.system,
+        source_event_id=common["source_event_id"],
+        source_version=common["source_version"],
+        closed_won_at=occurred_at,
+        received_at=context.received_at,
+        record_type="dataverse-opportunity",
+        record_id=record_id,
+        kind="changed",
+    )
 
 
 def _invoice_posted(
@@ -316,13 +362,20 @@ def contract_terms_from_opportunity(attributes: dict[str, Any], opportunity_id: 
     return with_crm_identity(terms, opportunity_id, "dynamics365", str(customer_id) if customer_id else None)
 
 
-def book_opportunity(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
-    """A thin Win booked from the opportunity as it is now (None: reopened or lost since the Win)."""
+def read_won_opportunity(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> WonRecord | None:
+    """The opportunity behind a signal as it is now (None: reopened or lost since)."""
     record_id = signal.data.record_id
     record = fetcher.fetch("opportunity", record_id)
     if record.get("statecode", OPPORTUNITY_WON) != OPPORTUNITY_WON:
         return None
-    terms = contract_terms_from_opportunity(record, record_id)
-    return signal.booking(
-        ContractBookedData(closed_won_at=signal.data.closed_won_at, contract=terms), signal.source_version
+    try:
+        modified_at = _date_value(record.get("modifiedon"))
+    except MalformedDelivery:
+        raise ContractMappingError(
+            f"opportunity {record_id}: modifiedon {record.get('modifiedon')!r} is not a date"
+        ) from None
+    return WonRecord(
+        terms=contract_terms_from_opportunity(record, record_id),
+        modified_at=modified_at,
+        booking_version=signal.source_version,
     )

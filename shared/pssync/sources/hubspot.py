@@ -13,7 +13,14 @@ ours (403 otherwise, for the whole delivery). Events from our own writes (`chang
 in `own_client_ids`) are dropped. `appId` is deliberately not compared: it is the id of the app that
 *receives* the webhook, i.e. ours on every event. A `deal.propertyChange` of `dealstage` to
 `closedwon` becomes a ClosedWonSignalled (the closed-won resolver reads the deal behind a queue and
-books it); everything else is acknowledged without an event.
+books it); a `deal.propertyChange` of a property that can change the contract (`AMENDABLE_PROPERTIES`:
+subscribe to each) becomes a ClosedWonSignalled of kind `changed` (the resolver reads the deal, drops
+it unless it is won, and amends its contract only when the terms differ from the head version);
+everything else (owner, probability, description, ...) is acknowledged without an event.
+One signal per deal and delivery: HubSpot sends one event per changed property (a deal saved closed won
+with a new amount is two events in one batch), and the resolver reads the whole deal anyway; the
+closed-won event, else the latest change, stands for the deal (two signals racing to book one deal
+would be refused as a second booking of the same contract).
 Dedupe id per event: portalId-subscriptionId-eventId-occurredAt.
 """
 
@@ -22,7 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -36,7 +43,7 @@ from pssync.errors import (
     UnprocessableDelivery,
 )
 from pssync.model.contract import ContractTerms
-from pssync.model.events import ClosedWonSignalled, ContractBooked, ContractBookedData
+from pssync.model.events import ClosedWonSignalled
 from pssync.model.sources import SourceConfig
 from pssync.ports import IngestResult, JsonReader, NormalisedEvent, RecordFetcher, SigningSecrets
 from pssync.sources.base import (
@@ -46,12 +53,23 @@ from pssync.sources.base import (
     json_acknowledgement,
     parse_json_body,
 )
-from pssync.sources.crm_terms import check_amount, checked_id, read_record, terms_from_json, with_crm_identity
+from pssync.sources.crm_terms import (
+    ContractMappingError,
+    WonRecord,
+    check_amount,
+    checked_id,
+    read_record,
+    terms_from_json,
+    with_crm_identity,
+)
 from pssync.sources.request import RawRequest
 from pssync.sources.verification import VerifiedDelivery, epoch_instant, matches_any
 
 MAX_EVENTS_PER_DELIVERY = 100
 CLOSED_WON_STAGES = frozenset({"closedwon"})
+# Deal properties whose change can change the contract: the SOW terms, and the amount and currency the
+# terms are checked against (line items roll up into `amount`). Dates live in the SOW terms.
+AMENDABLE_PROPERTIES = frozenset({"pssync_contract_json", "amount", "deal_currency_code"})
 # HubSpot decodes exactly these escapes before signing (its docs list them); others stay encoded.
 _URI_DECODES = {
     "%3A": ":",
@@ -97,6 +115,15 @@ class HubSpotEvent(BaseModel):
             self.subscription_type == "deal.propertyChange"
             and self.property_name == "dealstage"
             and self.property_value in CLOSED_WON_STAGES
+            and self.object_id is not None
+        )
+
+    @property
+    def may_amend_deal(self) -> bool:
+        """A change that may amend the deal's contract, if the deal is won: the resolver reads and decides."""
+        return (
+            self.subscription_type == "deal.propertyChange"
+            and self.property_name in AMENDABLE_PROPERTIES
             and self.object_id is not None
         )
 
@@ -180,14 +207,19 @@ class HubSpotScheme:
         if foreign:
             raise UnknownTenant(f"portal(s) {', '.join(foreign)} are not configured for this source")
         own = set(context.source.own_client_ids)
-        normalised = []
+        per_deal: dict[int, tuple[dict[str, Any], HubSpotEvent]] = {}
         for document, event in zip(documents, events, strict=True):
             if own & {event.change_source, event.source_id}:
                 continue  # our own write coming back: no sync loop
-            if not event.closes_deal_won:
+            if not (event.closes_deal_won or event.may_amend_deal):
                 continue  # acknowledged, but not a canonical business event
-            normalised.append(_closed_won_signal(document, event, context))
-        return normalised
+            deal = event.object_id
+            if deal is None:  # cannot happen: nameless deal events refused the delivery above
+                continue
+            chosen = per_deal.get(deal)
+            if chosen is None or _stands_for_the_deal(event, over=chosen[1]):
+                per_deal[deal] = (document, event)
+        return [_closed_won_signal(document, event, context) for document, event in per_deal.values()]
 
     def acknowledge(self, result: IngestResult) -> HttpReply:
         return json_acknowledgement(result)
@@ -202,6 +234,13 @@ def _parse(body: bytes) -> list[dict[str, Any]]:
     if len(document) > MAX_EVENTS_PER_DELIVERY:
         raise MalformedDelivery(f"body holds {len(document)} events; HubSpot sends at most 100")
     return document
+
+
+def _stands_for_the_deal(event: HubSpotEvent, *, over: HubSpotEvent) -> bool:
+    """The closed-won event, else the latest change (ties: the first one sent)."""
+    if event.closes_deal_won != over.closes_deal_won:
+        return event.closes_deal_won
+    return event.occurred_at > over.occurred_at
 
 
 def _closed_won_signal(
@@ -219,6 +258,7 @@ def _closed_won_signal(
         received_at=context.received_at,
         record_type="hubspot-deal",
         record_id=str(event.object_id),
+        kind="closed_won" if event.closes_deal_won else "changed",
     )
     # attemptNumber changes on every retry of the same event: outside the fingerprint, or each
     # redelivery would read as "same id, different body".
@@ -269,13 +309,30 @@ def contract_terms_from_deal(deal: dict[str, Any]) -> ContractTerms:
     return with_crm_identity(terms, deal_id, "hubspot", str(primary["id"]) if primary else None)
 
 
-def book_deal(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
-    """A closed-won signal booked from the deal as it is now (None: moved out of closed won since)."""
+def read_won_deal(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> WonRecord | None:
+    """The deal behind a signal as it is now (None: moved out of closed won since). A booking from it is
+    ordered by the event's occurredAt, an amendment by the deal's `hs_lastmodifieddate`."""
     deal = fetcher.fetch("deals", signal.data.record_id)
-    stage = (deal.get("properties") or {}).get("dealstage")
+    properties = deal.get("properties") or {}
+    stage = properties.get("dealstage")
     if stage is not None and stage not in CLOSED_WON_STAGES:
         return None
-    data = ContractBookedData(
-        closed_won_at=signal.data.closed_won_at, contract=contract_terms_from_deal(deal)
+    return WonRecord(
+        terms=contract_terms_from_deal(deal),
+        modified_at=_last_modified(properties.get("hs_lastmodifieddate"), str(deal.get("id") or "")),
+        booking_version=signal.source_version,
     )
-    return signal.booking(data, signal.source_version)
+
+
+def _last_modified(value: Any, deal_id: str) -> datetime | None:
+    """ISO 8601 in the CRM API's v3 answers; epoch milliseconds where HubSpot spells datetimes that way."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    try:
+        if text.isdecimal():
+            return epoch_instant(text, milliseconds=True, what="hs_lastmodifieddate")
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, MalformedDelivery):
+        raise ContractMappingError(f"deal {deal_id}: hs_lastmodifieddate {text!r} is not a date") from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)

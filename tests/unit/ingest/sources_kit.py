@@ -36,6 +36,7 @@ from tests.fakes import (
     FixedClock,
     InMemoryDeduplicator,
     InMemoryRawPayloads,
+    InMemoryVersionStore,
     RecordingPublisher,
 )
 
@@ -356,6 +357,7 @@ class Harness:
         self.dedupe = InMemoryDeduplicator()
         self.raw = InMemoryRawPayloads()
         self.fetcher = FakeRecordFetcher(standard_records())
+        self.contracts = InMemoryVersionStore()  # the business table the resolver reads contracts from
 
         def fetchers(source: SourceConfig) -> RecordFetcher | None:
             return self.fetcher if source.crm_api is not None else None
@@ -364,7 +366,9 @@ class Harness:
             SourceRegistry(sources), FakeSecrets(dict(SECRETS)), self.publisher, self.dedupe, CLOCK, self.raw
         )
         # What resolve_closed_won does behind its queue, over the same dedupe store and bus.
-        self.resolver = ClosedWonResolver(SourceRegistry(sources), fetchers, self.dedupe, self.publisher)
+        self.resolver = ClosedWonResolver(
+            SourceRegistry(sources), fetchers, self.dedupe, self.publisher, contracts=self.contracts
+        )
 
     def send(self, source: str, raw: RawRequest) -> IngestResult:
         return self.service.ingest(source, raw)

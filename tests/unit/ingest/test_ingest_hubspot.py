@@ -130,11 +130,10 @@ def test_each_signal_is_resolved_into_one_contract_booked_from_the_deal() -> Non
     # The own write (deal ...003, sourceId = our app) and the non-closed-won events are never read.
     assert harness.fetcher.calls == [("deals", "18472934001"), ("deals", "18472934002")] * 2
     assert [r.published for r in resolutions] == [True, True, False, False]
+    assert {r.outcome for r in resolutions} == {"booked"}
     signal, _ = harness.signals()
     first, second = harness.bookings()
-    assert (
-        first.event_id == first.correlation_id == signal.booking_event_id == resolutions[0].booking_event_id
-    )
+    assert first.event_id == first.correlation_id == signal.booking_event_id == resolutions[0].event_id
     assert first.causation_id == signal.event_id and first.lineage == signal.lineage
     assert first.source_event_id == signal.source_event_id and first.source_version == "1795169695800"
     assert first.occurred_at == first.data.closed_won_at == signal.occurred_at
@@ -154,8 +153,8 @@ def test_previous_client_secret_still_verifies_during_rotation() -> None:
 
 def test_a_delivery_with_only_unmapped_events_is_acknowledged_without_writes() -> None:
     harness = Harness()
-    only_amount = json.dumps([json.loads(BATCH)[1]]).encode()
-    result = harness.send("hubspot", hubspot_request(only_amount))
+    owner_change = {**json.loads(BATCH)[1], "propertyName": "hubspot_owner_id", "propertyValue": "4811187"}
+    result = harness.send("hubspot", hubspot_request(json.dumps([owner_change]).encode()))
     assert result.events == [] and harness.nothing_written()
 
 

@@ -14,10 +14,11 @@ from typing import Any
 
 from pssync.errors import UnprocessableDelivery
 from pssync.model.contract import ContractTerms
-from pssync.model.events import ClosedWonSignalled, ContractBooked, ContractBookedData
+from pssync.model.events import ClosedWonSignalled
 from pssync.ports import JsonReader, RecordFetcher
 from pssync.sources.crm_terms import (
     ContractMappingError,
+    WonRecord,
     check_amount,
     checked_id,
     read_record,
@@ -97,14 +98,15 @@ def contract_terms_from_opportunity(record: Mapping[str, Any]) -> ContractTerms:
     return with_crm_identity(terms, record_id, "salesforce", str(account) if account else None)
 
 
-def book_opportunity(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> ContractBooked | None:
-    """A closed-won signal booked from the opportunity as it is now (None: reopened since)."""
+def read_won_opportunity(signal: ClosedWonSignalled, fetcher: RecordFetcher) -> WonRecord | None:
+    """The opportunity behind a signal as it is now (None: reopened since the notification was sent)."""
     record = fetcher.fetch(OPPORTUNITY, signal.data.record_id)
     if record.get("IsWon") is False:
-        return None  # reopened since the notification was sent: the latest state is not a booking
-    # The record's own LastModifiedDate orders this booking against later amendments of the same deal.
-    version = salesforce_datetime(record.get("LastModifiedDate")) or signal.occurred_at
-    data = ContractBookedData(
-        closed_won_at=signal.data.closed_won_at, contract=contract_terms_from_opportunity(record)
+        return None
+    # The record's own LastModifiedDate orders a booking and an amendment made from it alike.
+    modified_at = salesforce_datetime(record.get("LastModifiedDate"))
+    return WonRecord(
+        terms=contract_terms_from_opportunity(record),
+        modified_at=modified_at,
+        booking_version=salesforce_iso(modified_at or signal.occurred_at),
     )
-    return signal.booking(data, salesforce_iso(version))
