@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -160,21 +160,31 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(*queue_widgets)
         self.dashboard.add_widgets(*workflow_widgets)
-        self.dashboard.add_widgets(*self._business_widgets())
+        self.dashboard.add_widgets(*self._business_widgets(state_machines.get("ApplyApprovedTime")))
         self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=self.alarms, title="Alarms", width=24))
 
     @staticmethod
-    def _business_widgets() -> list[cloudwatch.IWidget]:
+    def _business_widgets(time_workflow: sfn.IStateMachine | None) -> list[cloudwatch.IWidget]:
         """The business metrics the functions emit (EMF through Powertools)."""
 
-        def seconds(name: str, stat: str) -> cloudwatch.Metric:
+        def count(name: str, label: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=name,
                 dimensions_map=SERVICE_DIMENSION,
-                statistic=stat,
+                statistic="Sum",
                 period=PERIOD,
-                label=f"{stat}",
+                label=label,
+            )
+
+        def stat(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map=SERVICE_DIMENSION,
+                statistic=statistic,
+                period=PERIOD,
+                label=statistic,
             )
 
         def per_source(name: str) -> cloudwatch.MathExpression:
@@ -189,14 +199,12 @@ class Monitoring(Construct):
         return [
             cloudwatch.GraphWidget(
                 title="Engagement activation time (s): closed won -> PSA, ERP and revenue ready",
-                left=[seconds(BusinessMetric.ACTIVATION_TIME, s) for s in ("p50", "p90", "Maximum")],
+                left=[stat(BusinessMetric.ACTIVATION_TIME, s) for s in ("p50", "p90", "Maximum")],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Amendment propagation lag (s): amended -> every system updated",
-                left=[
-                    seconds(BusinessMetric.AMENDMENT_PROPAGATION_LAG, s) for s in ("p50", "p90", "Maximum")
-                ],
+                left=[stat(BusinessMetric.AMENDMENT_PROPAGATION_LAG, s) for s in ("p50", "p90", "Maximum")],
                 width=8,
             ),
             cloudwatch.GraphWidget(
@@ -211,7 +219,26 @@ class Monitoring(Construct):
                         label="synced",
                     )
                 ],
-                right=[seconds(BusinessMetric.BILLABLE_TIME_SYNC_LAG, s) for s in ("p50", "p90", "Maximum")],
+                right=[stat(BusinessMetric.BILLABLE_TIME_SYNC_LAG, s) for s in ("p50", "p90", "Maximum")],
+                width=8,
+            ),
+            *Monitoring._time_sync_success(count, time_workflow),
+            cloudwatch.GraphWidget(
+                title="Expense sync: expenses synced, and approved -> rebilled and remeasured (s)",
+                left=[count(BusinessMetric.EXPENSE_SYNCED, "synced")],
+                right=[stat(BusinessMetric.EXPENSE_SYNC_LAG, s) for s in ("p50", "p90", "Maximum")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Milestone-to-invoice cycle (s): completed in the PSA -> invoice released to the ERP",
+                left=[count(BusinessMetric.MILESTONE_INVOICED, "invoiced")],
+                right=[stat(BusinessMetric.MILESTONE_TO_INVOICE_CYCLE, s) for s in ("p50", "p90", "Maximum")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Period close: periods closed, and deferred revenue variance (pssync - ERP)",
+                left=[count(BusinessMetric.PERIOD_CLOSED, "closed")],
+                right=[stat(BusinessMetric.DEFERRED_REVENUE_VARIANCE, s) for s in ("Minimum", "Maximum")],
                 width=8,
             ),
             cloudwatch.GraphWidget(
@@ -228,6 +255,24 @@ class Monitoring(Construct):
                 width=8,
             ),
         ]
+
+    @staticmethod
+    def _time_sync_success(
+        count: Callable[[str, str], cloudwatch.Metric], time_workflow: sfn.IStateMachine | None
+    ) -> list[cloudwatch.IWidget]:
+        """Billable time sync success rate: entries synced over entries synced plus executions failed."""
+        if time_workflow is None:
+            return []
+        rate = cloudwatch.MathExpression(
+            expression="100 * synced / (synced + failed)",
+            using_metrics={
+                "synced": count(BusinessMetric.BILLABLE_TIME_SYNCED, "synced"),
+                "failed": time_workflow.metric_failed(period=PERIOD, statistic="Sum"),
+            },
+            label="success rate (%)",
+            period=PERIOD,
+        )
+        return [cloudwatch.GraphWidget(title="Billable time sync success rate (%)", left=[rate], width=8)]
 
     def _alarm_topic(self, stage: str, subscribers: Sequence[AlarmSubscriber]) -> sns.Topic:
         stack = Stack.of(self)

@@ -24,6 +24,5 @@ class BusinessMetric(StrEnum):
     EXPENSE_SYNC_LAG = "ExpenseSyncLagSeconds"
     MILESTONE_INVOICED = "MilestonesInvoiced"
     MILESTONE_TO_INVOICE_CYCLE = "MilestoneToInvoiceCycleSeconds"  # completed in the PSA to invoice released
-    INVOICE_MISMATCH = "InvoiceMismatch"
     PERIOD_CLOSED = "PeriodClosed"
     DEFERRED_REVENUE_VARIANCE = "DeferredRevenueVariance"  # pssync's deferred revenue minus the ERP's
