@@ -27,6 +27,8 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "build" / "bench" / "results.json"
 SECTIONS = ("coldstart", "ingest", "sources", "revenue", "burst")
+# Minutes each on the local runtime: run only when named (`--only propagation`, `--only close`).
+LONG_SECTIONS = ("propagation", "close")
 # Wide enough for the tables when the output is a pipe or a log (make bench | tee ...).
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 130)
 SERVICE_ABBREVIATIONS = {"dynamodb": "ddb", "events": "eb", "secretsmanager": "sm"}
@@ -47,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--only", choices=SECTIONS, action="append", help="run only this section (repeatable)"
+        "--only", choices=SECTIONS + LONG_SECTIONS, action="append", help="run only this section (repeatable)"
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, for iterating")
     parser.add_argument("--revenue-sizes", type=_sizes, default=[1_000, 10_000], metavar="N,N,...")
@@ -106,6 +108,22 @@ def run_burst(quick: bool) -> dict[str, Any]:
     from bench import burst
 
     return burst.run(count=200 if quick else 1000)
+
+
+def run_propagation(quick: bool) -> dict[str, Any]:
+    from bench import propagation
+
+    return propagation.run(count=20 if quick else 100)
+
+
+def run_close(quick: bool) -> dict[str, Any]:
+    from bench import close
+
+    return close.run_close(1_000 if quick else 10_000, seed=8, log=console.print)
+
+
+def print_json(result: dict[str, Any]) -> None:
+    console.print_json(data=result, default=str)
 
 
 def print_burst(result: dict[str, Any]) -> None:
@@ -267,7 +285,7 @@ def _load_previous(path: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]
+    sections = [s for s in SECTIONS + LONG_SECTIONS if s in (args.only or SECTIONS)]
     command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", "bench", *sys.argv[1:]])
     results = _load_previous(args.output)
     results.update(
@@ -288,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "revenue": (lambda: run_revenue(args.quick, args.revenue_sizes), print_revenue),
         "sources": (lambda: run_sources(args.quick), print_sources),
         "burst": (lambda: run_burst(args.quick), print_burst),
+        "propagation": (lambda: run_propagation(args.quick), print_json),
+        "close": (lambda: run_close(args.quick), print_json),
     }
     failed = []
     for section in sections:

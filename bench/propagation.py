@@ -144,14 +144,15 @@ def run(count: int = 100) -> dict[str, Any]:
     contracts = max(1, -(-count // 3))  # three milestones and invoices per contract
     results: dict[str, Any] = {"events_per_workflow": count, "workflows": {}}
     secrets_file = ROOT / "build" / "bench" / "propagation-secrets.json"
-    with LocalRuntime(ROOT, secrets_file=secrets_file, context=CONTEXT) as runtime, httpx.Client(
-        timeout=60
-    ) as client:
+    with (
+        LocalRuntime(ROOT, secrets_file=secrets_file, context=CONTEXT) as runtime,
+        httpx.Client(timeout=60) as client,
+    ):
         sfn = runtime.clients["stepfunctions"]
         for workflow, source, kind, build in _phases(contracts):
             n = contracts if workflow in {"provision-engagement", "propagate-amendment"} else count
             secret = runtime.signing_secrets[source]["current"]
-            before_calls = runtime._moto.calls()  # noqa: SLF001 - the bench reads the server's counter
+            before_calls = runtime.aws_calls()
             seen = {e["executionArn"] for e in runtime.executions()}
             started = time.monotonic()
 
@@ -165,7 +166,7 @@ def run(count: int = 100) -> dict[str, Any]:
                 statuses = Counter(pool.map(send, range(n)))
             runtime.wait_until_idle(timeout=1800)
             wall = time.monotonic() - started
-            calls = runtime._moto.calls() - before_calls  # noqa: SLF001
+            calls = runtime.aws_calls() - before_calls
             lags, outcomes = [], Counter()
             for execution in runtime.executions():
                 if execution["executionArn"] in seen:

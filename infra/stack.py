@@ -14,6 +14,7 @@ from infra.constructs.functions import Functions
 from infra.constructs.ingestion_api import IngestionApi
 from infra.constructs.kantata_poller import KantataPoller
 from infra.constructs.monitoring import ALARM_SUBSCRIBERS_CONTEXT_KEY, Monitoring, parse_alarm_subscribers
+from infra.constructs.period_close import CLOSE_ENTITIES_CONTEXT_KEY, PeriodClose, parse_close_entities
 from infra.constructs.queues import Queues
 from infra.constructs.tables import Tables
 from infra.constructs.workflows import Workflow, WorkflowStores
@@ -65,6 +66,7 @@ class PssyncStack(Stack):
             sources=sources,
             event_bus=event_bus,
             inbox=queues.closed_won_inbox,
+            business_table=tables.business,
         )
         if event_relay:
             assert queues.event_relay_buffer is not None and queues.event_relay_dlq is not None
@@ -99,12 +101,29 @@ class PssyncStack(Stack):
             for spec in catalog()
         ]
         self._tag_replay_routes(queues, event_bus, workflows)
+        period_close = PeriodClose(
+            self,
+            "PeriodClose",
+            functions=functions,
+            stores=stores,
+            gate_queues=[queues.exceptions, *(dlq for _, dlq in queues.workflow_inboxes.values())],
+            entities=parse_close_entities(self.node.try_get_context(CLOSE_ENTITIES_CONTEXT_KEY)),
+        )
         Monitoring(
             self,
             "Monitoring",
             stage=stage,
-            dead_letter_queues={**queues.dead_letter_queues, "ExceptionsQueue": queues.exceptions},
-            state_machines={w.spec.construct_id: w.state_machine for w in workflows},
+            dead_letter_queues={
+                **queues.dead_letter_queues,
+                "ExceptionsQueue": queues.exceptions,
+                **(
+                    {"PeriodCloseScheduleDlq": period_close.schedule_dlq} if period_close.schedule_dlq else {}
+                ),
+            },
+            state_machines={
+                **{w.spec.construct_id: w.state_machine for w in workflows},
+                "PeriodClose": period_close.state_machine,
+            },
             alarm_subscribers=parse_alarm_subscribers(
                 self.node.try_get_context(ALARM_SUBSCRIBERS_CONTEXT_KEY)
             ),

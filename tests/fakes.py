@@ -178,3 +178,53 @@ class InMemoryCursorStore:
         moved = Cursor(source=cursor.source, position=position, version=cursor.version + 1)
         self.items[cursor.source] = moved
         return moved
+
+
+# --- period close ----------------------------------------------------------------------------------
+
+import json  # noqa: E402  (kept with the period-close fakes they serve)
+from collections.abc import Iterator  # noqa: E402
+
+
+@dataclass
+class InMemoryAggregateHeads:
+    """The heads of an InMemoryVersionStore, in insertion order (the DynamoDB Scan has no order either)."""
+
+    store: InMemoryVersionStore
+
+    def heads(self, aggregate: str) -> Iterator[StoredVersion]:
+        for (kind, _), history in list(self.store.versions.items()):
+            if kind == aggregate and history:
+                yield history[-1]
+
+
+@dataclass
+class InMemoryJsonObjects:
+    bucket: str = "closes"
+    documents: dict[str, Any] = field(default_factory=dict)
+
+    def put_json(self, key: str, document: Any) -> None:
+        self.documents[key] = json.loads(json.dumps(document))
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(json.dumps(self.documents[key]))
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        yield from sorted(k for k in self.documents if k.startswith(prefix))
+
+
+@dataclass
+class RecordingDelivery:
+    """`deliver` for steps that post commands: a delivery log behind it, so a repeated key is not new."""
+
+    log: InMemoryDeliveryLog = field(default_factory=lambda: InMemoryDeliveryLog())
+    calls: int = 0
+
+    def __call__(self, command: ConnectorCommand) -> Any:
+        from pssync.workflows.provision import CommandReceipt
+
+        self.calls += 1
+        recorded = self.log.record(command, "2027-02-01T00:00:00+00:00")
+        return CommandReceipt(
+            command_id=command.command_id, external_id=command.external_id, newly_recorded=recorded.first_time
+        )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
@@ -43,10 +42,10 @@ class ClosedWonResolution(Construct):
         sources: Iterable[SourceConfig],
         event_bus: EventBus,
         inbox: sqs.Queue,
-        business_table: dynamodb.ITable | None = None,
+        business_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
-        contracts = business_table or _business_table_of(scope)
+        contracts = business_table
         self.resolver = functions.create(
             "ResolveClosedWon",
             role_name="resolve_closed_won",
@@ -59,12 +58,3 @@ class ClosedWonResolution(Construct):
         grant_crm_token_reads(self, self.resolver, (s for s in sources if s.scheme.is_http))
         self.resolver.consume(inbox, batch_size=INBOX_BATCH_SIZE, max_concurrency=MAX_CONCURRENT_READERS)
         event_bus.route_to_queue("ClosedWonSignalled", detail_type="ClosedWonSignalled", queue=inbox)
-
-
-def _business_table_of(scope: Construct) -> dynamodb.ITable:
-    """The stack's business table (construct `Tables`), until the stack passes it as `business_table`."""
-    tables = Stack.of(scope).node.try_find_child("Tables")
-    business = getattr(tables, "business", None)
-    if not isinstance(business, dynamodb.Table):
-        raise ValueError("ClosedWonResolution needs business_table: the stack has no Tables.business")
-    return business

@@ -250,3 +250,30 @@ class WorkflowStarter(Protocol):
     def start(self, name: str, input_document: str) -> tuple[str, bool]:
         """Returns (execution arn, newly started)."""
         ...
+
+
+# --- period close ----------------------------------------------------------------------------------
+
+from collections.abc import Iterator  # noqa: E402  (kept with the period-close ports it serves)
+
+
+class AggregateHeads(Protocol):
+    """Every aggregate of one kind at its latest version, streamed page by page (the close planner)."""
+
+    def heads(self, aggregate: str) -> Iterator[StoredVersion]: ...
+
+
+class JsonObjects(Protocol):
+    """JSON documents under keys: a close's shard files, its manifest and its shard results."""
+
+    def put_json(self, key: str, document: Any) -> None: ...
+
+    def get_json(self, key: str) -> Any: ...
+
+    def keys(self, prefix: str) -> Iterator[str]: ...
+
+
+class MessagePeek(Protocol):
+    """Every message body of some queues, read without consuming them (the close gate)."""
+
+    def bodies(self) -> Iterator[str]: ...

@@ -30,6 +30,17 @@ FUNCTION_FOLDERS = {
         for spec in catalog()
     },
     **{step.folder: step.folder for spec in catalog() for step in spec.steps},
+    # The period close (not a catalogued workflow: started on request, not by a business event).
+    **{
+        folder: folder
+        for folder in (
+            "close_period_gate",
+            "close_period_plan",
+            "close_period_shard",
+            "close_period_lock",
+            "close_period_reopen",
+        )
+    },
 }
 COMMON_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "pssync",

@@ -145,6 +145,8 @@ def test_the_poller_has_time_to_drain_a_backlog_and_the_rest_keep_the_short_time
         if "pssync:role" in f.get("Metadata", {})
     }
     assert timeouts.pop("kantata_poller") == 120
+    # The close planner streams the portfolio into shard files; a shard closes 200 contracts.
+    assert (timeouts.pop("close_period_shard"), timeouts.pop("close_period_plan")) == (300, 870)
     assert set(timeouts.values()) == {30}
 
 

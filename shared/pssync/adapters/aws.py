@@ -423,3 +423,125 @@ class SqsDeadLetterParking:
                 MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in cause.items()},
             )
         return True
+
+
+# --- period close ----------------------------------------------------------------------------------
+
+
+class DynamoDBAggregateHeads:
+    """The HEAD item of every aggregate of one kind: a paginated Scan of the business table.
+
+    Priced: a Scan reads every item of the table (all versions of every aggregate), filtered after the
+    read, so one close costs the table's size / 4 KB read units (consistent reads), page by page, with
+    one page (1 MB) in memory at a time. A GSI on the head items would make it a Query when the table
+    grows far past the contracts themselves.
+    """
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def heads(self, aggregate: str) -> Iterator[StoredVersion]:
+        prefix = f"{aggregate.upper()}#"
+        paginator = self._client.get_paginator("scan")
+        with translate_aws_errors("dynamodb:Scan"):
+            for page in paginator.paginate(
+                TableName=self._table,
+                FilterExpression="sk = :head AND begins_with(pk, :prefix)",
+                ExpressionAttributeValues={":head": {"S": "HEAD"}, ":prefix": {"S": prefix}},
+                ConsistentRead=True,
+            ):
+                for item in page["Items"]:
+                    yield _stored(aggregate, item["pk"]["S"][len(prefix) :], item)
+
+
+class S3JsonObjects:
+    """JSON documents in one bucket (the close's manifests and shard results)."""
+
+    def __init__(self, bucket: str, client: Any) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    def put_json(self, key: str, document: Any) -> None:
+        body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+        with translate_aws_errors("s3:PutObject"):
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+
+    def get_json(self, key: str) -> Any:
+        with translate_aws_errors("s3:GetObject"):
+            return json.loads(self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        with translate_aws_errors("s3:ListObjectsV2"):
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                for item in page.get("Contents", []):
+                    yield str(item["Key"])
+
+
+class SqsMessagePeek:
+    """Reads every message of some queues without consuming them: each received message is held only
+    while the rest are read (so none is seen twice), then made visible again, unchanged."""
+
+    HOLD_SECONDS = 60
+
+    def __init__(self, queue_urls: Sequence[str], client: Any) -> None:
+        self._queue_urls = list(queue_urls)
+        self._client = client
+
+    def bodies(self) -> Iterator[str]:
+        for url in self._queue_urls:
+            handles: list[str] = []
+            try:
+                while True:
+                    with translate_aws_errors("sqs:ReceiveMessage"):
+                        batch = self._client.receive_message(
+                            QueueUrl=url,
+                            MaxNumberOfMessages=10,
+                            VisibilityTimeout=self.HOLD_SECONDS,
+                            WaitTimeSeconds=0,
+                        ).get("Messages", [])
+                    if not batch:
+                        break
+                    for message in batch:
+                        handles.append(message["ReceiptHandle"])
+                        yield str(message["Body"])
+            finally:
+                self._release(url, handles)
+
+    def _release(self, url: str, handles: list[str]) -> None:
+        for start in range(0, len(handles), 10):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for n, h in enumerate(handles[start : start + 10])
+            ]
+            with translate_aws_errors("sqs:ChangeMessageVisibilityBatch"):
+                self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+
+
+class StepFunctionsExecutions:
+    """Executions of one state machine by name: whether one exists (and how it ended), and starting one."""
+
+    def __init__(self, state_machine_arn: str, client: Any) -> None:
+        self.state_machine_arn = state_machine_arn
+        self._client = client
+
+    def execution_arn(self, name: str) -> str:
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+    def describe(self, name: str) -> dict[str, Any] | None:
+        try:
+            with translate_aws_errors("states:DescribeExecution"):
+                return dict(self._client.describe_execution(executionArn=self.execution_arn(name)))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return None
+            raise
+
+    def status(self, name: str) -> str | None:
+        described = self.describe(name)
+        return None if described is None else str(described["status"])
+
+    def start(self, name: str, input_document: str) -> str:
+        return StepFunctionsStarter(self.state_machine_arn, self._client).start(name, input_document)[0]

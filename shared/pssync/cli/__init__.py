@@ -1,4 +1,4 @@
-"""The `pssync` command: local runtime, demo, schemas, dead-letter queues, contracts, revenue runs."""
+"""The `pssync` command: local runtime, demo, schemas, dead-letter queues, contracts, close, revenue runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pssync.cli.close import close_app
 from pssync.cli.contract import contract_app
 from pssync.revenue.cli import revrec_app
 
@@ -38,6 +39,7 @@ dlq_app = typer.Typer(
 )
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(contract_app, name="contract")
+app.add_typer(close_app, name="close")
 console = Console()
 
 
@@ -72,99 +74,27 @@ def demo(
         "build/demo/report.json"
     ),
 ) -> None:
-    """Run a signed closed-won webhook through the local runtime and print what every system received."""
-    from pssync.local.demo import SAMPLES, run_demo, write_report
+    """Play a quarter of a multi-country engagement over signed webhooks on the local runtime: bookings,
+    time, expenses, milestones, a change order, invoices, payments and three month-end closes."""
+    from pssync.local.demo import DEMO_CONTEXT, print_report, problems, run_demo, write_report
     from pssync.local.runtime import LocalRuntime
 
     root = _root()
     started = time.monotonic()
     with (
         console.status("synthesizing the CDK app and starting the local runtime"),
-        LocalRuntime(root) as runtime,
+        LocalRuntime(root, context=DEMO_CONTEXT) as runtime,
     ):
         console.print(f"local runtime up in {time.monotonic() - started:.1f} s at {runtime.api.url}")
-        result = run_demo(runtime, root / SAMPLES)
+        result = run_demo(runtime, log=console.print)
     write_report(result, root / report)
-    _print_report(result)
-    console.print(f"\nreport written to {report}")
-    failed = [e for e in result["executions"] if e["status"] != "SUCCEEDED"]
-    if failed or not result["contract_versions"]:
+    print_report(result, console)
+    console.print(f"\nreport written to {report} ({time.monotonic() - started:.1f} s in all)")
+    found = problems(result)
+    for problem in found:
+        console.print(f"[red]{problem}[/]")
+    if found:
         raise typer.Exit(1)
-
-
-def _print_report(result: dict[str, Any]) -> None:
-    table = Table(title="Webhook deliveries")
-    for col in ("attempt", "HTTP", "response"):
-        table.add_column(col)
-    for d in result["deliveries"]:
-        table.add_row(d["attempt"], str(d["status"]), json.dumps(d["body"]))
-    console.print(table)
-
-    table = Table(title="Contract versions")
-    for col in ("version", "transaction price", "obligations", "caused by event"):
-        table.add_column(col)
-    for v in result["contract_versions"]:
-        price = v["transaction_price"]
-        table.add_row(
-            str(v["version"]),
-            f"{price['amount']} {price['currency']}",
-            ", ".join(v["obligations"]),
-            v["caused_by_event_id"],
-        )
-    console.print(table)
-
-    table = Table(title="Contract modifications (revenue engine classification)")
-    for col in ("contract version", "treatment", "rationale"):
-        table.add_column(col)
-    for m in result["modifications"]:
-        table.add_row(str(m["contract_version"]), m["treatment"], m["rationale"])
-    console.print(table)
-
-    for target in ("psa", "erp"):
-        table = Table(title=f"Commands recorded for the {target.upper()} (shadow connector)")
-        for col in ("operation", "external id", "idempotency key", "detail"):
-            table.add_column(col)
-        for c in result["commands"][target]:
-            payload = c["payload"]
-            detail = (
-                f"{len(payload['project']['wbs'])} WBS elements"
-                if "project" in payload
-                else f"{len(payload.get('lines', []))} billing lines"
-            )
-            table.add_row(c["operation"], c["external_id"], c["idempotency_key"], detail)
-        console.print(table)
-
-    revenue = result["revenue_schedule"]
-    if revenue:
-        schedule = revenue["schedule"]
-        table = Table(
-            title=f"Revenue schedule v{revenue['version']} (contract v{revenue['contract_version']})"
-        )
-        table.add_column("period")
-        obligations = sorted(schedule["allocations"])
-        for o in obligations:
-            table.add_column(o, justify="right")
-        by_period: dict[str, dict[str, str]] = {}
-        for line in schedule["lines"]:
-            by_period.setdefault(line["period"], {})[line["obligation_id"]] = line["amount"]["amount"]
-        for period in sorted(by_period):
-            table.add_row(period, *(by_period[period].get(o, "") for o in obligations))
-        table.add_row("allocated", *(schedule["allocations"][o]["amount"] for o in obligations), style="bold")
-        console.print(table)
-
-    table = Table(title="Workflow executions")
-    for col in ("execution", "status", "started", "stopped"):
-        table.add_column(col)
-    for e in result["executions"]:
-        table.add_row(e["name"], e["status"], e["started"], e["stopped"] or "")
-    console.print(table)
-
-    table = Table(title="Queues")
-    for col in ("queue", "role", "visible", "in flight"):
-        table.add_column(col)
-    for q in result["queues"]:
-        table.add_row(q["name"], q["role"], str(q["visible"]), str(q["in_flight"]))
-    console.print(table)
 
 
 @schemas_app.command("write")

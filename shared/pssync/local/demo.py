@@ -1,48 +1,255 @@
-"""`make demo`: a closed-won deal and its change order through the embedded runtime, then the evidence."""
+"""`make demo`: the seed's engagement over signed webhooks on the local runtime, then the evidence.
+
+A quarter of a multi-country transformation programme (`pssync.local.demo_scenario`): two bookings in two
+legal entities and currencies, approved time and expenses, milestones accepted explicitly and passively, a
+change order and a stale copy of the old terms, invoices and payments, and three month-end closes per legal
+entity. The report (build/demo/report.json) holds every delivery and its answer, every workflow execution,
+the contract versions, what the PSA and the ERP were told, the revenue schedule, the balances per contract
+and period, the closes, the business metrics the functions emitted, and the queues at the end.
+"""
 
 from __future__ import annotations
 
 import json
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from pssync.adapters.aws import DynamoDBDeliveryLog, DynamoDBVersionStore
+from pssync.adapters.aws import DynamoDBDeliveryLog, DynamoDBVersionStore, StepFunctionsExecutions
+from pssync.local import demo_scenario as scenario
 from pssync.local.runtime import LocalRuntime
 from pssync.local.webhook_client import post_webhook, standard_webhook_headers
+from pssync.ports import VersionStore
+from pssync.workflows import period_close
+from pssync.workflows.amendment import engine_versions
+from pssync.workflows.delivery_facts import delivery_events
 from pssync.workflows.provision import CONTRACT, REVENUE_SCHEDULE
+from pssync.workflows.receivables import balances_as_of
 
-SAMPLES = Path("events/samples/webhooks/standard-webhooks")
-BOOKED = "contract-booked.json"
-AMENDED = "contract-amended.json"
+DEMO_CONTEXT = {"pssync:sources": scenario.DEMO_SOURCES}
 FORGED_SECRET = "whsec_" + "Zm9yZ2VkLWtleS1mb3ItZGVtbw=="
+CONTRACTS = (scenario.EU_CONTRACT, scenario.US_CONTRACT)
+REQUESTED_BY = "demo:finance-controller"
+Log = Callable[[str], None]
 
 
-def run_demo(runtime: LocalRuntime, samples: Path) -> dict[str, Any]:
-    """Book a deal, show that a retry and a forgery change nothing, then amend it with a change order."""
-    source = next(s["name"] for s in runtime.source_registry() if s.get("secret_id"))
-    secret = runtime.signing_secrets[source]["current"]
-    booked = (samples / BOOKED).read_bytes()
-    amended = (samples / AMENDED).read_bytes()
-    deliveries: list[dict[str, Any]] = []
+class DemoDriver:
+    """Signs and posts the scenario's deliveries, waits for the runtime, runs the closes."""
 
-    def send(client: httpx.Client, attempt: str, body: bytes, headers: dict[str, str]) -> None:
-        response = post_webhook(client, runtime.api.url, source, body, headers)
-        deliveries.append({"attempt": attempt, "status": response.status_code, "body": response.json()})
+    def __init__(self, runtime: LocalRuntime, log: Log) -> None:
+        self.runtime = runtime
+        self.log = log
+        self.http = httpx.Client(timeout=30)
+        self.deliveries: list[dict[str, Any]] = []
+        self.closes: list[dict[str, Any]] = []
+        self._bodies: dict[str, bytes] = {}  # a sender's retry sends the same body again
+        # Only this run's metric lines count: the Lambda log outlives a runtime.
+        self.log_offset = runtime.lambda_log_path.stat().st_size if runtime.lambda_log_path.exists() else 0
 
-    with httpx.Client(timeout=30) as client:
-        headers = standard_webhook_headers(secret, booked)
-        send(client, "signed closed-won", booked, headers)
-        # The sender retries the same delivery (same webhook-id): it must not book twice.
-        send(client, "same delivery again", booked, headers)
-        send(client, "forged signature", booked, standard_webhook_headers(FORGED_SECRET, booked))
-        runtime.wait_until_idle(timeout=120)
-        send(client, "signed change order", amended, standard_webhook_headers(secret, amended))
-    runtime.wait_until_idle(timeout=120)
-    return collect_report(
-        runtime, deliveries, contract_id=json.loads(booked)["data"]["contract"]["contract_id"]
-    )
+    def post(self, delivery: scenario.Delivery, *, attempt: str = "", secret: str | None = None) -> int:
+        if delivery.delivery_id not in self._bodies:
+            now = datetime.now(UTC).isoformat()
+            data = {**delivery.data, **dict.fromkeys(delivery.stamped_now, now)}
+            document = {"type": delivery.type, "timestamp": now, "data": data}
+            self._bodies[delivery.delivery_id] = json.dumps(document).encode()
+        body = self._bodies[delivery.delivery_id]
+        signing = secret or self.runtime.signing_secrets[delivery.source]["current"]
+        headers = standard_webhook_headers(signing, body, delivery_id=delivery.delivery_id)
+        response = post_webhook(self.http, self.runtime.api.url, delivery.source, body, headers)
+        self.deliveries.append(
+            {
+                "attempt": attempt or delivery.label,
+                "source": delivery.source,
+                "type": delivery.type,
+                "status": response.status_code,
+                "body": response.json(),
+            }
+        )
+        return response.status_code
+
+    def settle(self) -> None:
+        self.runtime.wait_until_idle(timeout=180)
+
+    def close(self, entity: str, period: str) -> dict[str, Any]:
+        sfn = self.runtime.clients["stepfunctions"]
+        (arn,) = [
+            m["stateMachineArn"]
+            for m in sfn.list_state_machines()["stateMachines"]
+            if m["name"].endswith("-close-period")
+        ]
+        executions = StepFunctionsExecutions(arn, sfn)
+        document = period_close.request_input("close", entity, period, REQUESTED_BY)
+        decision = period_close.submit_request(document, executions.status, executions.start)
+        deadline = time.monotonic() + 180
+        while (described := executions.describe(decision.name)) is None or described["status"] == "RUNNING":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"close {entity} {period} still running after 180 s")
+            time.sleep(0.2)
+        output = json.loads(described.get("output") or "{}")
+        state = period_close.period_states(_store(self.runtime).head(period_close.PERIOD, entity)).get(period)
+        close = {
+            "legal_entity": entity,
+            "period": period,
+            "execution": decision.name,
+            "status": described["status"],
+            "gate": output.get("gate"),
+            "contracts": state.contracts if state else None,
+            "shards": state.shards if state else None,
+            "journals": [j.model_dump(mode="json") for j in state.journals] if state else [],
+            "locked": state.locked if state else False,
+        }
+        self.closes.append(close)
+        return close
+
+
+def run_demo(runtime: LocalRuntime, log: Log = lambda _: None) -> dict[str, Any]:
+    driver = DemoDriver(runtime, log)
+    started = time.monotonic()
+    eu_booking, us_booking = scenario.bookings()
+    log("closed won: two SOWs booked, one delivery retried, one forged")
+    driver.post(eu_booking)
+    driver.post(eu_booking, attempt="same delivery again (sender retry)")
+    driver.post(eu_booking, attempt="forged signature", secret=FORGED_SECRET)
+    driver.post(us_booking)
+    driver.settle()
+    for month in scenario.months():
+        log(f"{month.period}: {len(month.deliveries)} deliveries from the PSA and the ERP")
+        # Delivery facts first, then what bills and pays them (an invoice after the release it bills).
+        for phase in ("psa", "erp"):
+            for delivery in month.deliveries:
+                if delivery.source == phase:
+                    driver.post(delivery)
+            driver.settle()
+        if month.period == "2026-09":
+            log("2026-09: change order 1, then a stale copy of the original terms")
+            driver.post(scenario.change_order())
+            driver.settle()
+            driver.post(scenario.stale_copy())
+            driver.settle()
+        for entity in scenario.ENTITIES:
+            close = driver.close(entity, month.period)
+            log(f"{month.period} close {entity}: {close['status']}, {close['contracts']} contracts")
+    report = collect_report(runtime, driver)
+    report["wall_seconds"] = round(time.monotonic() - started, 1)
+    return report
+
+
+# --- the evidence ------------------------------------------------------------------------------------------
+
+
+def _store(runtime: LocalRuntime) -> VersionStore:
+    return DynamoDBVersionStore(runtime.function_env("BUSINESS_TABLE_NAME"), runtime.clients["dynamodb"])
+
+
+def _contract_versions(store: VersionStore, contract_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "version": v.version,
+            "caused_by_event_id": v.caused_by_event_id,
+            "recorded_at": v.recorded_at,
+            "source_version": v.body.get("source_version"),
+            "transaction_price": v.body["terms"]["transaction_price"],
+            "obligations": [o["obligation_id"] for o in v.body["terms"]["obligations"]],
+            "webhook": (v.body.get("lineage") or {}).get("raw_payload_ref"),
+        }
+        for v in store.history(CONTRACT, contract_id)
+    ]
+
+
+def _revenue_schedule(store: VersionStore, contract_id: str) -> dict[str, Any] | None:
+    head = store.head(REVENUE_SCHEDULE, contract_id)
+    if head is None:
+        return None
+    schedule = head.body["schedule"]
+    by_period: dict[str, dict[str, str]] = defaultdict(dict)
+    for line in schedule["lines"]:
+        by_period[line["period"]][line["obligation_id"]] = line["amount"]["amount"]
+    return {
+        "version": head.version,
+        "contract_version": head.body["contract_version"],
+        "currency": schedule["currency"],
+        "allocations": {k: v["amount"] for k, v in schedule["allocations"].items()},
+        "unscheduled": {k: v["amount"] for k, v in schedule["unscheduled"].items()},
+        "by_period": dict(sorted(by_period.items())),
+    }
+
+
+def _balances(store: VersionStore, contract_id: str) -> dict[str, Any]:
+    """Per close period: what the engine says, from every recorded fact dated up to the period's end."""
+    head = store.head(CONTRACT, contract_id)
+    if head is None:
+        return {}
+    versions = engine_versions(store, contract_id, head.version)
+    events = delivery_events(store, contract_id, versions[-1])
+    result = {}
+    for period in scenario.CLOSE_PERIODS:
+        balances = balances_as_of(versions, events, period_close.period_end(period))
+        result[period] = {
+            name: getattr(balances, name).amount.__str__()
+            for name in (
+                "recognised_to_date",
+                "billed_to_date",
+                "collected_to_date",
+                "receivable",
+                "contract_asset",
+                "contract_liability",
+            )
+        }
+    return result
+
+
+def business_metrics(lambda_log: Path, offset: int = 0) -> dict[str, dict[str, float]]:
+    """Every metric the functions emitted (Embedded Metric Format lines in the Lambda log, from `offset`)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    if lambda_log.exists():
+        with lambda_log.open("rb") as log_file:
+            log_file.seek(offset)
+            text = log_file.read().decode("utf-8", "replace")
+        for line in text.splitlines():
+            start = line.find('{"_aws"')
+            if start < 0:
+                continue
+            try:
+                document = json.loads(line[start:])
+            except ValueError:
+                continue
+            for directive in document["_aws"].get("CloudWatchMetrics", []):
+                for metric in directive.get("Metrics", []):
+                    value = document.get(metric["Name"])
+                    for item in value if isinstance(value, list) else [value]:
+                        if isinstance(item, int | float):
+                            values[metric["Name"]].append(float(item))
+    return {
+        name: {
+            "count": len(found),
+            "sum": round(sum(found), 3),
+            "p50": round(statistics.median(found), 3),
+            "max": round(max(found), 3),
+        }
+        for name, found in sorted(values.items())
+    }
+
+
+def exception_ages(runtime: LocalRuntime) -> dict[str, float]:
+    """Exception aging: how long the messages left in the dead-letter and exception stores have waited."""
+    sqs = runtime.clients["sqs"]
+    now_ms = time.time() * 1000
+    ages: list[float] = []
+    for queue in runtime.queue_depths():
+        if queue.role == "inbox" or queue.visible == 0:  # dead-letter and exception stores only
+            continue
+        url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
+        peeked = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["SentTimestamp"]
+        )
+        ages += [(now_ms - int(m["Attributes"]["SentTimestamp"])) / 1000 for m in peeked.get("Messages", [])]
+    return {"count": len(ages), "max": round(max(ages), 1) if ages else 0.0}
 
 
 def _classifications(runtime: LocalRuntime) -> list[dict[str, Any]]:
@@ -66,46 +273,151 @@ def _classifications(runtime: LocalRuntime) -> list[dict[str, Any]]:
     return found
 
 
-def collect_report(
-    runtime: LocalRuntime, deliveries: list[dict[str, Any]], contract_id: str
-) -> dict[str, Any]:
-    dynamodb = runtime.clients["dynamodb"]
-    store = DynamoDBVersionStore(runtime.function_env("BUSINESS_TABLE_NAME"), dynamodb)
-    log = DynamoDBDeliveryLog(runtime.function_env("DELIVERY_LOG_TABLE_NAME"), dynamodb)
-    contract_versions = [
-        {
-            "version": v.version,
-            "caused_by_event_id": v.caused_by_event_id,
-            "recorded_at": v.recorded_at,
-            "transaction_price": v.body["terms"]["transaction_price"],
-            "obligations": [o["obligation_id"] for o in v.body["terms"]["obligations"]],
-        }
-        for v in store.history(CONTRACT, contract_id)
-    ]
-    revenue = store.head(REVENUE_SCHEDULE, contract_id)
+def collect_report(runtime: LocalRuntime, driver: DemoDriver) -> dict[str, Any]:
+    store = _store(runtime)
+    log = DynamoDBDeliveryLog(runtime.function_env("DELIVERY_LOG_TABLE_NAME"), runtime.clients["dynamodb"])
     commands = [c.model_dump(mode="json") for c in log.all_commands()]
+    queues = [d.__dict__ for d in runtime.queue_depths()]
+    executions = [
+        {
+            "name": e["name"],
+            "workflow": e["stateMachineArn"].rsplit(":", 1)[-1],
+            "status": e["status"],
+            "started": e["startDate"].isoformat(),
+            "stopped": e["stopDate"].isoformat() if e.get("stopDate") else None,
+        }
+        for e in runtime.executions()
+    ]
+    metrics = business_metrics(runtime.lambda_log_path, driver.log_offset)
+    metrics["ExceptionAgeSeconds"] = exception_ages(runtime)
     return {
-        "deliveries": deliveries,
-        "contract_versions": contract_versions,
+        "deliveries": driver.deliveries,
+        "executions": executions,
+        "contract_versions": {c: _contract_versions(store, c) for c in CONTRACTS},
         "modifications": _classifications(runtime),
         "commands": {
             "psa": [c for c in commands if c["target"] == "psa"],
             "erp": [c for c in commands if c["target"] == "erp"],
         },
-        "revenue_schedule": None if revenue is None else {"version": revenue.version, **revenue.body},
-        "executions": [
-            {
-                "name": e["name"],
-                "status": e["status"],
-                "started": e["startDate"].isoformat(),
-                "stopped": e["stopDate"].isoformat() if e.get("stopDate") else None,
-            }
-            for e in runtime.executions()
-        ],
-        "queues": [d.__dict__ for d in runtime.queue_depths()],
+        "revenue_schedule": {c: _revenue_schedule(store, c) for c in CONTRACTS},
+        "balances": {c: _balances(store, c) for c in CONTRACTS},
+        "closes": driver.closes,
+        "metrics": metrics,
+        "queues": queues,
+        "as_of": date.today().isoformat(),
     }
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def problems(report: dict[str, Any]) -> list[str]:
+    """What makes the demo fail: an execution that did not succeed, an obligation left unscheduled, work left
+    in a queue, a close that did not lock."""
+    found = [
+        f"execution {e['name']}: {e['status']}" for e in report["executions"] if e["status"] != "SUCCEEDED"
+    ]
+    for contract, schedule in report["revenue_schedule"].items():
+        if schedule is None:
+            found.append(f"{contract}: no revenue schedule")
+        elif schedule["unscheduled"]:
+            found.append(f"{contract}: unscheduled {schedule['unscheduled']}")
+    found += [
+        f"queue {q['name']} holds {q['visible'] + q['in_flight']}"
+        for q in report["queues"]
+        if q["visible"] + q["in_flight"]
+    ]
+    found += [
+        f"close {c['legal_entity']} {c['period']}: {c['status']}" for c in report["closes"] if not c["locked"]
+    ]
+    return found
+
+
+def print_report(report: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="Webhook deliveries")
+    for column in ("delivery", "source", "HTTP"):
+        table.add_column(column)
+    for d in report["deliveries"]:
+        table.add_row(d["attempt"], d["source"], str(d["status"]))
+    console.print(table)
+
+    for contract, versions in report["contract_versions"].items():
+        table = Table(title=f"{contract}: contract versions")
+        for column in ("version", "transaction price", "obligations", "source version"):
+            table.add_column(column)
+        for v in versions:
+            price = v["transaction_price"]
+            table.add_row(
+                str(v["version"]),
+                f"{price['amount']} {price['currency']}",
+                ", ".join(v["obligations"]),
+                v["source_version"] or "",
+            )
+        console.print(table)
+
+    for contract, schedule in report["revenue_schedule"].items():
+        if schedule is None:
+            continue
+        obligations = sorted({o for lines in schedule["by_period"].values() for o in lines})
+        table = Table(title=f"{contract}: revenue schedule v{schedule['version']} ({schedule['currency']})")
+        table.add_column("period")
+        for o in obligations:
+            table.add_column(o, justify="right")
+        for period, lines in schedule["by_period"].items():
+            table.add_row(period, *(lines.get(o, "") for o in obligations))
+        table.add_row(
+            "unscheduled", *(schedule["unscheduled"].get(o, "0") for o in obligations), style="bold"
+        )
+        console.print(table)
+
+    table = Table(title="Balances per contract at each period end (revenue engine)")
+    for column in (
+        "contract",
+        "period",
+        "recognised",
+        "billed",
+        "collected",
+        "receivable",
+        "asset",
+        "liability",
+    ):
+        table.add_column(column, justify="right")
+    for contract, periods in report["balances"].items():
+        for period, b in periods.items():
+            table.add_row(
+                contract, period, b["recognised_to_date"], b["billed_to_date"], b["collected_to_date"],
+                b["receivable"], b["contract_asset"], b["contract_liability"],
+            )  # fmt: skip
+    console.print(table)
+
+    table = Table(title="Period closes")
+    for column in ("entity", "period", "status", "contracts", "shards", "journals", "locked"):
+        table.add_column(column)
+    for c in report["closes"]:
+        table.add_row(
+            c["legal_entity"], c["period"], c["status"], str(c["contracts"]), str(c["shards"]),
+            ", ".join(f"{j['currency']} Dr {j['debits']} = Cr {j['credits']}" for j in c["journals"]),
+            str(c["locked"]),
+        )  # fmt: skip
+    console.print(table)
+
+    table = Table(title="Business metrics emitted")
+    for column in ("metric", "count", "p50", "max"):
+        table.add_column(column)
+    for name, m in report["metrics"].items():
+        table.add_row(name, str(m.get("count")), str(m.get("p50", "")), str(m.get("max")))
+    console.print(table)
+
+    by_status: dict[str, int] = defaultdict(int)
+    for e in report["executions"]:
+        by_status[f"{e['workflow']} {e['status']}"] += 1
+    table = Table(title="Workflow executions")
+    for column in ("workflow", "executions"):
+        table.add_column(column)
+    for key, count in sorted(by_status.items()):
+        table.add_row(key, str(count))
+    console.print(table)

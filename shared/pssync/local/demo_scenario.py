@@ -12,8 +12,10 @@ tail. The US entity delivers the North American rollout in USD. August to Octobe
 - the ERP posts invoices and records payments;
 - finance closes August, September and October for both legal entities.
 
-Business dates are in the past (the demo replays a quarter); webhook timestamps are the time of sending,
-so lags and cycle times measure pssync, not the calendar.
+Business dates are in the past (the demo replays a quarter); webhook timestamps, the closed-won instants
+and the change order's signature are the time of sending, so activation time, propagation lag and sync lags
+measure pssync. Milestone-to-invoice cycle times start at the (replayed) completion date, so they measure
+the calendar: months here, by design of the replay.
 """
 
 from __future__ import annotations
@@ -231,6 +233,9 @@ class Delivery:
     data: dict[str, Any]
     delivery_id: str
     label: str
+    # Data fields the sender sets to the sending time: the deal closes and the change order is signed as
+    # the demo plays, so activation time and propagation lag measure pssync, not the replayed calendar.
+    stamped_now: tuple[str, ...] = ()
 
 
 @dataclass
@@ -327,10 +332,11 @@ def _milestone(
 
 
 def _invoice(
-    month: Month, invoice: str, contract: str, on: date, lines: list[tuple[str, Money, str | None]]
+    month: Month, invoice: str, contract: str, on: date, lines: list[tuple[str, Money, str, str]]
 ) -> None:
+    """`lines`: (description, amount, obligation, the billing schedule's line id it bills)."""
     total = lines[0][1]
-    for _, amount, _ in lines[1:]:
+    for _, amount, _, _ in lines[1:]:
         total = total + amount
     month.add(
         ERP,
@@ -344,7 +350,8 @@ def _invoice(
         invoice_date=on,
         due_date=date.fromordinal(on.toordinal() + 30),
         lines=[
-            {"description": d, "amount": a.model_dump(mode="json"), "obligation_id": o} for d, a, o in lines
+            {"description": d, "amount": a.model_dump(mode="json"), "obligation_id": o, "billing_line_id": b}
+            for d, a, o, b in lines
         ],
         total=total,
     )
@@ -372,6 +379,7 @@ def bookings() -> list[Delivery]:
             _booking(eu_terms(), "2026-07-24T15:02:00+00:00", "2026-07-24T15:01:44.000Z"),
             "demo_booking_0061Q00000DemoEU",
             f"closed won: {EU_CONTRACT} (EUR, NL01)",
+            stamped_now=("closed_won_at",),
         ),
         Delivery(
             CRM,
@@ -379,6 +387,7 @@ def bookings() -> list[Delivery]:
             _booking(us_terms(), "2026-07-24T15:05:00+00:00", "2026-07-24T15:04:51.000Z"),
             "demo_booking_0061Q00000DemoUS",
             f"closed won: {US_CONTRACT} (USD, US01)",
+            stamped_now=("closed_won_at",),
         ),
     ]
 
@@ -396,6 +405,7 @@ def change_order() -> Delivery:
         },
         "demo_amendment_CO-1",
         "change order 1: + M4 data migration, price 348,000 -> 378,000 EUR",
+        stamped_now=("amended_at",),
     )
 
 
@@ -442,7 +452,7 @@ def months() -> list[Month]:
         "INV-NL-2026-0811",
         EU_CONTRACT,
         date(2026, 8, 27),
-        [("Milestone M1-DISCOVERY: Discovery signed off", eur("80000.00"), "IMPL")],
+        [("Milestone M1-DISCOVERY: Discovery signed off", eur("80000.00"), "IMPL", "B1-M1-DISCOVERY")],
     )
     # September: the change order, then its stale copy; design completed and passively accepted; payment.
     _time(september, 3, EU_PROJECT, date(2026, 9, 9), "8", "architect", "3")
@@ -455,7 +465,7 @@ def months() -> list[Month]:
         "INV-US-2026-0902",
         US_CONTRACT,
         date(2026, 9, 7),
-        [("Milestone U1-PILOT: Pilot site live", usd("45000.00"), "ROLLOUT")],
+        [("Milestone U1-PILOT: Pilot site live", usd("45000.00"), "ROLLOUT", "B1-U1-PILOT")],
     )
     # October: go-live and migration accepted, the US rollout accepted, the first managed-service month.
     _time(october, 4, EU_PROJECT, date(2026, 10, 7), "4", "architect", "3")
@@ -491,7 +501,7 @@ def months() -> list[Month]:
         "INV-NL-2026-1003",
         EU_CONTRACT,
         date(2026, 10, 2),
-        [("Milestone M2-DESIGN: Design accepted", eur("80000.00"), "IMPL")],
+        [("Milestone M2-DESIGN: Design accepted", eur("80000.00"), "IMPL", "B1-M2-DESIGN")],
     )
     _payment(october, "PAY-US-2026-1005", date(2026, 10, 5), usd("45000.00"), ["INV-US-2026-0902"])
     return [august, september, october]

@@ -10,6 +10,7 @@ import os
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from pssync.local.http_api import WebhookApiServer
 from pssync.local.intrinsics import REGION
 from pssync.local.lambda_host import LambdaHost, install_into_moto, scale_step_functions_waits
+from pssync.local.moto_dynamodb import install as install_moto_dynamodb_costs
 from pssync.local.moto_server import MotoServer
 from pssync.local.pollers import QueuePoller
 from pssync.local.resources import LocalResources, create_resources
@@ -106,6 +108,8 @@ class LocalRuntime:
             f"{self.moto_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}
         )
         scale_step_functions_waits(self._retry_time_scale)
+        # A transaction costs its items and a Query its partition, as on AWS (moto's cost the whole table).
+        install_moto_dynamodb_costs()
         install_wait_clock()  # Wait states follow pssync.local.wait_clock.WAIT_CLOCK (real time at offset 0)
         self._lambda_log_path.parent.mkdir(parents=True, exist_ok=True)
         # Handlers run in Lambda containers (worker processes forked from the host's fork server, which
@@ -231,6 +235,15 @@ class LocalRuntime:
         self.signing_secrets = stored  # the name the demo, the bench and the e2e driver read
 
     # --- observation -------------------------------------------------------------------------
+
+    def aws_calls(self) -> Counter[tuple[str, str]]:
+        """Every AWS API call the local AWS endpoint has served, by (service, operation)."""
+        return self._moto.calls()
+
+    @property
+    def lambda_log_path(self) -> Path:
+        """Where the functions' log lines (EMF metrics included) are written."""
+        return self._lambda_log_path
 
     def function_env(self, variable: str) -> str:
         for function in self.resources.functions.values():

@@ -83,6 +83,9 @@ def round_half_up_div(numerator: int, denominator: int) -> int:
     return -((-2 * numerator + denominator) // (2 * denominator))
 
 
+EXACT_PROGRESS = ProgressRounding(round_to_percent_decimals=None)
+
+
 def _rounded(ratio: Fraction, policy: ProgressRounding) -> tuple[int, int]:
     """Clip progress to [0, 1] and apply the named rounding policy, in integers (no Fraction arithmetic)."""
     num, den = ratio.numerator, ratio.denominator
@@ -366,6 +369,10 @@ def _step_table(
         description, steps = "output: units delivered", _units_steps(pattern, events)
     else:
         description, steps = "output: surveyed progress", _survey_steps(events)
+    if isinstance(pattern, MilestonePattern):
+        # Milestones carry their contractual weight: progress is that exact share (rounding it to 0.1 %
+        # would recognise 79,920.00 for a milestone the contract values at 80,000.00).
+        policy = EXACT_PROGRESS
     return description, steps, [s[0] for s in steps], [(0, 1), *(_rounded(s[2], policy) for s in steps)]
 
 

@@ -26,13 +26,15 @@ FactCollector = Callable[[VersionStore, str, EngineVersion], list[engine.Event]]
 
 def collectors() -> tuple[FactCollector, ...]:
     """One per delivery ledger. Imported here: each ledger's module builds on the revenue mapping."""
-    from pssync.workflows import expenses, milestones, receivables, time_approval
+    from pssync.workflows import expenses, milestones, period_close, receivables, time_approval
 
     return (
         time_approval.time_facts,
         expenses.expense_facts,
         milestones.milestone_facts,
         receivables.receivable_facts,
+        # Locked periods stay as they were closed: facts learned later land in the first open period.
+        period_close.closed_period_facts,
     )
 
 

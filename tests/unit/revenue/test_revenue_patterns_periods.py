@@ -136,6 +136,18 @@ def test_milestones_and_surveyed_progress() -> None:
     assert rpo["delivery"].timing_not_scheduled == D("3000.00")  # future milestones are not dated
 
 
+def test_a_milestone_recognises_exactly_its_contractual_share() -> None:
+    """Three equal milestones of 240,000: the first is one third, not 33.3 % (which would be 79,920.00)."""
+    thirds = MilestonePattern(milestones=[Milestone(id=m, weight=D(80000)) for m in ("m1", "m2", "m3")])
+    deal = contract("E", [obligation("impl", 240000, thirds)], 240000)
+    reached = MilestoneReached(
+        id="r1", contract_id="E", obligation_id="impl", on=date(2024, 2, 3), milestone_id="m1"
+    )
+    result = run_scenario(Scenario(contracts=[deal], events=[reached], as_of=date(2024, 2, 29)))
+
+    assert result.period_revenue("E")["2024-02"] == D("80000.00")
+
+
 def test_time_and_materials_right_to_invoice() -> None:
     deal = contract("TM", [obligation("support", None, RightToInvoicePattern(rate_per_hour=D("150.50")))], 0)
     events = [
