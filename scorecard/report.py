@@ -10,7 +10,8 @@ from typing import Any
 
 from scorecard.harness import RowResult
 
-_HEADLINE_SKIP = {"statuses", "by_source", "by_mutation", "snapshot_after"}
+_BREAKDOWNS = ("by_source", "by_mutation", "by_phase", "by_mode", "by_check", "by_rule")
+_HEADLINE_SKIP = {"statuses", "snapshot_after", *_BREAKDOWNS}
 
 
 def _headline(counts: dict[str, Any]) -> str:
@@ -49,7 +50,7 @@ def write_reports(
         if row["status"] == "not implemented":
             continue
         lines += [f"## {row['id']} {row['name']}", "", f"Expectation: {row['expectation']}.", ""]
-        for key in ("by_source", "by_mutation"):
+        for key in _BREAKDOWNS:
             if key in row["counts"]:
                 lines += [f"Answers {key.replace('_', ' ')} (status: count):", ""]
                 lines += [f"- {name}: {statuses}" for name, statuses in row["counts"][key].items()]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scorecard import r1_duplicates, r4_forged, r5_out_of_order, r8_static
+from scorecard import r1_duplicates, r4_forged, r5_out_of_order, r6_timeout, r7_fuzzing, r8_static
 from scorecard.harness import RowResult, Stack, running_stack
 from scorecard.progress import Progress
 
@@ -17,20 +17,12 @@ Row = Callable[[Stack, int, int, Progress], RowResult]  # (stack, n, seed, progr
 # R4 first: it compares snapshots of everything, so nothing else may be running; R8 last: it greps the
 # Lambda log of everything the run did.
 ROWS: dict[str, Any] = {
-    module.ID: module for module in (r4_forged, r1_duplicates, r5_out_of_order, r8_static)
+    module.ID: module
+    for module in (r4_forged, r1_duplicates, r5_out_of_order, r6_timeout, r7_fuzzing, r8_static)
 }
 NOT_IMPLEMENTED: dict[str, tuple[str, str]] = {
     "R2": ("faults", "10,000 events with 20 % injected downstream faults: 0 lost, 0 applied twice"),
     "R3": ("recovery", "faults off, replay every dead-letter store: 100 % applied, 0 duplicates"),
-    "R6": (
-        "timeout recovery",
-        "a handler killed past its timeout leaves no stuck in-progress record; the retry succeeds once",
-    ),
-    "R7": (
-        "API fuzzing and stateful test",
-        "schemathesis from the OpenAPI document and a hypothesis stateful test: 0 server errors, "
-        "0 invariant violations",
-    ),
 }
 
 

@@ -117,6 +117,9 @@ def amendment_document(contract_id: str, source_version: str, title: str) -> dic
     return document
 
 
+CONTRACT_PROPERTIES = ("amount", "deal_currency_code", "pssync_contract_json")  # a change to one amends
+
+
 def hubspot_batch(rng: random.Random, *, closed_won: bool = True) -> list[dict[str, Any]]:
     """A batch with closed-won deals (each would be a ClosedWonSignalled: a write) or only other changes."""
     batch = _sample("hubspot/deal-closed-won-batch.json")
@@ -127,6 +130,12 @@ def hubspot_batch(rng: random.Random, *, closed_won: bool = True) -> list[dict[s
         event["occurredAt"] = now_ms - 2_000
         if not closed_won and event.get("propertyName") == "dealstage":
             event["propertyValue"] = "appointmentscheduled"
+        if not closed_won and event.get("propertyName") in (
+            "amount",
+            "deal_currency_code",
+            "pssync_contract_json",
+        ):
+            event["propertyName"] = "hubspot_owner_id"  # a contract property change is a signal: a write
     return list(batch)
 
 

@@ -399,6 +399,25 @@ def test_state_machine_substitutes_every_placeholder(template: Template, resourc
     )
 
 
+@pytest.mark.parametrize("asl", sorted(STATEMACHINES_DIR.glob("*.asl.json")), ids=lambda p: p.stem)
+def test_every_lambda_task_retries_a_timed_out_function(asl: Path) -> None:
+    """A function killed at its timeout fails the task with Sandbox.Timedout (not States.Timeout, which is
+    the task's own TimeoutSeconds): steps are idempotent, so both are retried like any transient fault."""
+
+    def tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        for name, state in states.items():
+            if state["Type"] == "Task" and "FunctionArn" in str(state.get("Resource", "")):
+                yield name, state
+            for nested in (state.get("ItemProcessor") or state.get("Iterator") or {},):
+                yield from tasks(nested.get("States", {}))
+
+    found = list(tasks(json.loads(asl.read_text())["States"]))
+    assert found
+    for name, state in found:
+        retried = {error for rule in state.get("Retry", []) for error in rule["ErrorEquals"]}
+        assert {"Sandbox.Timedout", "States.Timeout"} <= retried, name
+
+
 @pytest.mark.parametrize("spec", catalog(), ids=lambda s: s.name)
 def test_state_machine_may_invoke_exactly_its_step_functions(resources: Resources, spec) -> None:  # type: ignore[no-untyped-def]
     machine = _machine(resources, spec.construct_id)

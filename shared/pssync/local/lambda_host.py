@@ -37,6 +37,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
+from pssync.local.faults import FaultPlan
 from pssync.local.worker import MAX_CONTROL_MESSAGE
 from pssync.local.worker import FakeLambdaContext as FakeLambdaContext  # re-exported for handler tests
 
@@ -394,6 +395,9 @@ class LambdaHost:
         )
         self.invocations: list[InvocationRecord] = []
         self.worker_starts: list[WorkerStart] = []
+        # Fault injection (tests, the scorecard): asked about every invocation; a directive it returns is
+        # armed inside the container for that invocation only (pssync.local.faults). None: no faults.
+        self.fault_plan: FaultPlan | None = None
 
     def register(self, function: HostedFunction) -> None:
         self._functions[function.name] = function
@@ -472,6 +476,8 @@ class LambdaHost:
     def _invoke(self, function: HostedFunction, event: Any, request_id: str) -> tuple[Any, bool]:
         if self.concurrency(function) < 1:  # reserved concurrency 0: the function is switched off
             return {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}, True
+        plan = self.fault_plan
+        fault = plan(function.name, event) if plan is not None else None  # in the order invokes arrive
         while True:
             pool = self._pool(function)  # raises once the host is closed
             try:
@@ -483,6 +489,8 @@ class LambdaHost:
                 return failure.document, True
         deadline = time.monotonic() + function.timeout_seconds
         request = {"event": event, "deadline": deadline, "request_id": request_id}
+        if fault is not None:
+            request["fault"] = fault
         try:
             worker.connection.send_bytes(json.dumps(request).encode())
             if not worker.connection.poll(max(0.0, deadline - time.monotonic())):

@@ -225,12 +225,20 @@ def _invoke(handler: Callable[[Any, Any], Any], spec: dict[str, Any], request: d
         log_group_name=f"/aws/lambda/{spec['function_name']}",
         deadline=request["deadline"],
     )
+    fault = request.get("fault")  # fault injection (pssync.local.faults): this invocation only
+    if fault is not None:
+        from pssync.local import faults
+
+        faults.arm(fault)
     try:
         result = handler(request["event"], context)
     except Exception as error:  # the Lambda runtime turns any exception into a function error
         document = error_document(error)
         _log_error(document, request["request_id"])
         return json.dumps({"error": document}).encode()
+    finally:
+        if fault is not None:
+            faults.disarm()
     try:
         return json.dumps({"result": result}).encode()
     except (TypeError, ValueError) as error:  # Lambda cannot return what JSON cannot carry either

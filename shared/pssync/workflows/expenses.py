@@ -42,10 +42,10 @@ from pssync.model.events import (
 from pssync.model.project import WbsElement
 from pssync.money import Money, RoundingPolicy
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
-from pssync.workflows.amendment import engine_versions, is_newer
-from pssync.workflows.delivery_facts import schedule_with_delivery
-from pssync.workflows.provision import CONTRACT, PROJECT, REVENUE_SCHEDULE, CommandReceipt, RevenueReceipt
-from pssync.workflows.revenue import EngineVersion, RevenueSchedule
+from pssync.workflows.amendment import is_newer
+from pssync.workflows.delivery_facts import remeasure
+from pssync.workflows.provision import CONTRACT, CommandReceipt, RevenueReceipt, contract_for_project
+from pssync.workflows.revenue import EngineVersion
 
 WORKFLOW_SOURCE = "apply-approved-expense"
 EXPENSE_LEDGER = "expense_ledger"  # per contract: every expense version and every rebilled line sent
@@ -314,31 +314,10 @@ def _terms(stored: StoredVersion) -> ContractTerms:
 
 
 def match_approved_expense(event: ExpenseApproved, store: VersionStore) -> ExpenseMatch:
-    """PSA project id -> the contracts recorded for it -> the one whose latest version plans that project."""
-    project_id = event.data.project_id
-    index = store.head(PROJECT, project_id)
-    candidates: list[tuple[ContractTerms, int]] = []
-    for contract_id in index.body["contract_ids"] if index else []:
-        head = store.head(CONTRACT, contract_id)
-        if head is not None and _terms(head).project.project_id == project_id:
-            candidates.append((_terms(head), head.version))
-    if not candidates:
-        raise BusinessRuleViolation(
-            f"expense {event.data.expense_id}: project {project_id} belongs to no recorded contract",
-            code="unknown_project",
-        )
-    if len(candidates) > 1 and event.data.wbs_code is not None:  # the WBS code may tell them apart
-        candidates = [
-            (t, v) for t, v in candidates if any(w.code == event.data.wbs_code for w in t.project.wbs)
-        ]
-    if len(candidates) != 1:
-        ids = ", ".join(sorted(t.contract_id for t, _ in candidates)) or "none with that WBS code"
-        raise BusinessRuleViolation(
-            f"expense {event.data.expense_id}: project {project_id} delivers several contracts ({ids})",
-            code="ambiguous_project",
-        )
-    terms, version = candidates[0]
-    return match_expense(event.data, terms, version)
+    """The contract whose latest version plans the expense's PSA project, then its obligation and policy."""
+    data = event.data
+    terms, version = contract_for_project(store, data.project_id, data.wbs_code, f"expense {data.expense_id}")
+    return match_expense(data, terms, version)
 
 
 def record_expense(
@@ -582,50 +561,14 @@ def remeasure_revenue(
 ) -> RevenueReceipt:
     """The schedule with every recorded delivery fact, expenses included; a new version only when it differs
     from the current one (most expenses move no revenue), once per causing event."""
-    contract_id = recorded.contract_id
-    schedules = store.history(REVENUE_SCHEDULE, contract_id)
-    mine = next((v for v in schedules if v.caused_by_event_id == event.event_id), None)
-    if mine is not None:
-        return _receipt(mine)
-    contract_head = store.head(CONTRACT, contract_id)
-    assert contract_head is not None
-    versions = engine_versions(store, contract_id, contract_head.version)
-    schedule = schedule_with_delivery(store, contract_id, versions, now, also=(expense_facts,))
-    head = schedules[-1] if schedules else None
-    if head is not None:
-        head_contract_version = int(head.body.get("contract_version", 0))
-        if head_contract_version > contract_head.version:  # an amendment overtook this step
-            return _receipt(head, superseded=True)
-        current = RevenueSchedule.model_validate(head.body["schedule"])
-        if head_contract_version == contract_head.version and current == schedule:
-            return _receipt(head)
-    ledger = store.history(EXPENSE_LEDGER, contract_id)
-    try:
-        stored = store.append(
-            REVENUE_SCHEDULE,
-            contract_id,
-            expected_version=head.version if head else 0,
-            body={
-                "contract_version": contract_head.version,
-                "expense_ledger_version": ledger[-1].version if ledger else 0,
-                "schedule": schedule.model_dump(mode="json"),
-            },
-            caused_by_event_id=event.event_id,
-            correlation_id=event.correlation_id,
-            recorded_at=now.isoformat(),
-        )
-    except VersionConflict:
-        raise TransientDownstreamError("revenue schedule changed concurrently") from None
-    return _receipt(stored)
-
-
-def _receipt(stored: StoredVersion, *, superseded: bool = False) -> RevenueReceipt:
-    schedule = RevenueSchedule.model_validate(stored.body["schedule"])
-    return RevenueReceipt(
-        schedule_version=stored.version,
-        periods=len(schedule.periods()),
-        total=str(schedule.total()),
-        superseded=superseded,
+    return remeasure(
+        event,
+        recorded.contract_id,
+        store,
+        now,
+        ledger=EXPENSE_LEDGER,
+        also=(expense_facts,),
+        only_when_changed=True,
     )
 
 

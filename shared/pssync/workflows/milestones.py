@@ -38,10 +38,9 @@ from pssync.model.events import (
 )
 from pssync.money import Money
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
-from pssync.workflows.amendment import engine_versions
-from pssync.workflows.delivery_facts import schedule_with_delivery
-from pssync.workflows.provision import CONTRACT, PROJECT, REVENUE_SCHEDULE, CommandReceipt, RevenueReceipt
-from pssync.workflows.revenue import EngineVersion, RevenueSchedule
+from pssync.workflows.delivery_facts import remeasure
+from pssync.workflows.provision import CONTRACT, PROJECT, CommandReceipt, RevenueReceipt
+from pssync.workflows.revenue import EngineVersion
 
 WORKFLOW_SOURCE = "accept-milestone"
 MILESTONE_LEDGER = "milestone_ledger"  # per contract: completions, acceptances, rejections, releases
@@ -638,46 +637,7 @@ def recognise_milestone_revenue(
 ) -> RevenueReceipt:
     """A new revenue-schedule version with every accepted milestone (and every other delivery fact), once
     per causing event."""
-    contract_id = state.contract_id
-    schedules = store.history(REVENUE_SCHEDULE, contract_id)
-    mine = next((v for v in schedules if v.caused_by_event_id == event.event_id), None)
-    if mine is not None:
-        schedule = RevenueSchedule.model_validate(mine.body["schedule"])
-        return RevenueReceipt(
-            schedule_version=mine.version, periods=len(schedule.periods()), total=str(schedule.total())
-        )
-    contract_head = store.head(CONTRACT, contract_id)
-    assert contract_head is not None
-    versions = engine_versions(store, contract_id, contract_head.version)
-    ledger = store.history(MILESTONE_LEDGER, contract_id)
-    schedule = schedule_with_delivery(store, contract_id, versions, now, also=(milestone_facts,))
-    head = schedules[-1] if schedules else None
-    if head is not None and int(head.body.get("contract_version", 0)) > contract_head.version:
-        return RevenueReceipt(
-            schedule_version=head.version,
-            periods=len(schedule.periods()),
-            total=str(schedule.total()),
-            superseded=True,
-        )
-    try:
-        stored = store.append(
-            REVENUE_SCHEDULE,
-            contract_id,
-            expected_version=head.version if head else 0,
-            body={
-                "contract_version": contract_head.version,
-                "milestone_ledger_version": ledger[-1].version if ledger else 0,
-                "schedule": schedule.model_dump(mode="json"),
-            },
-            caused_by_event_id=event.event_id,
-            correlation_id=event.correlation_id,
-            recorded_at=now.isoformat(),
-        )
-    except VersionConflict:
-        raise TransientDownstreamError("revenue schedule changed concurrently") from None
-    return RevenueReceipt(
-        schedule_version=stored.version, periods=len(schedule.periods()), total=str(schedule.total())
-    )
+    return remeasure(event, state.contract_id, store, now, ledger=MILESTONE_LEDGER, also=(milestone_facts,))
 
 
 def milestone_invoiced(

@@ -131,6 +131,33 @@ def record_contract_version(event: ContractBooked, store: VersionStore, now: dat
         ) from None
 
 
+def contract_for_project(
+    store: VersionStore, project_id: str, wbs_code: str | None, subject: str
+) -> tuple[ContractTerms, int]:
+    """PSA project id -> the contracts recorded for it -> the one whose latest version plans that project
+    (a WBS code may tell several apart). `subject` names what is being matched, for the exception."""
+    index = store.head(PROJECT, project_id)
+    candidates: list[tuple[ContractTerms, int]] = []
+    for contract_id in index.body["contract_ids"] if index else []:
+        head = store.head(CONTRACT, contract_id)
+        if head is not None:
+            terms = ContractTerms.model_validate(head.body["terms"])
+            if terms.project.project_id == project_id:
+                candidates.append((terms, head.version))
+    if not candidates:
+        raise BusinessRuleViolation(
+            f"{subject}: project {project_id} belongs to no recorded contract", code="unknown_project"
+        )
+    if len(candidates) > 1 and wbs_code is not None:
+        candidates = [(t, v) for t, v in candidates if any(w.code == wbs_code for w in t.project.wbs)]
+    if len(candidates) != 1:
+        ids = ", ".join(sorted(t.contract_id for t, _ in candidates)) or "none with that WBS code"
+        raise BusinessRuleViolation(
+            f"{subject}: project {project_id} delivers several contracts ({ids})", code="ambiguous_project"
+        )
+    return candidates[0]
+
+
 def lineage_of(event: EventEnvelope) -> dict[str, str] | None:
     """The webhook behind a recorded version (raw payload reference, digest, delivery id), for audits."""
     return event.lineage.model_dump(mode="json") if event.lineage else None

@@ -43,17 +43,16 @@ from pssync.model.events import (
 from pssync.model.project import WbsElement
 from pssync.money import Money, RoundingPolicy
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
-from pssync.workflows.amendment import engine_versions, is_newer
-from pssync.workflows.delivery_facts import schedule_with_delivery
+from pssync.workflows.amendment import is_newer
+from pssync.workflows.delivery_facts import remeasure
 from pssync.workflows.provision import (
     CONTRACT,
-    PROJECT,
-    REVENUE_SCHEDULE,
     CommandReceipt,
     RevenueReceipt,
+    contract_for_project,
     lineage_of,
 )
-from pssync.workflows.revenue import EngineVersion, RevenueSchedule, to_engine_contract
+from pssync.workflows.revenue import EngineVersion, to_engine_contract
 
 WORKFLOW_SOURCE = "apply-approved-time"
 TIME_LEDGER = "time_ledger"  # per contract: every rated time entry version and every line sent to the ERP
@@ -304,31 +303,12 @@ def _terms(stored: StoredVersion) -> ContractTerms:
 
 
 def match_time_entry(event: TimeApproved, store: VersionStore) -> TimeMatch:
-    """PSA project id -> the contracts recorded for it -> the one whose latest version plans that project."""
-    project_id = event.data.project_id
-    index = store.head(PROJECT, project_id)
-    candidates: list[tuple[ContractTerms, int]] = []
-    for contract_id in index.body["contract_ids"] if index else []:
-        head = store.head(CONTRACT, contract_id)
-        if head is not None and _terms(head).project.project_id == project_id:
-            candidates.append((_terms(head), head.version))
-    if not candidates:
-        raise BusinessRuleViolation(
-            f"time entry {event.data.time_entry_id}: project {project_id} belongs to no recorded contract",
-            code="unknown_project",
-        )
-    if len(candidates) > 1 and event.data.wbs_code is not None:  # the WBS code may tell them apart
-        candidates = [
-            (t, v) for t, v in candidates if any(w.code == event.data.wbs_code for w in t.project.wbs)
-        ]
-    if len(candidates) != 1:
-        ids = ", ".join(sorted(t.contract_id for t, _ in candidates)) or "none with that WBS code"
-        raise BusinessRuleViolation(
-            f"time entry {event.data.time_entry_id}: project {project_id} delivers several contracts ({ids})",
-            code="ambiguous_project",
-        )
-    terms, version = candidates[0]
-    return match_entry(event.data, terms, version)
+    """The contract whose latest version plans the entry's PSA project, then its obligation and WBS."""
+    data = event.data
+    terms, version = contract_for_project(
+        store, data.project_id, data.wbs_code, f"time entry {data.time_entry_id}"
+    )
+    return match_entry(data, terms, version)
 
 
 def record_time(event: TimeApproved, match: TimeMatch, store: VersionStore, now: datetime) -> RecordedTime:
@@ -573,46 +553,7 @@ def remeasure_revenue(
     event: TimeApproved, recorded: RecordedTime, store: VersionStore, now: datetime
 ) -> RevenueReceipt:
     """A new revenue-schedule version with every recorded hour, once per causing event."""
-    contract_id = recorded.contract_id
-    schedules = store.history(REVENUE_SCHEDULE, contract_id)
-    mine = next((v for v in schedules if v.caused_by_event_id == event.event_id), None)
-    if mine is not None:
-        schedule = RevenueSchedule.model_validate(mine.body["schedule"])
-        return RevenueReceipt(
-            schedule_version=mine.version, periods=len(schedule.periods()), total=str(schedule.total())
-        )
-    contract_head = store.head(CONTRACT, contract_id)
-    assert contract_head is not None
-    versions = engine_versions(store, contract_id, contract_head.version)
-    ledger = store.history(TIME_LEDGER, contract_id)
-    schedule = schedule_with_delivery(store, contract_id, versions, now)
-    head = schedules[-1] if schedules else None
-    if head is not None and int(head.body.get("contract_version", 0)) > contract_head.version:
-        return RevenueReceipt(
-            schedule_version=head.version,
-            periods=len(schedule.periods()),
-            total=str(schedule.total()),
-            superseded=True,
-        )
-    try:
-        stored = store.append(
-            REVENUE_SCHEDULE,
-            contract_id,
-            expected_version=head.version if head else 0,
-            body={
-                "contract_version": contract_head.version,
-                "time_ledger_version": ledger[-1].version if ledger else 0,
-                "schedule": schedule.model_dump(mode="json"),
-            },
-            caused_by_event_id=event.event_id,
-            correlation_id=event.correlation_id,
-            recorded_at=now.isoformat(),
-        )
-    except VersionConflict:
-        raise TransientDownstreamError("revenue schedule changed concurrently") from None
-    return RevenueReceipt(
-        schedule_version=stored.version, periods=len(schedule.periods()), total=str(schedule.total())
-    )
+    return remeasure(event, recorded.contract_id, store, now, ledger=TIME_LEDGER)
 
 
 def time_synced(
