@@ -164,13 +164,13 @@ def test_show_lists_every_version_with_its_change_cause_and_the_commands_each_sy
     assert [v.body["kind"] for v in ledger.versions] == ["line", "sent", "line"]
     assert set(view.hidden_after_as_of.values()) == {0}
 
-    # T&M hypercare earns what it may invoice (8 h x 210 = 1,680 EUR) and is allocated that; the build
-    # keeps the rest of the 65,000 EUR price (63,320) and has 40 of its 400 estimated hours: 6,332.
+    # T&M hypercare earns what it may invoice (8 h x 210 = 1,680 EUR), its own variable consideration; the
+    # build keeps the whole 65,000 EUR fixed price and has 40 of its 400 estimated hours: 6,500.
     balances = view.balances
     assert balances.measured_on == LATER.date()
-    assert balances.recognised_to_date == Money.of("8012.00", "EUR")
+    assert balances.recognised_to_date == Money.of("8180.00", "EUR")
     assert balances.billed == Money.zero("EUR") and balances.collected is None
-    assert balances.contract_asset == Money.of("8012.00", "EUR")  # revenue ahead of any invoice
+    assert balances.contract_asset == Money.of("8180.00", "EUR")  # revenue ahead of any invoice
     assert "no invoice or payment recorded" in balances.basis
 
 

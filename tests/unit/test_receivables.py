@@ -339,6 +339,18 @@ def test_a_document_that_matches_no_single_contract_is_a_typed_exception(
     assert error.value.code == code
 
 
+def test_an_invoice_dated_before_its_contract_starts_is_refused_before_anything_is_recorded(
+    store: InMemoryVersionStore,
+) -> None:
+    """The engine refuses a document dated before the contract (it would otherwise land in the first
+    period, a moved fact); the workflow refuses it at the match, so the ledger never holds it."""
+    before = invoice("INV-EARLY", [("B1-M1-DISCOVERY", "92000.00")], on=date(2026, 12, 1))
+    with pytest.raises(BusinessRuleViolation) as error:
+        receivables.match_receivable(before, store)
+    assert error.value.code == "receivable_before_contract"
+    assert store.history(receivables.RECEIVABLES_LEDGER, CONTOSO) == []
+
+
 # --- the steps -------------------------------------------------------------------------------------------
 
 

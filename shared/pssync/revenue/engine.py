@@ -7,7 +7,8 @@ measured. In a segment, cumulative revenue at day t is
     prospective:           R + A(t) x (p(t) - p0) / (1 - p0)  (R, p0: revenue and progress at the
                                                                modification; A: the remaining price)
     frozen:                R                                  (satisfied or removed before a change)
-    transferred:           R + A(t)                           (prospective with nothing left: p0 = 1)
+    transferred:           R + A(t)                           (nothing left to transfer: p0 = 1, or a
+                                                               price change after everything was)
 
 all in integer minor units, rounded half away from zero once per cumulative figure, so per-period amounts are
 differences of cumulative figures and always add up to the allocated price at completion.
@@ -38,6 +39,7 @@ from datetime import date
 
 from pssync.revenue.billing import billing_buckets
 from pssync.revenue.compiled import CompiledVersion, compile_version
+from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.evaluation import Track
 from pssync.revenue.knowledge import (
     close_days,
@@ -197,16 +199,36 @@ def _by_contract(
 ]:
     """Compiled versions, (day known, event) pairs and billing events of each contract."""
     versions: dict[str, list[CompiledVersion]] = defaultdict(list)
+    starts: dict[str, date] = {}
     for index, contract in enumerate(scenario.contracts):
         versions[contract.contract_id].append(compile_version(contract, index))
+        first = starts.get(contract.contract_id, contract.effective_date)
+        starts[contract.contract_id] = min(first, contract.effective_date)
     events: dict[str, list[tuple[int, ContractEvent]]] = defaultdict(list)
     billing: dict[str, list[Invoice | Payment]] = defaultdict(list)
-    for event in scenario.events:
+    for index, event in enumerate(scenario.events):
         if not isinstance(event, PeriodClose):
             events[event.contract_id].append((event.known_from.toordinal(), event))
             if isinstance(event, Invoice | Payment):
+                _refuse_billing_before_start(event, index, starts[event.contract_id])
                 billing[event.contract_id].append(event)
     return versions, events, billing
+
+
+def _refuse_billing_before_start(billing: Invoice | Payment, index: int, start: date) -> None:
+    """An invoice or payment dated before its contract starts is refused, never moved to the first period.
+
+    Its date is a fact the user gave; booking it elsewhere would misstate that period's receivables and
+    contract balances, and the engine cannot tell a mistyped date or contract from a deposit taken before
+    the contract existed (a liability outside the contract, IFRS 15.15-16). docs/decisions.md, 2026-11-30."""
+    if billing.on < start:
+        kind = "invoice" if isinstance(billing, Invoice) else "payment"
+        raise RevenueRuleError(
+            f"{kind} {billing.id} is dated {billing.on}, before contract {billing.contract_id} starts on "
+            f"{start}: correct its date or its contract, or record a deposit received before the contract "
+            "outside the contract's balances",
+            f"events[{index}].on",
+        )
 
 
 def _contract_outcome(

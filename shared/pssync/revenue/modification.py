@@ -118,13 +118,13 @@ def _only_adds_distinct_goods(
     removed: Sequence[str],
 ) -> bool:
     """Only a contract that merely adds distinct goods can be a separate contract: nothing removed, and the
-    kept obligations and variable amounts unchanged."""
+    kept obligations (what is delivered, and how) and variable amounts unchanged. A restated SSP of a kept
+    obligation does not count: IFRS 15.20 / ASC 606-10-25-12 look only at the added goods and their price,
+    and the existing contract keeps its own allocation whatever its goods sell for today."""
     if not (added and facts.added_goods_distinct and not removed):
         return False
     kept = [o for o in old.order if o in new.obligations]
-    if any(
-        old.obligations[o].pattern != new.obligations[o].pattern or old.ssp(o) != new.ssp(o) for o in kept
-    ):
+    if any(old.obligations[o].pattern != new.obligations[o].pattern for o in kept):
         return False
     return {v.id for v in old.contract.variable_consideration} <= {
         v.id for v in new.contract.variable_consideration

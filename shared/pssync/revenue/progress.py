@@ -242,12 +242,14 @@ def _right_to_invoice(
     entry_days: list[int] = []
     cumulative: list[int] = []
     ids: list[str] = []
-    running = 0
+    hours = Decimal(0)
     for event in events:
         if isinstance(event, TimeEntry):
-            running += _to_minor(event.hours * pattern.rate_per_hour, exponent)
+            # Round the cumulative amount, never an entry: revenue must not depend on how the hours were
+            # split into rows (two entries of 0.004 earn what one of 0.008 does).
+            hours += event.hours
             entry_days.append(event.on.toordinal())
-            cumulative.append(running)
+            cumulative.append(_to_minor(hours * pattern.rate_per_hour, exponent))
             ids.append(event.id)
     earned, causes = [], []
     for d in days:

@@ -12,6 +12,7 @@ from itertools import pairwise
 
 from pssync.revenue.compiled import CompiledVersion
 from pssync.revenue.consideration import AllocationGroup, VcTimeline, allocation_group
+from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.evaluation import Measurer, Segment, apply_segment, segment_mode
 from pssync.revenue.models import ModificationFacts, ModificationTreatment, PerformanceObligation
 from pssync.revenue.modification import (
@@ -87,8 +88,18 @@ class _Builder:
                 segments[oid] = []
                 self.built.order.append(oid)
         if treatment is ModificationTreatment.SEPARATE_CONTRACT:
-            self._separate_contract(old, new, added)
-            return
+            if added or not _price_changed(old, new):
+                self._separate_contract(old, new, added)
+                return
+            if unsatisfied:
+                # No added goods to carry the change and work still in progress: which obligations take it
+                # would be our choice, not the user's statement.
+                raise RevenueRuleError(
+                    "a separate contract needs added goods or services; this one adds none but changes the "
+                    "price while obligations remain: state prospective or cumulative catch-up instead",
+                    f"{new.field()}.modification.override",
+                )
+            # Everything was transferred: the change belongs to the existing contract (see _reprice).
         prospective, catch_up = split_remaining(treatment, unsatisfied, new, facts)
         self._freeze_transferred(new, added, recognised, satisfied)
         self._reprice(new, str(treatment), added, unsatisfied, catch_up, recognised)
@@ -170,8 +181,14 @@ class _Builder:
         """Termination + new contract and/or catch-up: the price still to allocate is the modified contract's
         price less the revenue already recognised on what was transferred (distinct remainders, satisfied and
         removed obligations). Catch-up obligations are re-measured in full: their revenue stays in."""
-        deducted = sum(v for o, v in recognised.items() if o not in catch_up)
+        # What a right-to-invoice obligation earned is its own variable consideration (ASC 606-10-32-40),
+        # never part of the fixed price: deducting it would take it from the obligations the price goes to.
+        variable = {o for o, segments in self.built.by_obligation.items() if _right_to_invoice(segments)}
+        deducted = sum(v for o, v in recognised.items() if o not in catch_up and o not in variable)
         members = [o for o in new.order if o in added or o in unsatisfied]
+        if not members:
+            self._recognise_at_once(new, new.fixed - deducted, recognised)
+            return
         group = self._group(new, members, new.fixed - deducted)
         for oid in members:
             obligation = new.obligations[oid]
@@ -186,6 +203,26 @@ class _Builder:
             else:
                 segment = self._prospective(new, obligation, group, recognised[oid])
             self.built.by_obligation[oid].append(segment)
+
+    def _recognise_at_once(self, new: CompiledVersion, change: int, recognised: dict[str, int]) -> None:
+        """Nothing remains to transfer and nothing is added: the price still to recognise (the change in the
+        transaction price, fixed and variable) relates only to satisfied obligations, so it is allocated to
+        the kept ones on the inception basis (relative SSP) and recognised at once on the modification date,
+        and later re-estimates of variable consideration likewise (IFRS 15.88 / ASC 606-10-32-43). The frozen
+        segments just appended for them become `transferred` ones: R + A(t)."""
+        kept = list(new.order)  # every kept obligation is satisfied here
+        group = self._group(new, kept, change)
+        for oid in kept:
+            history = self.built.by_obligation[oid]
+            history[-1] = Segment(
+                new.effective,
+                new,
+                new.obligations[oid],
+                "transferred",
+                group,
+                base=recognised[oid],
+                treatment="price_change_on_satisfied",
+            )
 
     def _prospective(
         self, new: CompiledVersion, obligation: PerformanceObligation, group: AllocationGroup, base: int
@@ -230,3 +267,15 @@ class _Builder:
         return allocation_group(
             version, members, fixed, list(version.contract.variable_consideration), self.timeline
         )
+
+
+def _price_changed(old: CompiledVersion, new: CompiledVersion) -> bool:
+    """Whether the fixed price or the set of variable amounts differs between the versions."""
+    return new.fixed != old.fixed or [v.id for v in old.contract.variable_consideration] != [
+        v.id for v in new.contract.variable_consideration
+    ]
+
+
+def _right_to_invoice(segments: list[Segment]) -> bool:
+    """Whether the obligation's segment in force is measured by the right to invoice (T&M)."""
+    return bool(segments) and segments[-1].mode == "right_to_invoice"

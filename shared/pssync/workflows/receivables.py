@@ -558,6 +558,19 @@ def _terms(stored: StoredVersion) -> ContractTerms:
     return ContractTerms.model_validate(stored.body["terms"])
 
 
+def check_not_before_contract(store: VersionStore, contract_id: str, on: date, what: str) -> None:
+    """A document dated before its contract starts is refused before anything is recorded: the engine
+    refuses it too, and a mistyped date must not be moved into the first period (never change a fact)."""
+    first = store.get(CONTRACT, contract_id, 1)
+    starts = _terms(first).start_date if first is not None else None
+    if starts is not None and on < starts:
+        raise BusinessRuleViolation(
+            f"{what} is dated {on}, before contract {contract_id} starts on {starts}: correct the date or "
+            "the contract in the ERP, then replay it",
+            code="receivable_before_contract",
+        )
+
+
 def match_receivable(event: Receivable, store: VersionStore) -> ReceivableMatch:
     if isinstance(event, InvoicePosted):
         return _match_invoice(event, store)
@@ -596,6 +609,7 @@ def _match_invoice(event: InvoicePosted, store: VersionStore) -> ReceivableMatch
             f"{terms.currency}: pssync states balances in the contract currency and converts no document",
             code="currency_mismatch",
         )
+    check_not_before_contract(store, terms.contract_id, data.invoice_date, f"invoice {data.invoice_id}")
     return ReceivableMatch(
         document="invoice", document_key=key, contract_ids=[terms.contract_id], reason=reason
     )
@@ -661,6 +675,8 @@ def _match_payment(event: PaymentReceived, store: VersionStore) -> ReceivableMat
             "(replay it once they are posted)",
             code="unknown_invoice",
         )
+    for contract_id in contract_ids:
+        check_not_before_contract(store, contract_id, data.received_on, f"payment {data.payment_id}")
     return ReceivableMatch(
         document="payment",
         document_key=document_key(event),

@@ -86,16 +86,15 @@ def restated_patterns(draw: Any) -> Scenario:
     """One modification restating some obligations' patterns, often so that they are complete the day before
     it although they were not under the old pattern; every obligation complete by as_of.
 
-    The first obligation is never satisfied under the old pattern the day before the modification: with
-    every obligation already satisfied there, the modified price has no obligation to go to (a separate
-    question, not generated here)."""
+    Every obligation may be satisfied under the old pattern the day before the modification: the change in
+    price then relates only to satisfied obligations and is recognised at once (IFRS 15.88)."""
     count = draw(st.integers(min_value=1, max_value=3))
     old: list[PerformanceObligation] = []
     new: list[PerformanceObligation] = []
     events: list[Any] = []
     for n in range(count):
         oid = f"ob{n}"
-        open_before = n == 0
+        open_before = draw(st.booleans())
         kind = draw(st.sampled_from(["point", "ratable", "units"]))
         ssp, new_ssp = draw(st.integers(1, 50_000)), draw(st.integers(1, 50_000))
         day = BASE + timedelta(days=draw(st.integers(0, 500)))  # around the modification
