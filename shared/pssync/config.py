@@ -42,6 +42,30 @@ class DeliveryLogSettings(_Settings):
     psa_connector: str = "shadow"
     erp_connector: str = "shadow"
 
+    @field_validator("psa_connector", "erp_connector")
+    @classmethod
+    def _known_cutover_mode(cls, mode: str) -> str:
+        # A typo must stop the function at its first settings load, not fall back to some mode.
+        from pssync.connectors.cutover import CUTOVER_MODES
+
+        if mode not in CUTOVER_MODES:
+            raise ValueError(f"unknown cutover mode {mode!r}; use one of {', '.join(CUTOVER_MODES)}")
+        return mode
+
+
+class NetSuiteSettings(_Settings):
+    """The NetSuite account of the ERP connector: credentials in Secrets Manager (JSON with account_id,
+    client_id, certificate_id, private_key_pem), the account's internal-id mapping as JSON (not secret)."""
+
+    netsuite_secret_id: str
+    netsuite_mapping: str
+
+    def mapping(self) -> dict[str, dict[str, str]]:
+        tables = json.loads(self.netsuite_mapping)
+        return {
+            name: dict(tables.get(name, {})) for name in ("subsidiaries", "currencies", "items", "accounts")
+        }
+
 
 class DeadLetterSettings(_Settings):
     """SQS consumers: where a record failing its last receive is parked with its cause (infra: consume)."""

@@ -183,10 +183,50 @@ def delivery_log(settings: DeliveryLogSettings) -> DynamoDBDeliveryLog:
     return DynamoDBDeliveryLog(settings.delivery_log_table_name, client("dynamodb"))
 
 
+def netsuite_connector() -> Connector:
+    """The NetSuite ERP connector from NETSUITE_SECRET_ID and NETSUITE_MAPPING (NetSuiteSettings)."""
+    from pssync.config import NetSuiteSettings
+
+    settings = load_settings(NetSuiteSettings)
+    return _netsuite_connector(settings.netsuite_secret_id, settings.netsuite_mapping)
+
+
+@_once
+def _netsuite_connector(secret_id: str, mapping_json: str) -> Connector:
+    # Built once per container: the credentials are read once and the access token is cached with it.
+    from pssync.adapters.aws import JsonSecrets
+    from pssync.config import NetSuiteSettings
+    from pssync.connectors.netsuite import (
+        NetSuiteConnector,
+        NetSuiteCredentials,
+        NetSuiteMapping,
+        NetSuiteTokens,
+        netsuite_http,
+    )
+
+    mapping = NetSuiteSettings(netsuite_secret_id=secret_id, netsuite_mapping=mapping_json).mapping()
+    secret = JsonSecrets(client("secretsmanager")).read(secret_id, "private_key_pem")
+    credentials = NetSuiteCredentials(
+        account_id=secret["account_id"],
+        client_id=secret["client_id"],
+        certificate_id=secret["certificate_id"],
+        private_key_pem=secret["private_key_pem"],
+    )
+    tokens = NetSuiteTokens(credentials)
+    return NetSuiteConnector(netsuite_http(credentials, tokens), tokens, NetSuiteMapping(**mapping))
+
+
 def connector_for(kind: str, settings: DeliveryLogSettings) -> Connector:
     if kind == "shadow":
         return ShadowConnector(delivery_log(settings))
-    raise ValueError(f"connector {kind!r} is not available yet; configure 'shadow'")
+    # `dual` and `live` exist (pssync.connectors.cutover, .netsuite) but stay unselectable until the
+    # delivery log can be read per record (DeliveryHistory), the stacks pass the NetSuite settings and the
+    # PSA has a live connector: a mode that half works would write to a real ERP without the guard.
+    from pssync.errors import PssyncError
+
+    raise PssyncError(
+        f"cutover mode {kind!r} is not selectable yet; configure 'shadow'", code="configuration"
+    )
 
 
 def deliver(command: ConnectorCommand) -> CommandReceipt:
