@@ -113,7 +113,9 @@ def run_burst(quick: bool) -> dict[str, Any]:
 def run_propagation(quick: bool) -> dict[str, Any]:
     from bench import propagation
 
-    return propagation.run(count=20 if quick else 100)
+    burst = propagation.run(count=20 if quick else 100)
+    paced = propagation.run(count=10 if quick else 30, pace_seconds=2.0)
+    return {"burst": burst, "paced": paced}
 
 
 def run_close(quick: bool) -> dict[str, Any]:

@@ -126,7 +126,14 @@ def _phases(contracts: int) -> Iterator[Phase]:
             "contract_id": f"C-BENCH-{contract:05d}",
             "customer_id": "CUST-CONTOSO",
             "invoice_date": "2026-08-27",
-            "lines": [{"description": milestones[which], "amount": amount, "obligation_id": "IMPL"}],
+            "lines": [
+                {
+                    "description": milestones[which],
+                    "amount": amount,
+                    "obligation_id": "IMPL",
+                    "billing_line_id": f"B1-{milestones[which]}",
+                }
+            ],
             "total": amount,
         }
 
@@ -138,11 +145,19 @@ def _phases(contracts: int) -> Iterator[Phase]:
     yield "apply-receivables", scenario.ERP, "invoice.posted", invoice
 
 
-def run(count: int = 100) -> dict[str, Any]:
+def run(count: int = 100, pace_seconds: float | None = None) -> dict[str, Any]:
+    """A burst of `count` events per workflow from SENDERS senders (lag includes queueing behind the burst),
+    or, with `pace_seconds`, one event at a time at that interval (lag of an event on an idle system)."""
     from pssync.local.runtime import LocalRuntime
 
     contracts = max(1, -(-count // 3))  # three milestones and invoices per contract
-    results: dict[str, Any] = {"events_per_workflow": count, "workflows": {}}
+    results: dict[str, Any] = {
+        "events_per_workflow": count,
+        "mode": f"paced, one event every {pace_seconds} s"
+        if pace_seconds
+        else f"burst from {SENDERS} senders",
+        "workflows": {},
+    }
     secrets_file = ROOT / "build" / "bench" / "propagation-secrets.json"
     with (
         LocalRuntime(ROOT, secrets_file=secrets_file, context=CONTEXT) as runtime,
@@ -162,8 +177,14 @@ def run(count: int = 100) -> dict[str, Any]:
                 headers = standard_webhook_headers(secret, body, delivery_id=delivery_id)
                 return post_webhook(client, runtime.api.url, source, body, headers).status_code
 
-            with ThreadPoolExecutor(SENDERS) as pool:
-                statuses = Counter(pool.map(send, range(n)))
+            if pace_seconds:
+                statuses = Counter()
+                for i in range(n):
+                    statuses[send(i)] += 1
+                    time.sleep(pace_seconds)
+            else:
+                with ThreadPoolExecutor(SENDERS) as pool:
+                    statuses = Counter(pool.map(send, range(n)))
             runtime.wait_until_idle(timeout=1800)
             wall = time.monotonic() - started
             calls = runtime.aws_calls() - before_calls

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pssync.errors import DeliveryInProgress, UnprocessableDelivery
-from pssync.model.commands import ConnectorCommand
+from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.events import EventEnvelope, Lineage
 from pssync.ports import (
     Cursor,
@@ -123,12 +123,19 @@ class InMemoryVersionStore:
 @dataclass
 class InMemoryDeliveryLog:
     commands: dict[str, ConnectorCommand] = field(default_factory=dict)
+    refusals: dict[str, int] = field(default_factory=dict)  # command id -> the version the target held
 
     def record(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand:
         if command.command_id in self.commands:
             return RecordedCommand(command=command, first_time=False)
         self.commands[command.command_id] = command
         return RecordedCommand(command=command, first_time=True)
+
+    def commands_for(self, target: Target, external_id: str) -> list[ConnectorCommand]:
+        return [c for c in self.commands.values() if c.target == target and c.external_id == external_id]
+
+    def record_refusal(self, command: ConnectorCommand, held_version: int, recorded_at: str) -> None:
+        self.refusals.setdefault(command.command_id, held_version)
 
 
 @dataclass

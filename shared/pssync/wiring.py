@@ -35,7 +35,6 @@ from pssync.config import (
     load_settings,
 )
 from pssync.connectors.http_policy import CallPolicy
-from pssync.connectors.shadow import ShadowConnector
 from pssync.ingest.service import IngestService
 from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.sources import CrmApiConfig, SourceConfig
@@ -218,7 +217,10 @@ def _netsuite_connector(secret_id: str, mapping_json: str) -> Connector:
 
 def connector_for(kind: str, settings: DeliveryLogSettings) -> Connector:
     if kind == "shadow":
-        return ShadowConnector(delivery_log(settings))
+        # Behind the never-regress guard: an older contract version than the log holds is refused.
+        from pssync.connectors.cutover import CutoverConnector
+
+        return CutoverConnector(kind, delivery_log(settings))
     # `dual` and `live` exist (pssync.connectors.cutover, .netsuite) but stay unselectable until the
     # delivery log can be read per record (DeliveryHistory), the stacks pass the NetSuite settings and the
     # PSA has a live connector: a mode that half works would write to a real ERP without the guard.

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pssync.errors import DeliveryInProgress, TransientDownstreamError, UnprocessableDelivery
-from pssync.model.commands import ConnectorCommand
+from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.events import EventEnvelope, Lineage
 from pssync.ports import DedupeOutcome, RecordedCommand, SigningSecrets, StoredVersion, VersionConflict
 
@@ -307,10 +307,48 @@ class DynamoDBDeliveryLog:
         with translate_aws_errors("dynamodb:Scan"):
             for page in paginator.paginate(TableName=self._table, ConsistentRead=True):
                 for item in page["Items"]:
+                    if "command" not in item:  # a refusal (record_refusal), not a delivery
+                        continue
                     rows.append(
                         (item["recorded_at"]["S"], ConnectorCommand.model_validate_json(item["command"]["S"]))
                     )
         return [command for _, command in sorted(rows, key=lambda r: r[0])]
+
+    def commands_for(self, target: Target, external_id: str) -> list[ConnectorCommand]:
+        """Every command recorded for one target record: what the never-regress guard and dual mode read."""
+        paginator = self._client.get_paginator("query")
+        commands: list[ConnectorCommand] = []
+        with translate_aws_errors("dynamodb:Query"):
+            for page in paginator.paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"{target}#{external_id}"}},
+                ConsistentRead=True,
+            ):
+                commands += [
+                    ConnectorCommand.model_validate_json(i["command"]["S"])
+                    for i in page["Items"]
+                    if "command" in i
+                ]
+        return commands
+
+    def record_refusal(self, command: ConnectorCommand, held_version: int, recorded_at: str) -> None:
+        """Not sent because the target holds a newer version; kept once, beside the record's deliveries."""
+        item = {
+            "pk": {"S": f"{command.target}#{command.external_id}"},
+            "sk": {"S": "refused#" + command.idempotency_key},
+            "refused_command": {"S": command.model_dump_json()},
+            "held_version": {"N": str(held_version)},
+            "recorded_at": {"S": recorded_at},
+        }
+        try:
+            with translate_aws_errors("dynamodb:PutItem"):
+                self._client.put_item(
+                    TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)"
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
 
 class StepFunctionsStarter:
