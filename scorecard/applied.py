@@ -49,7 +49,8 @@ def _contract_of(detail: dict[str, Any]) -> str | None:
     data = detail.get("data", {})
     if "contract" in data:
         return str(data["contract"]["contract_id"])
-    return data.get("contract_id")
+    contract_id = data.get("contract_id")
+    return None if contract_id is None else str(contract_id)
 
 
 def gather(stack: Stack, published: list[dict[str, Any]]) -> Evidence:

@@ -19,6 +19,7 @@ SALESFORCE_INTEGRATION_USER = "0055g00000Int01AAA"
 # Source names, one per webhook scheme (plus a second Standard Webhooks source for an ERP).
 CRM = "crm"  # standard-webhooks, Salesforce Apex: bookings and amendments (R1, R5)
 ERP = "erp"  # standard-webhooks, NetSuite: invoices and payments
+PSA = "psa"  # standard-webhooks, Certinia: approved time (R2, R3)
 HUBSPOT = "hubspot"
 JIRA = "jira"
 DATAVERSE = "dataverse"
@@ -30,6 +31,7 @@ SCORECARD_CONTEXT: dict[str, Any] = {
     "pssync:sources": [
         {"name": CRM, "scheme": "standard-webhooks", "system": "salesforce"},
         {"name": ERP, "scheme": "standard-webhooks", "system": "netsuite"},
+        {"name": PSA, "scheme": "standard-webhooks", "system": "certinia"},
         {
             "name": HUBSPOT,
             "scheme": "hubspot",
@@ -76,6 +78,7 @@ def fresh_secrets() -> dict[str, dict[str, str]]:
     return {
         CRM: {"current": _whsec(), "previous": _whsec()},
         ERP: {"current": _whsec(), "previous": _whsec()},
+        PSA: {"current": _whsec(), "previous": _whsec()},
         HUBSPOT: {"current": f"hs-{token(24)}", "previous": f"hs-{token(24)}"},
         JIRA: {"current": f"jira-{token(24)}", "previous": f"jira-{token(24)}"},
         DATAVERSE: {"current": f"dv-{token(24)}", "previous": f"dv-{token(24)}"},

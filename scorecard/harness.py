@@ -65,6 +65,7 @@ class Stack:
         )
         self._capture_lock = threading.Lock()
         self.captured: list[dict[str, Any]] = []  # every event published on the pssync bus, in drain order
+        self.shared: dict[str, Any] = {}  # what a row leaves for a later one (R2's events for R3), by row id
         self._sqs = runtime.clients["sqs"]
         self._install_capture()
 

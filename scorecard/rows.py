@@ -8,22 +8,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scorecard import r1_duplicates, r4_forged, r5_out_of_order, r6_timeout, r7_fuzzing, r8_static
+from scorecard import (
+    r1_duplicates,
+    r2_faults,
+    r3_recovery,
+    r4_forged,
+    r5_out_of_order,
+    r6_timeout,
+    r7_fuzzing,
+    r8_static,
+)
 from scorecard.harness import RowResult, Stack, running_stack
 from scorecard.progress import Progress
 
 Row = Callable[[Stack, int, int, Progress], RowResult]  # (stack, n, seed, progress)
 
 # R4 first: it compares snapshots of everything, so nothing else may be running; R8 last: it greps the
-# Lambda log of everything the run did.
+# Lambda log of everything the run did. R3 replays what R2 parked, right after it.
 ROWS: dict[str, Any] = {
     module.ID: module
-    for module in (r4_forged, r1_duplicates, r5_out_of_order, r6_timeout, r7_fuzzing, r8_static)
+    for module in (
+        r4_forged,
+        r1_duplicates,
+        r5_out_of_order,
+        r6_timeout,
+        r2_faults,
+        r3_recovery,
+        r7_fuzzing,
+        r8_static,
+    )
 }
-NOT_IMPLEMENTED: dict[str, tuple[str, str]] = {
-    "R2": ("faults", "10,000 events with 20 % injected downstream faults: 0 lost, 0 applied twice"),
-    "R3": ("recovery", "faults off, replay every dead-letter store: 100 % applied, 0 duplicates"),
-}
+NOT_IMPLEMENTED: dict[str, tuple[str, str]] = {}
 
 
 def run_rows(

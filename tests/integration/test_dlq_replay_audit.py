@@ -157,6 +157,18 @@ def test_filters_by_source_event_type_event_id_and_age(world: Dlq) -> None:
     assert world.drain(world.dlq) == []
 
 
+def test_a_run_takes_only_what_was_parked_before_it_started(world: Dlq) -> None:
+    """A replayed message that fails again at once is parked anew during the run: taking it in the same
+    run would loop. Seen from a run that started an hour ago, every parked message arrived after it."""
+    world.park("evt-crm-1")
+    world.park("evt-crm-2")
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    outcome = _replay(world, ReplayFilter(), now=lambda: an_hour_ago)[1]
+    assert (outcome.replayed, outcome.left) == (0, 2)
+    assert world.event_ids(world.inbox) == []
+    assert _replay(world, ReplayFilter())[1].replayed == 2  # a run started now takes both
+
+
 def test_replaying_twice_changes_nothing_downstream_and_the_audit_log_lists_both(world: Dlq) -> None:
     ids = [world.park(f"evt-{n}", PARKED_NOT_FOUND) for n in range(3)]
     kept = world.park("evt-other", PARKED_AUTH)

@@ -176,6 +176,9 @@ class DeadLetterOps:
         """
         selection = selection or ReplayFilter()
         outcome = ReplayOutcome() if into is None else into
+        # A run replays what was parked before it started: a replayed message that fails again at once is
+        # parked anew, and taking it in the same run would loop (the next run, or a fix, decides).
+        started_at = now()
         held: dict[str, str] = {}  # message id -> latest receipt handle
         taken: set[str] = set()
         inboxes: dict[str, str] = {}
@@ -203,6 +206,13 @@ class DeadLetterOps:
                     if clock() - renewed > HOLD_SECONDS / 2:  # a long run keeps holding what it left
                         self._set_visibility(store, held, HOLD_SECONDS)
                         renewed = clock()
+                    sent_at = sent_at_of(message.get("Attributes") or {})
+                    if sent_at is not None and sent_at > started_at:
+                        held[message["MessageId"]] = message["ReceiptHandle"]
+                        outcome.left += 1
+                        if progress:
+                            progress(None)
+                        continue
                     result = self._one(
                         store,
                         message,
