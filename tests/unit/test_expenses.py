@@ -24,6 +24,7 @@ from pssync.model.events import (
 )
 from pssync.money import Money
 from pssync.workflows import amendment, expenses, provision
+from pssync.workflows.billed_lines import EntryState
 from pssync.workflows.delivery_facts import schedule_with_delivery
 from pssync.workflows.expenses import EXPENSE_LEDGER
 from pssync.workflows.provision import REVENUE_SCHEDULE, CommandReceipt
@@ -243,12 +244,10 @@ def test_the_cap_refuses_the_line_that_would_pass_it_and_allows_reaching_it() ->
 
 def test_a_change_after_rebilling_is_refused_unless_nothing_billable_changed() -> None:
     facts = {"approved": True, "amount": "450.00"}
-    invoiced = expenses.ExpenseState(
-        "psa/EX-1", 1, "v1", facts, {}, sent_command_id="erp:expense:psa/EX-1:v1"
-    )
+    invoiced = EntryState("psa/EX-1", 1, "v1", facts, {}, sent_command_id="erp:expense:psa/EX-1:v1")
     expenses.check_not_invoiced("psa/EX-1", invoiced, dict(facts))  # same facts: fine
     expenses.check_not_invoiced("psa/EX-1", None, facts)  # never recorded: fine
-    not_sent = expenses.ExpenseState("psa/EX-1", 1, "v1", facts, {}, sent_command_id=None)
+    not_sent = EntryState("psa/EX-1", 1, "v1", facts, {}, sent_command_id=None)
     expenses.check_not_invoiced("psa/EX-1", not_sent, {**facts, "amount": "460.00"})  # not invoiced yet
     for changed, what in (
         ({**facts, "amount": "460.00"}, "changed"),

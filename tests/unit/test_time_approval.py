@@ -14,6 +14,7 @@ from pssync.model.contract import RateCardLine, TimeAndMaterialsBilling
 from pssync.model.events import ContractBooked, TimeApproved
 from pssync.money import Money
 from pssync.workflows import amendment, provision, time_approval
+from pssync.workflows.billed_lines import EntryState
 from pssync.workflows.provision import REVENUE_SCHEDULE, CommandReceipt
 from pssync.workflows.time_approval import TIME_LEDGER
 from tests.fakes import FixedClock, InMemoryDeliveryLog, InMemoryVersionStore
@@ -125,12 +126,10 @@ def test_the_cap_refuses_the_line_that_would_pass_it_and_allows_reaching_it() ->
 
 def test_a_change_after_invoicing_is_refused_unless_nothing_billable_changed() -> None:
     facts = {"approved": True, "hours": "8"}
-    invoiced = time_approval.EntryState(
-        "psa/TE-1", 1, "v1", facts, {}, sent_command_id="erp:time:psa/TE-1:v1"
-    )
+    invoiced = EntryState("psa/TE-1", 1, "v1", facts, {}, sent_command_id="erp:time:psa/TE-1:v1")
     time_approval.check_not_invoiced("psa/TE-1", invoiced, dict(facts))  # same facts: fine
     time_approval.check_not_invoiced("psa/TE-1", None, facts)  # never recorded: fine
-    not_sent = time_approval.EntryState("psa/TE-1", 1, "v1", facts, {}, sent_command_id=None)
+    not_sent = EntryState("psa/TE-1", 1, "v1", facts, {}, sent_command_id=None)
     time_approval.check_not_invoiced("psa/TE-1", not_sent, {**facts, "hours": "9"})  # not invoiced yet
     for changed in ({**facts, "hours": "9"}, {**facts, "approved": False}):
         with pytest.raises(BusinessRuleViolation) as error:

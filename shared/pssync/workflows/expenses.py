@@ -43,11 +43,13 @@ from pssync.model.project import WbsElement
 from pssync.money import Money, RoundingPolicy
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
 from pssync.workflows.amendment import is_newer
+from pssync.workflows.billed_lines import EntryState, ledger_entries
 from pssync.workflows.delivery_facts import remeasure
 from pssync.workflows.provision import CONTRACT, CommandReceipt, RevenueReceipt, contract_for_project
 from pssync.workflows.revenue import EngineVersion
 
 WORKFLOW_SOURCE = "apply-approved-expense"
+EXPENSE_LINE = "expense"  # the ledger's version kind of an expense (beside "sent")
 EXPENSE_LEDGER = "expense_ledger"  # per contract: every expense version and every rebilled line sent
 REBILL_ROUNDING = RoundingPolicy.HALF_UP  # what invoices show
 
@@ -243,7 +245,7 @@ def billing_facts(expense: ExpenseApprovedData, match: ExpenseMatch) -> dict[str
     }
 
 
-def check_not_invoiced(entry: str, previous: ExpenseState | None, facts: dict[str, Any]) -> None:
+def check_not_invoiced(entry: str, previous: EntryState | None, facts: dict[str, Any]) -> None:
     """An expense whose line was invoiced (sent to the ERP) is never rewritten: its change is for review."""
     if previous is None or previous.sent_command_id is None or previous.facts == facts:
         return
@@ -258,41 +260,7 @@ def check_not_invoiced(entry: str, previous: ExpenseState | None, facts: dict[st
 # --- the expense ledger -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ExpenseState:
-    """One expense as the ledger knows it: its latest recorded version and whether its line was sent."""
-
-    entry: str
-    ledger_version: int
-    entry_version: str | None
-    facts: dict[str, Any]
-    body: dict[str, Any]
-    sent_command_id: str | None
-
-
-def ledger_entries(history: list[StoredVersion]) -> dict[str, ExpenseState]:
-    states: dict[str, ExpenseState] = {}
-    for stored in history:
-        body = stored.body
-        key = body["entry"]
-        if body["kind"] == "expense":
-            states[key] = ExpenseState(
-                key, stored.version, body.get("entry_version"), body["facts"], body, None
-            )
-        elif body["kind"] == "sent" and key in states and states[key].ledger_version == body["line_version"]:
-            state = states[key]
-            states[key] = ExpenseState(
-                state.entry,
-                state.ledger_version,
-                state.entry_version,
-                state.facts,
-                state.body,
-                body["command_id"],
-            )
-    return states
-
-
-def _rebilled_under(states: dict[str, ExpenseState], term: int, currency: str, excluding: str) -> Money:
+def _rebilled_under(states: dict[str, EntryState], term: int, currency: str, excluding: str) -> Money:
     """What the policy's other expenses bill now (sent or about to be): the cap counts all of them."""
     total = Money.zero(currency)
     for state in states.values():
@@ -332,7 +300,7 @@ def record_expense(
     )
     if mine is not None:  # a retry or replay of this step
         return _recorded(match.contract_id, mine, newly=False, reason="recorded before: continuing a replay")
-    states = ledger_entries(history)
+    states = ledger_entries(history, EXPENSE_LINE)
     previous = states.get(key)
     facts = billing_facts(event.data, match)
     head_version = history[-1].version if history else 0
@@ -472,7 +440,9 @@ class PendingSend:
 def pending_send(event: ExpenseApproved, recorded: RecordedExpense, store: VersionStore) -> PendingSend:
     if recorded.line is None:
         return PendingSend(None, "nothing to rebill: not rebillable, or withdrawn before it was invoiced")
-    state = ledger_entries(store.history(EXPENSE_LEDGER, recorded.contract_id)).get(recorded.entry)
+    state = ledger_entries(store.history(EXPENSE_LEDGER, recorded.contract_id), EXPENSE_LINE).get(
+        recorded.entry
+    )
     if state is None or state.ledger_version != recorded.ledger_version:
         return PendingSend(None, "superseded by a later version of the expense before it was sent")
     contract = store.get(CONTRACT, recorded.contract_id, int(state.body["contract_version"]))
@@ -534,7 +504,7 @@ def engine_cost_events(
     obligation's method re-reads the same ledger."""
     cost_to_cost = {o.obligation_id for o in latest.terms.obligations if isinstance(o.recognition, InputCost)}
     events: list[engine.CostEntry] = []
-    for state in ledger_entries(history).values():
+    for state in ledger_entries(history, EXPENSE_LINE).values():
         body = state.body
         cost = Money.model_validate(body["cost"])
         if not body["facts"]["approved"] or body["obligation_id"] not in cost_to_cost or cost.amount == 0:

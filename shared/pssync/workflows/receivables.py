@@ -47,11 +47,12 @@ from pssync.model.events import (
 from pssync.money import Money, RoundingPolicy
 from pssync.ports import StoredVersion, VersionConflict, VersionStore
 from pssync.workflows.amendment import engine_versions
+from pssync.workflows.billed_lines import ledger_entries
 from pssync.workflows.billing import billing_schedule
 from pssync.workflows.delivery_facts import delivery_events
 from pssync.workflows.provision import CONTRACT, CUSTOMER, REVENUE_SCHEDULE
 from pssync.workflows.revenue import EngineVersion, calendar_for, to_engine_contract
-from pssync.workflows.time_approval import TIME_LEDGER, ledger_entries
+from pssync.workflows.time_approval import TIME_LEDGER
 
 WORKFLOW_SOURCE = "apply-receivables"
 RECEIVABLES_LEDGER = "receivables_ledger"  # per contract: every invoice, credit note and payment part

@@ -44,6 +44,7 @@ from pssync.model.project import WbsElement
 from pssync.money import Money, RoundingPolicy
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
 from pssync.workflows.amendment import is_newer
+from pssync.workflows.billed_lines import EntryState, ledger_entries
 from pssync.workflows.delivery_facts import remeasure
 from pssync.workflows.provision import (
     CONTRACT,
@@ -241,45 +242,6 @@ def check_not_invoiced(entry: str, previous: EntryState | None, facts: dict[str,
 
 
 # --- the time ledger ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EntryState:
-    """One time entry as the ledger knows it: its latest recorded line and whether that line was sent."""
-
-    entry: str
-    ledger_version: int
-    entry_version: str | None
-    facts: dict[str, Any]
-    body: dict[str, Any]
-    sent_command_id: str | None
-
-
-def ledger_entries(history: list[StoredVersion]) -> dict[str, EntryState]:
-    states: dict[str, EntryState] = {}
-    for stored in history:
-        body = stored.body
-        key = body["entry"]
-        if body["kind"] == "line":
-            states[key] = EntryState(
-                entry=key,
-                ledger_version=stored.version,
-                entry_version=body.get("entry_version"),
-                facts=body["facts"],
-                body=body,
-                sent_command_id=None,
-            )
-        elif body["kind"] == "sent" and key in states and states[key].ledger_version == body["line_version"]:
-            state = states[key]
-            states[key] = EntryState(
-                state.entry,
-                state.ledger_version,
-                state.entry_version,
-                state.facts,
-                state.body,
-                body["command_id"],
-            )
-    return states
 
 
 def _billed_for_term(states: dict[str, EntryState], term: int, currency: str, excluding: str) -> Money:
