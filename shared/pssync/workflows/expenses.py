@@ -43,7 +43,12 @@ from pssync.model.project import WbsElement
 from pssync.money import Money, RoundingPolicy
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
 from pssync.workflows.amendment import is_newer
-from pssync.workflows.billed_lines import EntryState, ledger_entries
+from pssync.workflows.billed_lines import (
+    EntryState,
+    billed_under_term,
+    ledger_entries,
+    refuse_rewrite_of_invoiced,
+)
 from pssync.workflows.delivery_facts import remeasure
 from pssync.workflows.provision import CONTRACT, CommandReceipt, RevenueReceipt, contract_for_project
 from pssync.workflows.revenue import EngineVersion
@@ -246,28 +251,16 @@ def billing_facts(expense: ExpenseApprovedData, match: ExpenseMatch) -> dict[str
 
 
 def check_not_invoiced(entry: str, previous: EntryState | None, facts: dict[str, Any]) -> None:
-    """An expense whose line was invoiced (sent to the ERP) is never rewritten: its change is for review."""
-    if previous is None or previous.sent_command_id is None or previous.facts == facts:
-        return
-    what = "withdrawn" if not facts["approved"] else "changed"
-    raise BusinessRuleViolation(
-        f"expense {entry} was {what} after it was rebilled ({previous.sent_command_id}): review it and "
-        "correct it in billing with a credit or an adjustment; the invoiced line stands",
+    """An expense whose line was rebilled (sent to the ERP) is never rewritten: its change is for review."""
+    refuse_rewrite_of_invoiced(
+        f"expense {entry} was {{what}} after it was rebilled",
+        previous,
+        facts,
         code="expense_changed_after_invoice",
     )
 
 
 # --- the expense ledger -----------------------------------------------------------------------------------
-
-
-def _rebilled_under(states: dict[str, EntryState], term: int, currency: str, excluding: str) -> Money:
-    """What the policy's other expenses bill now (sent or about to be): the cap counts all of them."""
-    total = Money.zero(currency)
-    for state in states.values():
-        line = state.body.get("line")
-        if state.entry != excluding and line is not None and state.body.get("policy_term") == term:
-            total = total + Money.model_validate(line["amount"])
-    return total
 
 
 def entry_key(event: ExpenseApproved) -> str:
@@ -345,7 +338,11 @@ def record_expense(
         policy = _terms(contract).billing[match.policy_term]
         assert isinstance(policy, ExpenseBilling)
         line = rebill(cost, policy.markup_percent, f"{key}@{head_version + 1}")
-        check_cap(policy, _rebilled_under(states, match.policy_term, currency, excluding=key), line.amount)
+        check_cap(
+            policy,
+            billed_under_term(states, "policy_term", match.policy_term, currency, excluding=key),
+            line.amount,
+        )
     body = {
         "kind": "expense",
         "entry": key,

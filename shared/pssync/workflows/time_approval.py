@@ -44,7 +44,12 @@ from pssync.model.project import WbsElement
 from pssync.money import Money, RoundingPolicy
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
 from pssync.workflows.amendment import is_newer
-from pssync.workflows.billed_lines import EntryState, ledger_entries
+from pssync.workflows.billed_lines import (
+    EntryState,
+    billed_under_term,
+    ledger_entries,
+    refuse_rewrite_of_invoiced,
+)
 from pssync.workflows.delivery_facts import remeasure
 from pssync.workflows.provision import (
     CONTRACT,
@@ -231,26 +236,15 @@ def billing_facts(entry: TimeApprovedData, match: TimeMatch) -> dict[str, Any]:
 
 def check_not_invoiced(entry: str, previous: EntryState | None, facts: dict[str, Any]) -> None:
     """An entry whose line was invoiced (sent to the ERP) is never rewritten: its change is for review."""
-    if previous is None or previous.sent_command_id is None or previous.facts == facts:
-        return
-    what = "withdrawn" if not facts["approved"] else "changed"
-    raise BusinessRuleViolation(
-        f"time entry {entry} was {what} after it was invoiced ({previous.sent_command_id}): review it and "
-        "correct it in billing with a credit or an adjustment; the invoiced line stands",
+    refuse_rewrite_of_invoiced(
+        f"time entry {entry} was {{what}} after it was invoiced",
+        previous,
+        facts,
         code="time_changed_after_invoice",
     )
 
 
 # --- the time ledger ------------------------------------------------------------------------------------
-
-
-def _billed_for_term(states: dict[str, EntryState], term: int, currency: str, excluding: str) -> Money:
-    total = Money.zero(currency)
-    for state in states.values():
-        line = state.body.get("line")
-        if state.entry != excluding and line is not None and state.body.get("billing_term") == term:
-            total = total + Money.model_validate(line["amount"])
-    return total
 
 
 def entry_key(event: TimeApproved) -> str:
@@ -321,7 +315,11 @@ def record_time(event: TimeApproved, match: TimeMatch, store: VersionStore, now:
         assert isinstance(term, TimeAndMaterialsBilling)
         rate = rate_for(term, event.data.role, terms.currency)
         amount = billed_amount(event.data.hours, rate)
-        check_cap(term, _billed_for_term(states, match.billing_term, terms.currency, excluding=key), amount)
+        check_cap(
+            term,
+            billed_under_term(states, "billing_term", match.billing_term, terms.currency, excluding=key),
+            amount,
+        )
         line = BillableLine(
             line_id=f"{key}@{head_version + 1}",
             hours=event.data.hours,
