@@ -21,7 +21,7 @@ from pssync.connectors.kantata import (
 )
 from pssync.connectors.kantata_plan import project_plan_fields, workspace_plan
 from pssync.errors import BusinessRuleViolation, TransientDownstreamError, VendorAuthRefused, VendorRejected
-from pssync.local.standins.kantata import Fault, KantataOX
+from pssync.local.standins.kantata import Fault, KantataFaults, KantataOX
 from pssync.model import examples
 from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.contract import ContractTerms, RateCardLine, TimeAndMaterialsBilling
@@ -368,3 +368,40 @@ def test_read_back_reports_what_kantata_holds_differently(fake: Fake) -> None:
 def test_read_back_of_a_project_kantata_never_got_says_so(fake: Fake) -> None:
     found = connector()[0].mismatches(project_command(examples.transformation_programme(), 1))
     assert found == ["workspace P-CONTOSO-0412: not found in Kantata"]
+
+
+# --- many commands under random faults ---------------------------------------------------------------
+
+
+def numbered(terms: ContractTerms, n: int) -> ContractTerms:
+    project = terms.project.model_copy(update={"project_id": f"P-{n:03d}", "name": f"Project {n}"})
+    return terms.model_copy(update={"contract_id": f"C-{n:03d}", "project": project})
+
+
+def test_under_ten_percent_faults_every_command_ends_delivered_once_after_redeliveries(fake: Fake) -> None:
+    fake.ox.faults = KantataFaults(rate=0.10, seed=9)
+    kantata, _ = connector()
+    projects = range(12)
+    commands = [project_command(numbered(examples.transformation_programme(), n), 1) for n in projects]
+    commands += [project_command(numbered(examples.change_order_terms(), n), 2) for n in projects]
+    redeliveries = 0
+    for command in commands:
+        for _ in range(10):  # the queue's redeliveries; a command failing this often would be parked
+            try:
+                kantata.send(command, "t")
+                break
+            except TransientDownstreamError:
+                redeliveries += 1
+        else:
+            pytest.fail(f"{command.command_id} was never delivered")
+    assert fake.ox.faults.injected > 0  # the faults did bite (most are absorbed by in-call retries)
+    fake.ox.faults = KantataFaults()
+    assert len(fake.ox.workspaces) == len(projects)
+    assert len(fake.ox.external_references) == len(projects)
+    for command in commands[len(projects) :]:
+        assert kantata.mismatches(command) == []
+    per_workspace: dict[str, list[str]] = {}
+    for story in fake.ox.stories.values():
+        per_workspace.setdefault(story["workspace_id"], []).append(story["description"].splitlines()[0])
+    for markers in per_workspace.values():
+        assert len(markers) == len(set(markers)) == len(workspace_plan(commands[-1]).stories)

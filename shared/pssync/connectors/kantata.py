@@ -36,6 +36,7 @@ from pssync.connectors.kantata_plan import (
     WorkspacePlan,
     field_differences,
     marker_of,
+    story_marker,
     workspace_plan,
 )
 from pssync.errors import TransientDownstreamError, VendorNotFound, VendorRejected
@@ -311,7 +312,7 @@ class KantataConnector:
     def _parent_id(self, story: PlannedStory, ours: Mapping[str, Mapping[str, Any]]) -> int | None:
         if story.parent_key is None:
             return None
-        parent = ours.get(f"pssync {story.parent_key}")
+        parent = ours.get(story_marker(story.parent_key))
         return int(parent["id"]) if parent is not None else None
 
     def _story_by_marker(self, workspace_id: str, marker: str) -> dict[str, Any] | None:

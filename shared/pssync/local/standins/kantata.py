@@ -21,6 +21,7 @@ What it imitates (Kantata OX API v1 as documented at developer.kantata.com):
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
@@ -56,11 +57,26 @@ class Fault:
 
 
 class KantataFaults:
-    """A thread-safe plan of faults, consumed in order of arrival."""
+    """A thread-safe plan of faults: the listed ones first, in order of arrival; then, when `rate` > 0, a
+    random share of all requests fails with one of `statuses` (seeded: a run can be repeated), and a
+    failing write is applied first (its answer lost) with probability `lost_answer_share`."""
 
-    def __init__(self, faults: Iterable[Fault] = ()) -> None:
+    def __init__(
+        self,
+        faults: Iterable[Fault] = (),
+        *,
+        rate: float = 0.0,
+        statuses: tuple[int, ...] = (429, 500, 502, 503),
+        lost_answer_share: float = 0.5,
+        seed: int = 0,
+    ) -> None:
         self._faults = list(faults)
+        self._rate = rate
+        self._statuses = statuses
+        self._lost_answer_share = lost_answer_share
+        self._random = random.Random(seed)  # fault injection, not security
         self._lock = threading.Lock()
+        self.injected = 0
 
     def add(self, fault: Fault) -> None:
         with self._lock:
@@ -71,8 +87,16 @@ class KantataFaults:
             for fault in self._faults:
                 if fault.method == method and path.endswith(fault.path_suffix) and fault.times > 0:
                     fault.times -= 1
+                    self.injected += 1
                     return fault
-        return None
+            if self._rate <= 0 or self._random.random() >= self._rate:
+                return None
+            self.injected += 1
+            status = self._random.choice(self._statuses)
+            if status == 429:  # a throttled request was not applied, and says when to come back
+                return Fault(method, path, status=429, retry_after=1)
+            lost = method != "GET" and self._random.random() < self._lost_answer_share
+            return Fault(method, path, status=status, apply_first=lost)
 
 
 class _Problem(Exception):
