@@ -13,14 +13,16 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from pssync.connectors.cutover import DUAL, CutoverConnector, RefusedCommand
 from pssync.connectors.kantata import KantataConnector, kantata_psa_http
-from pssync.connectors.kantata_plan import project_plan_fields
+from pssync.connectors.kantata_plan import project_plan_fields, workspace_plan
 from pssync.errors import VendorAuthRefused
 from pssync.local.standins.kantata import Fault, KantataFaults, KantataStandIn
 from pssync.model import examples
 from pssync.model.commands import ConnectorCommand
 from pssync.model.contract import ContractTerms
 from pssync.workflows import provision
+from tests.fakes import InMemoryDeliveryLog
 
 TOKEN = "stand-in-token"  # a test token
 
@@ -94,3 +96,25 @@ def test_the_rate_limit_answers_429_with_retry_after_and_the_connector_waits_it_
         assert len(server.workspaces) == 1
     finally:
         server.stop()
+
+
+def test_dual_cutover_through_the_stand_in_refuses_a_late_older_version_and_repairs_drift(
+    stand_in: tuple[KantataStandIn, str],
+) -> None:
+    server, base_url = stand_in
+    log = InMemoryDeliveryLog()
+    kantata = KantataConnector(kantata_psa_http(base_url, lambda: TOKEN))
+    dual = CutoverConnector(DUAL, log, kantata)
+    original, amended = examples.transformation_programme(), examples.change_order_terms()
+    dual.send(project_command(original, 1), "2026-11-30T08:00:00Z")
+    dual.send(project_command(amended, 2), "2027-06-10T14:30:00Z")
+    late = dual.send(project_command(original, 1), "2027-06-10T14:35:00Z")  # a replayed dead letter
+    assert isinstance(late, RefusedCommand) and late.held_version == 2
+    [workspace] = server.workspaces.values()
+    assert workspace["price_in_cents"] == amended.transaction_price.minor_units
+    workspace["price_in_cents"] = 0  # a project lead zeroes the budget in Kantata
+    assert any("price_in_cents" in m for m in kantata.mismatches(project_command(amended, 2)))
+    dual.send(project_command(amended, 2), "2027-06-10T14:40:00Z")  # a redelivery writes, then compares
+    [workspace] = server.workspaces.values()
+    assert workspace["price_in_cents"] == amended.transaction_price.minor_units
+    assert len(server.stories) == len(workspace_plan(project_command(amended, 2)).stories)
