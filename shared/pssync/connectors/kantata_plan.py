@@ -1,0 +1,251 @@
+"""What one PSA project command becomes in Kantata OX: a workspace and its stories. Pure: no I/O.
+
+- The workspace (Kantata's project) carries the plan's name, budget (`price_in_cents`: the contract's
+  transaction price in the currency's ISO 4217 minor units, which is what Kantata's `currency_base_unit`
+  counts) and currency, and its dates. Its description starts with our reference marker, so a workspace
+  whose create answer was lost can still be found by a description search.
+- Each WBS element is a `task` story (children under their parent's story: top-level elements are the
+  phases); each billing milestone a `milestone` story; time-and-materials billing a `task` story "Time and
+  materials" whose budget is the not-to-exceed cap. Every story's description starts with its own marker
+  (`pssync wbs 1.2`), which is how an amendment finds the stories it wrote before.
+
+The command payload has always carried the project plan; the budget, dates, milestones and T&M terms come
+from `project_plan_fields`, which the provision workflow merges into the payload. A command recorded before
+that (no `budget` key) still maps: its workspace is written without a budget, and none is compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pssync.errors import BusinessRuleViolation
+from pssync.model.commands import ConnectorCommand, Target
+from pssync.model.contract import ContractTerms, MilestoneBilling, TimeAndMaterialsBilling
+from pssync.money import Money
+
+UPSERT_PROJECT = "upsert_project"
+MARKER_PREFIX = "pssync"
+TIME_AND_MATERIALS_KEY = "time-and-materials"
+
+
+def project_plan_fields(terms: ContractTerms) -> dict[str, Any]:
+    """The PSA command's payload fields beyond the project plan: budget, dates, milestones, T&M terms.
+
+    JSON-able (amounts as Money JSON: decimal strings with their currency); the provision workflow merges
+    them into `upsert_project`'s payload.
+    """
+    milestones = [
+        {
+            "milestone_id": m.milestone_id,
+            "name": m.name,
+            "amount": m.amount.model_dump(mode="json"),
+            "obligation_id": m.obligation_id,
+        }
+        for term in terms.billing
+        if isinstance(term, MilestoneBilling)
+        for m in term.milestones
+    ]
+    time_and_materials = next(
+        (
+            {
+                "rate_card": [line.model_dump(mode="json") for line in term.rate_card],
+                "not_to_exceed": term.not_to_exceed.model_dump(mode="json") if term.not_to_exceed else None,
+            }
+            for term in terms.billing
+            if isinstance(term, TimeAndMaterialsBilling)
+        ),
+        None,
+    )
+    return {
+        "title": terms.title,
+        "start_date": terms.start_date.isoformat(),
+        "end_date": terms.end_date.isoformat(),
+        "budget": terms.transaction_price.model_dump(mode="json"),
+        "milestones": milestones,
+        "time_and_materials": time_and_materials,
+    }
+
+
+def workspace_marker(project_id: str) -> str:
+    """The first line of the workspace description: our reference, searchable and exact."""
+    return f"{MARKER_PREFIX} project {project_id}"
+
+
+def story_marker(key: str) -> str:
+    return f"{MARKER_PREFIX} {key}"
+
+
+def marker_of(description: Any) -> str | None:
+    """The pssync marker a description starts with, or None for a story or workspace we did not write."""
+    if not isinstance(description, str):
+        return None
+    first = description.split("\n", 1)[0].strip()
+    return first if first.startswith(f"{MARKER_PREFIX} ") else None
+
+
+@dataclass(frozen=True)
+class PlannedStory:
+    """One story we keep in the workspace; `key` is its identity across versions (`wbs 1.2`)."""
+
+    key: str
+    parent_key: str | None
+    fields: dict[str, Any]  # what we write and compare: title, story_type, description, estimates
+
+    @property
+    def marker(self) -> str:
+        return story_marker(self.key)
+
+
+@dataclass(frozen=True)
+class WorkspacePlan:
+    """The workspace and stories one command asks Kantata to hold."""
+
+    reference: str  # our project id: the external reference Kantata keeps for the workspace
+    contract_id: str
+    contract_version: int
+    fields: dict[str, Any]  # written on create and update, compared on read-back
+    create_only: dict[str, Any] = field(default_factory=dict)  # e.g. creator_role: not readable back
+    stories: tuple[PlannedStory, ...] = ()
+
+    @property
+    def marker(self) -> str:
+        return workspace_marker(self.reference)
+
+
+def _minor_units(money: Mapping[str, Any], currency: str, what: str) -> int:
+    amount = Money(amount=Decimal(str(money["amount"])), currency=str(money["currency"]))
+    if amount.currency != currency:
+        raise BusinessRuleViolation(
+            f"{what} is in {amount.currency}, the workspace in {currency}", code="kantata_currency_mismatch"
+        )
+    try:
+        return amount.minor_units
+    except ValueError as error:  # finer than the currency's minor unit: refuse rather than round
+        raise BusinessRuleViolation(f"{what}: {error}", code="kantata_amount_precision") from None
+
+
+def workspace_plan(command: ConnectorCommand) -> WorkspacePlan:
+    """The Kantata workspace and stories for one `upsert_project` command; a bad command is refused."""
+    if command.target is not Target.PSA:
+        raise BusinessRuleViolation(
+            f"Kantata OX is the PSA; it cannot take a {command.target} command", code="wrong_target"
+        )
+    if command.operation != UPSERT_PROJECT:
+        raise BusinessRuleViolation(
+            f"the Kantata connector has no mapping for operation {command.operation!r}",
+            code="kantata_unsupported_operation",
+        )
+    p = command.payload
+    try:
+        project = p["project"]
+        currency = str(p["currency"])
+        reference = str(project["project_id"])
+        version = int(p["contract_version"])
+        contract_id = str(p["contract_id"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise BusinessRuleViolation(
+            f"{command.command_id}: the project command lacks {error}", code="kantata_bad_command"
+        ) from None
+    if reference != command.external_id:
+        raise BusinessRuleViolation(
+            f"{command.command_id}: project {reference} is not the command's record {command.external_id}",
+            code="kantata_bad_command",
+        )
+    description = "\n".join(
+        [workspace_marker(reference), f"Contract {contract_id} v{version}", str(p.get("title", ""))]
+    ).rstrip()
+    fields: dict[str, Any] = {"title": project["name"], "description": description, "currency": currency}
+    if p.get("budget") is not None:
+        fields["budgeted"] = True
+        fields["price_in_cents"] = _minor_units(p["budget"], currency, "the budget")
+    if p.get("start_date"):
+        fields["start_date"] = p["start_date"]
+    if p.get("end_date"):
+        fields["due_date"] = p["end_date"]
+    return WorkspacePlan(
+        reference=reference,
+        contract_id=contract_id,
+        contract_version=version,
+        fields=fields,
+        create_only={"creator_role": "maven"},  # we are the provider side of the project
+        stories=tuple(_stories(p, currency)),
+    )
+
+
+def _stories(p: Mapping[str, Any], currency: str) -> list[PlannedStory]:
+    wbs = list(p["project"].get("wbs", []))
+    # Parents before children, whatever order the plan lists them in, so a child's parent id is known.
+    depth = {w["code"]: _depth(w["code"], {x["code"]: x.get("parent_code") for x in wbs}) for w in wbs}
+    stories: list[PlannedStory] = []
+    for element in sorted(wbs, key=lambda w: depth[w["code"]]):
+        key = f"wbs {element['code']}"
+        fields: dict[str, Any] = {
+            "title": element["name"],
+            "story_type": "task",
+            "description": story_marker(key),
+        }
+        if element.get("budget_hours") is not None:
+            fields["time_estimate_in_minutes"] = int(element["budget_hours"]) * 60
+        parent = element.get("parent_code")
+        stories.append(PlannedStory(key, f"wbs {parent}" if parent else None, fields))
+    for milestone in p.get("milestones") or []:
+        key = f"milestone {milestone['milestone_id']}"
+        fields = {
+            "title": milestone["name"],
+            "story_type": "milestone",
+            "description": story_marker(key),
+            "budget_estimate_in_cents": _minor_units(
+                milestone["amount"], currency, f"milestone {milestone['milestone_id']}"
+            ),
+        }
+        stories.append(PlannedStory(key, None, fields))
+    tm = p.get("time_and_materials")
+    if tm is not None:
+        fields = {
+            "title": "Time and materials",
+            "story_type": "task",
+            "description": "\n".join([story_marker(TIME_AND_MATERIALS_KEY), *_rate_lines(tm)]),
+        }
+        if tm.get("not_to_exceed") is not None:
+            fields["budget_estimate_in_cents"] = _minor_units(tm["not_to_exceed"], currency, "the T&M cap")
+        stories.append(PlannedStory(TIME_AND_MATERIALS_KEY, None, fields))
+    return stories
+
+
+def _rate_lines(tm: Mapping[str, Any]) -> list[str]:
+    """The T&M rate card as the phase's description lines (`Senior consultant: 1450.00 EUR/h`)."""
+    return [
+        f"{line['role']}: {Money.model_validate(line['hourly_rate'])}/h" for line in tm.get("rate_card", [])
+    ]
+
+
+def _depth(code: str, parents: Mapping[str, str | None]) -> int:
+    depth, seen = 0, {code}
+    parent = parents.get(code)
+    while parent is not None and parent not in seen:
+        seen.add(parent)
+        depth += 1
+        parent = parents.get(parent)
+    return depth
+
+
+# Kantata answers ids as strings and money as integers: ints compare as integers, the rest as text.
+def field_differences(written: Mapping[str, Any], held: Mapping[str, Any], where: str) -> list[str]:
+    """The fields we wrote whose value Kantata does not hold (`workspace P-1: price_in_cents`)."""
+    found = []
+    for key, value in written.items():
+        actual = held.get(key)
+        if value is None:
+            same = actual in (None, "")
+        elif isinstance(value, bool) or isinstance(actual, bool):
+            same = value is actual
+        elif isinstance(value, int):
+            same = actual is not None and str(actual).lstrip("-").isdigit() and int(str(actual)) == value
+        else:
+            same = str(value) == ("" if actual is None else str(actual))
+        if not same:
+            found.append(f"{where}: {key} (wrote {value!r}, holds {actual!r})")
+    return found
