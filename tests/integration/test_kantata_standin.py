@@ -15,13 +15,14 @@ import pytest
 
 from pssync.connectors.cutover import DUAL, CutoverConnector, RefusedCommand
 from pssync.connectors.kantata import KantataConnector, kantata_psa_http
-from pssync.connectors.kantata_plan import project_plan_fields, workspace_plan
+from pssync.connectors.kantata_plan import workspace_plan
 from pssync.errors import VendorAuthRefused
 from pssync.local.standins.kantata import Fault, KantataFaults, KantataStandIn
 from pssync.model import examples
 from pssync.model.commands import ConnectorCommand
 from pssync.model.contract import ContractTerms
 from pssync.workflows import provision
+from pssync.workflows.provision import project_plan_fields
 from tests.fakes import InMemoryDeliveryLog
 
 TOKEN = "stand-in-token"  # a test token

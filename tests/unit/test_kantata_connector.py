@@ -19,7 +19,7 @@ from pssync.connectors.kantata import (
     kantata_errors,
     kantata_psa_http,
 )
-from pssync.connectors.kantata_plan import project_plan_fields, workspace_plan
+from pssync.connectors.kantata_plan import workspace_plan
 from pssync.errors import BusinessRuleViolation, TransientDownstreamError, VendorAuthRefused, VendorRejected
 from pssync.local.standins.kantata import Fault, KantataFaults, KantataOX
 from pssync.model import examples
@@ -27,6 +27,7 @@ from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.contract import ContractTerms, RateCardLine, TimeAndMaterialsBilling
 from pssync.money import Money
 from pssync.workflows import provision
+from pssync.workflows.provision import project_plan_fields
 
 BASE = "https://api.mavenlink.com"
 TOKEN = "kantata-token-1"  # a test token

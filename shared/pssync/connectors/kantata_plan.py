@@ -10,7 +10,7 @@
   (`pssync wbs 1.2`), which is how an amendment finds the stories it wrote before.
 
 The command payload has always carried the project plan; the budget, dates, milestones and T&M terms come
-from `project_plan_fields`, which the provision workflow merges into the payload. A command recorded before
+from `pssync.workflows.provision.project_plan_fields`, merged into the payload. A command recorded before
 that (no `budget` key) still maps: its workspace is written without a budget, and none is compared.
 """
 
@@ -23,50 +23,11 @@ from typing import Any
 
 from pssync.errors import BusinessRuleViolation
 from pssync.model.commands import ConnectorCommand, Target
-from pssync.model.contract import ContractTerms, MilestoneBilling, TimeAndMaterialsBilling
 from pssync.money import Money
 
 UPSERT_PROJECT = "upsert_project"
 MARKER_PREFIX = "pssync"
 TIME_AND_MATERIALS_KEY = "time-and-materials"
-
-
-def project_plan_fields(terms: ContractTerms) -> dict[str, Any]:
-    """The PSA command's payload fields beyond the project plan: budget, dates, milestones, T&M terms.
-
-    JSON-able (amounts as Money JSON: decimal strings with their currency); the provision workflow merges
-    them into `upsert_project`'s payload.
-    """
-    milestones = [
-        {
-            "milestone_id": m.milestone_id,
-            "name": m.name,
-            "amount": m.amount.model_dump(mode="json"),
-            "obligation_id": m.obligation_id,
-        }
-        for term in terms.billing
-        if isinstance(term, MilestoneBilling)
-        for m in term.milestones
-    ]
-    time_and_materials = next(
-        (
-            {
-                "rate_card": [line.model_dump(mode="json") for line in term.rate_card],
-                "not_to_exceed": term.not_to_exceed.model_dump(mode="json") if term.not_to_exceed else None,
-            }
-            for term in terms.billing
-            if isinstance(term, TimeAndMaterialsBilling)
-        ),
-        None,
-    )
-    return {
-        "title": terms.title,
-        "start_date": terms.start_date.isoformat(),
-        "end_date": terms.end_date.isoformat(),
-        "budget": terms.transaction_price.model_dump(mode="json"),
-        "milestones": milestones,
-        "time_and_materials": time_and_materials,
-    }
 
 
 def workspace_marker(project_id: str) -> str:

@@ -13,7 +13,13 @@ from pydantic import BaseModel, ConfigDict
 
 from pssync.errors import BusinessRuleViolation, TransientDownstreamError
 from pssync.model.commands import ConnectorCommand, Target
-from pssync.model.contract import ContractTerms, OutputMilestones, scheduled_billing_total
+from pssync.model.contract import (
+    ContractTerms,
+    MilestoneBilling,
+    OutputMilestones,
+    TimeAndMaterialsBilling,
+    scheduled_billing_total,
+)
 from pssync.model.events import (
     ContractBooked,
     EngagementActivated,
@@ -216,10 +222,49 @@ def provision_project_command(event: EventEnvelope, terms: ContractTerms, versio
             "currency": terms.currency,
             "billing_models": sorted({b.kind for b in terms.billing}),
             "tax_registration": terms.legal_entity.tax_registration,
+            **project_plan_fields(terms),
         },
         caused_by_event_id=event.event_id,
         correlation_id=event.correlation_id,
     )
+
+
+def project_plan_fields(terms: ContractTerms) -> dict[str, Any]:
+    """What a PSA holds of the contract beyond the WBS: title, dates, budget, milestones, T&M terms.
+
+    JSON-able (amounts as Money JSON: decimal strings with their currency); vendor-neutral, so every PSA
+    connector maps the same payload.
+    """
+    milestones = [
+        {
+            "milestone_id": m.milestone_id,
+            "name": m.name,
+            "amount": m.amount.model_dump(mode="json"),
+            "obligation_id": m.obligation_id,
+        }
+        for term in terms.billing
+        if isinstance(term, MilestoneBilling)
+        for m in term.milestones
+    ]
+    time_and_materials = next(
+        (
+            {
+                "rate_card": [line.model_dump(mode="json") for line in term.rate_card],
+                "not_to_exceed": term.not_to_exceed.model_dump(mode="json") if term.not_to_exceed else None,
+            }
+            for term in terms.billing
+            if isinstance(term, TimeAndMaterialsBilling)
+        ),
+        None,
+    )
+    return {
+        "title": terms.title,
+        "start_date": terms.start_date.isoformat(),
+        "end_date": terms.end_date.isoformat(),
+        "budget": terms.transaction_price.model_dump(mode="json"),
+        "milestones": milestones,
+        "time_and_materials": time_and_materials,
+    }
 
 
 def billing_schedule_command(event: EventEnvelope, terms: ContractTerms, version: int) -> ConnectorCommand:
