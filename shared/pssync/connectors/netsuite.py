@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from pssync.connectors.http import VendorHttp, json_object, retry_after_seconds
+from pssync.connectors.http_policy import CallPolicy
 from pssync.errors import BusinessRuleViolation, TransientDownstreamError, VendorAuthRefused
 from pssync.model.commands import ConnectorCommand, Target
 from pssync.ports import RecordedCommand
@@ -50,6 +51,13 @@ def account_host(account_id: str) -> str:
     return f"https://{account_id.lower().replace('_', '-')}.suitetalk.api.netsuite.com"
 
 
+# NetSuite answers 429 when the account's concurrency limit is reached: a Retry-After is honoured, and a
+# write may wait a little longer than a CRM read for its slot.
+NETSUITE_WRITES = CallPolicy(
+    timeout_seconds=15.0, deadline_seconds=40.0, max_attempts=4, backoff_base_seconds=0.5
+)
+
+
 # --- OAuth 2.0 client credentials (M2M) --------------------------------------------------------------
 
 
@@ -62,10 +70,17 @@ class NetSuiteCredentials:
     certificate_id: str  # the `kid`: the id NetSuite gave the uploaded certificate
     private_key_pem: str = field(repr=False)
     scope: str = "rest_webservices"
+    # The account's REST domain when it is not the default one (NetSuite publishes it per account:
+    # Company Information > Company URLs > SuiteTalk); None means `account_host(account_id)`.
+    rest_domain: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return (self.rest_domain or account_host(self.account_id)).rstrip("/")
 
     @property
     def token_url(self) -> str:
-        return account_host(self.account_id) + TOKEN_PATH
+        return self.base_url + TOKEN_PATH
 
 
 def _b64url(data: bytes) -> str:
@@ -532,13 +547,13 @@ class NetSuiteConnector:
             return call()
 
 
-def netsuite_http(credentials: NetSuiteCredentials, tokens: NetSuiteTokens, **options: Any) -> VendorHttp:
+def netsuite_http(
+    credentials: NetSuiteCredentials,
+    tokens: NetSuiteTokens,
+    policy: CallPolicy | None = None,
+    **options: Any,
+) -> VendorHttp:
     """The vendor HTTP client for one NetSuite account (tests pass a transport, clock and jitter)."""
-    from pssync.connectors.http_policy import CallPolicy
-
-    # NetSuite answers 429 when the account's concurrency limit is reached: a Retry-After is honoured,
-    # and a write may wait a little longer than a CRM read for its slot.
-    policy = CallPolicy(timeout_seconds=15.0, deadline_seconds=40.0, max_attempts=4, backoff_base_seconds=0.5)
     return VendorHttp(
-        "netsuite", account_host(credentials.account_id), policy, bearer_token=tokens, **options
+        "netsuite", credentials.base_url, policy or NETSUITE_WRITES, bearer_token=tokens, **options
     )
