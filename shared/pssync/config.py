@@ -67,6 +67,15 @@ class NetSuiteSettings(_Settings):
         }
 
 
+class VendorConcurrencySettings(_Settings):
+    """The table of vendor accounts' concurrency slots (pssync.adapters.leases) and NetSuite's limit."""
+
+    concurrency_table_name: str
+    netsuite_concurrency_limit: int = Field(5, ge=1, le=100)
+    # Longer than any call a slot covers (a command's writes with retries), shorter than a stuck slot hurts.
+    concurrency_lease_seconds: int = Field(180, ge=30, le=900)
+
+
 class DeadLetterSettings(_Settings):
     """SQS consumers: where a record failing its last receive is parked with its cause (infra: consume)."""
 

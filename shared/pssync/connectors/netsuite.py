@@ -151,6 +151,10 @@ class NetSuiteTokens:
                 self._token, self._expires_at = self._fetch()
             return self._token
 
+    @property
+    def account_id(self) -> str:
+        return self._credentials.account_id
+
     def invalidate(self) -> None:
         """Forget the cached token (NetSuite refused it: revoked, or the role lost a permission)."""
         with self._lock:
@@ -505,6 +509,11 @@ class NetSuiteConnector:
         self._http = http
         self._tokens = tokens
         self._mapping = mapping
+
+    @property
+    def account_id(self) -> str:
+        """The account written to: the key of its concurrency slots."""
+        return self._tokens.account_id
 
     def send(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand:
         for write in self.writes(command):
