@@ -389,7 +389,7 @@ def _rebillable_expense(command: ConnectorCommand, mapping: NetSuiteMapping) -> 
             "billingItem": mapping.item("expense"),
             "currency": mapping.currency(p["currency"]),
             "amount": json_number(_money(p, "amount")),
-            "description": f"{p['category']}: {p['description']}",
+            "description": f"{p['category']}: {p['description']}" if p.get("description") else p["category"],
         },
     )
     return [*_customer_and_project(p, mapping), charge]
