@@ -72,8 +72,9 @@ class VendorConcurrencySettings(_Settings):
 
     concurrency_table_name: str
     netsuite_concurrency_limit: int = Field(5, ge=1, le=100)
-    # Longer than any call a slot covers (a command's writes with retries), shorter than a stuck slot hurts.
-    concurrency_lease_seconds: int = Field(180, ge=30, le=900)
+    # Longer than the sending function's timeout (30 s, infra/runtime.py), which bounds how long a live
+    # holder keeps its slot; a holder killed at its timeout loses the slot when this runs out.
+    concurrency_lease_seconds: int = Field(60, ge=30, le=900)
 
 
 class DeadLetterSettings(_Settings):

@@ -3,7 +3,8 @@
 One item per slot (`pk = LIMIT#<key>`, `sk = SLOT#<n>`, n < limit). Taking a slot is one conditional
 PutItem that succeeds only when the slot is free or its lease has expired; giving it back is a DeleteItem
 conditional on still owning it. A container that crashes or times out while holding a slot loses it when
-the lease runs out (`lease_seconds`, longer than any call a slot covers), so no slot is held for ever.
+the lease runs out (`lease_seconds`, longer than the holder's function timeout), so no slot is held for
+ever.
 Slots are tried from a random one on, so contenders spread out instead of all fighting over slot 0; when
 all are busy the taker waits with jitter up to `wait_seconds`, then gives up with a transient error (the
 workflow step retries later, its queue keeps the work).
@@ -49,8 +50,8 @@ class DynamoDBLeaseLimiter:
         client: Any,
         *,
         limit: int,
-        lease_seconds: float = 180.0,
-        wait_seconds: float = 20.0,
+        lease_seconds: float = 60.0,
+        wait_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
