@@ -146,6 +146,7 @@ def commands_per_second(
             "requests_429": counters["throttled"],
             "max_in_flight": counters["max_in_flight"],
             "lease_writes_per_command": round(limiter.attempts / commands, 2),
+            "lease_reads_per_command": round(limiter.reads / commands, 2),
             "errors": len(errors),
             "time_bills_held": len(standin.holdings()["records"].get("timeBill", {})),
         }
@@ -170,8 +171,14 @@ if __name__ == "__main__":  # python -m tests.integration.test_netsuite_lease_li
     import boto3
     from moto import mock_aws
 
+    from tests.integration.conftest import make_aws_calls_atomic
+
     os.environ.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1")
     service = float(sys.argv[1]) if len(sys.argv) > 1 else 0.2
+    # Each DynamoDB call atomic, as on AWS (moto's backend is not thread-safe: two conditional puts racing
+    # on one item could both succeed, which DynamoDB never allows).
+    patch = pytest.MonkeyPatch()
+    make_aws_calls_atomic(patch)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client)

@@ -69,6 +69,7 @@ class DynamoDBLeaseLimiter:
         self._sleep = sleep
         self._rng = rng
         self.attempts = 0  # conditional writes made to take slots (taken or not): the limiter's cost
+        self.reads = 0  # slot reads when contended
 
     @contextmanager
     def slot(self, key: str) -> Iterator[None]:
@@ -81,11 +82,17 @@ class DynamoDBLeaseLimiter:
     def acquire(self, key: str) -> Lease:
         give_up_at = self._monotonic() + self._wait_seconds
         owner = uuid.uuid4().hex
+        # Uncontended, one write: a random slot is most likely free.
+        first = int(self._rng() * self.limit) % self.limit
+        if self._take(key, first, owner):
+            return Lease(key, first, owner)
         round_number = 0
         while True:
-            first = int(self._rng() * self.limit) % self.limit
-            for offset in range(self.limit):
-                slot = (first + offset) % self.limit
+            # Contended: read which slots are free (one consistent Query) and write only to those; writing
+            # to every slot each round cost ~49 conditional writes per command at 20 takers for 5 slots.
+            free = [n for n in range(self.limit) if n not in self._busy_slots(key)]
+            start = int(self._rng() * len(free)) if free else 0
+            for slot in free[start:] + free[:start]:
                 if self._take(key, slot, owner):
                     return Lease(key, slot, owner)
             if self._monotonic() >= give_up_at:
@@ -113,7 +120,11 @@ class DynamoDBLeaseLimiter:
 
     def holders(self, key: str) -> int:
         """Slots of `key` under an unexpired lease now (for reports and tests)."""
+        return len(self._busy_slots(key))
+
+    def _busy_slots(self, key: str) -> set[int]:
         now = self._clock()
+        self.reads += 1
         with translate_aws_errors("dynamodb:Query"):
             items = self._client.query(
                 TableName=self._table,
@@ -121,7 +132,11 @@ class DynamoDBLeaseLimiter:
                 ExpressionAttributeValues={":pk": {"S": f"LIMIT#{key}"}},
                 ConsistentRead=True,
             )["Items"]
-        return sum(1 for item in items if float(item["expires_at"]["N"]) > now)
+        return {
+            int(item["sk"]["S"].removeprefix("SLOT#"))
+            for item in items
+            if float(item["expires_at"]["N"]) > now
+        }
 
     def _take(self, key: str, slot: int, owner: str) -> bool:
         now = self._clock()
