@@ -8,6 +8,13 @@ from aws_cdk import Stack, Tags
 from constructs import Construct
 
 from infra.constructs.closed_won import ClosedWonResolution
+from infra.constructs.cutover import (
+    CUTOVER_CONTEXT_KEY,
+    NETSUITE_CONTEXT_KEY,
+    VendorTargets,
+    parse_cutover,
+    parse_netsuite,
+)
 from infra.constructs.event_bus import EventBus
 from infra.constructs.event_relay import SalesforceEventRelay
 from infra.constructs.functions import Functions
@@ -43,7 +50,14 @@ class PssyncStack(Stack):
         queues = Queues(
             self, "Queues", stage=stage, event_relay=bool(event_relay), kantata_poller=kantata is not None
         )
-        functions = Functions(self, "Functions", stage=stage)
+        vendor_targets = VendorTargets(
+            self,
+            "VendorTargets",
+            stage=stage,
+            cutover=parse_cutover(self.node.try_get_context(CUTOVER_CONTEXT_KEY)),
+            netsuite=parse_netsuite(self.node.try_get_context(NETSUITE_CONTEXT_KEY)),
+        )
+        functions = Functions(self, "Functions", stage=stage, vendor_targets=vendor_targets)
         event_bus = EventBus(self, "Events", stage=stage, target_dlq=queues.eventbridge_target_dlq)
         inboxes = {spec.name: queues.workflow_inbox(spec.construct_id) for spec in catalog()}
         for spec in catalog():

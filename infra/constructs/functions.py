@@ -21,6 +21,7 @@ from constructs import Construct
 
 from infra import runtime
 from infra.bundling import SharedLayerBundler, layer_requirements
+from infra.constructs.cutover import VendorTargets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -156,11 +157,18 @@ class PssyncFunction(Construct):
 
 
 class Functions(Construct):
-    """Owns the shared layer and builds every function; each concern's construct asks it for its own."""
+    """Owns the shared layer and builds every function; each concern's construct asks it for its own.
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: str) -> None:
+    A function whose environment names a target's connector (`PSA_CONNECTOR` / `ERP_CONNECTOR`) sends
+    commands: `vendor_targets` sets its cutover mode and, for a live target, the vendor's settings and grants.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: str, vendor_targets: VendorTargets | None = None
+    ) -> None:
         super().__init__(scope, construct_id)
         self.stage = stage
+        self.vendor_targets = vendor_targets
         bundler = SharedLayerBundler(SHARED_DIR / "pssync", layer_requirements(REPO_ROOT / "pyproject.toml"))
         self.shared_layer = lambda_.LayerVersion(
             self,
@@ -188,13 +196,19 @@ class Functions(Construct):
         timeout: Duration = runtime.LAMBDA_TIMEOUT,
     ) -> PssyncFunction:
         """`role_name` is the function's business role; `folder` (default: the role) holds handler.py."""
-        return PssyncFunction(
+        configured = dict(environment or {})
+        if self.vendor_targets is not None:
+            configured = self.vendor_targets.environment(configured)
+        function = PssyncFunction(
             self,
             construct_id,
             role_name=role_name,
             folder=folder or role_name,
             layer=self.shared_layer,
             stage=self.stage,
-            environment=environment or {},
+            environment=configured,
             timeout=timeout,
         )
+        if self.vendor_targets is not None:
+            self.vendor_targets.grant(function.role, configured)
+        return function

@@ -67,6 +67,16 @@ class NetSuiteSettings(_Settings):
         }
 
 
+class VendorConcurrencySettings(_Settings):
+    """The table of vendor accounts' concurrency slots (pssync.adapters.leases) and NetSuite's limit."""
+
+    concurrency_table_name: str
+    netsuite_concurrency_limit: int = Field(5, ge=1, le=100)
+    # Longer than the sending function's timeout (30 s, infra/runtime.py), which bounds how long a live
+    # holder keeps its slot; a holder killed at its timeout loses the slot when this runs out.
+    concurrency_lease_seconds: int = Field(60, ge=30, le=900)
+
+
 class DeadLetterSettings(_Settings):
     """SQS consumers: where a record failing its last receive is parked with its cause (infra: consume)."""
 

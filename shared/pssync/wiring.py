@@ -35,13 +35,17 @@ from pssync.config import (
     load_settings,
 )
 from pssync.connectors.http_policy import CallPolicy
+from pssync.errors import PssyncError
 from pssync.ingest.service import IngestService
 from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.sources import CrmApiConfig, SourceConfig
 from pssync.ports import Connector, RecordFetcher, SystemClock, TokenSource
 
 if TYPE_CHECKING:
+    from pssync.adapters.leases import DynamoDBLeaseLimiter
     from pssync.connectors.http import VendorHttp
+    from pssync.connectors.limiter import LimitedConnector
+    from pssync.connectors.netsuite import NetSuiteConnector
     from pssync.ingest.closed_won import ClosedWonResolver
     from pssync.sources.kantata.poller import KantataPoller
     from pssync.workflows.provision import CommandReceipt
@@ -182,7 +186,7 @@ def delivery_log(settings: DeliveryLogSettings) -> DynamoDBDeliveryLog:
     return DynamoDBDeliveryLog(settings.delivery_log_table_name, client("dynamodb"))
 
 
-def netsuite_connector() -> Connector:
+def netsuite_connector() -> NetSuiteConnector:
     """The NetSuite ERP connector from NETSUITE_SECRET_ID and NETSUITE_MAPPING (NetSuiteSettings)."""
     from pssync.config import NetSuiteSettings
 
@@ -191,7 +195,7 @@ def netsuite_connector() -> Connector:
 
 
 @_once
-def _netsuite_connector(secret_id: str, mapping_json: str) -> Connector:
+def _netsuite_connector(secret_id: str, mapping_json: str) -> NetSuiteConnector:
     # Built once per container: the credentials are read once and the access token is cached with it.
     from pssync.adapters.aws import JsonSecrets
     from pssync.config import NetSuiteSettings
@@ -210,25 +214,60 @@ def _netsuite_connector(secret_id: str, mapping_json: str) -> Connector:
         client_id=secret["client_id"],
         certificate_id=secret["certificate_id"],
         private_key_pem=secret["private_key_pem"],
+        rest_domain=secret.get("rest_domain") or None,
     )
     tokens = NetSuiteTokens(credentials)
     return NetSuiteConnector(netsuite_http(credentials, tokens), tokens, NetSuiteMapping(**mapping))
 
 
-def connector_for(kind: str, settings: DeliveryLogSettings) -> Connector:
-    if kind == "shadow":
-        # Behind the never-regress guard: an older contract version than the log holds is refused.
-        from pssync.connectors.cutover import CutoverConnector
+@_once
+def _lease_limiter(table_name: str, limit: int, lease_seconds: int) -> DynamoDBLeaseLimiter:
+    from pssync.adapters.leases import DynamoDBLeaseLimiter
 
-        return CutoverConnector(kind, delivery_log(settings))
-    # `dual` and `live` exist (pssync.connectors.cutover, .netsuite) but stay unselectable until the
-    # delivery log can be read per record (DeliveryHistory), the stacks pass the NetSuite settings and the
-    # PSA has a live connector: a mode that half works would write to a real ERP without the guard.
-    from pssync.errors import PssyncError
+    return DynamoDBLeaseLimiter(table_name, client("dynamodb"), limit=limit, lease_seconds=lease_seconds)
 
-    raise PssyncError(
-        f"cutover mode {kind!r} is not selectable yet; configure 'shadow'", code="configuration"
+
+def _not_selectable(kind: str, target: Target, why: str) -> PssyncError:
+    return PssyncError(
+        f"cutover mode {kind!r} is not selectable yet for the {target}: {why}", code="configuration"
     )
+
+
+def live_erp_connector() -> LimitedConnector:
+    """NetSuite behind its account's concurrency slots, shared by every container that writes to it."""
+    from pydantic import ValidationError
+
+    from pssync.config import NetSuiteSettings, VendorConcurrencySettings
+    from pssync.connectors.limiter import LimitedConnector
+
+    try:
+        load_settings(NetSuiteSettings)
+        concurrency = load_settings(VendorConcurrencySettings)
+    except ValidationError as error:
+        missing = ", ".join(str(e["loc"][0]).upper() for e in error.errors())
+        raise _not_selectable(
+            "live", Target.ERP, f"{missing} not configured (CDK context pssync:netsuite)"
+        ) from None
+    netsuite = netsuite_connector()
+    limiter = _lease_limiter(
+        concurrency.concurrency_table_name,
+        concurrency.netsuite_concurrency_limit,
+        concurrency.concurrency_lease_seconds,
+    )
+    return LimitedConnector(netsuite, limiter, f"netsuite#{netsuite.account_id}")
+
+
+def connector_for(kind: str, settings: DeliveryLogSettings, target: Target = Target.ERP) -> Connector:
+    """The target's connector in its cutover mode, always behind the never-regress guard."""
+    from pssync.connectors.cutover import SHADOW, CutoverConnector
+
+    if kind == SHADOW:
+        return CutoverConnector(kind, delivery_log(settings))
+    if target is Target.PSA:
+        # Kantata is the PSA's live connector; this build does not wire it (the stack refuses psa != shadow).
+        raise _not_selectable(kind, target, "no live PSA connector is wired in this build")
+    live = live_erp_connector()  # first: a configuration error must not wait for AWS clients
+    return CutoverConnector(kind, delivery_log(settings), live=live)
 
 
 def deliver(command: ConnectorCommand) -> CommandReceipt:
@@ -237,7 +276,7 @@ def deliver(command: ConnectorCommand) -> CommandReceipt:
 
     settings = load_settings(DeliveryLogSettings)
     kind = settings.psa_connector if command.target is Target.PSA else settings.erp_connector
-    return send(connector_for(kind, settings), command, SystemClock().now())
+    return send(connector_for(kind, settings, command.target), command, SystemClock().now())
 
 
 @_once

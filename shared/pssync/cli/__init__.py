@@ -52,15 +52,26 @@ def _root() -> Path:
 @local_app.command("up")
 def local_up(
     port: Annotated[int, typer.Option(help="Port of the webhook API on 127.0.0.1")] = 8787,
+    stand_ins: Annotated[
+        bool,
+        typer.Option(
+            "--stand-ins",
+            help="Start the vendor stand-ins (test equipment: NetSuite) and run the ERP live against them",
+        ),
+    ] = False,
 ) -> None:
     """Serve POST /webhooks/{source} on 127.0.0.1 until interrupted."""
     from pssync.local.runtime import LocalRuntime
 
-    with LocalRuntime(_root(), api_port=port) as runtime:
+    with LocalRuntime(_root(), api_port=port, stand_ins=stand_ins) as runtime:
         console.print(f"webhook API: [bold]{runtime.api.url}/webhooks/{{source}}[/]")
         console.print(f"AWS endpoint (moto): {runtime.moto_url}   signing secrets: {runtime.secrets_file}")
         for route in runtime.resources.routes:
             console.print(f"  {route.method} {route.path} -> {route.function_name}")
+        for vendor, stand_in in runtime.stand_ins.items():
+            console.print(
+                f"{vendor} stand-in (test equipment, not {vendor}): {stand_in.base_url}; ERP target: live"
+            )
         try:
             while True:
                 time.sleep(1)
@@ -73,17 +84,26 @@ def demo(
     report: Annotated[Path, typer.Option(help="Where to write the JSON report")] = Path(
         "build/demo/report.json"
     ),
+    targets: Annotated[
+        str,
+        typer.Option(
+            help="shadow: record PSA/ERP commands only; live: the ERP writes to the NetSuite stand-in "
+            "(test equipment), which must end holding exactly what the delivery log says was delivered"
+        ),
+    ] = "shadow",
 ) -> None:
     """Play a quarter of a multi-country engagement over signed webhooks on the local runtime: bookings,
     time, expenses, milestones, a change order, invoices, payments and three month-end closes."""
     from pssync.local.demo import DEMO_CONTEXT, print_report, problems, run_demo, write_report
     from pssync.local.runtime import LocalRuntime
 
+    if targets not in ("shadow", "live"):
+        raise typer.BadParameter("use shadow or live", param_hint="--targets")
     root = _root()
     started = time.monotonic()
     with (
         console.status("synthesizing the CDK app and starting the local runtime"),
-        LocalRuntime(root, context=DEMO_CONTEXT) as runtime,
+        LocalRuntime(root, context=DEMO_CONTEXT, stand_ins=targets == "live") as runtime,
     ):
         console.print(f"local runtime up in {time.monotonic() - started:.1f} s at {runtime.api.url}")
         result = run_demo(runtime, log=console.print)

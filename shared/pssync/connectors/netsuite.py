@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from pssync.connectors.http import VendorHttp, json_object, retry_after_seconds
+from pssync.connectors.http_policy import CallPolicy
 from pssync.errors import BusinessRuleViolation, TransientDownstreamError, VendorAuthRefused
 from pssync.model.commands import ConnectorCommand, Target
 from pssync.ports import RecordedCommand
@@ -50,6 +51,13 @@ def account_host(account_id: str) -> str:
     return f"https://{account_id.lower().replace('_', '-')}.suitetalk.api.netsuite.com"
 
 
+# NetSuite answers 429 when the account's concurrency limit is reached: a Retry-After is honoured, and a
+# write may wait a little longer than a CRM read for its slot.
+NETSUITE_WRITES = CallPolicy(
+    timeout_seconds=15.0, deadline_seconds=40.0, max_attempts=4, backoff_base_seconds=0.5
+)
+
+
 # --- OAuth 2.0 client credentials (M2M) --------------------------------------------------------------
 
 
@@ -62,10 +70,17 @@ class NetSuiteCredentials:
     certificate_id: str  # the `kid`: the id NetSuite gave the uploaded certificate
     private_key_pem: str = field(repr=False)
     scope: str = "rest_webservices"
+    # The account's REST domain when it is not the default one (NetSuite publishes it per account:
+    # Company Information > Company URLs > SuiteTalk); None means `account_host(account_id)`.
+    rest_domain: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return (self.rest_domain or account_host(self.account_id)).rstrip("/")
 
     @property
     def token_url(self) -> str:
-        return account_host(self.account_id) + TOKEN_PATH
+        return self.base_url + TOKEN_PATH
 
 
 def _b64url(data: bytes) -> str:
@@ -135,6 +150,10 @@ class NetSuiteTokens:
             if self._token is None or self._clock() >= self._expires_at - TOKEN_REFRESH_MARGIN_SECONDS:
                 self._token, self._expires_at = self._fetch()
             return self._token
+
+    @property
+    def account_id(self) -> str:
+        return self._credentials.account_id
 
     def invalidate(self) -> None:
         """Forget the cached token (NetSuite refused it: revoked, or the role lost a permission)."""
@@ -370,7 +389,7 @@ def _rebillable_expense(command: ConnectorCommand, mapping: NetSuiteMapping) -> 
             "billingItem": mapping.item("expense"),
             "currency": mapping.currency(p["currency"]),
             "amount": json_number(_money(p, "amount")),
-            "description": f"{p['category']}: {p['description']}",
+            "description": f"{p['category']}: {p['description']}" if p.get("description") else p["category"],
         },
     )
     return [*_customer_and_project(p, mapping), charge]
@@ -491,6 +510,11 @@ class NetSuiteConnector:
         self._tokens = tokens
         self._mapping = mapping
 
+    @property
+    def account_id(self) -> str:
+        """The account written to: the key of its concurrency slots."""
+        return self._tokens.account_id
+
     def send(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand:
         for write in self.writes(command):
             params = {"replace": ",".join(write.replace_sublists)} if write.replace_sublists else None
@@ -532,13 +556,13 @@ class NetSuiteConnector:
             return call()
 
 
-def netsuite_http(credentials: NetSuiteCredentials, tokens: NetSuiteTokens, **options: Any) -> VendorHttp:
+def netsuite_http(
+    credentials: NetSuiteCredentials,
+    tokens: NetSuiteTokens,
+    policy: CallPolicy | None = None,
+    **options: Any,
+) -> VendorHttp:
     """The vendor HTTP client for one NetSuite account (tests pass a transport, clock and jitter)."""
-    from pssync.connectors.http_policy import CallPolicy
-
-    # NetSuite answers 429 when the account's concurrency limit is reached: a Retry-After is honoured,
-    # and a write may wait a little longer than a CRM read for its slot.
-    policy = CallPolicy(timeout_seconds=15.0, deadline_seconds=40.0, max_attempts=4, backoff_base_seconds=0.5)
     return VendorHttp(
-        "netsuite", account_host(credentials.account_id), policy, bearer_token=tokens, **options
+        "netsuite", credentials.base_url, policy or NETSUITE_WRITES, bearer_token=tokens, **options
     )

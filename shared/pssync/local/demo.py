@@ -11,11 +11,13 @@ and period, the closes, the business metrics the functions emitted, and the queu
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -290,14 +292,21 @@ def collect_report(runtime: LocalRuntime, driver: DemoDriver) -> dict[str, Any]:
     ]
     metrics = business_metrics(runtime.lambda_log_path, driver.log_offset)
     metrics["ExceptionAgeSeconds"] = exception_ages(runtime)
+    erp_commands = [c for c in commands if c["target"] == "erp"]
     return {
+        "targets": {
+            "erp": runtime.function_env("ERP_CONNECTOR"),
+            "psa": runtime.function_env("PSA_CONNECTOR"),
+        },
+        "stand_ins": stand_in_evidence(runtime, erp_commands),
+        "aws_calls": sum(runtime.aws_calls().values()),
         "deliveries": driver.deliveries,
         "executions": executions,
         "contract_versions": {c: _contract_versions(store, c) for c in CONTRACTS},
         "modifications": _classifications(runtime),
         "commands": {
             "psa": [c for c in commands if c["target"] == "psa"],
-            "erp": [c for c in commands if c["target"] == "erp"],
+            "erp": erp_commands,
         },
         "revenue_schedule": {c: _revenue_schedule(store, c) for c in CONTRACTS},
         "balances": {c: _balances(store, c) for c in CONTRACTS},
@@ -305,6 +314,83 @@ def collect_report(runtime: LocalRuntime, driver: DemoDriver) -> dict[str, Any]:
         "metrics": metrics,
         "queues": queues,
         "as_of": date.today().isoformat(),
+    }
+
+
+# What each ERP operation writes to NetSuite, by record type (pssync.connectors.netsuite.record_writes).
+_TRANSACTION_TYPES = {
+    "upsert_billing_schedule": "salesOrder",
+    "upsert_billable_time": "timeBill",
+    "upsert_rebillable_expense": "charge",
+    "release_milestone_invoice": "invoice",
+    "post_journal_entry": "journalEntry",
+}
+_MEMO_VERSION = re.compile(r"pssync contract (?P<contract>\S+) v(?P<version>\d+)$")
+
+
+def expected_netsuite_records(erp_commands: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """The records (type -> external ids) NetSuite must hold after the delivery log's ERP commands."""
+    expected: dict[str, set[str]] = defaultdict(set)
+    for command in erp_commands:
+        payload, operation = command["payload"], command["operation"]
+        record_type = _TRANSACTION_TYPES[operation]
+        if operation == "post_journal_entry":
+            expected[record_type].add(f"{command['external_id']}/{payload['kind']}")
+            continue
+        expected[record_type].add(command["external_id"])
+        expected["job"].add(payload["project_id"])
+        customer = payload["customer"]
+        if not customer.get("external_ids", {}).get("netsuite"):  # one NetSuite holds already: referenced
+            expected["customer"].add(customer["customer_id"])
+    return dict(expected)
+
+
+def netsuite_check(erp_commands: list[dict[str, Any]], holdings: dict[str, Any]) -> list[str]:
+    """Differences between what the NetSuite stand-in holds and what the delivery log says was delivered:
+    every record once (customers, projects, transactions by external id), one billing schedule write per
+    contract version, every journal balanced. Empty when they agree."""
+    found: list[str] = []
+    held: dict[str, dict[str, Any]] = holdings["records"]
+    expected = expected_netsuite_records(erp_commands)
+    for record_type in sorted(set(expected) | set(held)):
+        want, have = expected.get(record_type, set()), set(held.get(record_type, {}))
+        if want - have:
+            found.append(f"NetSuite lacks {record_type} {sorted(want - have)}")
+        if have - want:
+            found.append(f"NetSuite holds {record_type} the log never delivered: {sorted(have - want)}")
+    delivered_versions: dict[str, set[int]] = defaultdict(set)
+    for command in erp_commands:
+        if command["operation"] == "upsert_billing_schedule":
+            delivered_versions[command["external_id"]].add(int(command["payload"]["contract_version"]))
+    for contract, versions in delivered_versions.items():
+        order = held.get("salesOrder", {}).get(contract, {})
+        written = {int(m["version"]) for r in order.get("revisions", []) if (m := _MEMO_VERSION.match(r))}
+        if written != versions:
+            found.append(
+                f"salesOrder {contract}: versions written {sorted(written)}, delivered {sorted(versions)}"
+            )
+        head = _MEMO_VERSION.match(str(order.get("memo", "")))
+        if head is None or int(head["version"]) != max(versions):
+            found.append(f"salesOrder {contract} does not hold v{max(versions)}")
+    for external_id, journal in held.get("journalEntry", {}).items():
+        lines = journal.get("line", {}).get("items", [])
+        debits = sum(Decimal(str(line.get("debit", 0))) for line in lines)
+        credits = sum(Decimal(str(line.get("credit", 0))) for line in lines)
+        if debits != credits:
+            found.append(f"journalEntry {external_id} does not balance: Dr {debits} Cr {credits}")
+    return found
+
+
+def stand_in_evidence(runtime: LocalRuntime, erp_commands: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stand-ins' holdings and the check against the delivery log (only with `--targets live`)."""
+    holdings = runtime.stand_in_holdings()
+    if "netsuite" not in holdings:
+        return {}
+    records = holdings["netsuite"]["records"]
+    return {
+        "holdings": holdings,
+        "netsuite_records": {t: len(r) for t, r in sorted(records.items())},
+        "netsuite_check": netsuite_check(erp_commands, holdings["netsuite"]),
     }
 
 
@@ -332,6 +418,7 @@ def problems(report: dict[str, Any]) -> list[str]:
     found += [
         f"close {c['legal_entity']} {c['period']}: {c['status']}" for c in report["closes"] if not c["locked"]
     ]
+    found += report.get("stand_ins", {}).get("netsuite_check", [])
     return found
 
 
@@ -411,6 +498,23 @@ def print_report(report: dict[str, Any], console: Any) -> None:
     for name, m in report["metrics"].items():
         table.add_row(name, str(m.get("count")), str(m.get("p50", "")), str(m.get("max")))
     console.print(table)
+
+    if report.get("stand_ins"):
+        evidence = report["stand_ins"]
+        netsuite = evidence["holdings"]["netsuite"]
+        table = Table(title=f"NetSuite stand-in (test equipment), account {netsuite['account_id']}")
+        for column in ("record type", "records held"):
+            table.add_column(column)
+        for record_type, held in evidence["netsuite_records"].items():
+            table.add_row(record_type, str(held))
+        counters = netsuite["counters"]
+        table.add_row("requests / 429 / max in flight", f"{counters['requests']} / {counters['throttled']} / "
+                      f"{counters['max_in_flight']} (limit {netsuite['concurrency_limit']})")  # fmt: skip
+        verdict = (
+            "matches the delivery log" if not evidence["netsuite_check"] else "DIFFERS from the delivery log"
+        )
+        table.add_row("check", verdict)
+        console.print(table)
 
     by_status: dict[str, int] = defaultdict(int)
     for e in report["executions"]:

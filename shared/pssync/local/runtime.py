@@ -45,6 +45,34 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
+# `--stand-ins`: the ERP runs `live` against the NetSuite stand-in (test equipment), whose account has
+# these internal ids (what an operator would put in cdk.json for a real account).
+STAND_IN_NETSUITE_MAPPING = {
+    "subsidiaries": {"NL01": "2", "US01": "1"},
+    "currencies": {"USD": "1", "GBP": "2", "EUR": "4"},
+    "items": {
+        "milestone": "501",
+        "instalment": "502",
+        "managed_service": "503",
+        "time_and_materials": "504",
+        "expenses": "505",
+        "time": "510",
+        "expense": "520",
+    },
+    "accounts": {
+        "cash": "111",
+        "receivable": "119",
+        "contract_asset": "125",
+        "contract_liability": "221",
+        "revenue": "401",
+    },
+}
+STAND_IN_CONTEXT = {
+    "pssync:cutover": {"erp": "live"},
+    "pssync:netsuite": {"mapping": STAND_IN_NETSUITE_MAPPING, "concurrency_limit": 5},
+}
+
+
 @dataclass(frozen=True)
 class QueueDepth:
     name: str
@@ -65,9 +93,13 @@ class LocalRuntime:
         secrets_file: Path | None = None,
         lambda_log: Path | None = None,
         context: dict[str, Any] | None = None,
+        stand_ins: bool = False,
     ) -> None:
         self.root = root
         self.context = dict(context or {})  # CDK context for build_app (extra sources: Event Relay, Kantata)
+        # Vendor stand-ins (test equipment) with the targets they stand in for selected `live`.
+        self.with_stand_ins = stand_ins
+        self.stand_ins: dict[str, Any] = {}
         self._api_port = api_port
         self._retry_time_scale = retry_time_scale
         env_file = os.environ.get(SECRETS_FILE_ENV)
@@ -97,6 +129,8 @@ class LocalRuntime:
         import httpx
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's per-request access log
+        if self.with_stand_ins:
+            self.context = {**STAND_IN_CONTEXT, **self.context}
         template = load_template(self.root, context=self.context or None)
         self._moto = MotoServer()
         self._moto.start()
@@ -131,6 +165,8 @@ class LocalRuntime:
             self.clients[service] = session.client(service, endpoint_url=self.moto_url)
         self.resources = create_resources(template, self.clients)
         self._install_local_secrets()
+        if self.with_stand_ins:
+            self._start_stand_ins()
 
         for function in self.resources.functions.values():
             self.host.register(function)
@@ -157,6 +193,9 @@ class LocalRuntime:
             self.host.close()
         with contextlib.suppress(Exception):
             self._moto.stop()
+        for stand_in in self.stand_ins.values():
+            with contextlib.suppress(Exception):
+                stand_in.stop()
         os.environ.clear()
         os.environ.update(self._saved_env)
 
@@ -233,6 +272,31 @@ class LocalRuntime:
             self.secrets_file.chmod(0o600)
         self.local_secrets = stored  # every entry of the file: signing secrets and API tokens
         self.signing_secrets = stored  # the name the demo, the bench and the e2e driver read
+
+    def _start_stand_ins(self) -> None:
+        """Start the NetSuite stand-in with a new certificate and store the integration's credentials in the
+        local Secrets Manager, where the functions read them exactly as on AWS (the stand-in's URL as the
+        account's REST domain). A Kantata stand-in joins here once a live PSA connector is wired."""
+        from pssync.local.standins.netsuite import NetSuiteStandIn, new_certificate_key
+
+        private_key, public_key = new_certificate_key()
+        netsuite = NetSuiteStandIn(public_key_pem=public_key)
+        base_url = netsuite.start()
+        self.stand_ins["netsuite"] = netsuite
+        credentials = {
+            "account_id": netsuite.account_id,
+            "client_id": netsuite.client_id,
+            "certificate_id": netsuite.certificate_id,
+            "private_key_pem": private_key,
+            "rest_domain": base_url,
+        }
+        self.clients["secretsmanager"].put_secret_value(
+            SecretId=self.function_env("NETSUITE_SECRET_ID"), SecretString=json.dumps(credentials)
+        )
+
+    def stand_in_holdings(self) -> dict[str, Any]:
+        """What each vendor stand-in holds now (records and request counters), by vendor."""
+        return {name: stand_in.holdings() for name, stand_in in self.stand_ins.items()}
 
     # --- observation -------------------------------------------------------------------------
 

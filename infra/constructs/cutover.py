@@ -1,0 +1,205 @@
+"""Cutover per target system: which PSA / ERP connector mode the functions that send commands run in, and
+what a live mode needs (the vendor's secret, its internal-id mapping, the account's concurrency slots).
+
+Context (cdk.json or `-c`):
+- `pssync:cutover`: `{"erp": "shadow" | "dual" | "live", "psa": "shadow" | "dual" | "live"}` (default
+  shadow for both: record only, write to no vendor).
+- `pssync:netsuite` (needed once the ERP is not shadow): `{"mapping": {"subsidiaries": {...}, "currencies":
+  {...}, "items": {...}, "accounts": {...}}, "secret_arn": "<optional: an existing secret>",
+  "concurrency_limit": 5}`. Without `secret_arn` the stack creates `pssync/<stage>/erp/netsuite`, holding
+  a placeholder until the operator stores the integration's credentials (JSON `account_id`, `client_id`,
+  `certificate_id`, `private_key_pem`, optional `rest_domain`): until then the connector fails closed.
+
+Functions get the secret's ARN (never its value), `secretsmanager:GetSecretValue` on that secret only,
+the mapping as JSON (internal ids, not secret) and item access to the concurrency table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_cdk import Acknowledgment, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra import runtime
+
+CUTOVER_CONTEXT_KEY = "pssync:cutover"
+NETSUITE_CONTEXT_KEY = "pssync:netsuite"
+MODES = ("shadow", "dual", "live")
+SYSTEMS = ("psa", "erp")
+MAPPING_TABLES = ("subsidiaries", "currencies", "items", "accounts")
+# Lambda allows 4 KB of environment in all; a mapping larger than this belongs in SSM (not built yet).
+MAX_MAPPING_BYTES = 2048
+# The variable each workflow step that sends commands already carries (infra/constructs/workflows.py).
+CONNECTOR_VARIABLE = {"psa": "PSA_CONNECTOR", "erp": "ERP_CONNECTOR"}
+
+
+@dataclass(frozen=True)
+class CutoverConfig:
+    psa: str = "shadow"
+    erp: str = "shadow"
+
+    def mode(self, system: str) -> str:
+        return str(getattr(self, system))
+
+
+@dataclass(frozen=True)
+class NetSuiteConfig:
+    mapping: dict[str, dict[str, str]] = field(default_factory=dict)
+    secret_arn: str | None = None
+    concurrency_limit: int = 5
+
+
+def _object(value: Any, key: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be a JSON object")
+    return value
+
+
+def parse_cutover(value: Any) -> CutoverConfig:
+    if value is None:
+        return CutoverConfig()
+    config = _object(value, CUTOVER_CONTEXT_KEY)
+    unknown = set(config) - set(SYSTEMS)
+    if unknown:
+        raise ValueError(f"{CUTOVER_CONTEXT_KEY}: unknown system(s) {sorted(unknown)}; use psa and erp")
+    for system, mode in config.items():
+        if mode not in MODES:
+            raise ValueError(f"{CUTOVER_CONTEXT_KEY}.{system}: unknown mode {mode!r}; use one of {MODES}")
+    return CutoverConfig(**config)
+
+
+def parse_netsuite(value: Any) -> NetSuiteConfig | None:
+    if value is None:
+        return None
+    config = _object(value, NETSUITE_CONTEXT_KEY)
+    mapping = config.get("mapping")
+    if not isinstance(mapping, dict) or not all(isinstance(mapping.get(t, {}), dict) for t in MAPPING_TABLES):
+        raise ValueError(f"{NETSUITE_CONTEXT_KEY}.mapping must hold objects {', '.join(MAPPING_TABLES)}")
+    limit = config.get("concurrency_limit", 5)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
+        raise ValueError(f"{NETSUITE_CONTEXT_KEY}.concurrency_limit must be an integer from 1 to 100")
+    secret_arn = config.get("secret_arn")
+    if secret_arn is not None and not str(secret_arn).startswith("arn:"):
+        raise ValueError(f"{NETSUITE_CONTEXT_KEY}.secret_arn must be a Secrets Manager ARN")
+    return NetSuiteConfig(
+        mapping={t: {str(k): str(v) for k, v in mapping.get(t, {}).items()} for t in MAPPING_TABLES},
+        secret_arn=secret_arn,
+        concurrency_limit=limit,
+    )
+
+
+class VendorTargets(Construct):
+    """What the command-sending functions need for their target's cutover mode."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        cutover: CutoverConfig,
+        netsuite: NetSuiteConfig | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.cutover = cutover
+        if cutover.psa != "shadow":
+            # Typed at synth, not at the first command: no live PSA connector is wired in this build.
+            raise ValueError(
+                f"{CUTOVER_CONTEXT_KEY}.psa={cutover.psa!r} needs a live PSA connector (Kantata), which this "
+                "build does not wire yet; keep the PSA on 'shadow'"
+            )
+        self.netsuite_secret: secretsmanager.ISecret | None = None
+        self.concurrency_table: dynamodb.Table | None = None
+        self._mapping_json = ""
+        self._limit = 0
+        if cutover.erp == "shadow":
+            return
+        if netsuite is None:
+            raise ValueError(
+                f"{CUTOVER_CONTEXT_KEY}.erp={cutover.erp!r} needs {NETSUITE_CONTEXT_KEY} with the account's "
+                "mapping (subsidiaries, currencies, items, accounts)"
+            )
+        self._mapping_json = json.dumps(netsuite.mapping, sort_keys=True, separators=(",", ":"))
+        if len(self._mapping_json.encode()) > MAX_MAPPING_BYTES:
+            raise ValueError(
+                f"{NETSUITE_CONTEXT_KEY}.mapping is over {MAX_MAPPING_BYTES} bytes: too large for the "
+                "functions' environment"
+            )
+        self._limit = netsuite.concurrency_limit
+        if netsuite.secret_arn:
+            self.netsuite_secret = secretsmanager.Secret.from_secret_complete_arn(
+                self, "NetSuiteSecret", netsuite.secret_arn
+            )
+        else:
+            created = secretsmanager.Secret(
+                self,
+                "NetSuiteSecret",
+                secret_name=f"pssync/{stage}/erp/netsuite",
+                description="NetSuite integration (OAuth 2.0 M2M): JSON account_id, client_id, "
+                "certificate_id, private_key_pem, optional rest_domain",
+                removal_policy=runtime.removal_policy(stage),
+            )
+            Validations.of(created).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SMG4",
+                    reason="The certificate key pair is registered in NetSuite's OAuth 2.0 Client "
+                    "Credentials Setup by an administrator; a rotation Lambda cannot register a new "
+                    "certificate. Rotate by uploading a new certificate in NetSuite, then put-secret-value "
+                    "with its id and key.",
+                )
+            )
+            self.netsuite_secret = created
+        # One item per slot of each account's concurrency limit, leased by whichever function sends.
+        self.concurrency_table = dynamodb.Table(
+            self,
+            "ConcurrencyTable",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=runtime.removal_policy(stage),
+        )
+
+    def environment(self, environment: dict[str, str]) -> dict[str, str]:
+        """A function's environment with its targets' modes and, for a live ERP, where its settings live."""
+        configured = dict(environment)
+        for system, variable in CONNECTOR_VARIABLE.items():
+            if variable in configured:
+                configured[variable] = self.cutover.mode(system)
+        if CONNECTOR_VARIABLE["erp"] in configured and self.netsuite_secret is not None:
+            assert self.concurrency_table is not None
+            configured.update(
+                NETSUITE_SECRET_ID=self.netsuite_secret.secret_arn,
+                NETSUITE_MAPPING=self._mapping_json,
+                CONCURRENCY_TABLE_NAME=self.concurrency_table.table_name,
+                NETSUITE_CONCURRENCY_LIMIT=str(self._limit),
+            )
+        return configured
+
+    def grant(self, role: iam.IRole, environment: dict[str, str]) -> None:
+        """Read the vendor secret (that one only) and lease concurrency slots, when it sends live."""
+        if CONNECTOR_VARIABLE["erp"] not in environment or self.netsuite_secret is None:
+            return
+        assert self.concurrency_table is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[self.netsuite_secret.secret_arn]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"],
+                resources=[self.concurrency_table.table_arn],
+            )
+        )
