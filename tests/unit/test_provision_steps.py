@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from pssync.connectors.shadow import ShadowConnector
-from pssync.errors import BusinessRuleViolation
+from pssync.errors import BusinessRuleViolation, TransientDownstreamError
 from pssync.model import examples
 from pssync.model.commands import Target
 from pssync.model.contract import BillingMilestone, MilestoneBilling
@@ -119,3 +119,45 @@ def test_engagement_activated_carries_lineage_and_activation_time() -> None:
     publisher = RecordingPublisher()
     assert provision.emit_engagement_activated(publisher, activated) == activated.event_id
     assert publisher.published == [activated]
+
+
+class _ContendedStore(InMemoryVersionStore):
+    """A customer's index appended to by another booking just before each of our first `conflicts` appends."""
+
+    def __init__(self, conflicts: int) -> None:
+        super().__init__()
+        self.conflicts = conflicts
+
+    def append(self, aggregate: str, aggregate_id: str, **kwargs: object) -> object:  # type: ignore[override]
+        if aggregate == provision.CUSTOMER and self.conflicts > 0:
+            self.conflicts -= 1
+            head = self.head(aggregate, aggregate_id)
+            other = f"C-OTHER-{self.conflicts}"
+            super().append(
+                aggregate,
+                aggregate_id,
+                expected_version=head.version if head else 0,
+                body={"contract_ids": [*(head.body["contract_ids"] if head else []), other]},
+                caused_by_event_id=f"other-booking-{self.conflicts}",
+                correlation_id="other",
+                recorded_at=NOW.isoformat(),
+            )
+        return super().append(aggregate, aggregate_id, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_customer_index_contended_by_other_bookings_links_the_contract_once_without_a_retry() -> None:
+    booked = examples.contract_booked()
+    terms = booked.data.contract
+    store = _ContendedStore(conflicts=3)
+    provision.link_project(store, booked, terms, NOW)
+    head = store.head(provision.CUSTOMER, terms.customer.customer_id)
+    assert head is not None
+    assert head.body["contract_ids"].count(terms.contract_id) == 1
+    assert {"C-OTHER-2", "C-OTHER-1", "C-OTHER-0"} <= set(head.body["contract_ids"])
+
+
+def test_a_customer_index_that_never_settles_hands_the_step_back_as_transient() -> None:
+    booked = examples.contract_booked()
+    store = _ContendedStore(conflicts=10_000)
+    with pytest.raises(TransientDownstreamError, match="changed concurrently 10 times"):
+        provision.link_project(store, booked, booked.data.contract, NOW)

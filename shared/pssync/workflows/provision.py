@@ -178,25 +178,33 @@ def link_project(store: VersionStore, event: EventEnvelope, terms: ContractTerms
         _link(store, event, CUSTOMER, key, terms.contract_id, now)
 
 
+# An index (a customer's contracts) is shared by every booking of that customer: a conflict there is another
+# booking linking its own contract, so re-read and append again before handing the step back to a retry.
+LINK_ATTEMPTS = 10
+
+
 def _link(
     store: VersionStore, event: EventEnvelope, index: str, key: str, contract_id: str, now: datetime
 ) -> None:
-    head = store.head(index, key)
-    linked: list[str] = list(head.body["contract_ids"]) if head else []
-    if contract_id in linked:
-        return
-    try:
-        store.append(
-            index,
-            key,
-            expected_version=head.version if head else 0,
-            body={"contract_ids": [*linked, contract_id]},
-            caused_by_event_id=event.event_id,
-            correlation_id=event.correlation_id,
-            recorded_at=now.isoformat(),
-        )
-    except VersionConflict:
-        raise TransientDownstreamError(f"{index} {key} index changed concurrently") from None
+    for _ in range(LINK_ATTEMPTS):
+        head = store.head(index, key)
+        linked: list[str] = list(head.body["contract_ids"]) if head else []
+        if contract_id in linked:
+            return
+        try:
+            store.append(
+                index,
+                key,
+                expected_version=head.version if head else 0,
+                body={"contract_ids": [*linked, contract_id]},
+                caused_by_event_id=event.event_id,
+                correlation_id=event.correlation_id,
+                recorded_at=now.isoformat(),
+            )
+            return
+        except VersionConflict:
+            continue
+    raise TransientDownstreamError(f"{index} {key} index changed concurrently {LINK_ATTEMPTS} times")
 
 
 def terms_of(store: VersionStore, contract_id: str, version: int) -> ContractTerms:
