@@ -233,7 +233,7 @@ def _not_selectable(kind: str, target: Target, why: str) -> PssyncError:
     )
 
 
-def live_erp_connector() -> LimitedConnector:
+def live_erp_connector(kind: str = "live") -> LimitedConnector:
     """NetSuite behind its account's concurrency slots, shared by every container that writes to it."""
     from pydantic import ValidationError
 
@@ -246,7 +246,7 @@ def live_erp_connector() -> LimitedConnector:
     except ValidationError as error:
         missing = ", ".join(str(e["loc"][0]).upper() for e in error.errors())
         raise _not_selectable(
-            "live", Target.ERP, f"{missing} not configured (CDK context pssync:netsuite)"
+            kind, Target.ERP, f"{missing} not configured (CDK context pssync:netsuite)"
         ) from None
     netsuite = netsuite_connector()
     limiter = _lease_limiter(
@@ -266,12 +266,12 @@ def connector_for(kind: str, settings: DeliveryLogSettings, target: Target = Tar
     if target is Target.PSA:
         # Kantata is the PSA's live connector; this build does not wire it (the stack refuses psa != shadow).
         raise _not_selectable(kind, target, "no live PSA connector is wired in this build")
-    live = live_erp_connector()  # first: a configuration error must not wait for AWS clients
+    live = live_erp_connector(kind)  # first: a configuration error must not wait for AWS clients
     return CutoverConnector(kind, delivery_log(settings), live=live)
 
 
 def deliver(command: ConnectorCommand) -> CommandReceipt:
-    """Send a PSA or ERP command through the connector configured for its target (shadow today)."""
+    """Send a PSA or ERP command through its target's connector, in the target's cutover mode."""
     from pssync.workflows.provision import send
 
     settings = load_settings(DeliveryLogSettings)
