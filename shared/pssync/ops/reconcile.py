@@ -26,11 +26,11 @@ Causes named:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -671,3 +671,93 @@ def deferred_revenue_variances(portfolio: PortfolioReconciliation) -> dict[str, 
         if variance is not None:
             totals[variance.currency] = totals.get(variance.currency, zero(variance.currency)) + variance
     return totals
+
+
+# --- the scheduled run ---------------------------------------------------------------------------------
+
+
+class ExceptionSink(Protocol):
+    def send(self, record: ReconciliationException) -> None: ...
+
+
+class ReconciliationRun(_Model):
+    """What one run found and raised: the figures the metrics report."""
+
+    measured_on: date
+    engagements: int
+    not_reconciled: int
+    engagements_above_tolerance: list[str]
+    variances_by_cause: dict[str, int]  # above tolerance
+    variance_amounts: dict[str, Decimal]  # per currency, absolute, above tolerance
+    deferred_revenue_variances: dict[str, Decimal]  # per currency, pssync minus the ERP's implied
+    exceptions_sent: list[str]
+
+
+def run_reconciliation(
+    store: VersionStore,
+    log: Iterable[LoggedCommand],
+    contract_ids: Iterable[str],
+    cutoff: Cutoff,
+    tolerance: ReconciliationTolerance,
+    exceptions: ExceptionSink,
+) -> ReconciliationRun:
+    """Reconcile the portfolio and send one exception record per engagement with variances above
+    tolerance. Sent before anything is recorded, so a retried run may send a record twice: its
+    `exception_id` (the engagement, the day, the findings) tells a reader they are the same."""
+    portfolio = reconcile_portfolio(store, log, contract_ids, cutoff, tolerance)
+    sent: list[str] = []
+    causes: dict[str, int] = {}
+    for engagement in portfolio.engagements:
+        record = exception_for(engagement)
+        if record is None:
+            continue
+        exceptions.send(record)
+        sent.append(record.exception_id)
+        for variance in record.variances:
+            causes[variance.cause.value] = causes.get(variance.cause.value, 0) + 1
+    return ReconciliationRun(
+        measured_on=portfolio.measured_on,
+        engagements=len(portfolio.engagements),
+        not_reconciled=len(portfolio.not_reconciled),
+        engagements_above_tolerance=[e.contract_id for e in portfolio.above_tolerance],
+        variances_by_cause=causes,
+        variance_amounts={c: m.amount for c, m in variance_totals(portfolio).items()},
+        deferred_revenue_variances={c: m.amount for c, m in deferred_revenue_variances(portfolio).items()},
+        exceptions_sent=sent,
+    )
+
+
+class SqsExceptionQueue:
+    """The exceptions queue every workflow's Catch writes to; the record's cause in message attributes."""
+
+    def __init__(self, queue_url: str, client: Any) -> None:
+        self._url = queue_url
+        self._client = client
+
+    def send(self, record: ReconciliationException) -> None:
+        self._client.send_message(
+            QueueUrl=self._url,
+            MessageBody=record.model_dump_json(),
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in record.message_attributes().items()
+            },
+        )
+
+
+class DeliveryLogScan:
+    """Every delivered command of the delivery log with when it was recorded (DynamoDBDeliveryLog's items);
+    refusals (`refused#` items, no `command`) are not deliveries and are skipped. A Scan: the log is keyed
+    by target record, not by contract."""
+
+    def __init__(self, table: str, client: Any) -> None:
+        self._table = table
+        self._client = client
+
+    def logged_commands(self) -> Iterator[LoggedCommand]:
+        for page in self._client.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
+            for item in page["Items"]:
+                if "command" in item:
+                    yield LoggedCommand(
+                        ConnectorCommand.model_validate_json(item["command"]["S"]), item["recorded_at"]["S"]
+                    )
