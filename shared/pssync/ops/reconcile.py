@@ -632,12 +632,20 @@ def reconcile_portfolio(
     """Every contract named; one the cut-off does not know, or whose data cannot be read, is listed apart
     with why, never dropped silently. The delivery log is read once."""
     tolerance = tolerance or ReconciliationTolerance()
-    logged = list(log)
+    # Indexed once by the contract each command may concern (`contract_view.concerns`): scanning the whole
+    # log per engagement made a portfolio quadratic (a quarter of the time at 100 engagements).
+    by_contract: dict[str, list[LoggedCommand]] = {}
+    for logged in log:
+        keys = {logged.command.external_id, str(logged.command.payload.get("contract_id"))}
+        for key in keys:
+            by_contract.setdefault(key, []).append(logged)
     engagements: list[EngagementReconciliation] = []
     not_reconciled: dict[str, str] = {}
     for contract_id in sorted(set(contract_ids)):
         try:
-            engagements.append(reconcile_engagement(store, logged, contract_id, cutoff, tolerance))
+            engagements.append(
+                reconcile_engagement(store, by_contract.get(contract_id, []), contract_id, cutoff, tolerance)
+            )
         except ContractNotFound as error:
             not_reconciled[contract_id] = str(error)
     return PortfolioReconciliation(
