@@ -27,7 +27,7 @@ from pssync.money import Money
 from pssync.ops import reconcile
 from pssync.ops.contract_view import Cutoff, LoggedCommand
 from pssync.ops.reconcile import ReconciliationTolerance, VarianceCause
-from pssync.workflows import amendment, milestones, provision, time_approval
+from pssync.workflows import amendment, milestones, provision, receivables, time_approval
 from pssync.workflows.provision import CommandReceipt
 from tests.fakes import FixedClock, InMemoryVersionStore
 
@@ -327,3 +327,30 @@ def test_tolerance_is_per_currency_and_zero_when_unlisted() -> None:
     assert tolerance.exceeded_by(Money.of("5.01", "EUR"))
     assert tolerance.exceeded_by(Money.of("0.01", "GBP"))
     assert tolerance.exceeded_by(None)
+
+
+def test_invoices_the_erp_posted_are_compared_with_what_it_was_told_to_invoice_and_deferred_revenue() -> None:
+    from tests.unit.test_receivables import invoice
+
+    store, log = build_portfolio(Plant())
+    posted = invoice("INV-M1", [("B1-M1-DISCOVERY", "92000.00")], on=date(2027, 1, 25))
+    match = receivables.match_receivable(posted, store)
+    receivables.record_receivable(posted, match, store, MILESTONE_AT)
+    portfolio = _portfolio(store, log)
+
+    transformation = _engagement(portfolio, TRANSFORMATION)
+    assert transformation.pssync.engine_billed == Money.of("92000.00", "EUR")
+    billed = next(v for v in transformation.variances if v.cause is VarianceCause.BILLED_DIFFERS)
+    # Told to invoice two milestones, the training instalment and twelve months; one invoice posted.
+    assert billed.amount == transformation.erp.invoiced_to_date - Money.of("92000.00", "EUR")
+    assert billed.amount == Money.of("212000.00", "EUR")
+    implied = transformation.erp.invoiced_to_date - transformation.pssync.recognised_to_date
+    erp_deferred = implied if implied.amount > 0 else Money.zero("EUR")
+    assert transformation.deferred_revenue_variance == transformation.pssync.contract_liability - erp_deferred
+    deferred = [v for v in transformation.variances if v.cause is VarianceCause.DEFERRED_REVENUE_DIFFERS]
+    assert len(deferred) == (0 if transformation.deferred_revenue_variance.amount == 0 else 1)
+    assert reconcile.deferred_revenue_variances(portfolio) == {
+        "EUR": transformation.deferred_revenue_variance
+    }
+    # The delivery programme has no receivables ledger: nothing compared there.
+    assert _engagement(portfolio, DELIVERY).deferred_revenue_variance is None

@@ -48,6 +48,7 @@ from pssync.ops.contract_view import (
     zero,
 )
 from pssync.ports import StoredVersion, VersionStore
+from pssync.revenue import RevenueRuleError
 from pssync.workflows.amendment import engine_versions
 from pssync.workflows.billed_lines import ledger_entries
 from pssync.workflows.billing import billing_schedule
@@ -646,8 +647,9 @@ def reconcile_portfolio(
             engagements.append(
                 reconcile_engagement(store, by_contract.get(contract_id, []), contract_id, cutoff, tolerance)
             )
-        except ContractNotFound as error:
-            not_reconciled[contract_id] = str(error)
+        except (ContractNotFound, RevenueRuleError) as error:
+            # One contract the engine refuses (its terms) must not stop the portfolio's reconciliation.
+            not_reconciled[contract_id] = f"{type(error).__name__}: {error}"
     return PortfolioReconciliation(
         as_of=cutoff.instant.isoformat(),
         measured_on=cutoff.on,
