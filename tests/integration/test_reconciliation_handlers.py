@@ -132,6 +132,19 @@ def test_planted_variances_go_to_the_exceptions_queue_typed_and_into_the_metrics
     ]
 
 
+def test_named_contracts_are_reconciled_alone(
+    aws: AwsWorld, exceptions_queue: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(aws, Plant(psa_misses_amendment=True, m2_accepted_not_released=True))
+    run = load_handler("reconcile_portfolio")(
+        {"as_of": LATER.date().isoformat(), "contract_ids": [TRANSFORMATION]}, context()
+    )
+    assert (run["engagements"], run["engagements_above_tolerance"]) == (1, [TRANSFORMATION])
+    assert [json.loads(m["Body"])["contract_id"] for m in _received(aws, exceptions_queue)] == [
+        TRANSFORMATION
+    ]
+
+
 def test_a_malformed_tolerance_stops_the_run_before_anything_is_read_or_sent(
     aws: AwsWorld, exceptions_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
