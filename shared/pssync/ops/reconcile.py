@@ -50,7 +50,7 @@ from pssync.ops.contract_view import (
 from pssync.ports import StoredVersion, VersionStore
 from pssync.revenue import RevenueRuleError
 from pssync.workflows.amendment import engine_versions
-from pssync.workflows.billed_lines import ledger_entries
+from pssync.workflows.billed_lines import EntryState, ledger_entries
 from pssync.workflows.billing import billing_schedule
 from pssync.workflows.expenses import EXPENSE_LEDGER
 from pssync.workflows.milestones import MILESTONE_LEDGER, milestone_statuses
@@ -339,6 +339,77 @@ def _card_rate(terms: ContractTerms, role: str | None) -> Money | None:
     return None
 
 
+def _unbilled_milestones(
+    milestone_history: list[StoredVersion], terms: ContractTerms, releases: Sequence[ConnectorCommand]
+) -> tuple[Money, list[Variance]]:
+    """What the accepted billing milestones bill, and one variance per accepted one never released."""
+    currency = terms.currency
+    billed_milestones = _billing_milestones(terms)
+    released = {str(c.payload.get("milestone_id")) for c in releases}
+    accepted = {
+        key: status
+        for key, status in milestone_statuses(milestone_history).items()
+        if status.state == "accepted" and key in billed_milestones
+    }
+    variances = []
+    for key in sorted(accepted):
+        if key in released:
+            continue
+        decision = accepted[key].decision
+        accepted_on = None if decision is None else decision.body.get("accepted_on")
+        variances.append(
+            Variance(
+                cause=VarianceCause.UNBILLED_MILESTONE,
+                system="erp",
+                measure="milestone_invoice",
+                pssync=f"accepted on {accepted_on}",
+                held="no invoice release",
+                amount=-billed_milestones[key],
+                detail=f"milestone {key} was accepted on {accepted_on} but no invoice release reached the "
+                f"ERP ({billed_milestones[key]} unbilled)",
+                reference=key,
+            )
+        )
+    return _sum((billed_milestones[key] for key in accepted), currency), variances
+
+
+def _rate_differences(
+    time_states: Mapping[str, EntryState],
+    history: list[StoredVersion],
+    terms: ContractTerms,
+    time_lines: Sequence[ConnectorCommand],
+) -> list[Variance]:
+    """Each billed time line's rate against the card of the contract version the ledger rated it on."""
+    versions_terms = {stored.version: _terms(stored) for stored in history}
+    by_entry = {state.entry: state for state in time_states.values()}
+    variances = []
+    for command in time_lines:
+        state = by_entry.get(command.external_id)
+        rated_on = terms
+        if state is not None and state.body.get("contract_version") in versions_terms:
+            rated_on = versions_terms[int(state.body["contract_version"])]
+        role = command.payload.get("role")
+        card = _card_rate(rated_on, role)
+        billed_rate = _money(command.payload["rate"])
+        if card is None or card == billed_rate:
+            continue
+        hours = Decimal(str(command.payload["hours"]))
+        variances.append(
+            Variance(
+                cause=VarianceCause.RATE_DIFFERENCE,
+                system="erp",
+                measure="billed_rate",
+                pssync=str(card),
+                held=str(billed_rate),
+                amount=Money(amount=(billed_rate.amount - card.amount) * hours, currency=terms.currency),
+                detail=f"time entry {command.payload.get('time_entry_id')} ({role}, {hours} h) billed at "
+                f"{billed_rate}/h, the rate card says {card}/h",
+                reference=command.external_id,
+            )
+        )
+    return variances
+
+
 # --- one engagement ------------------------------------------------------------------------------------
 
 
@@ -449,66 +520,15 @@ def reconcile_engagement(
             )
         )
 
-    # Milestones accepted (as the ledger knows at the cut-off) and their releases.
-    billed_milestones = _billing_milestones(terms)
-    released = {str(c.payload.get("milestone_id")) for c in releases}
-    accepted = {
-        key: status
-        for key, status in milestone_statuses(known.history(MILESTONE_LEDGER, contract_id)).items()
-        if status.state == "accepted" and key in billed_milestones
-    }
-    expected_milestones = _sum((billed_milestones[key] for key in accepted), currency)
-    for key in sorted(accepted):
-        if key in released:
-            continue
-        missing = -billed_milestones[key]
-        named = named + missing
-        decision = accepted[key].decision
-        accepted_on = None if decision is None else decision.body.get("accepted_on")
-        variances.append(
-            Variance(
-                cause=VarianceCause.UNBILLED_MILESTONE,
-                system="erp",
-                measure="milestone_invoice",
-                pssync=f"accepted on {accepted_on}",
-                held="no invoice release",
-                amount=missing,
-                detail=f"milestone {key} was accepted on {accepted_on} but no invoice release reached the "
-                f"ERP ({billed_milestones[key]} unbilled)",
-                reference=key,
-            )
-        )
-
-    # Billed time: each line's rate against the card of the contract version the ledger rated it on.
+    # Milestones accepted (as the ledger knows at the cut-off) without a release; time billed off the card.
+    milestone_history = known.history(MILESTONE_LEDGER, contract_id)
+    expected_milestones, unbilled = _unbilled_milestones(milestone_history, terms, releases)
     time_states = ledger_entries(known.history(TIME_LEDGER, contract_id))
-    versions_terms = {stored.version: _terms(stored) for stored in history}
-    by_entry = {state.entry: state for state in time_states.values()}
-    for command in time_lines:
-        state = by_entry.get(command.external_id)
-        rated_on = terms
-        if state is not None and state.body.get("contract_version") in versions_terms:
-            rated_on = versions_terms[int(state.body["contract_version"])]
-        role = command.payload.get("role")
-        card = _card_rate(rated_on, role)
-        billed_rate = _money(command.payload["rate"])
-        if card is None or card == billed_rate:
-            continue
-        hours = Decimal(str(command.payload["hours"]))
-        difference = Money(amount=(billed_rate.amount - card.amount) * hours, currency=currency)
-        named = named + difference
-        variances.append(
-            Variance(
-                cause=VarianceCause.RATE_DIFFERENCE,
-                system="erp",
-                measure="billed_rate",
-                pssync=str(card),
-                held=str(billed_rate),
-                amount=difference,
-                detail=f"time entry {command.payload.get('time_entry_id')} ({role}, {hours} h) billed at "
-                f"{billed_rate}/h, the rate card says {card}/h",
-                reference=command.external_id,
-            )
-        )
+    rates = _rate_differences(time_states, history, terms, time_lines)
+    for found in (*unbilled, *rates):
+        assert found.amount is not None  # both are money
+        named = named + found.amount
+        variances.append(found)
     expected_time = _sum(
         (_money(s.body["line"]["amount"]) for s in time_states.values() if s.body.get("line") is not None),
         currency,
