@@ -3,6 +3,11 @@
 Exception aging is SQS's own ApproximateAgeOfOldestMessage on every dead-letter store: a message there
 is work finance is waiting for, so a store not emptied within a day raises a second alarm.
 
+Beyond the queues: exception aging by workflow stage and cause (the `measure_exception_aging` function's
+metrics), the reconciliation (variances above tolerance alarm; amounts and deferred revenue variance per
+currency), and the lag objectives (amendment propagation, billable time sync) alarm when their p90 exceeds
+the objective (CDK context `pssync:lag_objectives_seconds`).
+
 Every alarm notifies the stack's alarm topic when it fires and when it clears. The topic is encrypted with
 a customer-managed KMS key (CloudWatch cannot publish to a topic under the AWS-managed `alias/aws/sns`
 key), refuses plain HTTP, and only this account's CloudWatch alarms may publish to it. Subscribers come
@@ -31,7 +36,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import runtime
-from pssync.observability import BusinessMetric
+from pssync.observability import RECONCILIATION_SOURCE, BusinessMetric
 
 PERIOD = Duration.minutes(5)
 # A dead letter unattended for a day puts a period close at risk: escalate beyond "not empty".
@@ -39,6 +44,11 @@ EXCEPTION_AGE_ALARM_SECONDS = 24 * 3600
 METRICS_NAMESPACE = "pssync"  # Powertools: POWERTOOLS_METRICS_NAMESPACE, default dimension service
 SERVICE_DIMENSION = {"service": "pssync"}
 ALARM_SUBSCRIBERS_CONTEXT_KEY = "pssync:alarm_subscribers"
+LAG_OBJECTIVES_CONTEXT_KEY = "pssync:lag_objectives_seconds"
+# The reconciliation runs daily: its alarm looks at a day, so it stays in ALARM until a clean run.
+RECONCILIATION_PERIOD = Duration.days(1)
+LAG_PERIOD = Duration.minutes(15)
+EXCEPTION_AGING_PERIOD = Duration.minutes(15)  # the aging function's schedule
 # Plain shape checks that catch typos; SNS itself confirms each address (the subscriber must click the
 # link it sends) and each endpoint (it must answer the SubscriptionConfirmation).
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -105,6 +115,43 @@ def _subscriber(entry: object) -> AlarmSubscriber:
     return AlarmSubscriber(SubscriberKind.HTTPS, entry)
 
 
+@dataclass(frozen=True)
+class LagObjectives:
+    """The longest a change may take to reach every system, as the business promises it (p90)."""
+
+    amendment_propagation_seconds: int = 15 * 60
+    billable_time_sync_seconds: int = 15 * 60
+
+
+def parse_lag_objectives(raw: object) -> LagObjectives:
+    """`-c 'pssync:lag_objectives_seconds={"amendment_propagation": 600}'`: seconds per objective."""
+    if raw is None:
+        return LagObjectives()
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as error:
+        raise ValueError(f"context {LAG_OBJECTIVES_CONTEXT_KEY} is not JSON: {error}") from None
+    known = {"amendment_propagation", "billable_time_sync"}
+    if not isinstance(value, dict) or not set(value) <= known:
+        raise ValueError(
+            f"context {LAG_OBJECTIVES_CONTEXT_KEY} must be a JSON object with keys {sorted(known)}"
+        )
+    seconds: dict[str, int] = {}
+    for name, amount in value.items():
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise ValueError(f"{LAG_OBJECTIVES_CONTEXT_KEY}.{name} must be a positive number of seconds")
+        seconds[f"{name}_seconds"] = amount
+    return LagObjectives(**seconds)
+
+
+def search(
+    metric: str, dimensions: Sequence[str], statistic: str, period: Duration, *, where: str = ""
+) -> str:
+    """A SEARCH over every value of `dimensions` (a graph may SEARCH; an alarm may not)."""
+    schema = ",".join([METRICS_NAMESPACE, *dimensions])
+    return f"SEARCH('{{{schema}}} MetricName=\"{metric}\"{where}', '{statistic}', {period.to_seconds()})"
+
+
 class Monitoring(Construct):
     def __init__(
         self,
@@ -115,6 +162,7 @@ class Monitoring(Construct):
         dead_letter_queues: Mapping[str, sqs.IQueue],
         state_machines: Mapping[str, sfn.IStateMachine],
         alarm_subscribers: Sequence[AlarmSubscriber] = (),
+        lag_objectives: LagObjectives = LagObjectives(),
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms: list[cloudwatch.Alarm] = []
@@ -161,6 +209,9 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(*queue_widgets)
         self.dashboard.add_widgets(*workflow_widgets)
         self.dashboard.add_widgets(*self._business_widgets(state_machines.get("ApplyApprovedTime")))
+        self.dashboard.add_widgets(*self._lag_objective_alarms(lag_objectives))
+        self.dashboard.add_widgets(*self._exception_aging_widgets())
+        self.dashboard.add_widgets(*self._reconciliation_widgets())
         self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=self.alarms, title="Alarms", width=24))
 
     @staticmethod
@@ -273,6 +324,133 @@ class Monitoring(Construct):
             period=PERIOD,
         )
         return [cloudwatch.GraphWidget(title="Billable time sync success rate (%)", left=[rate], width=8)]
+
+    def _lag_objective_alarms(self, objectives: LagObjectives) -> list[cloudwatch.IWidget]:
+        widgets: list[cloudwatch.IWidget] = []
+        for alarm_id, metric_name, objective, what in (
+            (
+                "AmendmentPropagationLagAboveObjective",
+                BusinessMetric.AMENDMENT_PROPAGATION_LAG,
+                objectives.amendment_propagation_seconds,
+                "amendment propagation (amended -> every system updated)",
+            ),
+            (
+                "BillableTimeSyncLagAboveObjective",
+                BusinessMetric.BILLABLE_TIME_SYNC_LAG,
+                objectives.billable_time_sync_seconds,
+                "billable time sync (approved -> billed and remeasured)",
+            ),
+        ):
+            p90 = cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=metric_name,
+                dimensions_map=SERVICE_DIMENSION,
+                statistic="p90",
+                period=LAG_PERIOD,
+            )  # no label: a labelled metric makes the alarm a metric-math alarm
+            seconds = objective
+            self._alarm_when_above(
+                alarm_id, p90, seconds, f"p90 of {what} is above its objective of {seconds} s"
+            )
+            widgets.append(
+                cloudwatch.GraphWidget(
+                    title=f"Lag objective: {what} (s), p90 against {seconds} s",
+                    left=[p90.with_(label="p90")],
+                    left_annotations=[cloudwatch.HorizontalAnnotation(value=seconds, label="objective")],
+                    width=12,
+                )
+            )
+        return widgets
+
+    @staticmethod
+    def _exception_aging_widgets() -> list[cloudwatch.IWidget]:
+        """Exception aging by workflow stage and cause (per queue stays above, with its alarms)."""
+        groups = ("service", "workflow", "stage", "cause")
+        return [
+            cloudwatch.GraphWidget(
+                title="Exception aging: oldest open exception (s) by workflow, stage and cause",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=search(
+                            BusinessMetric.EXCEPTION_AGE, groups, "Maximum", EXCEPTION_AGING_PERIOD
+                        ),
+                        label="",
+                        period=EXCEPTION_AGING_PERIOD,
+                    )
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Open exceptions by workflow, stage and cause",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=search(
+                            BusinessMetric.OPEN_EXCEPTIONS, groups, "Maximum", EXCEPTION_AGING_PERIOD
+                        ),
+                        label="",
+                        period=EXCEPTION_AGING_PERIOD,
+                    )
+                ],
+                width=12,
+            ),
+        ]
+
+    def _reconciliation_widgets(self) -> list[cloudwatch.IWidget]:
+        variances = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=BusinessMetric.RECONCILIATION_VARIANCES,
+            dimensions_map=SERVICE_DIMENSION,
+            statistic="Maximum",
+            period=RECONCILIATION_PERIOD,
+        )  # no label: a labelled metric makes the alarm a metric-math alarm
+        self._alarm_when_positive(
+            "ReconciliationVariance",
+            variances,
+            "the daily reconciliation found variances above tolerance: see the exceptions queue "
+            "(cause reconciliation_variance) and `pssync reconcile`",
+        )
+        reconciled = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=BusinessMetric.ENGAGEMENTS_RECONCILED,
+            dimensions_map=SERVICE_DIMENSION,
+            statistic="Maximum",
+            period=RECONCILIATION_PERIOD,
+            label="engagements reconciled",
+        )
+
+        def by(metric: str, dimensions: Sequence[str], *, where: str = "") -> cloudwatch.MathExpression:
+            return cloudwatch.MathExpression(
+                expression=search(
+                    metric, ("service", *dimensions), "Maximum", RECONCILIATION_PERIOD, where=where
+                ),
+                label="",
+                period=RECONCILIATION_PERIOD,
+            )
+
+        return [
+            cloudwatch.GraphWidget(
+                title="Reconciliation: engagements, and variances above tolerance by cause",
+                left=[reconciled, variances.with_(label="variances above tolerance")],
+                right=[by(BusinessMetric.RECONCILIATION_VARIANCES, ("cause",))],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Reconciliation variance above tolerance (absolute) by currency",
+                left=[by(BusinessMetric.RECONCILIATION_VARIANCE_AMOUNT, ("currency",))],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Deferred revenue variance (pssync - ERP) from reconciliation, by currency",
+                left=[
+                    by(
+                        BusinessMetric.DEFERRED_REVENUE_VARIANCE,
+                        ("source", "currency"),
+                        where=f' source="{RECONCILIATION_SOURCE}"',
+                    )
+                ],
+                width=8,
+            ),
+        ]
 
     def _alarm_topic(self, stage: str, subscribers: Sequence[AlarmSubscriber]) -> sns.Topic:
         stack = Stack.of(self)
