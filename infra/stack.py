@@ -20,9 +20,20 @@ from infra.constructs.event_relay import SalesforceEventRelay
 from infra.constructs.functions import Functions
 from infra.constructs.ingestion_api import IngestionApi
 from infra.constructs.kantata_poller import KantataPoller
-from infra.constructs.monitoring import ALARM_SUBSCRIBERS_CONTEXT_KEY, Monitoring, parse_alarm_subscribers
+from infra.constructs.monitoring import (
+    ALARM_SUBSCRIBERS_CONTEXT_KEY,
+    LAG_OBJECTIVES_CONTEXT_KEY,
+    Monitoring,
+    parse_alarm_subscribers,
+    parse_lag_objectives,
+)
 from infra.constructs.period_close import CLOSE_ENTITIES_CONTEXT_KEY, PeriodClose, parse_close_entities
 from infra.constructs.queues import Queues
+from infra.constructs.reconciliation import (
+    RECONCILIATION_TOLERANCE_CONTEXT_KEY,
+    Reconciliation,
+    parse_reconciliation_tolerance,
+)
 from infra.constructs.tables import Tables
 from infra.constructs.workflows import Workflow, WorkflowStores
 from infra.sources import EventRelayBus, KantataPolling
@@ -123,16 +134,28 @@ class PssyncStack(Stack):
             gate_queues=[queues.exceptions, *(dlq for _, dlq in queues.workflow_inboxes.values())],
             entities=parse_close_entities(self.node.try_get_context(CLOSE_ENTITIES_CONTEXT_KEY)),
         )
+        dead_letter_queues = {
+            **queues.dead_letter_queues,
+            "ExceptionsQueue": queues.exceptions,
+            **({"PeriodCloseScheduleDlq": period_close.schedule_dlq} if period_close.schedule_dlq else {}),
+        }
+        reconciliation = Reconciliation(
+            self,
+            "Reconciliation",
+            functions=functions,
+            stores=stores,
+            dead_letter_queues=dead_letter_queues,
+            tolerance=parse_reconciliation_tolerance(
+                self.node.try_get_context(RECONCILIATION_TOLERANCE_CONTEXT_KEY)
+            ),
+        )
         Monitoring(
             self,
             "Monitoring",
             stage=stage,
             dead_letter_queues={
-                **queues.dead_letter_queues,
-                "ExceptionsQueue": queues.exceptions,
-                **(
-                    {"PeriodCloseScheduleDlq": period_close.schedule_dlq} if period_close.schedule_dlq else {}
-                ),
+                **dead_letter_queues,
+                "ReconciliationScheduleDlq": reconciliation.schedule_dlq,
             },
             state_machines={
                 **{w.spec.construct_id: w.state_machine for w in workflows},
@@ -141,6 +164,7 @@ class PssyncStack(Stack):
             alarm_subscribers=parse_alarm_subscribers(
                 self.node.try_get_context(ALARM_SUBSCRIBERS_CONTEXT_KEY)
             ),
+            lag_objectives=parse_lag_objectives(self.node.try_get_context(LAG_OBJECTIVES_CONTEXT_KEY)),
         )
 
     @staticmethod

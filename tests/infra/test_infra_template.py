@@ -41,6 +41,9 @@ FUNCTION_FOLDERS = {
             "close_period_reopen",
         )
     },
+    # Reconciliation and exception aging (scheduled).
+    "reconcile_portfolio": "reconcile_portfolio",
+    "measure_exception_aging": "measure_exception_aging",
 }
 COMMON_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "pssync",
@@ -170,6 +173,9 @@ def test_every_event_rule_target_has_dlq_and_retry_policy(resources: Resources) 
     for logical_id, rule in rules.items():
         for target in rule["Properties"]["Targets"]:
             assert "DeadLetterConfig" in target, f"{logical_id} target {target['Id']} has no DLQ"
+            if "ScheduleExpression" in rule["Properties"]:  # schedules choose their own (bounded) retries
+                assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1, logical_id
+                continue
             assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
 
 

@@ -144,7 +144,8 @@ def test_only_the_planner_scans_and_the_gate_only_peeks(close_resources: Resourc
         for name, role in roles.items()
         if "dynamodb:Scan" in _grants(_statements_of_role(close_resources, role))
     ]
-    assert scanners == ["close_period_plan"]
+    # The two portfolio-wide readers: the close planner (its shards) and the daily reconciliation.
+    assert sorted(scanners) == ["close_period_plan", "reconcile_portfolio"]
     gate = _grants(_statements_of_role(close_resources, roles["close_period_gate"]))
     assert {a for a in gate if a.startswith("sqs:")} == {
         "sqs:ReceiveMessage",

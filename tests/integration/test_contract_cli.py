@@ -189,3 +189,27 @@ def test_tables_are_found_by_name_and_paired_by_stack(aws: AwsWorld) -> None:
         find_table(ddb, "DeliveryLogTable", near=business)
         == "pssync-prod-TablesDeliveryLogTable1A2B3C-XYZrod"
     )
+
+
+def test_show_reads_past_a_refusal_the_never_regress_guard_recorded(recorded: AwsWorld) -> None:
+    """A `refused#` item (no `command`) beside a record's deliveries is not a delivery: show lists the same
+    deliveries as before it (it raised KeyError before)."""
+    from pssync.adapters.aws import DynamoDBDeliveryLog
+    from pssync.model.commands import ConnectorCommand, Target
+
+    before = json.loads(_cli("show", CONTRACT_ID, "--format", "json", *TABLES).output)["deliveries"]
+    stale = ConnectorCommand(
+        target=Target.PSA,
+        operation="upsert_project",
+        external_id="P-FABRIKAM-0101",
+        idempotency_key="project:P-FABRIKAM-0101:contract-v1-late-copy",
+        payload={"contract_id": CONTRACT_ID, "contract_version": 1},
+        caused_by_event_id="late-copy",
+        correlation_id="late-copy",
+    )
+    DynamoDBDeliveryLog("delivery-log", recorded.clients["dynamodb"]).record_refusal(
+        stale, held_version=2, recorded_at="2027-06-01T00:00:00+00:00"
+    )
+    result = _cli("show", CONTRACT_ID, "--format", "json", *TABLES)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["deliveries"] == before

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from pssync.cli.close import close_app
 from pssync.cli.contract import contract_app
+from pssync.cli.reconcile import reconcile_command
 from pssync.revenue.cli import revrec_app
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ dlq_app = typer.Typer(
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(contract_app, name="contract")
 app.add_typer(close_app, name="close")
+app.command("reconcile")(reconcile_command)
 console = Console()
 
 

@@ -6,7 +6,6 @@ the delivery log and renders."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -15,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pssync.model.commands import ConnectorCommand
 from pssync.model.events import Lineage
 from pssync.money import Money
 from pssync.ops.contract_view import (
@@ -23,11 +21,11 @@ from pssync.ops.contract_view import (
     ContractNotFound,
     ContractView,
     Cutoff,
-    LoggedCommand,
     PeriodExplanation,
     explain,
     show,
 )
+from pssync.ops.reconcile import DeliveryLogScan
 from pssync.revenue import RevenueRuleError
 from pssync.workflows.amendment import ContractDiff
 
@@ -105,23 +103,6 @@ def find_table(dynamodb: Any, fragment: str, near: str = "") -> str:
     raise LookupError(f"cannot tell which table holds {fragment!r} (found: {found}); name it with an option")
 
 
-class DeliveryLogRecords:
-    """Every item of the delivery log with the instant it was first recorded (DynamoDBDeliveryLog's items:
-    pk target#external id, sk idempotency key, `command` JSON, `recorded_at`). A scan: the log is keyed by
-    target record, not by contract."""
-
-    def __init__(self, table: str, client: Any) -> None:
-        self._table = table
-        self._client = client
-
-    def logged_commands(self) -> Iterator[LoggedCommand]:
-        for page in self._client.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
-            for item in page["Items"]:
-                yield LoggedCommand(
-                    ConnectorCommand.model_validate_json(item["command"]["S"]), item["recorded_at"]["S"]
-                )
-
-
 def _dynamodb() -> Any:
     from pssync import wiring
 
@@ -172,7 +153,7 @@ def show_command(
     log = _table(dynamodb, delivery_log_table, DELIVERY_LOG_TABLE_FRAGMENT, business)
     try:
         view = show(
-            DynamoDBVersionStore(business, dynamodb), DeliveryLogRecords(log, dynamodb), contract_id, cutoff
+            DynamoDBVersionStore(business, dynamodb), DeliveryLogScan(log, dynamodb), contract_id, cutoff
         )
     except (ContractNotFound, RevenueRuleError) as error:  # not recorded, or the engine refuses its terms
         console.print(f"[red]{error}[/]")
