@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import csv
 import json
+import operator
+from array import array
 from collections.abc import Callable, Iterable, Iterator
+from itertools import compress, repeat
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from pssync.money import minor_unit
-from pssync.revenue.engine import EngineRun
+from pssync.revenue.engine import ContractOutcome, EngineRun
 from pssync.revenue.result.fx import FxConverter
 from pssync.revenue.result.journals import entry_figures
 from pssync.revenue.result.models import JournalEntry, RollforwardLine, ScheduleLine
-from pssync.revenue.result.rollforward import balances
-from pssync.revenue.result.support import Explained, explainer, period_status
+from pssync.revenue.result.rollforward import Balances, balances
+from pssync.revenue.result.support import Explained, period_status
 
 Row = tuple[str, ...]
 
@@ -85,103 +88,130 @@ _ID_SEPARATOR = " "
 # --- amounts --------------------------------------------------------------------------------------------
 
 _FORMATTERS: dict[int, Callable[[int], str]] = {}
-_CACHE_LIMIT = 1 << 16
 
 
 def amount_text(exponent: int) -> Callable[[int], str]:
-    """Minor units -> the exact decimal text `str(Decimal(units).scaleb(-exponent))` gives, with a bounded
-    cache: schedules repeat their amounts (equal monthly amounts, zeros) more than they vary."""
+    """Minor units -> the exact decimal text `str(Decimal(units).scaleb(-exponent))` gives."""
     formatter = _FORMATTERS.get(exponent)
-    if formatter is not None:
-        return formatter
-    if exponent == 0:
-        formatter = str
-    else:
-        scale = 10**exponent
-        cache: dict[int, str] = {}
+    if formatter is None:
+        if exponent == 0:
+            formatter = str
+        else:
+            pattern, scale = f"%d.%0{exponent}d", 10**exponent
 
-        def formatter(units: int) -> str:
-            text = cache.get(units)
-            if text is None:
-                whole, fraction = divmod(-units if units < 0 else units, scale)
-                text = f"{'-' if units < 0 else ''}{whole}.{fraction:0{exponent}d}"
-                if len(cache) < _CACHE_LIMIT:
-                    cache[units] = text
-            return text
+            def formatter(units: int) -> str:
+                if units < 0:
+                    return f"-{pattern % divmod(-units, scale)}"
+                return str(pattern % divmod(units, scale))
 
-    _FORMATTERS[exponent] = formatter
+        _FORMATTERS[exponent] = formatter
     return formatter
+
+
+def amount_texts(exponent: int, values: Iterable[int]) -> list[str]:
+    """amount_text over a sequence, without a Python call per amount when none is negative (the usual case
+    of revenue, cumulative revenue and balances)."""
+    values = values if isinstance(values, list | array) else list(values)
+    if exponent == 0:
+        return list(map(str, values))
+    if min(values, default=0) >= 0:
+        pattern, scale = f"%d.%0{exponent}d", 10**exponent
+        return [pattern % divmod(units, scale) for units in values]
+    return list(map(amount_text(exponent), values))
 
 
 # --- rows from an engine run -------------------------------------------------------------------------------
 
 
-def schedule_rows(run: EngineRun, fx: FxConverter) -> Iterator[Row]:
-    """Every schedule line (zero ones included) in the order of `RevenueResult.schedule(include_zero=True)`
-    (contracts by id, obligations, periods)."""
-    periods = run.periods.periods
-    keys = [p.key for p in periods]
-    statuses = [period_status(run, k) for k in range(len(periods))]
-    for outcome in run.contracts:
-        text = amount_text(outcome.exponent)
-        functional = fx.functional_currency(outcome)
+class RunRows:
+    """The three row lists of each contract of a run, built from the engine's arrays.
+
+    Per contract, what the schedule and the journals both need is computed once: each obligation's
+    explanation per period (one `explain_all()` per track), its own revenue per period and the balances.
+    Schedule rows are zipped column-wise (constant columns repeated), so the per-line work is the amount text
+    and the explanation reference.
+    """
+
+    def __init__(self, run: EngineRun, fx: FxConverter) -> None:
+        self.run = run
+        self.fx = fx
+        self.keys = [p.key for p in run.periods.periods]
+        self.statuses = [period_status(run, k) for k in range(len(self.keys))]
+
+    def contract(self, outcome: ContractOutcome) -> tuple[list[Row], list[Row], list[Row]]:
+        explained = _explained_by_obligation(outcome)
+        own = {oid: outcome.own_amounts(oid) for oid in outcome.obligation_order}
+        rows = balances(self.run, outcome, _booked(outcome, own))
+        return (
+            self._schedule(outcome, explained, own),
+            self._journals(outcome, explained, own, rows),
+            self._balances(outcome, rows),
+        )
+
+    def _schedule(
+        self,
+        outcome: ContractOutcome,
+        explained: dict[str, list[Explained | None]],
+        own: dict[str, array[int]],
+    ) -> list[Row]:
+        e = outcome.exponent
+        text = amount_text(e)
+        functional = self.fx.functional_currency(outcome)
         converted_text = None if functional == outcome.currency else amount_text(minor_unit(functional))
-        contract_id, entity, currency = outcome.contract_id, outcome.legal_entity, outcome.currency
-        explained_tables: dict[int, list[Explained | None]] = {}  # per track: explain_all() once
+        lines: list[Row] = []
         for oid in outcome.obligation_order:
-            own, adjustment, reported = (
-                outcome.own_amounts(oid),
-                outcome.adjustment[oid],
-                outcome.reported[oid],
+            present = explained[oid]
+            versions, causes = _references(present)
+            own_units, adjustment = own[oid], outcome.adjustment[oid]
+            if any(adjustment):
+                amounts = list(map(operator.add, own_units, adjustment))
+                amount_strs = amount_texts(e, amounts)
+                own_strs = amount_texts(e, own_units)
+                adjustment_strs = amount_texts(e, adjustment)
+            else:
+                amounts = list(own_units)
+                amount_strs = own_strs = amount_texts(e, amounts)
+                adjustment_strs = [text(0)] * len(amounts)
+            if converted_text is None:
+                functional_strs = amount_strs
+            else:
+                convert = self.fx.convert
+                functional_strs = [converted_text(convert(u, outcome, k)[0]) for k, u in enumerate(amounts)]
+            rows = zip(
+                repeat(outcome.contract_id),
+                repeat(outcome.legal_entity),
+                repeat(oid),
+                self.keys,
+                self.statuses,
+                repeat(outcome.currency),
+                amount_strs,
+                own_strs,
+                adjustment_strs,
+                amount_texts(e, outcome.reported[oid]),
+                repeat(functional),
+                functional_strs,
+                versions,
+                causes,
             )
-            for k, tracks in enumerate(outcome.knowledge_tracks):
-                track = tracks.get(oid)
-                if (
-                    track is None
-                ):  # the obligation did not exist in the knowledge the period was reported with
-                    continue
-                table = explained_tables.get(id(track))
-                if table is None:
-                    table = explained_tables[id(track)] = track.explain_all()
-                explained = table[k]
-                if explained is None:
-                    continue
-                segment, measure, i = explained
-                causes = measure.causes
-                event_id = (causes[i] if causes else None) or segment.version.contract.causing_event_id
-                own_k, adjustment_k = own[k], adjustment[k]
-                amount = own_k + adjustment_k
-                amount_str = text(amount)
-                yield (
-                    contract_id,
-                    entity,
-                    oid,
-                    keys[k],
-                    statuses[k],
-                    currency,
-                    amount_str,
-                    text(own_k) if adjustment_k else amount_str,
-                    text(adjustment_k),
-                    text(reported[k]),
-                    functional,
-                    amount_str
-                    if converted_text is None
-                    else converted_text(fx.convert(amount, outcome, k)[0]),
-                    _VERSION_TEXT.get(segment.version.number) or str(segment.version.number),
-                    event_id,
-                )
+            # A period without an explanation is one where the obligation did not exist yet: no line.
+            lines.extend(rows if None not in present else compress(rows, [e is not None for e in present]))
+        return lines
 
+    def _journals(
+        self,
+        outcome: ContractOutcome,
+        explained: dict[str, list[Explained | None]],
+        own: dict[str, array[int]],
+        rows: list[Balances],
+    ) -> list[Row]:
+        lines: list[Row] = []
+        fx, keys = self.fx, self.keys
 
-_VERSION_TEXT = {number: str(number) for number in range(1, 1000)}
+        def explain(oid: str, k: int) -> Explained | None:
+            return explained[oid][k]
 
-
-def journal_rows(run: EngineRun, fx: FxConverter) -> Iterator[Row]:
-    keys = [p.key for p in run.periods.periods]
-    for outcome in run.contracts:
-        own_by_obligation = {oid: outcome.own_amounts(oid) for oid in outcome.obligation_order}
-        explain = explainer(outcome)
-        for k, row in enumerate(balances(run, outcome)):
-            figures = entry_figures(fx, outcome, k, row, own_by_obligation, explain)
+        for k, row in enumerate(rows):
+            figures = entry_figures(fx, outcome, k, row, own, explain)
             if figures is None:
                 continue
             raw, functional, converted, causes = figures
@@ -190,20 +220,106 @@ def journal_rows(run: EngineRun, fx: FxConverter) -> Iterator[Row]:
             bases = [("transaction", outcome.currency, raw)]
             if converted is not None:
                 bases.append(("functional", functional, converted))
-            for basis, currency, lines in bases:
+            for basis, currency, entry_lines in bases:
                 text = amount_text(minor_unit(currency))
-                for number, (account, units) in enumerate(lines, start=1):
+                for number, (account, units) in enumerate(entry_lines, start=1):
                     debit, credit = (units, 0) if units > 0 else (0, -units)
-                    yield (*head, basis, currency, str(number), account, text(debit), text(credit), ids)
+                    lines.append(
+                        (
+                            *head,
+                            basis,
+                            currency,
+                            _NUMBER_TEXT[number],
+                            account,
+                            text(debit),
+                            text(credit),
+                            ids,
+                        )
+                    )
+        return lines
+
+    def _balances(self, outcome: ContractOutcome, rows: list[Balances]) -> list[Row]:
+        e, keys = outcome.exponent, self.keys
+        return [
+            (outcome.contract_id, keys[k], outcome.currency, *amount_texts(e, row))
+            for k, row in enumerate(rows)
+            if any(row)
+        ]
+
+
+_NUMBER_TEXT = {number: str(number) for number in range(1, 1000)}
+
+
+def _explained_by_obligation(outcome: ContractOutcome) -> dict[str, list[Explained | None]]:
+    """Per obligation, what explains each period's figure with the knowledge the period was reported with
+    (None before the obligation existed); `explain_all()` once per track."""
+    tables: dict[int, list[Explained | None]] = {}
+    explained: dict[str, list[Explained | None]] = {}
+    for oid in outcome.obligation_order:
+        tracks = [per_period.get(oid) for per_period in outcome.knowledge_tracks]
+        for track in tracks:
+            if track is not None and id(track) not in tables:
+                tables[id(track)] = track.explain_all()
+        first = tracks[0]
+        if first is not None and all(track is first for track in tracks):  # one state of knowledge
+            explained[oid] = tables[id(first)]
+        else:
+            explained[oid] = [
+                None if track is None else tables[id(track)][k] for k, track in enumerate(tracks)
+            ]
+    return explained
+
+
+def _references(explained: list[Explained | None]) -> tuple[list[str], list[str]]:
+    """(contract version, causing event id) per period: the event that last moved the figure, else the one
+    that caused the version in force (result.support.cause), looked up once per measure."""
+    versions: list[str] = []
+    causes: list[str] = []
+    last_measure = None
+    version = default = ""
+    measure_causes: list[str | None] | None = None
+    for item in explained:
+        if item is None:
+            versions.append("")
+            causes.append("")
+            continue
+        segment, measure, i = item
+        if measure is not last_measure:
+            last_measure = measure
+            version = _NUMBER_TEXT.get(segment.version.number) or str(segment.version.number)
+            default = segment.version.contract.causing_event_id
+            measure_causes = measure.causes
+        versions.append(version)
+        causes.append((measure_causes[i] or default) if measure_causes else default)
+    return versions, causes
+
+
+def _booked(outcome: ContractOutcome, own: dict[str, array[int]]) -> list[int]:
+    """Revenue booked per period for the whole contract (rollforward.booked, from the own amounts at hand)."""
+    totals = [0] * len(outcome.billed)
+    for oid in outcome.obligation_order:
+        totals = list(map(operator.add, totals, map(operator.add, own[oid], outcome.adjustment[oid])))
+    return totals
+
+
+def schedule_rows(run: EngineRun, fx: FxConverter) -> Iterator[Row]:
+    """Every schedule line (zero ones included) in the order of `RevenueResult.schedule(include_zero=True)`
+    (contracts by id, obligations, periods)."""
+    rows = RunRows(run, fx)
+    for outcome in run.contracts:
+        yield from rows.contract(outcome)[0]
+
+
+def journal_rows(run: EngineRun, fx: FxConverter) -> Iterator[Row]:
+    rows = RunRows(run, fx)
+    for outcome in run.contracts:
+        yield from rows.contract(outcome)[1]
 
 
 def balance_rows(run: EngineRun) -> Iterator[Row]:
-    keys = [p.key for p in run.periods.periods]
+    rows = RunRows(run, FxConverter(run))
     for outcome in run.contracts:
-        text = amount_text(outcome.exponent)
-        for k, row in enumerate(balances(run, outcome)):
-            if any(row):
-                yield (outcome.contract_id, keys[k], outcome.currency, *(text(units) for units in row))
+        yield from rows.contract(outcome)[2]
 
 
 # --- the same rows from the report models (what the stream is held equal to) ------------------------------
@@ -346,7 +462,7 @@ class JsonlSink:
         quoted = self.quoted.get(value)
         if quoted is None:
             quoted = json.dumps(value, ensure_ascii=False)
-            if len(self.quoted) < _CACHE_LIMIT:
+            if len(self.quoted) < 1 << 16:  # identifiers repeat within a contract: a bounded cache
                 self.quoted[value] = quoted
         return quoted
 

@@ -26,11 +26,9 @@ from pssync.revenue.output import (
     JOURNAL_COLUMNS,
     SCHEDULE_COLUMNS,
     RowSink,
-    balance_rows,
-    journal_rows,
+    RunRows,
     open_sink,
     output_paths,
-    schedule_rows,
 )
 from pssync.revenue.result.fx import FxConverter
 from pssync.revenue.scenario_stream import StreamingUnsupported, index_scenario
@@ -39,6 +37,7 @@ from pssync.revenue.streaming import frame_from_index, stream_runs
 # Collect cycles every so many contracts: the pauses around each engine run keep the collector from
 # rescanning, this keeps whatever cycles validation leaves from piling up.
 _COLLECT_EVERY = 2_000
+KINDS = ("schedule", "journals", "balances")
 
 
 @dataclass(slots=True)
@@ -70,14 +69,11 @@ def write_report(
             "balances": open_sink(output_format, partial["balances"], BALANCE_COLUMNS),
         }
         for run in runs:
-            fx = FxConverter(run)
-            for kind, rows in (
-                ("schedule", list(schedule_rows(run, fx))),
-                ("journals", list(journal_rows(run, fx))),
-                ("balances", list(balance_rows(run))),
-            ):
-                summary.rows[kind] += len(rows)
-                sinks[kind].write(rows)
+            run_rows = RunRows(run, FxConverter(run))
+            for outcome in run.contracts:
+                for kind, rows in zip(KINDS, run_rows.contract(outcome), strict=True):
+                    summary.rows[kind] += len(rows)
+                    sinks[kind].write(rows)
             summary.contracts += len(run.contracts)
             if summary.contracts % _COLLECT_EVERY == 0:
                 gc.collect()
