@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -90,6 +91,27 @@ class Horizon:
         self.latest_known = day if self.latest_known is None or day > self.latest_known else self.latest_known
 
 
+class Spans:
+    """(start, end) offsets of the elements of one array, in two integer arrays: 16 bytes an element, where a
+    list of tuples takes about 100 (it matters at 100,000 contracts and their events)."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self) -> None:
+        self.starts: array[int] = array("q")
+        self.ends: array[int] = array("q")
+
+    def append(self, span: tuple[int, int]) -> None:
+        self.starts.append(span[0])
+        self.ends.append(span[1])
+
+    def __getitem__(self, index: int) -> tuple[int, int]:
+        return self.starts[index], self.ends[index]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
 @dataclass(slots=True)
 class ContractSpans:
     versions: list[int] = field(default_factory=list)  # indexes into contracts[]
@@ -102,8 +124,8 @@ class ScenarioIndex:
 
     text: str
     header: dict[str, tuple[int, int]]  # top-level key -> span of its raw value (not contracts / events)
-    contract_spans: list[tuple[int, int]]
-    event_spans: list[tuple[int, int]]
+    contract_spans: Spans
+    event_spans: Spans
     by_contract: dict[str, ContractSpans]
     close_indexes: list[int]  # events[] positions of period closes
     horizon: Horizon
@@ -201,10 +223,8 @@ def index_scenario(text: str) -> ScenarioIndex:
     walker = _Walker(text)
     pos = walker.expect(0, "{")
     header: dict[str, tuple[int, int]] = {}
-    contract_spans: list[tuple[int, int]] = []
-    event_spans: list[tuple[int, int]] = []
-    contract_facts: list[_ContractFact] = []
-    event_facts: list[_EventFact] = []
+    contract_spans, event_spans = Spans(), Spans()
+    collected = _Collected()
     seen_keys: set[str] = set()
     pos = walker.skip(pos)
     if text[pos : pos + 1] == "}":
@@ -219,11 +239,11 @@ def index_scenario(text: str) -> ScenarioIndex:
             is_contracts = key == "contracts"
             spans = contract_spans if is_contracts else event_spans
             for decoded, start, end in walker.array(pos):
-                # Only the facts are kept: the decoded element is dropped at the next one.
+                # Its facts are folded in at once: nothing of the decoded element outlives this step.
                 if is_contracts:
-                    contract_facts.append(_contract_fact(decoded, len(spans), text, start, end))
+                    collected.contract(len(spans), _contract_fact(decoded, len(spans), text, start, end))
                 else:
-                    event_facts.append(_event_fact(decoded, len(spans), text, start, end))
+                    collected.event(len(spans), _event_fact(decoded, len(spans), text, start, end))
                 spans.append((start, end))
             pos = walker.end
         else:
@@ -239,7 +259,7 @@ def index_scenario(text: str) -> ScenarioIndex:
         pos += 1
     if text[walker.skip(pos + 1) :]:
         raise StreamingUnsupported("trailing data after the scenario object")
-    return _assemble(text, header, contract_spans, event_spans, contract_facts, event_facts)
+    return collected.index(text, header, contract_spans, event_spans)
 
 
 def _contract_fact(decoded: Any, index: int, text: str, start: int, end: int) -> _ContractFact:
@@ -328,20 +348,20 @@ def _event_fact(decoded: Any, index: int, text: str, start: int, end: int) -> _E
         )
 
 
-def _assemble(
-    text: str,
-    header: dict[str, tuple[int, int]],
-    contract_spans: list[tuple[int, int]],
-    event_spans: list[tuple[int, int]],
-    contract_facts: list[_ContractFact],
-    event_facts: list[_EventFact],
-) -> ScenarioIndex:
-    if not contract_spans:
-        raise ScenarioInvalid([("contracts", "List should have at least 1 item after validation, not 0")])
-    horizon = Horizon()
-    by_contract: dict[str, ContractSpans] = {}
-    for index, (contract_id, effective, recorded, starts, dated) in enumerate(contract_facts):
-        by_contract.setdefault(contract_id, ContractSpans()).versions.append(index)
+class _Collected:
+    """The horizon, the grouping by contract and the cross-contract checks, element by element."""
+
+    def __init__(self) -> None:
+        self.horizon = Horizon()
+        self.by_contract: dict[str, ContractSpans] = {}
+        self.close_indexes: list[int] = []
+        self.seen_ids: set[str] = set()
+        self.problems: list[tuple[str, str]] = []
+
+    def contract(self, index: int, fact: _ContractFact) -> None:
+        contract_id, effective, recorded, starts, dated = fact
+        self.by_contract.setdefault(contract_id, ContractSpans()).versions.append(index)
+        horizon = self.horizon
         horizon.started(effective)
         horizon.dated(effective)
         horizon.known(recorded or effective)
@@ -349,21 +369,40 @@ def _assemble(
             horizon.started(day)
         for day in dated:
             horizon.dated(day)
-    close_indexes: list[int] = []
-    seen_ids: set[str] = set()
-    problems: list[tuple[str, str]] = []
-    for index, (kind, event_id, owner, on, recorded) in enumerate(event_facts):
-        if event_id in seen_ids:
-            problems.append((f"events[{index}].id", f"duplicate event id {event_id}"))
-        seen_ids.add(event_id)
-        horizon.dated(on)
-        horizon.known(recorded or on)
+
+    def event(self, index: int, fact: _EventFact) -> None:
+        kind, event_id, owner, on, recorded = fact
+        if event_id in self.seen_ids:
+            self.problems.append((f"events[{index}].id", f"duplicate event id {event_id}"))
+        self.seen_ids.add(event_id)
+        self.horizon.dated(on)
+        self.horizon.known(recorded or on)
         if kind == "period_close":
-            close_indexes.append(index)
-        elif owner is None or owner not in by_contract:
-            problems.append((f"events[{index}].contract_id", f"unknown contract {owner}"))
-        else:
-            by_contract[owner].events.append(index)
-    if problems:
-        raise ScenarioInvalid(problems)
-    return ScenarioIndex(text, header, contract_spans, event_spans, by_contract, close_indexes, horizon)
+            self.close_indexes.append(index)
+        elif owner is None:
+            self.problems.append((f"events[{index}].contract_id", "unknown contract None"))
+        else:  # grouped even before its contract is seen: events may come first in the file
+            self.by_contract.setdefault(owner, ContractSpans()).events.append(index)
+
+    def index(
+        self, text: str, header: dict[str, tuple[int, int]], contract_spans: Spans, event_spans: Spans
+    ) -> ScenarioIndex:
+        if not contract_spans:
+            raise ScenarioInvalid([("contracts", "List should have at least 1 item after validation, not 0")])
+        problems = list(self.problems)
+        for contract_id, spans in self.by_contract.items():
+            if not spans.versions:
+                problems.extend(
+                    (f"events[{i}].contract_id", f"unknown contract {contract_id}") for i in spans.events
+                )
+        if problems:
+            raise ScenarioInvalid(sorted(problems, key=_position))
+        self.seen_ids.clear()
+        return ScenarioIndex(
+            text, header, contract_spans, event_spans, self.by_contract, self.close_indexes, self.horizon
+        )
+
+
+def _position(problem: tuple[str, str]) -> tuple[int, str]:
+    match = _INDEXED_PATH.search(problem[0])
+    return (int(match.group(2)) if match else -1, problem[0])
