@@ -211,6 +211,14 @@ def run_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Schedule file of csv / jsonl / parquet output.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="csv / jsonl: processes running contiguous shards of the contracts (the same bytes as one).",
+        ),
+    ] = 1,
 ) -> None:
     """Compute allocation, schedule, journals, waterfall, RPO and balances for a scenario."""
     as_of_day: date | None = as_of.date() if as_of else None
@@ -218,7 +226,7 @@ def run_command(
         if out is None:
             _fail(f"--format {output_format} writes files: give --out FILE")
         else:
-            _stream(scenario, output_format, out, as_of_day)
+            _stream(scenario, output_format, out, as_of_day, workers)
         return
     if out is not None:
         _fail(f"--out is for csv, jsonl or parquet output; --format {output_format} prints")
@@ -235,14 +243,14 @@ def run_command(
     typer.echo(rendered)
 
 
-def _stream(scenario: Path, output_format: OutputFormat, out: Path, as_of: date | None) -> None:
+def _stream(scenario: Path, output_format: OutputFormat, out: Path, as_of: date | None, workers: int) -> None:
     try:
         text = scenario.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         _fail(f"cannot read scenario {scenario}: {getattr(error, 'strerror', None) or error}")
     started = time.perf_counter()
     try:
-        summary = write_report(text, output_format.value, out, as_of)
+        summary = write_report(text, output_format.value, out, as_of, workers=workers)
     except ScenarioInvalid as error:
         lines = [f"scenario {scenario} is invalid ({len(error.problems)} error(s)):"]
         lines.extend(f"  {path}: {message}" for path, message in error.problems)
@@ -262,7 +270,9 @@ def _stream(scenario: Path, output_format: OutputFormat, out: Path, as_of: date 
         elapsed = time.perf_counter() - started
         for kind, path in summary.paths.items():
             typer.echo(f"{kind}: {summary.rows[kind]} rows -> {path}", err=True)
-        typer.echo(f"{summary.contracts} contracts in {elapsed:.1f} s", err=True)
+        typer.echo(
+            f"{summary.contracts} contracts in {elapsed:.1f} s ({summary.workers} process(es))", err=True
+        )
 
 
 @revrec_app.command("schema")

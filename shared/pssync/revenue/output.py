@@ -403,10 +403,11 @@ class CsvSink:
     for characters that need quoting (a comma, quote or line break inside a field: only identifiers can hold
     them); a batch that has any goes through `csv.writer`, so the bytes are the same either way."""
 
-    def __init__(self, path: Path, columns: Row) -> None:
+    def __init__(self, path: Path, columns: Row, header: bool = True) -> None:
         self.file: IO[str] = path.open("w", newline="", encoding="utf-8", buffering=1 << 20)
         self.writer = csv.writer(self.file, lineterminator="\n")
-        self.writer.writerow(columns)
+        if header:
+            self.writer.writerow(columns)
         self.separators = len(columns) - 1
 
     def write(self, rows: Iterable[Row]) -> None:
@@ -532,9 +533,10 @@ def output_paths(out: Path) -> dict[str, Path]:
     }
 
 
-def open_sink(output_format: str, path: Path, columns: Row) -> RowSink:
+def open_sink(output_format: str, path: Path, columns: Row, header: bool = True) -> RowSink:
+    """header=False: a part of a file written by several processes (CSV only has a header line)."""
     if output_format == "csv":
-        return CsvSink(path, columns)
+        return CsvSink(path, columns, header)
     if output_format == "jsonl":
         return JsonlSink(path, columns)
     if output_format == "parquet":

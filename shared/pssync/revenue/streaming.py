@@ -142,6 +142,19 @@ class FrameCheck:
         self.last = max(self.last, last)
         self.latest_known = known if self.latest_known is None else max(self.latest_known, known)
 
+    def extremes(self) -> tuple[date | None, date, date | None]:
+        return self.first, self.last, self.latest_known
+
+    def merge(self, first: date | None, last: date, latest_known: date | None) -> None:
+        """Fold in what another process's check saw of its contracts."""
+        if first is not None:
+            self.first = first if self.first is None else min(self.first, first)
+        self.last = max(self.last, last)
+        if latest_known is not None:
+            self.latest_known = (
+                latest_known if self.latest_known is None else max(self.latest_known, latest_known)
+            )
+
     def finish(self) -> None:
         frame = self.frame
         if (self.first, self.last) != (frame.first, frame.last) or (
@@ -153,11 +166,12 @@ class FrameCheck:
             )
 
 
-def stream_runs(index: ScenarioIndex, frame: PortfolioFrame) -> Iterator[EngineRun]:
-    """One EngineRun per contract of the file, in contract id order (the whole run's order); the frame is
-    checked against the engine once every contract has been run."""
-    check = FrameCheck(frame)
-    for contract_id in index.contract_ids():
+def stream_runs(
+    index: ScenarioIndex, frame: PortfolioFrame, contract_ids: list[str], check: FrameCheck
+) -> Iterator[EngineRun]:
+    """One EngineRun per contract (give them in id order for the whole run's order), each contract's horizon
+    held to the frame by `check`; the caller calls check.finish() once every contract of the file has run."""
+    for contract_id in contract_ids:
         shard, spans = index.contract_scenario(contract_id)
         check.contract(shard)
         try:
@@ -165,7 +179,6 @@ def stream_runs(index: ScenarioIndex, frame: PortfolioFrame) -> Iterator[EngineR
         except RevenueRuleError as error:
             raise _in_whole_file(error, spans.versions, spans.events) from None
         yield run
-    check.finish()
 
 
 def _in_whole_file(error: RevenueRuleError, versions: list[int], events: list[int]) -> RevenueRuleError:

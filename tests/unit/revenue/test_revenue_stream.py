@@ -268,3 +268,38 @@ def _mixed_currency_portfolio() -> dict[str, Any]:
         {"type": "payment", "id": "pay-1", "contract_id": "C000000", "on": "2023-03-01", "amount": "20000.00"}
     )
     return document
+
+
+# --- worker processes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("output_format", ["csv", "jsonl"])
+def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path: Path, output_format: str) -> None:
+    text = as_text(_mixed_currency_portfolio())
+    (tmp_path / "one").mkdir()
+    (tmp_path / "three").mkdir()
+    one = write_report(text, output_format, tmp_path / "one" / f"r.{output_format}")
+    three = write_report(
+        text, output_format, tmp_path / "three" / f"r.{output_format}", workers=3, min_shard=1
+    )
+
+    assert (one.workers, three.workers) == (1, 3)
+    assert three.rows == one.rows
+    for kind in KINDS:
+        assert three.paths[kind].read_bytes() == one.paths[kind].read_bytes(), kind
+    assert not [
+        p for p in (tmp_path / "three").iterdir() if p.name not in {x.name for x in three.paths.values()}
+    ]
+
+
+def test_a_refusal_in_a_worker_is_the_callers_error_and_leaves_no_file(tmp_path: Path) -> None:
+    document: dict[str, Any] = json.loads(portfolio_json(6))
+    document["events"].append(
+        {"type": "payment", "id": "early", "contract_id": "C000005", "on": "2022-12-01", "amount": "10.00"}
+    )
+
+    with pytest.raises(RevenueRuleError) as refused:
+        write_report(as_text(document), "csv", tmp_path / "r.csv", workers=2, min_shard=1)
+
+    assert refused.value.field == f"events[{len(document['events']) - 1}].on"
+    assert list(tmp_path.iterdir()) == []
