@@ -316,32 +316,39 @@ def written_output_failures(schedule: Path, journals: Path, prices: Mapping[str,
     return failures
 
 
-def _stream_worker(scenario: Path, out: Path, repeat: int, output_format: str) -> dict[str, Any]:
+def _stream_worker(
+    scenario: Path, out: Path, repeat: int, output_format: str, workers: int
+) -> dict[str, Any]:
     """What `pssync revrec run SCENARIO --format FORMAT --out OUT` does, timed from file in to files out."""
     from pssync.revenue.stream import write_report
 
     wall_s, cpu_s = [], []
     rows: dict[str, int] = {}
+    processes = 1
     for _ in range(repeat):
         gc.collect()
         before = os.times()
         t0 = time.perf_counter()
-        summary = write_report(scenario.read_text(encoding="utf-8"), output_format, out)
+        summary = write_report(scenario.read_text(encoding="utf-8"), output_format, out, workers=workers)
         wall_s.append(time.perf_counter() - t0)
         after = os.times()
-        cpu_s.append(after.user - before.user + after.system - before.system)
-        rows = summary.rows
+        # Worker processes are reaped before write_report returns: their CPU is in the children fields.
+        cpu_s.append(sum(after[i] - before[i] for i in range(4)))
+        rows, processes = summary.rows, summary.workers
         del summary
     return {
         "wall_s": wall_s,
         "cpu_s": cpu_s,
         "rows": rows,
+        "processes": processes,
         "output_mb": round(sum(p.stat().st_size for p in out.parent.iterdir()) / 2**20, 1),
-        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        # With worker processes the peak RSS adds the largest worker's once per worker (an upper bound).
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        + (processes * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if processes > 1 else 0),
     }
 
 
-def _full_output(n: int, repeat: int, output_format: str = "csv") -> dict[str, Any]:
+def _full_output(n: int, repeat: int, workers: int = 1, output_format: str = "csv") -> dict[str, Any]:
     """Write the scenario file, stream it in a fresh subprocess, check the files; the figures of one size."""
     with tempfile.TemporaryDirectory(prefix="bench-revenue-") as workdir:
         scenario = Path(workdir) / "portfolio.json"
@@ -370,6 +377,7 @@ def _full_output(n: int, repeat: int, output_format: str = "csv") -> dict[str, A
         "full_output_cpu_median_s": round(statistics.median(raw["cpu_s"]), 3),
         "full_output_runs_s": [round(t, 3) for t in raw["wall_s"]],
         "full_output_peak_rss_mb": round(raw["maxrss_kb"] / 1024, 1),
+        "full_output_processes": raw["processes"],
         "full_output_schedule_lines": raw["rows"]["schedule"],
         "full_output_journal_lines": raw["rows"]["journals"],
         "full_output_balance_lines": raw["rows"]["balances"],
@@ -394,14 +402,18 @@ def _subprocess(*args: str) -> dict[str, Any]:
 
 
 def run(
-    sizes: list[int], repeat: int = 3, with_outputs: bool = False, full_output: bool = True
+    sizes: list[int],
+    repeat: int = 3,
+    with_outputs: bool = False,
+    full_output: bool = True,
+    stream_workers: int = 1,
 ) -> dict[str, Any]:
     """Run each size in a fresh subprocess; medians of `repeat` runs and peak memory per size.
 
     with_outputs also builds the journals, rollforward and RPO models after each run (timed separately;
     their memory then counts in the peak). full_output streams the whole schedule, journals and balances
-    from the scenario file to CSV files in another fresh subprocess (`_full_output`). Raises
-    BenchCheckFailed when a correctness check failed.
+    from the scenario file to CSV files in another fresh subprocess (`_full_output`, with `stream_workers`
+    processes). Raises BenchCheckFailed when a correctness check failed.
     """
     baseline_kb = _subprocess("--baseline")["maxrss_kb"]
     rows = []
@@ -434,7 +446,7 @@ def run(
                     else {}
                 ),
                 "check_failures": raw["check_failures"],
-                **(_full_output(n, repeat) if full_output else {}),
+                **(_full_output(n, repeat, stream_workers) if full_output else {}),
             }
         )
     verify(rows)
@@ -455,6 +467,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--engine-only", action="store_true", help="leave out the full-output (streamed files) figures"
     )
+    parser.add_argument(
+        "--stream-workers",
+        type=int,
+        default=1,
+        help="processes of the full-output run (revrec run --workers)",
+    )
     parser.add_argument("--stream-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--format", default="csv", help=argparse.SUPPRESS)
@@ -462,12 +480,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.baseline:
         print(json.dumps(_baseline()))
     elif args.stream_worker:
-        print(json.dumps(_stream_worker(args.stream_worker, args.out, args.repeat, args.format)))
+        print(
+            json.dumps(
+                _stream_worker(args.stream_worker, args.out, args.repeat, args.format, args.stream_workers)
+            )
+        )
     elif args.worker:
         print(json.dumps(_worker(args.worker, args.repeat, args.with_outputs)))
     else:
         try:
-            print(json.dumps(run(args.sizes, args.repeat, args.with_outputs, not args.engine_only), indent=2))
+            figures = run(
+                args.sizes, args.repeat, args.with_outputs, not args.engine_only, args.stream_workers
+            )
+            print(json.dumps(figures, indent=2))
         except BenchCheckFailed as error:
             sys.exit(f"bench.revenue: {error}")
 
