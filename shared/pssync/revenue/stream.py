@@ -63,7 +63,6 @@ def write_report(
     output_format: str,
     out: Path,
     as_of: date | None = None,
-    whole_file_parse: type[Scenario] | None = None,
     workers: int = 1,
     min_shard: int = 500,
 ) -> ReportSummary:
@@ -84,7 +83,7 @@ def write_report(
         except StreamingUnsupported:
             # A shape the pre-scan does not read: the whole-file parse either names what is wrong or runs it.
             summary.streamed = False
-            run = run_engine((whole_file_parse or Scenario).model_validate_json(text), as_of)
+            run = run_engine(Scenario.model_validate_json(text), as_of)
             _write(iter([run]), output_format, partial, summary, header=True)
         else:
             frame = frame_from_index(index, as_of)
