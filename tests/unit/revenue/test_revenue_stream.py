@@ -303,3 +303,23 @@ def test_a_refusal_in_a_worker_is_the_callers_error_and_leaves_no_file(tmp_path:
 
     assert refused.value.field == f"events[{len(document['events']) - 1}].on"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pre_scan_that_drifted_from_the_engine_fails_the_run_instead_of_shifting_periods() -> None:
+    from dataclasses import replace
+    from datetime import date
+
+    from pssync.revenue.scenario_stream import index_scenario
+    from pssync.revenue.streaming import FrameCheck, frame_from_index, stream_runs
+
+    index = index_scenario(portfolio_json(3).decode())
+    frame = frame_from_index(index)
+    late_start = replace(frame, first=date(2023, 2, 1))  # as if the pre-scan missed the January starts
+
+    check = FrameCheck(late_start)
+    with pytest.raises(RuntimeError, match="drifted from the engine"):
+        list(stream_runs(index, late_start, index.contract_ids(), check))
+    check = FrameCheck(replace(frame, last=date(2026, 6, 30)))  # a horizon longer than any fact
+    list(stream_runs(index, check.frame, index.contract_ids(), check))
+    with pytest.raises(RuntimeError, match="drifted from the engine"):
+        check.finish()
