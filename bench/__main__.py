@@ -1,4 +1,5 @@
-"""`make bench`: cold start of ingest_webhook, ingest latency under moto, the revenue engine.
+"""`make bench`: cold start of ingest_webhook, ingest latency under moto, the revenue engine (engine only, and
+full output: every schedule line, journal line and balance streamed from the scenario file to CSV files).
 
     python -m bench                          # everything; writes build/bench/results.json
     python -m bench --only coldstart --quick # one section, fewer repetitions
@@ -73,8 +74,9 @@ def run_ingest(quick: bool) -> dict[str, Any]:
 
 
 def run_revenue(quick: bool, sizes: list[int]) -> dict[str, Any]:
-    """A failed correctness check (lifetime revenue, balanced journals) raises BenchCheckFailed: the
-    section fails and `make bench` exits 1 (a benchmark whose check cannot fail measures nothing)."""
+    """A failed correctness check (lifetime revenue, balanced journals, the streamed files' sums and balance)
+    raises BenchCheckFailed: the section fails and `make bench` exits 1 (a benchmark whose check cannot fail
+    measures nothing)."""
     from bench import revenue
 
     result: dict[str, Any] = revenue.run(sizes, repeat=1 if quick else 3)

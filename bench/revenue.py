@@ -10,6 +10,13 @@ Each size runs in a fresh subprocess: time is the median of several runs inside 
 engine run timed separately), memory is that process's peak RSS (ru_maxrss), reported raw and minus the
 peak RSS of a process that only imports the package.
 
+Full output (beside the engine-only figures): the scenario is written to a file first (untimed), then a fresh
+subprocess runs what `pssync revrec run FILE --format csv --out OUT` runs (read the file, pre-scan, validate,
+run and write contract by contract: every schedule line with zeros, every journal line, the balances) and
+reports its wall and CPU time (median of the repeats) and its peak RSS. Its files are then checked by this
+process, reading them as a stream: every contract's schedule sums to its modified price and every journal
+entry balances (per contract, period and basis).
+
 Correctness is checked outside the timed sections: every contract's lifetime revenue must equal its modified
 price, and with --with-outputs every journal entry must balance. Any failure makes the run fail (exit 1):
 timings of wrong figures are not reported.
@@ -21,13 +28,16 @@ timings of wrong figures are not reported.
 from __future__ import annotations
 
 import argparse
+import csv
 import gc
 import json
+import os
 import random
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
@@ -195,14 +205,21 @@ def unbalanced_journals(entries: Iterable[JournalEntry]) -> list[str]:
     return unbalanced
 
 
+def _examples(row: Mapping[str, Any]) -> list[str]:
+    return [*row.get("check_failures", []), *row.get("full_output_failure_examples", [])]
+
+
 def verify(rows: Iterable[Mapping[str, Any]]) -> None:
     """Raise BenchCheckFailed when any size reported a failed correctness check."""
     failed = [
         f"n={row['n']}: {row['lifetime_revenue_mismatches']} lifetime revenue mismatch(es), "
         f"{row.get('unbalanced_journal_entries', 0)} unbalanced journal entr(ies), "
-        f"e.g. {'; '.join(row.get('check_failures', [])[:3])}"
+        f"{row.get('full_output_check_failures', 0)} failed check(s) of the streamed files, "
+        f"e.g. {'; '.join(_examples(row)[:3])}"
         for row in rows
-        if row["lifetime_revenue_mismatches"] or row.get("unbalanced_journal_entries", 0)
+        if row["lifetime_revenue_mismatches"]
+        or row.get("unbalanced_journal_entries", 0)
+        or row.get("full_output_check_failures", 0)
     ]
     if failed:
         raise BenchCheckFailed("correctness checks failed: " + " | ".join(failed))
@@ -215,18 +232,22 @@ def _worker(n: int, repeat: int, with_outputs: bool = False) -> dict[str, Any]:
     from pssync.revenue import parse_scenario, run_scenario
 
     document = portfolio_json(n)
-    parse_s, engine_s, outputs_s = [], [], []
+    parse_s, engine_s, outputs_s, cpu_s = [], [], [], []
     output_lines = 0
     cells = 0
     failures: dict[str, None] = {}  # insertion-ordered set: every repeat computes the same figures
     unbalanced: dict[str, None] = {}
     for _ in range(repeat):
         gc.collect()
+        before = os.times()
         t0 = time.perf_counter()
         scenario = parse_scenario(document)
         t1 = time.perf_counter()
         result = run_scenario(scenario)
         t2 = time.perf_counter()
+        after = os.times()
+        # CPU time beside wall time: on a shared machine waiting for a core inflates wall time only.
+        cpu_s.append(after.user - before.user + after.system - before.system)
         parse_s.append(t1 - t0)
         engine_s.append(t2 - t1)
         if with_outputs:
@@ -249,12 +270,120 @@ def _worker(n: int, repeat: int, with_outputs: bool = False) -> dict[str, Any]:
         "parse_s": parse_s,
         "engine_s": engine_s,
         "outputs_s": outputs_s,
+        "cpu_s": cpu_s,
         "output_lines": output_lines,
         "lifetime_revenue_mismatches": len(failures),
         **({"unbalanced_journal_entries": len(unbalanced)} if with_outputs else {}),
         "check_failures": [*failures, *unbalanced][:10],
         "input_json_mb": round(len(document) / 2**20, 1),
         "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def expected_prices_streamed(n: int, seed: int = 606) -> dict[str, Decimal]:
+    """The lifetime price of each reference contract (its last version), without building the scenario."""
+    return {
+        versions[-1]["contract_id"]: Decimal(versions[-1]["fixed_price"])
+        for versions, _ in _contracts(n, seed)
+    }
+
+
+def written_output_failures(schedule: Path, journals: Path, prices: Mapping[str, Decimal]) -> list[str]:
+    """Read the streamed files back (one row at a time): each contract's schedule must sum to its price, each
+    journal entry (contract, period, basis) must balance, and every contract must be there."""
+    revenue: dict[str, Decimal] = {}
+    with schedule.open(newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            revenue[row["contract_id"]] = revenue.get(row["contract_id"], Decimal(0)) + Decimal(row["amount"])
+    failures = [
+        f"{cid}: streamed schedule sums to {revenue.get(cid)} != price {price}"
+        for cid, price in prices.items()
+        if revenue.get(cid) != price
+    ]
+    failures.extend(
+        f"{cid}: streamed for a contract not in the portfolio" for cid in set(revenue) - set(prices)
+    )
+    balance: dict[tuple[str, str, str], Decimal] = {}
+    with journals.open(newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            key = (row["contract_id"], row["period"], row["basis"])
+            balance[key] = balance.get(key, Decimal(0)) + Decimal(row["debit"]) - Decimal(row["credit"])
+    failures.extend(
+        f"{' '.join(key)}: streamed journal entry off by {off}" for key, off in balance.items() if off
+    )
+    if not balance:
+        failures.append("no journal lines streamed")
+    return failures
+
+
+def _stream_worker(
+    scenario: Path, out: Path, repeat: int, output_format: str, workers: int
+) -> dict[str, Any]:
+    """What `pssync revrec run SCENARIO --format FORMAT --out OUT` does, timed from file in to files out."""
+    from pssync.revenue.stream import write_report
+
+    wall_s, cpu_s = [], []
+    rows: dict[str, int] = {}
+    processes = 1
+    for _ in range(repeat):
+        gc.collect()
+        before = os.times()
+        t0 = time.perf_counter()
+        summary = write_report(scenario.read_text(encoding="utf-8"), output_format, out, workers=workers)
+        wall_s.append(time.perf_counter() - t0)
+        after = os.times()
+        # Worker processes are reaped before write_report returns: their CPU is in the children fields.
+        cpu_s.append(sum(after[i] - before[i] for i in range(4)))
+        rows, processes = summary.rows, summary.workers
+        del summary
+    return {
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "rows": rows,
+        "processes": processes,
+        "output_mb": round(sum(p.stat().st_size for p in out.parent.iterdir()) / 2**20, 1),
+        # With worker processes the peak RSS adds the largest worker's once per worker (an upper bound).
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        + (processes * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if processes > 1 else 0),
+    }
+
+
+def _full_output(n: int, repeat: int, workers: int = 1, output_format: str = "csv") -> dict[str, Any]:
+    """Write the scenario file, stream it in a fresh subprocess, check the files; the figures of one size."""
+    with tempfile.TemporaryDirectory(prefix="bench-revenue-") as workdir:
+        scenario = Path(workdir) / "portfolio.json"
+        scenario.write_bytes(portfolio_json(n))
+        out = Path(workdir) / "out" / f"report.{output_format}"
+        out.parent.mkdir()
+        raw = _subprocess(
+            "--stream-worker",
+            str(scenario),
+            "--out",
+            str(out),
+            "--repeat",
+            str(repeat),
+            "--format",
+            output_format,
+        )
+        failures = (
+            written_output_failures(
+                out, out.with_name(f"{out.stem}.journals{out.suffix}"), expected_prices_streamed(n)
+            )
+            if output_format == "csv"
+            else []
+        )
+    return {
+        "full_output_median_s": round(statistics.median(raw["wall_s"]), 3),
+        "full_output_cpu_median_s": round(statistics.median(raw["cpu_s"]), 3),
+        "full_output_runs_s": [round(t, 3) for t in raw["wall_s"]],
+        "full_output_peak_rss_mb": round(raw["maxrss_kb"] / 1024, 1),
+        "full_output_processes": raw["processes"],
+        "full_output_schedule_lines": raw["rows"]["schedule"],
+        "full_output_journal_lines": raw["rows"]["journals"],
+        "full_output_balance_lines": raw["rows"]["balances"],
+        "full_output_files_mb": raw["output_mb"],
+        "full_output_check_failures": len(failures),
+        "full_output_failure_examples": failures[:5],
     }
 
 
@@ -272,11 +401,19 @@ def _subprocess(*args: str) -> dict[str, Any]:
     return result
 
 
-def run(sizes: list[int], repeat: int = 3, with_outputs: bool = False) -> dict[str, Any]:
+def run(
+    sizes: list[int],
+    repeat: int = 3,
+    with_outputs: bool = False,
+    full_output: bool = True,
+    stream_workers: int = 1,
+) -> dict[str, Any]:
     """Run each size in a fresh subprocess; medians of `repeat` runs and peak memory per size.
 
     with_outputs also builds the journals, rollforward and RPO models after each run (timed separately;
-    their memory then counts in the peak). Raises BenchCheckFailed when a correctness check failed.
+    their memory then counts in the peak). full_output streams the whole schedule, journals and balances
+    from the scenario file to CSV files in another fresh subprocess (`_full_output`, with `stream_workers`
+    processes). Raises BenchCheckFailed when a correctness check failed.
     """
     baseline_kb = _subprocess("--baseline")["maxrss_kb"]
     rows = []
@@ -291,6 +428,7 @@ def run(sizes: list[int], repeat: int = 3, with_outputs: bool = False) -> dict[s
                 "engine_median_s": round(engine, 3),
                 "parse_median_s": round(parse, 3),
                 "total_median_s": round(engine + parse, 3),
+                "total_cpu_median_s": round(statistics.median(raw["cpu_s"]), 3),
                 "engine_runs_s": [round(t, 3) for t in raw["engine_s"]],
                 "parse_runs_s": [round(t, 3) for t in raw["parse_s"]],
                 "engine_us_per_contract": round(engine / n * 1e6, 1),
@@ -308,6 +446,7 @@ def run(sizes: list[int], repeat: int = 3, with_outputs: bool = False) -> dict[s
                     else {}
                 ),
                 "check_failures": raw["check_failures"],
+                **(_full_output(n, repeat, stream_workers) if full_output else {}),
             }
         )
     verify(rows)
@@ -325,14 +464,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--with-outputs", action="store_true", help="also build journals, rollforward and RPO"
     )
+    parser.add_argument(
+        "--engine-only", action="store_true", help="leave out the full-output (streamed files) figures"
+    )
+    parser.add_argument(
+        "--stream-workers",
+        type=int,
+        default=1,
+        help="processes of the full-output run (revrec run --workers)",
+    )
+    parser.add_argument("--stream-worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--format", default="csv", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline:
         print(json.dumps(_baseline()))
+    elif args.stream_worker:
+        print(
+            json.dumps(
+                _stream_worker(args.stream_worker, args.out, args.repeat, args.format, args.stream_workers)
+            )
+        )
     elif args.worker:
         print(json.dumps(_worker(args.worker, args.repeat, args.with_outputs)))
     else:
         try:
-            print(json.dumps(run(args.sizes, args.repeat, args.with_outputs), indent=2))
+            figures = run(
+                args.sizes, args.repeat, args.with_outputs, not args.engine_only, args.stream_workers
+            )
+            print(json.dumps(figures, indent=2))
         except BenchCheckFailed as error:
             sys.exit(f"bench.revenue: {error}")
 

@@ -1,6 +1,8 @@
-"""`pssync revrec ...`: run a revenue scenario file. The only module of the engine that touches files.
+"""`pssync revrec ...`: run a revenue scenario file. The modules of the engine that touch files are this one
+and stream.py (`--format csv|jsonl|parquet --out FILE`).
 
-Output is rendered completely before anything is printed, so a failure never leaves partial output; bad input
+table / json output is rendered completely before anything is printed, and csv / jsonl / parquet files are
+renamed into place only when every contract has run, so a failure never leaves partial output; bad input
 exits with code 2 and a message naming the offending field.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -27,7 +30,10 @@ from pssync.revenue import (
     run_scenario,
     scenario_json_schema,
 )
+from pssync.revenue.output import ParquetUnavailable
 from pssync.revenue.result import RollforwardLine
+from pssync.revenue.scenario_stream import ScenarioInvalid
+from pssync.revenue.stream import write_report
 
 revrec_app = typer.Typer(help="Revenue recognition (ASC 606 / IFRS 15) from contract versions and events.")
 
@@ -35,6 +41,12 @@ revrec_app = typer.Typer(help="Revenue recognition (ASC 606 / IFRS 15) from cont
 class OutputFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
+    CSV = "csv"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+_STREAMED = {OutputFormat.CSV, OutputFormat.JSONL, OutputFormat.PARQUET}
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -189,12 +201,36 @@ def run_command(
         datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Knowledge and reporting date.")
     ] = None,
     output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="table or json.")
+        OutputFormat,
+        typer.Option(
+            "--format",
+            help="table or json (printed); csv, jsonl or parquet: every schedule line, journal line and "
+            "balance streamed contract by contract to --out FILE and FILE's .journals / .balances siblings.",
+        ),
     ] = OutputFormat.TABLE,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Schedule file of csv / jsonl / parquet output.")
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="csv / jsonl: processes running contiguous shards of the contracts (the same bytes as one).",
+        ),
+    ] = 1,
 ) -> None:
     """Compute allocation, schedule, journals, waterfall, RPO and balances for a scenario."""
-    loaded = load_scenario(scenario)
     as_of_day: date | None = as_of.date() if as_of else None
+    if output_format in _STREAMED:
+        if out is None:
+            _fail(f"--format {output_format} writes files: give --out FILE")
+        else:
+            _stream(scenario, output_format, out, as_of_day, workers)
+        return
+    if out is not None:
+        _fail(f"--out is for csv, jsonl or parquet output; --format {output_format} prints")
+    loaded = load_scenario(scenario)
     try:
         result = run_scenario(loaded, as_of=as_of_day)
         rendered = (
@@ -205,6 +241,38 @@ def run_command(
     except RevenueRuleError as error:
         _fail(f"revenue rule refused the scenario: {error}")
     typer.echo(rendered)
+
+
+def _stream(scenario: Path, output_format: OutputFormat, out: Path, as_of: date | None, workers: int) -> None:
+    try:
+        text = scenario.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        _fail(f"cannot read scenario {scenario}: {getattr(error, 'strerror', None) or error}")
+    started = time.perf_counter()
+    try:
+        summary = write_report(text, output_format.value, out, as_of, workers=workers)
+    except ScenarioInvalid as error:
+        lines = [f"scenario {scenario} is invalid ({len(error.problems)} error(s)):"]
+        lines.extend(f"  {path}: {message}" for path, message in error.problems)
+        _fail("\n".join(lines))
+    except ValidationError as error:  # the whole-file parse, for a shape the pre-scan does not read
+        lines = [f"scenario {scenario} is invalid ({error.error_count()} error(s)):"]
+        for detail in error.errors(include_url=False):
+            lines.append(f"  {_field_path(tuple(detail['loc']))}: {detail['msg']}")
+        _fail("\n".join(lines))
+    except json.JSONDecodeError as error:
+        _fail(f"scenario {scenario} is not JSON: {error}")
+    except RevenueRuleError as error:
+        _fail(f"revenue rule refused the scenario: {error}")
+    except (ParquetUnavailable, OSError) as error:
+        _fail(str(error))
+    else:
+        elapsed = time.perf_counter() - started
+        for kind, path in summary.paths.items():
+            typer.echo(f"{kind}: {summary.rows[kind]} rows -> {path}", err=True)
+        typer.echo(
+            f"{summary.contracts} contracts in {elapsed:.1f} s ({summary.workers} process(es))", err=True
+        )
 
 
 @revrec_app.command("schema")

@@ -26,17 +26,21 @@ def journal_entries(run: EngineRun, fx: FxConverter) -> list[JournalEntry]:
     return entries
 
 
-def _entry(
-    run: EngineRun,
+# What one period's entry moved: (account, minor units; positive = debit) in the transaction currency, the
+# functional currency, the same lines converted (None when it is the transaction currency; an fx_rounding
+# line keeps them balanced), and the ids of what caused it.
+EntryFigures = tuple[list[tuple[str, int]], str, list[tuple[str, int]] | None, list[str]]
+
+
+def entry_figures(
     fx: FxConverter,
     outcome: ContractOutcome,
     k: int,
     row: Balances,
     own_by_obligation: dict[str, array[int]],
     explain: Callable[[str, int], Explained | None],
-) -> JournalEntry | None:
-    """The period's entry in the transaction currency (and the functional one), None when nothing moved."""
-    e = outcome.exponent
+) -> EntryFigures | None:
+    """The period's entry in minor units, None when nothing moved (shared by the models and the stream)."""
     revenue, billed, paid = row[0], row[1], row[2]
     asset_change, liability_change = row[6] - row[5], row[8] - row[7]
     raw: list[tuple[str, int]] = [  # positive = debit
@@ -52,10 +56,31 @@ def _entry(
         return None
     assert sum(amount for _, amount in raw) == 0, "journal must balance"
     functional = fx.functional_currency(outcome)
-    converted = [(account, fx.convert(amount, outcome, k)[0]) for account, amount in raw]
-    rounding = -sum(amount for _, amount in converted)
-    if rounding:
-        converted.append(("fx_rounding", rounding))
+    converted: list[tuple[str, int]] | None = None
+    if functional != outcome.currency:
+        converted = [(account, fx.convert(amount, outcome, k)[0]) for account, amount in raw]
+        rounding = -sum(amount for _, amount in converted)
+        if rounding:
+            converted.append(("fx_rounding", rounding))
+    return raw, functional, converted, _causes(outcome, k, own_by_obligation, explain)
+
+
+def _entry(
+    run: EngineRun,
+    fx: FxConverter,
+    outcome: ContractOutcome,
+    k: int,
+    row: Balances,
+    own_by_obligation: dict[str, array[int]],
+    explain: Callable[[str, int], Explained | None],
+) -> JournalEntry | None:
+    """The period's entry in the transaction currency (and the functional one), None when nothing moved."""
+    figures = entry_figures(fx, outcome, k, row, own_by_obligation, explain)
+    if figures is None:
+        return None
+    raw, functional, converted, causes = figures
+    e = outcome.exponent
+    revenue, billed, paid = row[0], row[1], row[2]
     fe = minor_unit(functional)
     return JournalEntry(
         contract_id=outcome.contract_id,
@@ -64,15 +89,13 @@ def _entry(
         currency=outcome.currency,
         lines=[_line(a, v, e) for a, v in raw],
         functional_currency=functional,
-        functional_lines=(
-            None if functional == outcome.currency else [_line(a, v, fe) for a, v in converted]
-        ),
+        functional_lines=None if converted is None else [_line(a, v, fe) for a, v in converted],
         explanation=(
             f"revenue {dec(revenue, e)}, billed {dec(billed, e)}, paid {dec(paid, e)}; "
             f"net contract position {dec(row[6] - row[8], e)} "
             f"({'asset' if row[6] else 'liability' if row[8] else 'nil'})"
         ),
-        causing_event_ids=_causes(outcome, k, own_by_obligation, explain),
+        causing_event_ids=causes,
     )
 
 

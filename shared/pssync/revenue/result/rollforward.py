@@ -22,11 +22,15 @@ def booked(outcome: ContractOutcome) -> list[int]:
     return totals
 
 
-def balances(run: EngineRun, outcome: ContractOutcome) -> list[Balances]:
-    """Per period up to as_of: revenue, billed, paid; opening/closing receivable, asset, liability."""
+def balances(
+    run: EngineRun, outcome: ContractOutcome, revenue_per_period: list[int] | None = None
+) -> list[Balances]:
+    """Per period up to as_of: revenue, billed, paid; opening/closing receivable, asset, liability.
+    `revenue_per_period`: `booked(outcome)` when the caller has it already."""
     rows = []
     receivable = net = 0
-    revenue_per_period = booked(outcome)
+    if revenue_per_period is None:
+        revenue_per_period = booked(outcome)
     for k in range(run.as_of_index + 1):
         revenue = revenue_per_period[k]
         billed, paid = outcome.billed[k], outcome.paid[k]

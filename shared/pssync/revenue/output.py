@@ -1,0 +1,544 @@
+"""Report rows of an engine run as flat tuples of text, and writers that stream them to CSV, JSONL or Parquet.
+
+Rows are made straight from the engine's integer arrays: no pydantic model per line and no Decimal per
+amount. Amounts are exact decimal strings, the same text as `str()` of the report models' Decimals (minor
+units with the currency's exponent: the engine's rounding already happened, nothing is rounded here).
+
+Three row kinds, one file each (`--out report.csv` writes report.csv, report.journals.csv,
+report.balances.csv):
+- schedule: one row per contract, obligation and period once the obligation exists (zero rows included),
+  the fields of `ScheduleLine` that state the figure and what explains it: contract_version and
+  causing_event_id reference the contract version and the event that last moved it (the method and inputs
+  are in `pssync revrec run --format json` of that contract);
+- journals: one row per journal line, `basis` transaction or functional (the functional lines only when the
+  legal entity's functional currency differs);
+- balances: the contract balance rollforward (`RollforwardLine`), periods up to as_of that moved.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import operator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from itertools import compress, repeat
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from pssync.money import minor_unit
+from pssync.revenue.engine import ContractOutcome, EngineRun
+from pssync.revenue.result.fx import FxConverter
+from pssync.revenue.result.journals import entry_figures
+from pssync.revenue.result.models import JournalEntry, RollforwardLine, ScheduleLine
+from pssync.revenue.result.rollforward import Balances, balances
+from pssync.revenue.result.support import Explained, period_status
+
+Row = tuple[str, ...]
+
+SCHEDULE_COLUMNS: Row = (
+    "contract_id",
+    "legal_entity",
+    "obligation_id",
+    "period",
+    "status",
+    "currency",
+    "amount",
+    "own_amount",
+    "adjustment",
+    "cumulative",
+    "functional_currency",
+    "functional_amount",
+    "contract_version",
+    "causing_event_id",
+)
+JOURNAL_COLUMNS: Row = (
+    "contract_id",
+    "legal_entity",
+    "period",
+    "basis",
+    "currency",
+    "line",
+    "account",
+    "debit",
+    "credit",
+    "causing_event_ids",
+)
+BALANCE_COLUMNS: Row = (
+    "contract_id",
+    "period",
+    "currency",
+    "revenue",
+    "billed",
+    "paid",
+    "opening_receivable",
+    "closing_receivable",
+    "opening_contract_asset",
+    "closing_contract_asset",
+    "opening_contract_liability",
+    "closing_contract_liability",
+)
+# Columns written as JSON numbers in JSONL (every other one is a string).
+_NUMERIC = {"contract_version", "line"}
+# causing_event_ids is one text column in every format: the ids joined by a space (business event ids hold
+# none), so a row is the same tuple of text whatever the format.
+_ID_SEPARATOR = " "
+
+
+# --- amounts --------------------------------------------------------------------------------------------
+
+_FORMATTERS: dict[int, Callable[[int], str]] = {}
+
+
+def amount_text(exponent: int) -> Callable[[int], str]:
+    """Minor units -> the exact decimal text `str(Decimal(units).scaleb(-exponent))` gives."""
+    formatter = _FORMATTERS.get(exponent)
+    if formatter is None:
+        if exponent == 0:
+            formatter = str
+        else:
+            pattern, scale = f"%d.%0{exponent}d", 10**exponent
+
+            def formatter(units: int) -> str:
+                if units < 0:
+                    return f"-{pattern % divmod(-units, scale)}"
+                return str(pattern % divmod(units, scale))
+
+        _FORMATTERS[exponent] = formatter
+    return formatter
+
+
+def amount_texts(exponent: int, values: Iterable[int]) -> list[str]:
+    """amount_text over a sequence, without a Python call per amount when none is negative (the usual case
+    of revenue, cumulative revenue and balances)."""
+    values = values if isinstance(values, list | array) else list(values)
+    if exponent == 0:
+        return list(map(str, values))
+    if min(values, default=0) >= 0:
+        pattern, scale = f"%d.%0{exponent}d", 10**exponent
+        return [pattern % divmod(units, scale) for units in values]
+    return list(map(amount_text(exponent), values))
+
+
+# --- rows from an engine run -------------------------------------------------------------------------------
+
+
+class RunRows:
+    """The three row lists of each contract of a run, built from the engine's arrays.
+
+    Per contract, what the schedule and the journals both need is computed once: each obligation's
+    explanation per period (one `explain_all()` per track), its own revenue per period and the balances.
+    Schedule rows are zipped column-wise (constant columns repeated), so the per-line work is the amount text
+    and the explanation reference.
+    """
+
+    def __init__(self, run: EngineRun, fx: FxConverter) -> None:
+        self.run = run
+        self.fx = fx
+        self.keys = [p.key for p in run.periods.periods]
+        self.statuses = [period_status(run, k) for k in range(len(self.keys))]
+
+    def contract(self, outcome: ContractOutcome) -> tuple[list[Row], list[Row], list[Row]]:
+        explained = _explained_by_obligation(outcome)
+        own = {oid: outcome.own_amounts(oid) for oid in outcome.obligation_order}
+        rows = balances(self.run, outcome, _booked(outcome, own))
+        return (
+            self._schedule(outcome, explained, own),
+            self._journals(outcome, explained, own, rows),
+            self._balances(outcome, rows),
+        )
+
+    def _schedule(
+        self,
+        outcome: ContractOutcome,
+        explained: dict[str, list[Explained | None]],
+        own: dict[str, array[int]],
+    ) -> list[Row]:
+        e = outcome.exponent
+        text = amount_text(e)
+        functional = self.fx.functional_currency(outcome)
+        converted_text = None if functional == outcome.currency else amount_text(minor_unit(functional))
+        lines: list[Row] = []
+        for oid in outcome.obligation_order:
+            present = explained[oid]
+            versions, causes = _references(present)
+            own_units, adjustment = own[oid], outcome.adjustment[oid]
+            if any(adjustment):
+                amounts = list(map(operator.add, own_units, adjustment))
+                amount_strs = amount_texts(e, amounts)
+                own_strs = amount_texts(e, own_units)
+                adjustment_strs = amount_texts(e, adjustment)
+            else:
+                amounts = list(own_units)
+                amount_strs = own_strs = amount_texts(e, amounts)
+                adjustment_strs = [text(0)] * len(amounts)
+            if converted_text is None:
+                functional_strs = amount_strs
+            else:
+                convert = self.fx.convert
+                functional_strs = [converted_text(convert(u, outcome, k)[0]) for k, u in enumerate(amounts)]
+            rows = zip(
+                repeat(outcome.contract_id),
+                repeat(outcome.legal_entity),
+                repeat(oid),
+                self.keys,
+                self.statuses,
+                repeat(outcome.currency),
+                amount_strs,
+                own_strs,
+                adjustment_strs,
+                amount_texts(e, outcome.reported[oid]),
+                repeat(functional),
+                functional_strs,
+                versions,
+                causes,
+            )
+            # A period without an explanation is one where the obligation did not exist yet: no line.
+            lines.extend(rows if None not in present else compress(rows, [e is not None for e in present]))
+        return lines
+
+    def _journals(
+        self,
+        outcome: ContractOutcome,
+        explained: dict[str, list[Explained | None]],
+        own: dict[str, array[int]],
+        rows: list[Balances],
+    ) -> list[Row]:
+        lines: list[Row] = []
+        fx, keys = self.fx, self.keys
+
+        def explain(oid: str, k: int) -> Explained | None:
+            return explained[oid][k]
+
+        for k, row in enumerate(rows):
+            figures = entry_figures(fx, outcome, k, row, own, explain)
+            if figures is None:
+                continue
+            raw, functional, converted, causes = figures
+            head = (outcome.contract_id, outcome.legal_entity, keys[k])
+            ids = _ID_SEPARATOR.join(causes)
+            bases = [("transaction", outcome.currency, raw)]
+            if converted is not None:
+                bases.append(("functional", functional, converted))
+            for basis, currency, entry_lines in bases:
+                text = amount_text(minor_unit(currency))
+                for number, (account, units) in enumerate(entry_lines, start=1):
+                    debit, credit = (units, 0) if units > 0 else (0, -units)
+                    lines.append(
+                        (
+                            *head,
+                            basis,
+                            currency,
+                            _NUMBER_TEXT[number],
+                            account,
+                            text(debit),
+                            text(credit),
+                            ids,
+                        )
+                    )
+        return lines
+
+    def _balances(self, outcome: ContractOutcome, rows: list[Balances]) -> list[Row]:
+        e, keys = outcome.exponent, self.keys
+        return [
+            (outcome.contract_id, keys[k], outcome.currency, *amount_texts(e, row))
+            for k, row in enumerate(rows)
+            if any(row)
+        ]
+
+
+_NUMBER_TEXT = {number: str(number) for number in range(1, 1000)}
+
+
+def _explained_by_obligation(outcome: ContractOutcome) -> dict[str, list[Explained | None]]:
+    """Per obligation, what explains each period's figure with the knowledge the period was reported with
+    (None before the obligation existed); `explain_all()` once per track."""
+    tables: dict[int, list[Explained | None]] = {}
+    explained: dict[str, list[Explained | None]] = {}
+    for oid in outcome.obligation_order:
+        tracks = [per_period.get(oid) for per_period in outcome.knowledge_tracks]
+        for track in tracks:
+            if track is not None and id(track) not in tables:
+                tables[id(track)] = track.explain_all()
+        first = tracks[0]
+        if first is not None and all(track is first for track in tracks):  # one state of knowledge
+            explained[oid] = tables[id(first)]
+        else:
+            explained[oid] = [
+                None if track is None else tables[id(track)][k] for k, track in enumerate(tracks)
+            ]
+    return explained
+
+
+def _references(explained: list[Explained | None]) -> tuple[list[str], list[str]]:
+    """(contract version, causing event id) per period: the event that last moved the figure, else the one
+    that caused the version in force (result.support.cause), looked up once per measure."""
+    versions: list[str] = []
+    causes: list[str] = []
+    last_measure = None
+    version = default = ""
+    measure_causes: list[str | None] | None = None
+    for item in explained:
+        if item is None:
+            versions.append("")
+            causes.append("")
+            continue
+        segment, measure, i = item
+        if measure is not last_measure:
+            last_measure = measure
+            version = _NUMBER_TEXT.get(segment.version.number) or str(segment.version.number)
+            default = segment.version.contract.causing_event_id
+            measure_causes = measure.causes
+        versions.append(version)
+        causes.append((measure_causes[i] or default) if measure_causes else default)
+    return versions, causes
+
+
+def _booked(outcome: ContractOutcome, own: dict[str, array[int]]) -> list[int]:
+    """Revenue booked per period for the whole contract (rollforward.booked, from the own amounts at hand)."""
+    totals = [0] * len(outcome.billed)
+    for oid in outcome.obligation_order:
+        totals = list(map(operator.add, totals, map(operator.add, own[oid], outcome.adjustment[oid])))
+    return totals
+
+
+def schedule_rows(run: EngineRun, fx: FxConverter) -> Iterator[Row]:
+    """Every schedule line (zero ones included) in the order of `RevenueResult.schedule(include_zero=True)`
+    (contracts by id, obligations, periods)."""
+    rows = RunRows(run, fx)
+    for outcome in run.contracts:
+        yield from rows.contract(outcome)[0]
+
+
+def journal_rows(run: EngineRun, fx: FxConverter) -> Iterator[Row]:
+    rows = RunRows(run, fx)
+    for outcome in run.contracts:
+        yield from rows.contract(outcome)[1]
+
+
+def balance_rows(run: EngineRun) -> Iterator[Row]:
+    rows = RunRows(run, FxConverter(run))
+    for outcome in run.contracts:
+        yield from rows.contract(outcome)[2]
+
+
+# --- the same rows from the report models (what the stream is held equal to) ------------------------------
+
+
+def schedule_rows_of(lines: Iterable[ScheduleLine]) -> Iterator[Row]:
+    for line in lines:
+        yield (
+            line.contract_id,
+            line.legal_entity,
+            line.obligation_id,
+            line.period,
+            line.status,
+            line.currency,
+            str(line.amount),
+            str(line.own_amount),
+            str(line.adjustment),
+            str(line.cumulative),
+            line.functional_currency,
+            str(line.functional_amount),
+            str(line.contract_version),
+            line.causing_event_id,
+        )
+
+
+def journal_rows_of(entries: Iterable[JournalEntry]) -> Iterator[Row]:
+    for entry in entries:
+        head = (entry.contract_id, entry.legal_entity, entry.period)
+        ids = _ID_SEPARATOR.join(entry.causing_event_ids)
+        bases = [("transaction", entry.currency, entry.lines)]
+        if entry.functional_lines is not None:
+            bases.append(("functional", entry.functional_currency, entry.functional_lines))
+        for basis, currency, lines in bases:
+            for number, line in enumerate(lines, start=1):
+                yield (
+                    *head,
+                    basis,
+                    currency,
+                    str(number),
+                    line.account,
+                    str(line.debit),
+                    str(line.credit),
+                    ids,
+                )
+
+
+def balance_rows_of(lines: Iterable[RollforwardLine]) -> Iterator[Row]:
+    for line in lines:
+        yield (
+            line.contract_id,
+            line.period,
+            line.currency,
+            *(
+                str(value)
+                for value in (
+                    line.revenue,
+                    line.billed,
+                    line.paid,
+                    line.opening_receivable,
+                    line.closing_receivable,
+                    line.opening_contract_asset,
+                    line.closing_contract_asset,
+                    line.opening_contract_liability,
+                    line.closing_contract_liability,
+                )
+            ),
+        )
+
+
+# --- writers ---------------------------------------------------------------------------------------------
+
+
+class RowSink(Protocol):
+    def write(self, rows: Iterable[Row]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CsvSink:
+    """RFC 4180 text as `csv.writer` writes it. Rows are joined with commas in one go and the batch checked
+    for characters that need quoting (a comma, quote or line break inside a field: only identifiers can hold
+    them); a batch that has any goes through `csv.writer`, so the bytes are the same either way."""
+
+    def __init__(self, path: Path, columns: Row, header: bool = True) -> None:
+        self.file: IO[str] = path.open("w", newline="", encoding="utf-8", buffering=1 << 20)
+        self.writer = csv.writer(self.file, lineterminator="\n")
+        if header:
+            self.writer.writerow(columns)
+        self.separators = len(columns) - 1
+
+    def write(self, rows: Iterable[Row]) -> None:
+        rows = rows if isinstance(rows, list) else list(rows)
+        text = "\n".join(map(",".join, rows))
+        if (
+            text.count(",") == self.separators * len(rows)
+            and text.count("\n") == len(rows) - 1
+            and '"' not in text
+            and "\r" not in text
+        ):
+            if rows:
+                self.file.write(text + "\n")
+        else:
+            self.writer.writerows(rows)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class JsonlSink:
+    """One JSON object per row, from a template: only the identifier columns (free text) go through the JSON
+    encoder, each distinct value once; amounts, periods and statuses need no escaping."""
+
+    _FREE_TEXT = {
+        "contract_id",
+        "legal_entity",
+        "obligation_id",
+        "causing_event_id",
+        "account",
+        "causing_event_ids",
+    }
+
+    def __init__(self, path: Path, columns: Row) -> None:
+        self.file: IO[str] = path.open("w", encoding="utf-8", buffering=1 << 20)
+        self.columns = columns
+        self.quoted: dict[str, str] = {}
+        parts = []
+        for name in columns:
+            if name in _NUMERIC or name in self._FREE_TEXT:
+                parts.append(f'"{name}":{{}}')
+            else:
+                parts.append(f'"{name}":"{{}}"')
+        self.template = "{{" + ",".join(parts) + "}}\n"
+        self.encoders: list[Callable[[str], str]] = [self._encoder(name) for name in columns]
+
+    def _encoder(self, name: str) -> Callable[[str], str]:
+        if name in self._FREE_TEXT:
+            return self._quote
+        return str
+
+    def _quote(self, value: str) -> str:
+        quoted = self.quoted.get(value)
+        if quoted is None:
+            quoted = json.dumps(value, ensure_ascii=False)
+            if len(self.quoted) < 1 << 16:  # identifiers repeat within a contract: a bounded cache
+                self.quoted[value] = quoted
+        return quoted
+
+    def write(self, rows: Iterable[Row]) -> None:
+        template, encoders = self.template.format, self.encoders
+        self.file.write(
+            "".join(
+                template(*(encode(value) for encode, value in zip(encoders, row, strict=True)))
+                for row in rows
+            )
+        )
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class ParquetSink:
+    """Row groups written as rows arrive (`batch` rows each): memory holds one batch, never the file. Every
+    column is a string (amounts keep their exact decimal text; a decimal column would need one scale for all
+    currencies). Needs pyarrow, an optional dependency imported only here."""
+
+    def __init__(self, path: Path, columns: Row, batch: int = 131_072) -> None:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as error:  # pragma: no cover - depends on the installation
+            raise ParquetUnavailable from error
+        self.pa = pa
+        self.columns = columns
+        self.schema = pa.schema([(name, pa.string()) for name in columns])
+        self.writer = pq.ParquetWriter(str(path), self.schema, compression="zstd")
+        self.batch = batch
+        self.pending: list[Row] = []
+
+    def write(self, rows: Iterable[Row]) -> None:
+        self.pending.extend(rows)
+        if len(self.pending) >= self.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            arrays: list[Any] = [
+                self.pa.array(column, self.pa.string()) for column in zip(*self.pending, strict=True)
+            ]
+            self.writer.write_table(self.pa.Table.from_arrays(arrays, schema=self.schema))
+            self.pending = []
+
+    def close(self) -> None:
+        self._flush()
+        self.writer.close()
+
+
+class ParquetUnavailable(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("parquet output needs pyarrow: pip install 'pssync[parquet]' (or 'pyarrow>=18')")
+
+
+FORMATS = ("csv", "jsonl", "parquet")
+
+
+def output_paths(out: Path) -> dict[str, Path]:
+    """schedule -> the --out file; journals and balances beside it: report.csv, report.journals.csv, ..."""
+    return {
+        "schedule": out,
+        "journals": out.with_name(f"{out.stem}.journals{out.suffix}"),
+        "balances": out.with_name(f"{out.stem}.balances{out.suffix}"),
+    }
+
+
+def open_sink(output_format: str, path: Path, columns: Row, header: bool = True) -> RowSink:
+    """header=False: a part of a file written by several processes (CSV only has a header line)."""
+    if output_format == "csv":
+        return CsvSink(path, columns, header)
+    if output_format == "jsonl":
+        return JsonlSink(path, columns)
+    if output_format == "parquet":
+        return ParquetSink(path, columns)
+    raise ValueError(f"unknown output format {output_format!r}: one of {', '.join(FORMATS)}")

@@ -1,0 +1,229 @@
+"""Scenario file in, schedule / journals / balances files out, one contract at a time.
+
+`write_report(text, output_format, out)` indexes the file (scenario_stream.py), fixes the portfolio frame,
+then for each contract in id order: validates its versions and events, runs the engine (streaming.py),
+writes its rows (output.py) and drops everything before the next contract. Memory holds the file's text, the
+index of element spans and one contract; never the portfolio's objects or its lines.
+
+Files are written under temporary names and renamed only when every contract has run, so a refusal (a
+revenue rule, an invalid contract further down the file) leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pssync.revenue.engine import EngineRun
+from pssync.revenue.engine import run as run_engine
+from pssync.revenue.errors import RevenueRuleError
+from pssync.revenue.models import Scenario
+from pssync.revenue.output import (
+    BALANCE_COLUMNS,
+    JOURNAL_COLUMNS,
+    SCHEDULE_COLUMNS,
+    RowSink,
+    RunRows,
+    open_sink,
+    output_paths,
+)
+from pssync.revenue.result.fx import FxConverter
+from pssync.revenue.scenario_stream import (
+    ScenarioIndex,
+    ScenarioInvalid,
+    StreamingUnsupported,
+    index_scenario,
+)
+from pssync.revenue.streaming import FrameCheck, PortfolioFrame, frame_from_index, stream_runs
+
+# Collect cycles every so many contracts: the pauses around each engine run keep the collector from
+# rescanning, this keeps whatever cycles validation leaves from piling up.
+_COLLECT_EVERY = 2_000
+KINDS = ("schedule", "journals", "balances")
+
+
+@dataclass(slots=True)
+class ReportSummary:
+    contracts: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: {"schedule": 0, "journals": 0, "balances": 0})
+    paths: dict[str, Path] = field(default_factory=dict)
+    streamed: bool = True  # False: the file's shape made it fall back to the whole-file parse
+    workers: int = 1
+
+
+def write_report(
+    text: str,
+    output_format: str,
+    out: Path,
+    as_of: date | None = None,
+    workers: int = 1,
+    min_shard: int = 500,
+) -> ReportSummary:
+    """Write the three files for the scenario `text`. Raises ScenarioInvalid, pydantic.ValidationError (only
+    on the whole-file fallback), json.JSONDecodeError, RevenueRuleError, or ParquetUnavailable; nothing is
+    left at the output paths then.
+
+    `workers` > 1 (csv / jsonl) splits the contracts, in id order, into that many contiguous shards run by
+    forked processes, each writing its own part files, joined in shard order: the same bytes as one process
+    (any sharding gives the same figures, test_revenue_sharding.py), in about 1/workers of the time when that
+    many cores are free."""
+    summary = ReportSummary(paths=output_paths(out))
+    partial = {kind: path.with_name(path.name + ".partial") for kind, path in summary.paths.items()}
+    parts: list[Path] = []
+    try:
+        try:
+            index = index_scenario(text)
+        except StreamingUnsupported:
+            # A shape the pre-scan does not read: the whole-file parse either names what is wrong or runs it.
+            summary.streamed = False
+            run = run_engine(Scenario.model_validate_json(text), as_of)
+            _write(iter([run]), output_format, partial, summary, header=True)
+        else:
+            frame = frame_from_index(index, as_of)
+            ids = index.contract_ids()
+            # Below min_shard contracts a process, the fork costs more than it saves.
+            shards = max(1, min(workers, len(ids) // min_shard)) if output_format != "parquet" else 1
+            summary.workers = shards
+            if shards == 1:
+                check = FrameCheck(frame)
+                _write(stream_runs(index, frame, ids, check), output_format, partial, summary, header=True)
+                check.finish()
+            else:
+                parts = _write_in_processes(index, frame, ids, shards, output_format, partial, summary)
+        for kind, path in partial.items():
+            path.replace(summary.paths[kind])
+    except BaseException:
+        for path in [*partial.values(), *parts]:
+            path.unlink(missing_ok=True)
+        raise
+    return summary
+
+
+def _write(
+    runs: Iterator[EngineRun],
+    output_format: str,
+    paths: dict[str, Path],
+    summary: ReportSummary,
+    header: bool,
+) -> None:
+    columns = {"schedule": SCHEDULE_COLUMNS, "journals": JOURNAL_COLUMNS, "balances": BALANCE_COLUMNS}
+    sinks: dict[str, RowSink] = {}
+    try:
+        for kind in KINDS:
+            sinks[kind] = open_sink(output_format, paths[kind], columns[kind], header=header)
+        for run in runs:
+            run_rows = RunRows(run, FxConverter(run))
+            for outcome in run.contracts:
+                for kind, rows in zip(KINDS, run_rows.contract(outcome), strict=True):
+                    summary.rows[kind] += len(rows)
+                    sinks[kind].write(rows)
+            summary.contracts += len(run.contracts)
+            if summary.contracts % _COLLECT_EVERY == 0:
+                gc.collect()
+    finally:
+        for sink in sinks.values():
+            with contextlib.suppress(Exception):  # on failure, the original error is what the caller must see
+                sink.close()
+
+
+# --- worker processes -------------------------------------------------------------------------------------
+
+# What a forked worker inherits (set just before the fork, cleared after): the index and the frame, shared
+# copy-on-write rather than pickled.
+_INHERITED: tuple[ScenarioIndex, PortfolioFrame] | None = None
+
+_PartResult = tuple[str, Any]  # ("ok", (contracts, rows, check extremes)) or ("error", exception parts)
+
+
+def _write_in_processes(
+    index: ScenarioIndex,
+    frame: PortfolioFrame,
+    ids: list[str],
+    shards: int,
+    output_format: str,
+    partial: dict[str, Path],
+    summary: ReportSummary,
+) -> list[Path]:
+    global _INHERITED  # set for the fork only: children read it, callers never see it
+    bounds = [len(ids) * s // shards for s in range(shards + 1)]
+    jobs = [
+        (
+            ids[bounds[s] : bounds[s + 1]],
+            output_format,
+            {k: p.with_name(f"{p.name}.{s}") for k, p in partial.items()},
+        )
+        for s in range(shards)
+    ]
+    parts = [path for _, _, paths in jobs for path in paths.values()]
+    _INHERITED = (index, frame)
+    try:
+        with multiprocessing.get_context("fork").Pool(shards) as pool:
+            results = pool.map(_write_part, jobs)
+        _join_parts(results, jobs, frame, output_format, partial, summary)
+    except BaseException:
+        for path in parts:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        _INHERITED = None
+    return parts
+
+
+def _join_parts(
+    results: list[_PartResult],
+    jobs: list[tuple[list[str], str, dict[str, Path]]],
+    frame: PortfolioFrame,
+    output_format: str,
+    partial: dict[str, Path],
+    summary: ReportSummary,
+) -> None:
+    check = FrameCheck(frame)
+    for status, payload in results:
+        if status == "error":
+            raise _rebuilt(payload)
+        contracts, rows, extremes = payload
+        summary.contracts += contracts
+        for kind in KINDS:
+            summary.rows[kind] += rows[kind]
+        check.merge(*extremes)
+    check.finish()
+    columns = {"schedule": SCHEDULE_COLUMNS, "journals": JOURNAL_COLUMNS, "balances": BALANCE_COLUMNS}
+    for kind in KINDS:
+        with partial[kind].open("w", encoding="utf-8", newline="") as joined:
+            if output_format == "csv":
+                joined.write(",".join(columns[kind]) + "\n")
+        with partial[kind].open("ab") as joined:
+            for _, _, paths in jobs:
+                with paths[kind].open("rb") as part:
+                    shutil.copyfileobj(part, joined, 1 << 20)
+                paths[kind].unlink()
+
+
+def _write_part(job: tuple[list[str], str, dict[str, Path]]) -> _PartResult:
+    contract_ids, output_format, paths = job
+    if _INHERITED is None:
+        raise RuntimeError("a report part runs only in a process forked by write_report")
+    index, frame = _INHERITED
+    summary = ReportSummary()
+    check = FrameCheck(frame)
+    try:
+        _write(stream_runs(index, frame, contract_ids, check), output_format, paths, summary, header=False)
+    except RevenueRuleError as error:
+        return "error", ("rule", error.reason, error.field)
+    except ScenarioInvalid as error:
+        return "error", ("invalid", error.problems, None)
+    return "ok", (summary.contracts, summary.rows, check.extremes())
+
+
+def _rebuilt(payload: tuple[str, Any, str | None]) -> Exception:
+    kind, detail, field_path = payload
+    if kind == "rule":
+        return RevenueRuleError(detail, field_path)
+    return ScenarioInvalid(detail)
