@@ -27,6 +27,7 @@ from pssync.ops.finance_report.gather import CHART_SERIES, build_report, excepti
 from pssync.ops.finance_report.metrics import percentile
 from pssync.ops.finance_report.model import FinanceReport
 from pssync.ops.finance_report.render import reconciliation_section, render
+from pssync.workflows.amendment import engine_versions
 from tests.fakes import InMemoryVersionStore
 
 GENERATED = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -99,9 +100,7 @@ def test_waterfall_series_table_and_lines_add_up_to_the_engines_lifetime_revenue
     engine_total: dict[str, Decimal] = {}
     for contract_id in ids:
         known = contract_view.KnownAt(store, cutoff)
-        versions = contract_view.engine_versions(
-            known, contract_id, len(known.history("contract", contract_id))
-        )
+        versions = engine_versions(known, contract_id, len(known.history("contract", contract_id)))
         events = contract_view.delivery_facts(known, contract_id, versions[-1])
         result = contract_view.run_engine(versions, events, cutoff.on)
         assert result is not None
@@ -228,7 +227,7 @@ def test_axis_steps_are_one_two_or_five_times_a_power_of_ten() -> None:
 
 
 def test_the_reconciliation_slot_shows_the_rows_it_is_given_escaped_in_their_own_columns() -> None:
-    rows = [
+    rows: list[dict[str, str | None]] = [
         {"contract_id": "C-1", "crm_value": "100.00", "erp_invoiced": "90.00", "variance": "10.00",
          "cause": "unbilled accepted milestone <M2>"},
         {"contract_id": "C-2", "crm_value": "50.00", "erp_invoiced": "50.00", "variance": "0.00",
