@@ -38,6 +38,7 @@ from pssync.money import Money
 from pssync.ops.contract_view import Cutoff
 from pssync.ops.finance_report.gather import build_report
 from pssync.ops.finance_report.render import render
+from pssync.ports import VersionStore
 from pssync.workflows import amendment, provision, receivables, time_approval
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def _renamed(base: ContractTerms, n: int, customer_name: str | None = None) -> C
     return base.model_copy(update={"contract_id": f"C-GEN-{n:05d}", "customer": customer, "project": project})
 
 
-def book(store: InMemoryVersionStore, terms: ContractTerms, at: datetime) -> None:
+def book(store: VersionStore, terms: ContractTerms, at: datetime) -> None:
     booked = examples.contract_booked()
     event = booked.model_copy(
         update={
@@ -91,7 +92,7 @@ def book(store: InMemoryVersionStore, terms: ContractTerms, at: datetime) -> Non
     provision.build_revenue_schedule(event, contract, store, at)
 
 
-def amend(store: InMemoryVersionStore, terms: ContractTerms, on: date, at: datetime) -> None:
+def amend(store: VersionStore, terms: ContractTerms, on: date, at: datetime) -> None:
     template = examples.contract_amended()
     event = template.model_copy(
         update={
@@ -105,7 +106,7 @@ def amend(store: InMemoryVersionStore, terms: ContractTerms, on: date, at: datet
 
 
 def approve_time(
-    store: InMemoryVersionStore, terms: ContractTerms, entry: str, day: date, hours: str, role: str, wbs: str
+    store: VersionStore, terms: ContractTerms, entry: str, day: date, hours: str, role: str, wbs: str
 ) -> None:
     at = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
     event = TimeApproved.model_validate(
@@ -136,14 +137,14 @@ def _receipt(command: Any) -> provision.CommandReceipt:
     )
 
 
-def _receivable(store: InMemoryVersionStore, event: InvoicePosted | PaymentReceived, at: datetime) -> None:
+def _receivable(store: VersionStore, event: InvoicePosted | PaymentReceived, at: datetime) -> None:
     match = receivables.match_receivable(event, store)
     recorded = receivables.record_receivable(event, match, store, at)
     receivables.update_contract_balances(event, recorded, store, at)
 
 
 def invoice(
-    store: InMemoryVersionStore, terms: ContractTerms, invoice_id: str, on: date, line_id: str, amount: Money
+    store: VersionStore, terms: ContractTerms, invoice_id: str, on: date, line_id: str, amount: Money
 ) -> None:
     at = datetime.combine(on, datetime.min.time(), UTC) + timedelta(hours=12)
     event = InvoicePosted.model_validate(
@@ -163,7 +164,7 @@ def invoice(
 
 
 def pay(
-    store: InMemoryVersionStore,
+    store: VersionStore,
     terms: ContractTerms,
     payment_id: str,
     on: date,
@@ -186,7 +187,7 @@ def pay(
     _receivable(store, event, at)
 
 
-def add_engagement(store: InMemoryVersionStore, n: int, customer_name: str | None = None) -> str:
+def add_engagement(store: VersionStore, n: int, customer_name: str | None = None) -> str:
     terms = engagement_terms(n, customer_name)
     book(store, terms, BOOKED_AT)
     us = terms.currency == "USD"
