@@ -48,6 +48,7 @@ def _park(aws: AwsWorld) -> tuple[str, str]:
 
 def _figure(page: str, name: str, currency: str) -> str:
     [value] = re.findall(rf'data-figure="{name}" data-currency="{currency}">([^<]*)<', page)
+    assert isinstance(value, str)
     return value.replace(",", "")
 
 
