@@ -123,3 +123,7 @@ def _summary(report: FinanceReport, out: Path) -> None:
 
 report_app = typer.Typer(pretty_exceptions_enable=False, help="The finance report.")
 report_app.command("report")(report_command)
+
+
+if __name__ == "__main__":  # `python -m pssync.cli.report` until `pssync report` is registered
+    report_app()
