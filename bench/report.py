@@ -4,9 +4,10 @@
 
 The portfolio is written by the real workflow steps into the in-memory VersionStore (tests/fakes.py): the
 demo's two SOWs (EUR and USD) copied per engagement with their own contract, project and customer ids,
-each with approved T&M time, its first milestone invoiced, half of those paid, a quarter of the EUR ones
-amended by the demo's change order. What is timed is what `pssync report` does after it has the contract
-ids: measure every contract with the engine as of the cut-off, add up, render the HTML.
+each with approved T&M time and its first milestone invoiced; for half of them the milestone accepted and
+the invoice paid; a quarter of the EUR ones amended by the demo's change order. What is timed is what
+`pssync report` does after it has the contract ids: measure every contract with the engine as of the
+cut-off, add up, render the HTML.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pssync.model.events import (
     ContractAmended,
     ContractBooked,
     InvoicePosted,
+    MilestoneCompleted,
     PaymentReceived,
     SourceSystem,
     TimeApproved,
@@ -41,7 +43,7 @@ from pssync.ops.finance_report.gather import build_report
 from pssync.ops.finance_report.model import FinanceReport
 from pssync.ops.finance_report.render import render
 from pssync.ports import VersionStore
-from pssync.workflows import amendment, provision, receivables, time_approval
+from pssync.workflows import amendment, milestones, provision, receivables, time_approval
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests/fakes.py: the in-memory ports the unit tests use
@@ -139,6 +141,28 @@ def _receipt(command: Any) -> provision.CommandReceipt:
     )
 
 
+def accept_milestone(
+    store: VersionStore, terms: ContractTerms, milestone_id: str, completed_on: date
+) -> None:
+    """Completed in the PSA, accepted passively once its acceptance days ran out, invoice released."""
+    at = datetime.combine(completed_on, datetime.min.time(), UTC) + timedelta(hours=17)
+    event = MilestoneCompleted.model_validate(
+        {
+            **_envelope("psa", f"milestone-{terms.contract_id}-{milestone_id}", at, SourceSystem.CERTINIA),
+            "data": {
+                "milestone_id": milestone_id,
+                "project_id": terms.project.project_id,
+                "completed_on": completed_on,
+            },
+        }
+    )
+    woken = at + timedelta(days=21)  # past any acceptance period of the demo's terms
+    state = milestones.record_milestone(event, milestones.match_milestone(event, store), store, at)
+    state = milestones.decide_acceptance(event, state, store, woken)
+    milestones.release_milestone_invoice(event, state, store, _receipt, FixedClock(woken))
+    milestones.recognise_milestone_revenue(event, state, store, woken)
+
+
 def _receivable(store: VersionStore, event: InvoicePosted | PaymentReceived, at: datetime) -> None:
     match = receivables.match_receivable(event, store)
     recorded = receivables.record_receivable(event, match, store, at)
@@ -200,7 +224,8 @@ def add_engagement(store: VersionStore, n: int, customer_name: str | None = None
         ("B1-U1-PILOT", Money.of("45000.00", "USD")) if us else ("B1-M1-DISCOVERY", demo.eur("80000.00"))
     )
     invoice(store, terms, f"INV-{terms.contract_id}-1", date(2026, 8, 27), line, price)
-    if n % 2 == 0:
+    if n % 2 == 0:  # the first milestone accepted, and its invoice paid
+        accept_milestone(store, terms, "U1-PILOT" if us else "M1-DISCOVERY", date(2026, 8, 21))
         pay(
             store, terms, f"PAY-{terms.contract_id}-1", date(2026, 9, 25), price, f"INV-{terms.contract_id}-1"
         )

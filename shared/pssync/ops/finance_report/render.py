@@ -101,7 +101,7 @@ def _cards(section: CurrencySection) -> Html:
         ("Contract asset", b.contract_asset, "contract_asset"),
         ("Contract liability", b.contract_liability, "contract_liability"),
         ("Remaining performance obligations", section.rpo.remaining, "rpo_remaining"),
-        ("Lifetime revenue scheduled", section.waterfall_total, "waterfall_total"),
+        ("Revenue scheduled, all periods", section.waterfall_total, "waterfall_total"),
     ]
     return tag(
         "div",
