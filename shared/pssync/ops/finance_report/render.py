@@ -24,8 +24,8 @@ h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #d0d7de; }
 h3 { font-size: 15px; margin: 18px 0 6px; }
 .meta { color: #57606a; margin: 0 0 12px; }
-table { border-collapse: collapse; margin: 6px 0 12px; }
-th, td { padding: 3px 8px; border-bottom: 1px solid #eaeef2; }
+table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
+th, td { padding: 3px 6px; border-bottom: 1px solid #eaeef2; }
 th { text-align: left; background: #f6f8fa; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.total td { font-weight: 600; border-top: 2px solid #d0d7de; }
