@@ -112,4 +112,4 @@ def test_reconciliation_rows_from_a_file_fill_the_slot(aws: AwsWorld, tmp_path: 
 
     rows.write_text(json.dumps({"not": "rows"}))
     refused = CliRunner().invoke(report_app, args)
-    assert refused.exit_code == 2 and "expected a JSON array of objects" in refused.output
+    assert refused.exit_code == 2 and "expected a JSON array of objects" in refused.output.replace("\n", " ")

@@ -26,6 +26,7 @@ from pssync.ops.finance_report.exceptions import NO_CAUSE, open_exception
 from pssync.ops.finance_report.gather import CHART_SERIES, build_report, exception_aging
 from pssync.ops.finance_report.metrics import percentile
 from pssync.ops.finance_report.model import FinanceReport
+from pssync.ops.finance_report.reconciliation import NotReconciliationRows, rows_from_document
 from pssync.ops.finance_report.render import reconciliation_section, render
 from pssync.workflows.amendment import engine_versions
 from tests.fakes import InMemoryVersionStore
@@ -309,3 +310,34 @@ def test_an_empty_portfolio_renders_a_page_that_says_so() -> None:
     page = render(report)
     assert "No contract recorded by the cut-off." in page and "None open." in page
     assert "Not connected" in page
+
+
+def test_a_reconciliation_portfolio_document_becomes_flat_rows_with_dotted_columns() -> None:
+    """Shaped like `pssync reconcile --format json` (a portfolio of engagements with nested sides)."""
+    document = {
+        "as_of": "2026-10-31T23:59:59.999999+00:00",
+        "engagements": [
+            {
+                "contract_id": "C-1",
+                "crm": {"contract_version": 2, "contract_value": {"amount": "378000.00", "currency": "EUR"}},
+                "erp": {"invoiced_to_date": {"amount": "80000.00", "currency": "EUR"}},
+                "billing_difference": {"amount": "-80000.00", "currency": "EUR"},
+                "variances": [
+                    {"cause": "unbilled_milestone", "detail": "M2 accepted, not invoiced"},
+                    {"cause": "missing_version", "detail": "PSA holds v1"},
+                ],
+            }
+        ],
+    }
+    [row] = rows_from_document(document)
+    assert row == {
+        "contract_id": "C-1",
+        "crm.contract_version": 2,
+        "crm.contract_value": "378000.00 EUR",
+        "erp.invoiced_to_date": "80000.00 EUR",
+        "billing_difference": "-80000.00 EUR",
+        "variances": "unbilled_milestone: M2 accepted, not invoiced; missing_version: PSA holds v1",
+    }
+    assert rows_from_document([{"a": 1}]) == rows_from_document({"rows": [{"a": 1}]}) == [{"a": 1}]
+    with pytest.raises(NotReconciliationRows):
+        rows_from_document({"engagements": "none"})

@@ -26,6 +26,7 @@ from pssync.cli.contract import (
 )
 from pssync.ops.finance_report.gather import build_report
 from pssync.ops.finance_report.model import FinanceReport, OpenException
+from pssync.ops.finance_report.reconciliation import NotReconciliationRows, rows_from_document
 from pssync.ops.finance_report.render import render
 from pssync.revenue import RevenueRuleError
 from pssync.workflows.provision import CONTRACT
@@ -34,18 +35,13 @@ console = Console(stderr=True)
 
 
 def reconciliation_rows(path: Path | None) -> list[dict[str, Any]] | None:
-    """A JSON array of row objects (what `pssync reconcile --format json` writes), or None when not given."""
+    """What `pssync reconcile --format json` wrote (or any JSON array of row objects); None when not given."""
     if path is None:
         return None
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        return rows_from_document(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, NotReconciliationRows) as error:
         raise typer.BadParameter(f"--reconciliation {path}: {error}") from None
-    if isinstance(rows, dict) and isinstance(rows.get("rows"), list):
-        rows = rows["rows"]
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise typer.BadParameter(f"--reconciliation {path}: expected a JSON array of objects (one per row)")
-    return rows
 
 
 def _open_exceptions(queue_prefix: str, now: datetime) -> list[OpenException]:
@@ -68,7 +64,8 @@ def report_command(
     reconciliation: Annotated[
         Path | None,
         typer.Option(
-            help="Reconciliation rows to show: a JSON array of objects (`pssync reconcile --format json`)",
+            help="Reconciliation to show: what `pssync reconcile --format json` wrote, or a JSON array "
+            "of row objects",
             exists=True,
             dir_okay=False,
         ),
