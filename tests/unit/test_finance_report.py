@@ -286,6 +286,8 @@ def test_open_exceptions_are_aged_by_stage_and_cause_oldest_first() -> None:
     ]
     crashed = open_exception("InboxDlq", "m5", json.dumps({"detail": {"event_id": "e"}}), {}, now, now)
     assert crashed.cause == NO_CAUSE
+    by_id = json.dumps({"detail": {"event_id": "e", "data": {"contract_id": "C-7", "milestone_id": "M1"}}})
+    assert open_exception("InboxDlq", "m6", by_id, {}, now, now).contract_id == "C-7"
 
 
 def test_exceptions_and_metrics_appear_on_the_page(portfolio: tuple[InMemoryVersionStore, list[str]]) -> None:

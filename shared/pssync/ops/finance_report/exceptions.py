@@ -8,6 +8,7 @@ for each message's SentTimestamp: the age is what the report is for.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -40,12 +41,27 @@ def open_exception(
         message_id=message_id,
         event_id=summary.event_id,
         event_type=summary.event_type,
-        contract_id=summary.contract_id,
+        contract_id=summary.contract_id or _named_contract(body),
         stage=summary.failed_step or f"{store} (consumer not recorded)",
         cause=cause,
         parked_at=sent_at,
         age_seconds=None if sent_at is None else max((now - sent_at).total_seconds(), 0.0),
     )
+
+
+def _named_contract(body: str) -> str | None:
+    """Events about a contract's delivery (time, milestones, invoices) name it by id, not by its terms."""
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    event: dict[str, Any] = next(
+        (document[k] for k in ("detail", "event") if isinstance(document.get(k), dict)), {}
+    )
+    named = (event.get("data") or {}).get("contract_id") if isinstance(event.get("data"), dict) else None
+    return named if isinstance(named, str) else None
 
 
 class SqsOpenExceptions:
