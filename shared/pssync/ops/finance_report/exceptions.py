@@ -1,0 +1,115 @@
+"""Open exceptions for the report: every message in the exceptions queue and the dead-letter queues (the
+stores `pssync dlq list` finds by their `pssync:replay` tag), with its stage, cause and age.
+
+Read without consuming, as `DeadLetterOps.peek` reads: each message is held only while the rest of its
+queue is read (so none is counted twice), then made visible again, unchanged. Unlike `peek` this asks SQS
+for each message's SentTimestamp: the age is what the report is for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from pssync.ops.dead_letters import DeadLetterOps, DeadLetterStore
+from pssync.ops.finance_report.model import OpenException
+from pssync.ops.replay import summarise
+from pssync.ops.selection import facts_of, sent_at_of
+
+NO_CAUSE = "(no cause recorded: the function crashed or timed out; see its log)"
+HOLD_SECONDS = 60  # long enough to read one queue to its end; released at once after
+
+
+def open_exception(
+    store: str,
+    message_id: str,
+    body: str,
+    attributes: Mapping[str, str],
+    sent_at: datetime | None,
+    now: datetime,
+) -> OpenException:
+    """What one parked message is, where it failed and why: the stage is the workflow step that failed (a
+    workflow exception) or the consumer that parked it; the cause is its error type(s) or reason code, the
+    grouping key for aging (the full message stays in `pssync dlq show`)."""
+    summary = summarise(body, dict(attributes))
+    facts = facts_of(message_id, body, attributes, sent_at)
+    cause = ", ".join(sorted(facts.causes)) or (summary.error or "")[:120] or NO_CAUSE
+    return OpenException(
+        store=store,
+        message_id=message_id,
+        event_id=summary.event_id,
+        event_type=summary.event_type,
+        contract_id=summary.contract_id or _named_contract(body),
+        stage=summary.failed_step or f"{store} (consumer not recorded)",
+        cause=cause,
+        parked_at=sent_at,
+        age_seconds=None if sent_at is None else max((now - sent_at).total_seconds(), 0.0),
+    )
+
+
+def _named_contract(body: str) -> str | None:
+    """Events about a contract's delivery (time, milestones, invoices) name it by id, not by its terms."""
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    event: dict[str, Any] = next(
+        (document[k] for k in ("detail", "event") if isinstance(document.get(k), dict)), {}
+    )
+    named = (event.get("data") or {}).get("contract_id") if isinstance(event.get("data"), dict) else None
+    return named if isinstance(named, str) else None
+
+
+class SqsOpenExceptions:
+    """Every message of every dead-letter store (exceptions queue included), as OpenException."""
+
+    def __init__(self, sqs: Any, events: Any, queue_prefix: str = "") -> None:
+        self._sqs = sqs
+        self._ops = DeadLetterOps(sqs, events)
+        self._prefix = queue_prefix
+
+    def read(self, now: datetime) -> list[OpenException]:
+        return [e for store in self._ops.stores(self._prefix) if store.depth for e in self._read(store, now)]
+
+    def _read(self, store: DeadLetterStore, now: datetime) -> Iterator[OpenException]:
+        handles: list[str] = []
+        seen: set[str] = set()
+        try:
+            while True:
+                batch = self._sqs.receive_message(
+                    QueueUrl=store.url,
+                    MaxNumberOfMessages=10,
+                    VisibilityTimeout=HOLD_SECONDS,
+                    WaitTimeSeconds=0,
+                    AttributeNames=["SentTimestamp"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+                fresh = [m for m in batch if m["MessageId"] not in seen]
+                handles += [m["ReceiptHandle"] for m in batch]
+                if not fresh:
+                    break
+                for message in fresh:
+                    seen.add(message["MessageId"])
+                    attributes = {
+                        name: str(value.get("StringValue", ""))
+                        for name, value in (message.get("MessageAttributes") or {}).items()
+                    }
+                    yield open_exception(
+                        store.name,
+                        message["MessageId"],
+                        message["Body"],
+                        attributes,
+                        sent_at_of(message.get("Attributes") or {}),
+                        now,
+                    )
+        finally:
+            for start in range(0, len(handles), 10):
+                entries = [
+                    {"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for n, h in enumerate(handles[start : start + 10])
+                ]
+                self._sqs.change_message_visibility_batch(QueueUrl=store.url, Entries=entries)
