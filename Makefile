@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 CDK := PATH=$(CURDIR)/node_modules/.bin:$$PATH $(CURDIR)/node_modules/.bin/cdk --no-notices
 
-.PHONY: setup demo test lint unit integration infra-tests e2e synth bench scorecard schemas clean
+.PHONY: setup browser demo test lint unit integration infra-tests e2e synth bench scorecard schemas clean
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -26,6 +26,10 @@ $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Debian's chromium for the finance report's browser tests (tests/*/test_finance_report*).
+browser:
+	scripts/ensure-chromium
+
 demo: setup
 	$(BIN)/pssync demo
 
@@ -35,19 +39,19 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
 
 unit: setup
 	$(BIN)/pytest tests/unit
 
-integration: setup
+integration: setup browser
 	$(BIN)/pytest tests/integration
 
 infra-tests: setup
 	$(BIN)/pytest tests/infra
 
-e2e: setup
+e2e: setup browser
 	$(BIN)/pytest tests/e2e
 
 schemas: setup

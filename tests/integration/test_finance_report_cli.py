@@ -62,12 +62,18 @@ def test_report_reads_the_stack_and_writes_the_page(aws: AwsWorld, tmp_path: Pat
 
     result = CliRunner().invoke(
         report_app,
-        ["--out", str(out), "--as-of", AS_OF, "--business-table", "business"],
+        ["--out", str(out), "--as-of", AS_OF, "--business-table", "business"]
+        + ["--delivery-log-table", "delivery-log"],
         catch_exceptions=False,
     )
 
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
+    # Without --reconciliation the report reconciles the portfolio itself: one row per engagement.
+    assert "Not connected" not in page
+    start = page.index('class="reconciliation-table"')
+    reconciled = page[start : page.index("</table>", start)]
+    assert all(contract_id in reconciled for contract_id in ids)
     expected = build_report(
         memory, ids, Cutoff.parse(AS_OF, datetime.now(UTC)), generated_at=datetime.now(UTC)
     )

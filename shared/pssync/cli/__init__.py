@@ -14,6 +14,7 @@ from rich.table import Table
 from pssync.cli.close import close_app
 from pssync.cli.contract import contract_app
 from pssync.cli.reconcile import reconcile_command
+from pssync.cli.report import report_command
 from pssync.revenue.cli import revrec_app
 
 app = typer.Typer(
@@ -42,6 +43,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(contract_app, name="contract")
 app.add_typer(close_app, name="close")
 app.command("reconcile")(reconcile_command)
+app.command("report")(report_command)
 console = Console()
 
 

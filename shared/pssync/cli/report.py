@@ -18,8 +18,10 @@ from rich.console import Console
 
 from pssync.cli.contract import (
     BUSINESS_TABLE_FRAGMENT,
+    DELIVERY_LOG_TABLE_FRAGMENT,
     AsOfOption,
     BusinessTableOption,
+    DeliveryLogTableOption,
     _cutoff,
     _dynamodb,
     _table,
@@ -55,6 +57,7 @@ def report_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write the HTML page", dir_okay=False)],
     as_of: AsOfOption = None,
     business_table: BusinessTableOption = None,
+    delivery_log_table: DeliveryLogTableOption = None,
     queue_prefix: Annotated[
         str, typer.Option(help="Only dead-letter stores whose queue name starts with this (as `dlq list`)")
     ] = "",
@@ -65,7 +68,7 @@ def report_command(
         Path | None,
         typer.Option(
             help="Reconciliation to show: what `pssync reconcile --format json` wrote, or a JSON array "
-            "of row objects",
+            "of row objects; without it the report reconciles the portfolio itself (as `pssync reconcile`)",
             exists=True,
             dir_okay=False,
         ),
@@ -87,6 +90,8 @@ def report_command(
     now = datetime.now(UTC)
     contract_ids = [head.aggregate_id for head in DynamoDBAggregateHeads(business, dynamodb).heads(CONTRACT)]
     parked = _open_exceptions(queue_prefix, now) if exceptions else []
+    if rows is None:
+        rows = _reconciled(dynamodb, business, delivery_log_table, contract_ids, cutoff)
     try:
         report = build_report(
             DynamoDBVersionStore(business, dynamodb),
@@ -102,6 +107,23 @@ def report_command(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(report), encoding="utf-8")
     _summary(report, out)
+
+
+def _reconciled(
+    dynamodb: Any, business: str, delivery_log_table: str | None, contract_ids: list[str], cutoff: Any
+) -> list[dict[str, Any]]:
+    """The portfolio reconciled as `pssync reconcile` does (same reads, same causes), as the page's rows."""
+    from pssync.adapters.aws import DynamoDBVersionStore
+    from pssync.ops.reconcile import DeliveryLogScan, reconcile_portfolio
+
+    log = _table(dynamodb, delivery_log_table, DELIVERY_LOG_TABLE_FRAGMENT, business)
+    portfolio = reconcile_portfolio(
+        DynamoDBVersionStore(business, dynamodb),
+        DeliveryLogScan(log, dynamodb).logged_commands(),
+        contract_ids,
+        cutoff,
+    )
+    return rows_from_document(portfolio.model_dump(mode="json"))
 
 
 def _summary(report: FinanceReport, out: Path) -> None:
