@@ -62,8 +62,10 @@ def test_report_reads_the_stack_and_writes_the_page(aws: AwsWorld, tmp_path: Pat
 
     result = CliRunner().invoke(
         report_app,
-        ["--out", str(out), "--as-of", AS_OF, "--business-table", "business"]
-        + ["--delivery-log-table", "delivery-log"],
+        [
+            *("--out", str(out), "--as-of", AS_OF),
+            *("--business-table", "business", "--delivery-log-table", "delivery-log"),
+        ],
         catch_exceptions=False,
     )
 
