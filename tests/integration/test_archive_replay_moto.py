@@ -181,3 +181,43 @@ def test_the_cli_replays_a_window_and_dry_runs_write_nothing(
         events_cli.events_app, [*base[:4], "2026-11-28", *base[5:], "--dry-run"], env={"COLUMNS": "300"}
     )
     assert bad.exit_code == 2 and "is not before" in bad.output
+
+
+def test_the_local_reader_finds_the_archived_events_on_a_moto_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `pssync events replay` reads from the local runtime's endpoint: moto's model dump over HTTP."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        events = boto3.client("events", region_name=REGION, endpoint_url=endpoint)
+        bus_arn = events.create_event_bus(Name="pssync-local")["EventBusArn"]
+        events.create_archive(
+            ArchiveName="pssync-local-archive",
+            EventSourceArn=bus_arn,
+            EventPattern=json.dumps({"account": [DEFAULT_ACCOUNT_ID]}),
+        )
+        events.put_events(
+            Entries=[
+                {
+                    "Source": "pssync.ingest",
+                    "DetailType": "ContractBooked",
+                    "Detail": _booking(7).model_dump_json(),
+                    "EventBusName": "pssync-local",
+                    "Time": T0,
+                }
+            ]
+        )
+        archive = find_archive(events, "pssync-local")
+        (found,) = list(events_cli.MotoServerArchive(endpoint).events(archive))
+        assert found["detail"]["event_id"] == "evt-arch-7" and found["detail-type"] == "ContractBooked"
+        assert (
+            events_cli.MotoServerArchive(endpoint).events(ArchiveInfo("other", "arn:other", bus_arn, 0)) == []
+        )
+    finally:
+        server.stop()
