@@ -74,6 +74,10 @@ class ReplayRun:
     finished_at: str | None = None
     failure: str | None = None
     left: int = 0
+    # How the messages moved: the receive / send / delete loop, an SQS move task, or an archive replay
+    # (runs recorded before the field existed were all loops).
+    method: str = "receive-loop"
+    moved: int | None = None  # a move task's or an archive replay's own count, when it reports one
     messages: list[ReplayedMessage] = field(default_factory=list)
 
     def count(self, outcome: MessageOutcome) -> int:
@@ -207,6 +211,32 @@ def find_audit_table(dynamodb: Any, near: str = "") -> str:
     )
 
 
+def new_run(
+    caller: Caller,
+    store: DeadLetterStore,
+    selection: ReplayFilter,
+    limit: int | None,
+    rate: float | None,
+    started: datetime,
+    *,
+    method: str = "receive-loop",
+) -> ReplayRun:
+    """A run about to start on a dead-letter store (recorded by `ReplayAuditLog.begin`)."""
+    return ReplayRun(
+        run_id=str(uuid.uuid4()),
+        started_at=started.isoformat(timespec="microseconds"),
+        caller=caller,
+        store=store.name,
+        store_url=store.url,
+        replay_kind=store.kind.value,
+        target=store.target,
+        filters=selection.describe(),
+        limit=limit,
+        rate=rate,
+        method=method,
+    )
+
+
 def audited_replay(
     ops: DeadLetterOps,
     audit: ReplayAuditLog,
@@ -221,18 +251,7 @@ def audited_replay(
 ) -> tuple[ReplayRun, ReplayOutcome]:
     """Record the run, replay, record what came of it, whatever happens in between."""
     selection = selection or ReplayFilter()
-    run = ReplayRun(
-        run_id=str(uuid.uuid4()),
-        started_at=now().isoformat(timespec="microseconds"),
-        caller=caller,
-        store=store.name,
-        store_url=store.url,
-        replay_kind=store.kind.value,
-        target=store.target,
-        filters=selection.describe(),
-        limit=limit,
-        rate=None if limiter is None else limiter.per_second,
-    )
+    run = new_run(caller, store, selection, limit, None if limiter is None else limiter.per_second, now())
     audit.begin(run)  # no record, no replay
     outcome = ReplayOutcome()
     try:
