@@ -13,6 +13,8 @@ from rich.table import Table
 
 from pssync.cli.close import close_app
 from pssync.cli.contract import contract_app
+from pssync.cli.events import events_app
+from pssync.cli.imports import import_app
 from pssync.cli.reconcile import reconcile_command
 from pssync.cli.report import report_command
 from pssync.revenue.cli import revrec_app
@@ -42,6 +44,8 @@ dlq_app = typer.Typer(
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(contract_app, name="contract")
 app.add_typer(close_app, name="close")
+app.add_typer(events_app, name="events")
+app.add_typer(import_app, name="import")
 app.command("reconcile")(reconcile_command)
 app.command("report")(report_command)
 console = Console()
@@ -249,19 +253,40 @@ def dlq_replay(
         float | None, typer.Option(min=0.01, max=1000, help="At most this many messages per second")
     ] = None,
     audit_table: AuditTableOption = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="auto: an SQS move task for a redrive DLQ replayed whole on AWS, else the receive loop; "
+            "or move-task / receive-loop"
+        ),
+    ] = "auto",
 ) -> None:
     """Send dead-lettered messages back; safe to repeat (everything downstream dedupes on the event id).
 
     Messages the filters do not take stay in the store, unchanged, visible again when the run ends.
+    On AWS a redrive DLQ replayed whole (no filter, no limit) moves by SQS StartMessageMoveTask.
     Every run except a dry run is recorded (who, when, filters, each message's outcome):
     `pssync dlq history`.
     """
+    import os
+
     import boto3
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pssync.ops.audit import audited_replay, caller_identity
+    from pssync.ops.audit import caller_identity
     from pssync.ops.dead_letters import MessageOutcome, ReplayedMessage, ReplayOutcome
+    from pssync.ops.message_move import (
+        MessageMover,
+        MethodRequest,
+        MoveTaskNotApplicable,
+        audited_redrive,
+    )
     from pssync.ops.selection import RateLimiter, ReplayFilter
+
+    try:
+        requested = MethodRequest(method)
+    except ValueError:
+        raise typer.BadParameter(f"--method {method!r}: use auto, move-task or receive-loop") from None
 
     selection = ReplayFilter(
         causes=frozenset(cause or ()),
@@ -298,9 +323,45 @@ def dlq_replay(
         else:
             audit = _audit_log(audit_table, store.name)
             caller = caller_identity(boto3.client("sts"))
-            run, outcome = audited_replay(
-                ops, audit, caller, store, selection=selection, limit=limit, limiter=limiter, progress=advance
-            )
+
+            def moved(count: int, total: int | None) -> None:
+                progress.update(task, completed=count, total=total, taken=count)
+
+            try:
+                redriven = audited_redrive(
+                    ops,
+                    MessageMover(boto3.client("sqs")),
+                    audit,
+                    caller,
+                    store,
+                    # An endpoint override is the local runtime: moto has no StartMessageMoveTask.
+                    move_task_available=not os.environ.get("AWS_ENDPOINT_URL"),
+                    requested=requested,
+                    selection=selection,
+                    limit=limit,
+                    limiter=limiter,
+                    progress=advance,
+                    move_progress=moved,
+                )
+            except MoveTaskNotApplicable as refused:
+                console.print(f"[red]{refused}[/]")
+                raise typer.Exit(2) from None
+            run = redriven.run
+            if redriven.move is not None:
+                result = redriven.move
+                console.print(
+                    f"SQS move task {result.task_handle}: {result.status}, moved {result.moved}"
+                    + (f" of {result.to_move}" if result.to_move is not None else "")
+                    + (f" ({result.failure})" if result.failure else "")
+                )
+                if run is not None:
+                    console.print(f"recorded as replay run {run.run_id} by {run.caller.arn}")
+                if result.status != "COMPLETED":
+                    raise typer.Exit(1)
+                return
+            assert redriven.loop is not None
+            outcome = redriven.loop
+            console.print(f"receive loop: {redriven.choice.reason}")
     verb = "would replay" if dry_run else "replayed"
     console.print(
         f"{verb} {outcome.replayed}, skipped {outcome.skipped}, "
@@ -347,7 +408,7 @@ def dlq_history(
             entry.started_at[:19].replace("T", " "),
             entry.run_id,
             entry.caller.arn,
-            entry.store,
+            f"{entry.store} ({entry.method})",  # receive-loop, move-task, start-replay or re-put
             json.dumps(entry.filters, separators=(",", ":")) if entry.filters else "(all)",
             str(entry.count(MessageOutcome.REPLAYED)),
             str(entry.count(MessageOutcome.SKIPPED)),

@@ -89,6 +89,7 @@ def create_resources(template: dict[str, Any], clients: dict[str, Any]) -> Local
     _tables(res, clients["dynamodb"])
     _buckets(res, clients["s3"])
     _buses(res, clients["events"])
+    _archives(res, clients["events"])
     _queues(res, clients["sqs"])
     _name_functions_and_state_machines(res)  # they reference each other's ARNs
     _functions(res, clients["lambda"])
@@ -208,6 +209,23 @@ def _buses(res: LocalResources, events: Any) -> None:
         res.refs[logical_id] = name
         res.attributes[(logical_id, "Arn")] = arn
         res.attributes[(logical_id, "Name")] = name
+
+
+def _archives(res: LocalResources, events: Any) -> None:
+    """The bus archive: moto keeps every matching event, which `pssync events replay` reads back and puts on
+    the bus again (moto's own StartReplay ignores the window and every rule's pattern)."""
+    for logical_id, resource in res.of_type("AWS::Events::Archive"):
+        props = res.resolve(resource["Properties"])
+        name = props.get("ArchiveName") or _physical_name(logical_id, 48)  # EventBridge's limit
+        kwargs: dict[str, Any] = {"ArchiveName": name, "EventSourceArn": props["SourceArn"]}
+        if "EventPattern" in props:
+            kwargs["EventPattern"] = json.dumps(props["EventPattern"])
+        if props.get("RetentionDays") is not None:
+            kwargs["RetentionDays"] = int(props["RetentionDays"])
+        if props.get("Description"):
+            kwargs["Description"] = props["Description"]
+        events.create_archive(**kwargs)
+        res.refs[logical_id] = name
 
 
 def accept_partner_bus_names() -> None:
