@@ -249,13 +249,30 @@ class ModificationTreatment(StrEnum):
     MIXED = "mixed"  # prospective for some obligations, catch-up for others
 
 
+class Concession(_Frozen):
+    """A price reduction granted at a modification for goods or services already transferred (a credit for
+    defects in delivered units, IFRS 15 IE Example 5 case B): it reduces revenue on the modification date
+    and is not part of the price of what remains.
+
+    The version's `fixed_price` is the price after the credit; `amount` is the credit (positive). It is
+    taken from the revenue recognised on `obligation_ids` (default: every existing obligation that has
+    recognised revenue) in proportion to that revenue, and may not exceed it.
+    """
+
+    amount: Annotated[ExactDecimal, Field(gt=0)]
+    obligation_ids: list[str] | None = None
+    reason: Annotated[str, Field(min_length=1)]
+
+
 class ModificationFacts(_Frozen):
     """Facts of an amendment from which the treatment is classified (IFRS 15.20-21, ASC 606-10-25-12/13).
 
     `added_goods_distinct`: the added goods/services are distinct. `priced_at_ssp`: the price increase
-    reflects their SSP (derived from the SSPs when omitted). `remaining_distinct`: per existing obligation,
-    whether what remains is distinct from what was transferred (defaults by pattern: series and units yes,
-    a single progress-measured obligation no). `override` with `rationale` replaces the classification.
+    reflects their SSP (derived from the SSPs when omitted; a concession counts as part of the increase, so
+    the added goods are judged at the price before the credit). `remaining_distinct`: per existing
+    obligation, whether what remains is distinct from what was transferred (defaults by pattern: series and
+    units yes, a single progress-measured obligation no). `override` with `rationale` replaces the
+    classification. `concession`: a credit for goods or services already transferred (see Concession).
     """
 
     added_goods_distinct: bool = True
@@ -263,6 +280,7 @@ class ModificationFacts(_Frozen):
     remaining_distinct: dict[str, bool] = Field(default_factory=dict)
     override: ModificationTreatment | None = None
     rationale: str | None = None
+    concession: Concession | None = None
 
     @model_validator(mode="after")
     def _override_needs_rationale(self) -> ModificationFacts:
