@@ -20,6 +20,7 @@ from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.models import (
     AllocationOverride,
     CalendarSpec,
+    Concession,
     CostEntry,
     DiscountEvidence,
     EstimateRevision,
@@ -48,6 +49,7 @@ from pssync.revenue.models import (
     Scenario,
     SspRange,
     SurveyedProgressPattern,
+    Termination,
     TimeEntry,
     UnitsDelivered,
     UnitsPattern,
@@ -111,6 +113,7 @@ def scenario_json_schema() -> dict[str, Any]:
 __all__ = [
     "AllocationOverride",
     "CalendarSpec",
+    "Concession",
     "CostEntry",
     "DiscountEvidence",
     "EstimateRevision",
@@ -142,6 +145,7 @@ __all__ = [
     "Scenario",
     "SspRange",
     "SurveyedProgressPattern",
+    "Termination",
     "TimeEntry",
     "UnitsDelivered",
     "UnitsPattern",

@@ -247,6 +247,7 @@ class ModificationTreatment(StrEnum):
     PROSPECTIVE = "prospective"  # termination of the old contract and creation of a new one
     CUMULATIVE_CATCH_UP = "cumulative_catch_up"
     MIXED = "mixed"  # prospective for some obligations, catch-up for others
+    TERMINATION = "termination"  # stated with RevenueContract.termination, never as an override
 
 
 class Concession(_Frozen):
@@ -286,7 +287,22 @@ class ModificationFacts(_Frozen):
     def _override_needs_rationale(self) -> ModificationFacts:
         if self.override is not None and not (self.rationale and self.rationale.strip()):
             raise ValueError("an override of the modification treatment needs a rationale")
+        if self.override is ModificationTreatment.TERMINATION:
+            raise ValueError("a termination is stated with the version's `termination`, not as an override")
         return self
+
+
+class Termination(_Frozen):
+    """The contract ends on the version's effective date (a cancellation, or a termination for cause).
+
+    Revenue recognised for what was transferred the day before stays; nothing that remained is recognised;
+    a `concession` in the version's modification facts (a credit given on termination) is taken from the
+    revenue recognised. The version lists no obligations and no variable consideration, and its
+    `fixed_price` states the consideration the parties settled on; no later version may follow. The
+    settlement of the balances is reported by RevenueResult.terminations().
+    """
+
+    reason: Annotated[str, Field(min_length=1)]
 
 
 class RevenueContract(_Frozen):
@@ -301,13 +317,21 @@ class RevenueContract(_Frozen):
     causing_event_id: str
     fixed_price: ExactDecimal
     variable_consideration: list[VariableConsideration] = Field(default_factory=list)
-    obligations: Annotated[list[PerformanceObligation], Field(min_length=1)]
+    obligations: list[PerformanceObligation]  # at least one, unless the version is a termination
     discount_evidence: DiscountEvidence | None = None
     allocation_override: AllocationOverride | None = None
     modification: ModificationFacts | None = None
+    termination: Termination | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> RevenueContract:
+        if self.termination is None and not self.obligations:
+            raise ValueError("a contract version needs at least one obligation, unless it is a termination")
+        if self.termination is not None and (self.obligations or self.variable_consideration):
+            raise ValueError(
+                "a termination lists no obligations and no variable consideration: nothing remains to "
+                "transfer or to estimate (remove some obligations in an ordinary version instead)"
+            )
         ids = [o.id for o in self.obligations]
         if len(set(ids)) != len(ids):
             raise ValueError("obligation ids must be unique within a contract version")

@@ -24,6 +24,10 @@ CUMULATIVE_CATCH_UP = (
     "cumulative catch-up (IFRS 15.21(b))"
 )
 MIXED = "remaining goods or services are partly distinct: mixed treatment (IFRS 15.21(c))"
+TERMINATION = (
+    "contract terminated: revenue recognised for what was transferred stays, the remaining price is not "
+    "recognised, consideration received beyond revenue is a refund liability (IFRS 15.18, 15.55)"
+)
 NOT_AT_SSP = "; the price of the added goods does not reflect their standalone selling price"
 
 

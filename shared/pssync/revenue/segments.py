@@ -17,6 +17,7 @@ from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.evaluation import Measurer, Segment, apply_segment, segment_mode
 from pssync.revenue.models import ModificationFacts, ModificationTreatment, PerformanceObligation
 from pssync.revenue.modification import (
+    TERMINATION,
     ModificationRecord,
     added_obligations,
     classify_modification,
@@ -52,6 +53,10 @@ class _Builder:
     timeline: VcTimeline
 
     def inception(self, first: CompiledVersion) -> None:
+        if first.contract.termination is not None:
+            raise RevenueRuleError(
+                "a contract's first version cannot terminate it", f"{first.field()}.termination"
+            )
         if first.contract.modification is not None and first.contract.modification.concession is not None:
             raise RevenueRuleError(
                 "a concession is a credit for goods or services already transferred: it needs an earlier "
@@ -70,6 +75,15 @@ class _Builder:
         segments = self.built.by_obligation
         day_before = new.effective - 1
         facts = new.contract.modification or ModificationFacts()
+        if old.contract.termination is not None:
+            raise RevenueRuleError(
+                f"version {old.number} terminated the contract: no later version can follow it; book the "
+                "new agreement as a new contract",
+                new.field(),
+            )
+        if new.contract.termination is not None:
+            self._terminate(new, facts)
+            return
         added = added_obligations(old, new)
         removed = [o for o in segments if o not in new.obligations]
         recognised, satisfied = self._state_on(day_before)
@@ -121,6 +135,45 @@ class _Builder:
         record.prospective, record.catch_up = prospective, catch_up
         for oid in catch_up:
             record.catch_up_amounts[oid] = self._catch_up_amount(new, oid, recognised[oid])
+        self._grant(new, concession)
+
+    def _terminate(self, new: CompiledVersion, facts: ModificationFacts) -> None:
+        """Every obligation keeps the revenue recognised the day before; nothing more is recognised."""
+        termination = new.contract.termination
+        assert termination is not None
+        recognised, _ = self._state_on(new.effective - 1)
+        concession = self._concession_shares(new, facts, [], recognised)
+        self.built.modifications.append(
+            ModificationRecord(
+                contract_id=new.contract.contract_id,
+                version=new.number,
+                effective_date=new.contract.effective_date,
+                treatment=ModificationTreatment.TERMINATION,
+                overridden=False,
+                rationale=f"{TERMINATION}: {termination.reason}",
+                prospective=[],
+                catch_up=[],
+                added=[],
+                catch_up_amounts={},
+                causing_event_id=new.contract.causing_event_id,
+                concession_amounts=concession,
+            )
+        )
+        # Plain frozen segments, even for obligations taking later price changes (15.90(a)): the terminated
+        # contract has no variable amounts left to re-estimate.
+        for oid, history in self.built.by_obligation.items():
+            last = history[-1]
+            history.append(
+                Segment(
+                    new.effective,
+                    last.version,
+                    last.obligation,
+                    "frozen",
+                    None,
+                    base=recognised[oid],
+                    treatment="terminated",
+                )
+            )
         self._grant(new, concession)
 
     def _concession_shares(

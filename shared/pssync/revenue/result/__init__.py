@@ -35,6 +35,7 @@ from pssync.revenue.result.models import (
 from pssync.revenue.result.rollforward import rollforward_lines
 from pssync.revenue.result.schedule import period_infos, schedule_lines
 from pssync.revenue.result.support import collector_paused, dec, period_revenue, period_status
+from pssync.revenue.result.termination import TerminationLine, termination_lines
 from pssync.revenue.result.waterfall_rpo import rpo_lines, waterfall_rows
 
 
@@ -126,6 +127,11 @@ class RevenueResult:
         return modification_lines(self.run)
 
     @collector_paused
+    def terminations(self) -> list[TerminationLine]:
+        """How the balances of each terminated contract settle at as_of (result/termination.py)."""
+        return termination_lines(self.run)
+
+    @collector_paused
     def entity_totals(self) -> list[EntityPeriodTotal]:
         return entity_totals(self.run, self._fx)
 
@@ -158,5 +164,6 @@ __all__ = [
     "RollforwardLine",
     "RpoLine",
     "ScheduleLine",
+    "TerminationLine",
     "WaterfallRow",
 ]
