@@ -48,7 +48,9 @@ from pssync.revenue.knowledge import (
     states_of_knowledge,
 )
 from pssync.revenue.models import (
+    ContractCost,
     ContractEvent,
+    CostsToProvideEstimate,
     Invoice,
     Payment,
     PeriodClose,
@@ -207,7 +209,8 @@ def _by_contract(
     events: dict[str, list[tuple[int, ContractEvent]]] = defaultdict(list)
     billing: dict[str, list[Invoice | Payment]] = defaultdict(list)
     for index, event in enumerate(scenario.events):
-        if not isinstance(event, PeriodClose):
+        # Contract costs change no revenue: result/contract_costs.py reads them from the scenario.
+        if not isinstance(event, PeriodClose | ContractCost | CostsToProvideEstimate):
             events[event.contract_id].append((event.known_from.toordinal(), event))
             if isinstance(event, Invoice | Payment):
                 _refuse_billing_before_start(event, index, starts[event.contract_id])

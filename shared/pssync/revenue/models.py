@@ -454,6 +454,45 @@ class VariableConsiderationEstimate(_Event):
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class ContractCost(_Event):
+    """A cost of obtaining or of fulfilling a contract (IFRS 15.91-98, ASC 340-40), incurred on `on`.
+
+    `kind` obtain: capitalised when `incremental` (incurred only because the contract was obtained, such as a
+    sales commission, 15.92; not a discretionary bonus or due-diligence fees, 15.93) and `recoverable`,
+    unless the one-year practical expedient applies (15.94). `kind` fulfil: capitalised only when it
+    generates or enhances resources used to satisfy obligations in the future (`enhances_resources`,
+    15.95(b)) and is `recoverable`; costs within another standard (equipment, software) do not belong here.
+    An asset is amortised on the pattern of the revenue of `obligation_ids` (default: every obligation of
+    the contract), 15.99. `benefit_ends_on` states the end of the period of benefit when it reaches past the
+    contract (anticipated renewals): the asset is then amortised straight-line to that date, and the
+    one-year expedient judged on it; otherwise the period ends when the related revenue is fully scheduled.
+    """
+
+    type: Literal["contract_cost"] = "contract_cost"
+    contract_id: str
+    amount: Annotated[ExactDecimal, Field(gt=0)]
+    kind: Literal["obtain", "fulfil"]
+    description: str = ""
+    obligation_ids: list[str] | None = None
+    incremental: bool = True
+    enhances_resources: bool = False
+    recoverable: bool = True
+    benefit_ends_on: date | None = None
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class CostsToProvideEstimate(_Event):
+    """The costs still to incur that relate directly to providing a contract's remaining goods or services
+    and are not yet expensed (IFRS 15.101(b), ASC 340-40-35-3(b)), after the end of the period containing
+    `on`: the impairment test of its contract cost assets compares their carrying amount with the remaining
+    consideration less this amount (run down with the related revenue until the next estimate)."""
+
+    type: Literal["costs_to_provide"] = "costs_to_provide"
+    contract_id: str
+    amount: NonNegativeDecimal
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class PeriodClose(_Event):
     """The books of `period` were closed on `on`: that period is never rewritten afterwards."""
 
@@ -472,6 +511,8 @@ ContractEvent = (
     | Invoice
     | Payment
     | VariableConsiderationEstimate
+    | ContractCost
+    | CostsToProvideEstimate
 )
 
 Event = Annotated[
@@ -485,6 +526,8 @@ Event = Annotated[
     | Invoice
     | Payment
     | VariableConsiderationEstimate
+    | ContractCost
+    | CostsToProvideEstimate
     | PeriodClose,
     Field(discriminator="type"),
 ]
@@ -532,6 +575,15 @@ class FxPolicy(StrEnum):
     PERIOD_AVERAGE = "period_average"  # mean of the rates dated inside the period (IAS 21.22 approximation)
 
 
+class ContractCostPolicy(_Frozen):
+    """How contract costs are accounted for. `one_year_expedient`: expense the incremental costs of obtaining
+    a contract when the asset's amortisation period would be one year or less (IFRS 15.94, ASC
+    340-40-25-4). An impairment is never reversed (ASC 340-40-35-6; the reversal IFRS 15.104 requires is
+    not modelled)."""
+
+    one_year_expedient: bool = True
+
+
 class Scenario(_Frozen):
     """What the engine computes from: contract versions, delivery events, calendar and policies."""
 
@@ -542,6 +594,7 @@ class Scenario(_Frozen):
     functional_currency: dict[str, CurrencyCode] = Field(default_factory=dict)
     fx_rates: list[FxRate] = Field(default_factory=list)
     fx_policy: FxPolicy = FxPolicy.PERIOD_END
+    contract_costs: ContractCostPolicy = ContractCostPolicy()
     contracts: Annotated[list[RevenueContract], Field(min_length=1)]
     events: list[Event] = Field(default_factory=list)
 
@@ -580,4 +633,8 @@ class Scenario(_Frozen):
                 raise ValueError(f"events[{index}].obligation_id: unknown obligation {event.obligation_id}")
             if isinstance(event, VariableConsiderationEstimate) and event.vc_id not in vcs[event.contract_id]:
                 raise ValueError(f"events[{index}].vc_id: unknown variable consideration {event.vc_id}")
+            if isinstance(event, ContractCost):
+                for target in event.obligation_ids or []:
+                    if target not in obligations[event.contract_id]:
+                        raise ValueError(f"events[{index}].obligation_ids: unknown obligation {target}")
         return self

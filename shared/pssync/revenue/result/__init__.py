@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from pssync.revenue.engine import ContractOutcome, EngineRun
 from pssync.revenue.result.allocations import allocation_lines, modification_lines
+from pssync.revenue.result.contract_costs import ContractCostLine, contract_cost_lines
 from pssync.revenue.result.fx import FxConverter, entity_totals
 from pssync.revenue.result.journals import journal_entries
 from pssync.revenue.result.models import (
@@ -127,6 +128,11 @@ class RevenueResult:
         return modification_lines(self.run)
 
     @collector_paused
+    def contract_costs(self) -> list[ContractCostLine]:
+        """Contract cost assets per cost and period (result/contract_costs.py), a separate asset."""
+        return contract_cost_lines(self.run)
+
+    @collector_paused
     def terminations(self) -> list[TerminationLine]:
         """How the balances of each terminated contract settle at as_of (result/termination.py)."""
         return termination_lines(self.run)
@@ -153,6 +159,7 @@ class RevenueResult:
 
 __all__ = [
     "AllocationLine",
+    "ContractCostLine",
     "EntityPeriodTotal",
     "JournalEntry",
     "JournalLine",
