@@ -538,15 +538,21 @@ Event = Annotated[
 
 class CalendarSpec(_Frozen):
     """Reporting periods: calendar months, or 4-4-5 fiscal periods (13-week quarters of 4, 4 and 5 weeks)
-    counted from `fiscal_year_start` (52-week years; a 53rd week is not modelled)."""
+    counted from `fiscal_year_start`, 52-week years except those listed in `week_53_years` (by the fiscal
+    year's label, FY<year>, the calendar year of its last day), whose 53rd week is added to the last period
+    (P12 has 6 weeks). Which years have 53 weeks follows the company's year-end rule (e.g. the Saturday
+    nearest 31 December), so it is stated rather than derived."""
 
     kind: Literal["calendar_month", "4-4-5"] = "calendar_month"
     fiscal_year_start: date | None = None
+    week_53_years: list[int] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _anchor(self) -> CalendarSpec:
         if self.kind == "4-4-5" and self.fiscal_year_start is None:
             raise ValueError("a 4-4-5 calendar needs fiscal_year_start")
+        if self.week_53_years and self.kind != "4-4-5":
+            raise ValueError("week_53_years applies to a 4-4-5 calendar only")
         return self
 
 
