@@ -454,6 +454,24 @@ class VariableConsiderationEstimate(_Event):
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class RoyaltyReported(_Event):
+    """A sales- or usage-based royalty for a licence of intellectual property (IFRS 15.B63, ASC
+    606-10-55-65): `amount` is due for the customer's sales or usage dated `on`.
+
+    It is never estimated nor constrained, and takes no part in the transaction price: it is recognised when
+    the later of the sale (or usage) and the satisfaction (or partial satisfaction) of the obligation it is
+    allocated to occurs. `obligation_ids` names the obligations it relates to (default: every obligation
+    with an allocated price in the version in force on `on`); when several, it is split by their SSPs in
+    that version. A negative amount corrects an earlier report."""
+
+    type: Literal["royalty"] = "royalty"
+    contract_id: str
+    amount: ExactDecimal
+    obligation_ids: list[str] | None = None
+    description: str = ""
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class ContractCost(_Event):
     """A cost of obtaining or of fulfilling a contract (IFRS 15.91-98, ASC 340-40), incurred on `on`.
 
@@ -511,6 +529,7 @@ ContractEvent = (
     | Invoice
     | Payment
     | VariableConsiderationEstimate
+    | RoyaltyReported
     | ContractCost
     | CostsToProvideEstimate
 )
@@ -526,6 +545,7 @@ Event = Annotated[
     | Invoice
     | Payment
     | VariableConsiderationEstimate
+    | RoyaltyReported
     | ContractCost
     | CostsToProvideEstimate
     | PeriodClose,
@@ -639,7 +659,7 @@ class Scenario(_Frozen):
                 raise ValueError(f"events[{index}].obligation_id: unknown obligation {event.obligation_id}")
             if isinstance(event, VariableConsiderationEstimate) and event.vc_id not in vcs[event.contract_id]:
                 raise ValueError(f"events[{index}].vc_id: unknown variable consideration {event.vc_id}")
-            if isinstance(event, ContractCost):
+            if isinstance(event, ContractCost | RoyaltyReported):
                 for target in event.obligation_ids or []:
                     if target not in obligations[event.contract_id]:
                         raise ValueError(f"events[{index}].obligation_ids: unknown obligation {target}")
