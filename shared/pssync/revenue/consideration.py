@@ -15,8 +15,8 @@ from pssync.revenue.allocation import AllocationRule, allocate, largest_remainde
 from pssync.revenue.compiled import CompiledVersion, to_minor_units
 from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.models import (
+    EARNED_AS_BILLED,
     Outcome,
-    RightToInvoicePattern,
     VariableConsideration,
     VariableConsiderationEstimate,
 )
@@ -184,7 +184,7 @@ def allocation_group(
 def _allocation_rule(version: CompiledVersion, members: list[str]) -> AllocationRule:
     """Relative-SSP rule over the members (right-to-invoice obligations take no part in the allocation)."""
     contract = version.contract
-    allocated = [m for m in members if not isinstance(version.obligations[m].pattern, RightToInvoicePattern)]
+    allocated = [m for m in members if not isinstance(version.obligations[m].pattern, EARNED_AS_BILLED)]
     ranges: list[tuple[int, int] | None] = []
     for m in allocated:
         r = version.obligations[m].ssp_range

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from pssync.revenue.compiled import CompiledVersion
 from pssync.revenue.consideration import AllocationGroup, CarriedChange
-from pssync.revenue.models import PerformanceObligation, ProgressRounding, RightToInvoicePattern
+from pssync.revenue.models import EARNED_AS_BILLED, PerformanceObligation, ProgressRounding
 from pssync.revenue.periods import PeriodIndex
 from pssync.revenue.progress import Measure, ObligationEvent, StepTable, measure, round_half_up_div
 
@@ -48,7 +48,7 @@ class Segment:
 
 
 def segment_mode(obligation: PerformanceObligation, default: SegmentMode) -> SegmentMode:
-    return "right_to_invoice" if isinstance(obligation.pattern, RightToInvoicePattern) else default
+    return "right_to_invoice" if isinstance(obligation.pattern, EARNED_AS_BILLED) else default
 
 
 @dataclass(slots=True)

@@ -148,6 +148,23 @@ class RightToInvoicePattern:
     rate_per_hour: NonNegativeDecimal
 
 
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class RebillablePattern:
+    """Expenses and subcontracted work rebilled to the customer (`rebill` events), gross or net.
+
+    `role` is the principal-versus-agent judgement (IFRS 15.B34-B38, ASC 606-10-55-36..40): `principal`
+    when the firm controls the good or service before it is transferred (primarily responsible for it,
+    inventory risk, discretion over the price), so revenue is the amount billed (gross) and the supplier's
+    cost is a cost of sales; `agent` when it only arranges for another party to provide it, so revenue is
+    the amount billed less the supplier's cost (net: the fee or margin). `rationale` records the judgement.
+    Like right-to-invoice, the consideration is this obligation's own and takes no part in the allocation.
+    """
+
+    kind: Literal["rebillable"] = "rebillable"
+    role: Literal["principal", "agent"]
+    rationale: Annotated[str, Field(min_length=1)]
+
+
 RecognitionPattern = Annotated[
     RatablePattern
     | PointInTimePattern
@@ -156,13 +173,19 @@ RecognitionPattern = Annotated[
     | MilestonePattern
     | SurveyedProgressPattern
     | UnitsPattern
-    | RightToInvoicePattern,
+    | RightToInvoicePattern
+    | RebillablePattern,
     Field(discriminator="kind"),
 ]
 
+# Patterns whose revenue is what the work or the rebilled items earn, outside the relative-SSP allocation.
+EARNED_AS_BILLED = (RightToInvoicePattern, RebillablePattern)
+
 # Patterns whose remaining goods/services are, by default, distinct from those already transferred (a series
 # of distinct periods or units); the others are one partially satisfied obligation (cumulative catch-up).
-DISTINCT_REMAINDER_BY_DEFAULT = frozenset({"ratable", "point_in_time", "output_units", "right_to_invoice"})
+DISTINCT_REMAINDER_BY_DEFAULT = frozenset(
+    {"ratable", "point_in_time", "output_units", "right_to_invoice", "rebillable"}
+)
 
 
 # ---------------------------------------------------------------------------------------- contract version
@@ -428,6 +451,17 @@ class ObligationSatisfied(_ObligationEvent):
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class Rebill(_ObligationEvent):
+    """An expense or subcontracted service rebilled to the customer under a rebillable obligation: `billed`
+    is what the customer is charged, `cost` what the supplier charged the firm."""
+
+    type: Literal["rebill"] = "rebill"
+    billed: NonNegativeDecimal
+    cost: NonNegativeDecimal
+    description: str = ""
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Invoice(_Event):
     """A bill giving an unconditional right to consideration (a receivable)."""
 
@@ -526,6 +560,7 @@ ContractEvent = (
     | ProgressReport
     | UnitsDelivered
     | ObligationSatisfied
+    | Rebill
     | Invoice
     | Payment
     | VariableConsiderationEstimate
@@ -542,6 +577,7 @@ Event = Annotated[
     | ProgressReport
     | UnitsDelivered
     | ObligationSatisfied
+    | Rebill
     | Invoice
     | Payment
     | VariableConsiderationEstimate
@@ -628,6 +664,7 @@ class Scenario(_Frozen):
     def _references(self) -> Scenario:
         seen: set[tuple[str, int]] = set()
         obligations: dict[str, set[str]] = {}
+        rebillable: set[tuple[str, str]] = set()
         vcs: dict[str, set[str]] = {}
         currency: dict[str, str] = {}
         for index, contract in enumerate(self.contracts):
@@ -642,6 +679,11 @@ class Scenario(_Frozen):
                     f"contracts[{index}]: a contract keeps one transaction currency across versions"
                 )
             obligations.setdefault(contract.contract_id, set()).update(o.id for o in contract.obligations)
+            rebillable.update(
+                (contract.contract_id, o.id)
+                for o in contract.obligations
+                if isinstance(o.pattern, RebillablePattern)
+            )
             vcs.setdefault(contract.contract_id, set()).update(v.id for v in contract.variable_consideration)
         event_ids: set[str] = set()
         for index, event in enumerate(self.events):
@@ -657,6 +699,10 @@ class Scenario(_Frozen):
                 and event.obligation_id not in obligations[event.contract_id]
             ):
                 raise ValueError(f"events[{index}].obligation_id: unknown obligation {event.obligation_id}")
+            if isinstance(event, Rebill) and (event.contract_id, event.obligation_id) not in rebillable:
+                raise ValueError(
+                    f"events[{index}].obligation_id: {event.obligation_id} is not a rebillable obligation"
+                )
             if isinstance(event, VariableConsiderationEstimate) and event.vc_id not in vcs[event.contract_id]:
                 raise ValueError(f"events[{index}].vc_id: unknown variable consideration {event.vc_id}")
             if isinstance(event, ContractCost | RoyaltyReported):

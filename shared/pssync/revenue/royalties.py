@@ -15,7 +15,7 @@ from pssync.revenue.allocation import largest_remainder
 from pssync.revenue.compiled import CompiledVersion, to_minor_units
 from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.evaluation import Measurer, Track
-from pssync.revenue.models import RightToInvoicePattern, RoyaltyReported
+from pssync.revenue.models import EARNED_AS_BILLED, RoyaltyReported
 
 # obligation id -> (sale days, minor units) in date order
 RoyaltyShares = dict[str, tuple[list[int], list[int]]]
@@ -31,7 +31,7 @@ def royalty_shares(
         day = royalty.on.toordinal()
         version = versions[max(bisect.bisect_right(starts, day) - 1, 0)]
         targets = royalty.obligation_ids or [
-            o for o in version.order if not isinstance(version.obligations[o].pattern, RightToInvoicePattern)
+            o for o in version.order if not isinstance(version.obligations[o].pattern, EARNED_AS_BILLED)
         ]
         missing = [t for t in targets if t not in version.obligations]
         if missing or not targets:

@@ -29,7 +29,7 @@ from pssync.revenue.allocation import largest_remainder
 from pssync.revenue.compiled import to_minor_units
 from pssync.revenue.engine import ContractOutcome, EngineRun
 from pssync.revenue.errors import RevenueRuleError
-from pssync.revenue.models import ContractCost, CostsToProvideEstimate, RightToInvoicePattern
+from pssync.revenue.models import EARNED_AS_BILLED, ContractCost, CostsToProvideEstimate
 from pssync.revenue.result.models import PeriodStatus
 from pssync.revenue.result.support import dec, period_status
 
@@ -185,7 +185,7 @@ def _related(outcome: ContractOutcome, cost: ContractCost, index: int) -> list[s
 
 def _right_to_invoice(outcome: ContractOutcome, oid: str) -> bool:
     pieces = outcome.tracks[oid].pieces
-    return bool(pieces) and isinstance(pieces[-1][1].obligation.pattern, RightToInvoicePattern)
+    return bool(pieces) and isinstance(pieces[-1][1].obligation.pattern, EARNED_AS_BILLED)
 
 
 def _booking_period(run: EngineRun, cost: ContractCost) -> int | None:
