@@ -52,6 +52,7 @@ from pssync.revenue.models import (
     ContractEvent,
     CostsToProvideEstimate,
     Invoice,
+    MaterialRightPattern,
     Payment,
     PeriodClose,
     PointInTimePattern,
@@ -128,6 +129,8 @@ def _horizon(scenario: Scenario, as_of: date) -> tuple[date, date]:
                 first, last = min(first, pattern.start), max(last, pattern.end)
             elif isinstance(pattern, PointInTimePattern) and pattern.satisfied_on:
                 last = max(last, pattern.satisfied_on)
+            elif isinstance(pattern, MaterialRightPattern) and pattern.expires_on:
+                last = max(last, pattern.expires_on)
         last = max(last, contract.effective_date)
     for event in scenario.events:
         last = max(last, event.on)

@@ -149,6 +149,23 @@ class RightToInvoicePattern:
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class MaterialRightPattern:
+    """An option for additional goods or services at a discount the customer would not get without this
+    contract: a material right, an obligation of its own (IFRS 15.B39-B43, ASC 606-10-55-41..45).
+
+    Its `ssp` is the discount the customer would obtain adjusted for the likelihood of exercise (IFRS 15
+    IE Example 49: 50 expected purchase x 30 % incremental discount x 80 % likely = 12). Unexercised, its
+    price is recognised when the option lapses on `expires_on` (None: it does not lapse, so nothing is
+    recognised until it is exercised). Exercised, a version that removes the right and adds the goods
+    bought with it states `ModificationFacts.exercised_option`: the price allocated to the right joins the
+    price paid for those goods and is recognised as they are transferred, on their own pattern (B40).
+    """
+
+    kind: Literal["material_right"] = "material_right"
+    expires_on: date | None = None
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class RebillablePattern:
     """Expenses and subcontracted work rebilled to the customer (`rebill` events), gross or net.
 
@@ -174,7 +191,8 @@ RecognitionPattern = Annotated[
     | SurveyedProgressPattern
     | UnitsPattern
     | RightToInvoicePattern
-    | RebillablePattern,
+    | RebillablePattern
+    | MaterialRightPattern,
     Field(discriminator="kind"),
 ]
 
@@ -184,7 +202,7 @@ EARNED_AS_BILLED = (RightToInvoicePattern, RebillablePattern)
 # Patterns whose remaining goods/services are, by default, distinct from those already transferred (a series
 # of distinct periods or units); the others are one partially satisfied obligation (cumulative catch-up).
 DISTINCT_REMAINDER_BY_DEFAULT = frozenset(
-    {"ratable", "point_in_time", "output_units", "right_to_invoice", "rebillable"}
+    {"ratable", "point_in_time", "output_units", "right_to_invoice", "rebillable", "material_right"}
 )
 
 
@@ -270,6 +288,7 @@ class ModificationTreatment(StrEnum):
     PROSPECTIVE = "prospective"  # termination of the old contract and creation of a new one
     CUMULATIVE_CATCH_UP = "cumulative_catch_up"
     MIXED = "mixed"  # prospective for some obligations, catch-up for others
+    OPTION_EXERCISED = "option_exercised"  # stated with ModificationFacts.exercised_option
     TERMINATION = "termination"  # stated with RevenueContract.termination, never as an override
 
 
@@ -286,6 +305,14 @@ class Concession(_Frozen):
     amount: Annotated[ExactDecimal, Field(gt=0)]
     obligation_ids: list[str] | None = None
     reason: Annotated[str, Field(min_length=1)]
+
+
+class ExercisedOption(_Frozen):
+    """A material right exercised: `right_id` (an obligation with a MaterialRightPattern, removed in this
+    version) bought the added obligations `obligation_ids`."""
+
+    right_id: Annotated[str, Field(min_length=1)]
+    obligation_ids: Annotated[list[str], Field(min_length=1)]
 
 
 class ModificationFacts(_Frozen):
@@ -305,6 +332,7 @@ class ModificationFacts(_Frozen):
     override: ModificationTreatment | None = None
     rationale: str | None = None
     concession: Concession | None = None
+    exercised_option: ExercisedOption | None = None
 
     @model_validator(mode="after")
     def _override_needs_rationale(self) -> ModificationFacts:
@@ -312,6 +340,10 @@ class ModificationFacts(_Frozen):
             raise ValueError("an override of the modification treatment needs a rationale")
         if self.override is ModificationTreatment.TERMINATION:
             raise ValueError("a termination is stated with the version's `termination`, not as an override")
+        if self.override is ModificationTreatment.OPTION_EXERCISED:
+            raise ValueError("an exercised option is stated with `exercised_option`, not as an override")
+        if self.exercised_option is not None and self.override is not None:
+            raise ValueError("an exercised option is not classified: state no override with it")
         return self
 
 

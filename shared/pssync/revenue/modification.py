@@ -28,6 +28,10 @@ TERMINATION = (
     "contract terminated: revenue recognised for what was transferred stays, the remaining price is not "
     "recognised, consideration received beyond revenue is a refund liability (IFRS 15.18, 15.55)"
 )
+OPTION_EXERCISED = (
+    "material right exercised: the price allocated to the right and the price paid for the goods bought "
+    "with it are recognised as those goods are transferred (IFRS 15.B40, continuation of the contract)"
+)
 NOT_AT_SSP = "; the price of the added goods does not reflect their standalone selling price"
 
 

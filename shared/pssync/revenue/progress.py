@@ -20,6 +20,7 @@ from pssync.revenue.models import (
     EstimateRevision,
     InputCostPattern,
     InputHoursPattern,
+    MaterialRightPattern,
     MilestonePattern,
     MilestoneReached,
     ObligationSatisfied,
@@ -148,6 +149,10 @@ def measure(
         return _right_to_invoice(pattern, events, days, currency_exponent)
     if isinstance(pattern, RebillablePattern):
         return _rebilled(pattern, events, days, currency_exponent)
+    if isinstance(pattern, MaterialRightPattern):
+        # Unexercised, the right is satisfied when it lapses; its exercise is a contract version
+        # (segments._Builder._exercise) that freezes it and passes its price to the goods bought.
+        return _point_in_time(PointInTimePattern(satisfied_on=pattern.expires_on), (), days)
     if isinstance(pattern, InputCostPattern):
         return _cost_to_cost(pattern, events, days, policy, currency_exponent, estimates_from, explain)
     return _measured(pattern, events, days, policy, estimates_from, explain, cache)

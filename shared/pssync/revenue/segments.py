@@ -15,8 +15,14 @@ from pssync.revenue.compiled import CompiledVersion
 from pssync.revenue.consideration import AllocationGroup, CarriedChange, VcTimeline, allocation_group
 from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.evaluation import Measurer, Segment, apply_segment, segment_mode
-from pssync.revenue.models import ModificationFacts, ModificationTreatment, PerformanceObligation
+from pssync.revenue.models import (
+    MaterialRightPattern,
+    ModificationFacts,
+    ModificationTreatment,
+    PerformanceObligation,
+)
 from pssync.revenue.modification import (
+    OPTION_EXERCISED,
     TERMINATION,
     ModificationRecord,
     added_obligations,
@@ -83,6 +89,9 @@ class _Builder:
             )
         if new.contract.termination is not None:
             self._terminate(new, facts)
+            return
+        if facts.exercised_option is not None:
+            self._exercise(old, new, facts)
             return
         added = added_obligations(old, new)
         removed = [o for o in segments if o not in new.obligations]
@@ -175,6 +184,107 @@ class _Builder:
                 )
             )
         self._grant(new, concession)
+
+    def _exercise(self, old: CompiledVersion, new: CompiledVersion, facts: ModificationFacts) -> None:
+        """A material right exercised (IFRS 15.B40, as a continuation of the contract): the right keeps what
+        it recognised (nothing, unless it was partly lapsed) and its unrecognised price joins the price of
+        the goods bought with it, which are recognised on their own pattern. Nothing else may change in the
+        same version: the rest of the contract goes on as it was."""
+        option = facts.exercised_option
+        assert option is not None
+        field_path = f"{new.field()}.modification.exercised_option"
+        right = option.right_id
+        if right not in old.obligations or not isinstance(
+            old.obligations[right].pattern, MaterialRightPattern
+        ):
+            raise RevenueRuleError(
+                f"{right} is not a material right of version {old.number}", f"{field_path}.right_id"
+            )
+        added = added_obligations(old, new)
+        dropped = [o for o in old.order if o not in new.obligations]
+        if dropped != [right]:
+            raise RevenueRuleError(
+                f"the version that exercises {right} removes it and nothing else (it removes "
+                f"{', '.join(dropped) or 'nothing'})",
+                f"{field_path}.right_id",
+            )
+        if sorted(added) != sorted(option.obligation_ids):
+            raise RevenueRuleError(
+                f"the goods bought with the option ({', '.join(option.obligation_ids)}) must be exactly the "
+                f"obligations this version adds ({', '.join(added) or 'none'})",
+                f"{field_path}.obligation_ids",
+            )
+        kept = [o for o in old.order if o in new.obligations]
+        old_vcs = {v.id for v in old.contract.variable_consideration}
+        if any(old.obligations[o].pattern != new.obligations[o].pattern for o in kept) or not old_vcs <= {
+            v.id for v in new.contract.variable_consideration
+        }:
+            raise RevenueRuleError(
+                "an exercise changes nothing else in the contract: state other changes in a version of "
+                "their own",
+                field_path,
+            )
+        day_before = new.effective - 1
+        in_force = self._in_force(right, day_before)
+        assert in_force is not None
+        m = self.measurer.measure_for(in_force, [day_before])
+        value: list[int] = []
+        expected: list[int] = []
+        apply_segment(in_force, m, [day_before], value, expected)
+        if in_force.mode == "frozen" or m.nums[0] >= m.dens[0]:
+            raise RevenueRuleError(
+                f"material right {right} lapsed or was exercised before {new.contract.effective_date}",
+                f"{field_path}.right_id",
+            )
+        unrecognised = expected[0] - value[0]
+        group = in_force.group
+        self.built.by_obligation[right].append(
+            Segment(
+                new.effective,
+                in_force.version,
+                in_force.obligation,
+                "frozen",
+                None,
+                base=value[0],
+                treatment="option_exercised",
+                # later re-estimates of the price allocated to the right are recognised at once
+                carry=CarriedChange(group, day_before, (right,))
+                if group is not None and group.varies
+                else None,
+            )
+        )
+        vcs = [v for v in new.contract.variable_consideration if v.id not in old_vcs]
+        goods = allocation_group(new, added, new.fixed - old.fixed + unrecognised, vcs, self.timeline)
+        for oid in added:
+            obligation = new.obligations[oid]
+            self.built.by_obligation.setdefault(oid, [])
+            if oid not in self.built.order:
+                self.built.order.append(oid)
+            self.built.by_obligation[oid].append(
+                Segment(
+                    new.effective,
+                    new,
+                    obligation,
+                    segment_mode(obligation, "inception"),
+                    goods,
+                    treatment="option_exercised",
+                )
+            )
+        self.built.modifications.append(
+            ModificationRecord(
+                contract_id=new.contract.contract_id,
+                version=new.number,
+                effective_date=new.contract.effective_date,
+                treatment=ModificationTreatment.OPTION_EXERCISED,
+                overridden=False,
+                rationale=OPTION_EXERCISED,
+                prospective=[],
+                catch_up=[],
+                added=added,
+                catch_up_amounts={},
+                causing_event_id=new.contract.causing_event_id,
+            )
+        )
 
     def _concession_shares(
         self, new: CompiledVersion, facts: ModificationFacts, added: list[str], recognised: dict[str, int]
