@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pssync.revenue.compiled import CompiledVersion
 from pssync.revenue.consideration import vc_timeline
 from pssync.revenue.evaluation import Measurer, Track, evaluate
-from pssync.revenue.models import ProgressRounding, VariableConsiderationEstimate
+from pssync.revenue.models import ProgressRounding, RoyaltyReported, VariableConsiderationEstimate
 from pssync.revenue.periods import PeriodIndex
 from pssync.revenue.progress import OBLIGATION_EVENT_TYPES, ObligationEvent
+from pssync.revenue.royalties import add_royalties, royalty_shares
 from pssync.revenue.segments import build_segments
 
 
@@ -24,6 +25,7 @@ class ContractComputation:
         vc_events: list[VariableConsiderationEstimate],
         periods: PeriodIndex,
         policy: ProgressRounding,
+        royalties: list[RoyaltyReported] | None = None,
     ) -> None:
         self.versions = sorted(versions, key=lambda v: (v.effective, v.number))
         self.measurer = Measurer(events, periods, policy)
@@ -31,9 +33,13 @@ class ContractComputation:
         self.segments = built.by_obligation
         self.obligation_order = built.order
         self.modifications = built.modifications
+        self.royalties = royalty_shares(self.versions, royalties) if royalties else {}
 
     def tracks(self, days: Sequence[int]) -> dict[str, Track]:
-        return {oid: evaluate(self.segments[oid], days, self.measurer) for oid in self.obligation_order}
+        tracks = {oid: evaluate(self.segments[oid], days, self.measurer) for oid in self.obligation_order}
+        if self.royalties:
+            add_royalties(tracks, self.royalties, self.measurer)
+        return tracks
 
 
 def computation_for(
@@ -42,11 +48,14 @@ def computation_for(
     """The computation of a contract from the versions and the events known (in any order)."""
     by_obligation: dict[str, list[ObligationEvent]] = defaultdict(list)
     vc_events: list[VariableConsiderationEstimate] = []
+    royalties: list[RoyaltyReported] = []
     for item in known:
         if isinstance(item, VariableConsiderationEstimate):
             vc_events.append(item)
+        elif isinstance(item, RoyaltyReported):
+            royalties.append(item)
         elif isinstance(item, OBLIGATION_EVENT_TYPES):
             by_obligation[item.obligation_id].append(item)
     for events in by_obligation.values():
         events.sort(key=lambda e: (e.on, e.id))
-    return ContractComputation(versions, dict(by_obligation), vc_events, periods, policy)
+    return ContractComputation(versions, dict(by_obligation), vc_events, periods, policy, royalties)

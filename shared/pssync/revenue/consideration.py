@@ -15,8 +15,8 @@ from pssync.revenue.allocation import AllocationRule, allocate, largest_remainde
 from pssync.revenue.compiled import CompiledVersion, to_minor_units
 from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.models import (
+    EARNED_AS_BILLED,
     Outcome,
-    RightToInvoicePattern,
     VariableConsideration,
     VariableConsiderationEstimate,
 )
@@ -68,31 +68,48 @@ class AllocationGroup:
     exponent: int
     version: int
     cache: dict[tuple[int, ...], dict[str, int]] = field(default_factory=dict)
+    # IFRS 15.90(a), after a modification accounted for under 15.21(a): variable amounts promised before it
+    # enter this group at their estimate on `anchor_day` (what the modification allocated), and their later
+    # changes arrive through `carried`, already split on the pre-modification basis.
+    anchored: frozenset[str] = frozenset()
+    anchor_day: int = 0
+    carried: list[CarriedChange] = field(default_factory=list)
+
+    @property
+    def varies(self) -> bool:
+        """Whether the allocation can change from day to day (variable amounts, or changes carried in)."""
+        return bool(self.vcs or self.carried)
 
     def vc_amounts(self, day: int) -> tuple[int, ...]:
         amounts = []
         for vc in self.vcs:
+            estimated_on = self.anchor_day if vc.id in self.anchored else day
             days, outcomes = self.vc_timeline.get(vc.id, ([], []))
-            i = bisect.bisect_right(days, day) - 1
+            i = bisect.bisect_right(days, estimated_on) - 1
             amounts.append(
                 estimate_variable_consideration(vc, outcomes[i] if i >= 0 else vc.outcomes, self.exponent)
             )
         return tuple(amounts)
 
+    def carried_amounts(self, day: int) -> tuple[int, ...]:
+        return tuple(c.amount(day) for c in self.carried)
+
     def price(self, day: int) -> int:
-        return self.fixed + sum(self.vc_amounts(day))
+        return self.fixed + sum(self.vc_amounts(day)) + sum(self.carried_amounts(day))
 
     def at(self, day: int) -> dict[str, int]:
         """Allocated amount per obligation with the variable amounts estimated as known at `day`."""
-        key = self.vc_amounts(day) if self.vcs else ()
+        vc_key = self.vc_amounts(day) if self.vcs else ()
+        inflow = self.carried_amounts(day) if self.carried else ()
+        key = vc_key + inflow
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         members = set(self.rule.obligation_ids)
-        pooled = self.fixed
+        pooled = self.fixed + sum(inflow)
         targeted: list[tuple[list[str], int]] = []
         sole: set[str] = set()
-        for vc, amount in zip(self.vcs, key, strict=True):
+        for vc, amount in zip(self.vcs, vc_key, strict=True):
             targets = [t for t in (vc.allocate_to or []) if t in members]
             if targets:
                 targeted.append((targets, amount))
@@ -125,6 +142,24 @@ class AllocationGroup:
         )
 
 
+@dataclass(slots=True)
+class CarriedChange:
+    """A change in variable consideration promised before a modification, split as IFRS 15.90(a) requires.
+
+    `source` is a group in force before the modification; the change since `anchor` (the day before the
+    modification) is allocated on the source's own basis (the inception basis, 15.88), and the shares of
+    `obligation_ids` are what this carry passes on: to a satisfied obligation at once, or to the modified
+    contract for the obligations that were still unsatisfied (15.90(a), IFRS 15 IE Example 6)."""
+
+    source: AllocationGroup
+    anchor: int
+    obligation_ids: tuple[str, ...]
+
+    def amount(self, day: int) -> int:
+        now, then = self.source.at(day), self.source.at(self.anchor)
+        return sum(now[o] - then[o] for o in self.obligation_ids)
+
+
 def allocation_group(
     version: CompiledVersion,
     members: list[str],
@@ -149,7 +184,7 @@ def allocation_group(
 def _allocation_rule(version: CompiledVersion, members: list[str]) -> AllocationRule:
     """Relative-SSP rule over the members (right-to-invoice obligations take no part in the allocation)."""
     contract = version.contract
-    allocated = [m for m in members if not isinstance(version.obligations[m].pattern, RightToInvoicePattern)]
+    allocated = [m for m in members if not isinstance(version.obligations[m].pattern, EARNED_AS_BILLED)]
     ranges: list[tuple[int, int] | None] = []
     for m in allocated:
         r = version.obligations[m].ssp_range

@@ -48,8 +48,11 @@ from pssync.revenue.knowledge import (
     states_of_knowledge,
 )
 from pssync.revenue.models import (
+    ContractCost,
     ContractEvent,
+    CostsToProvideEstimate,
     Invoice,
+    MaterialRightPattern,
     Payment,
     PeriodClose,
     PointInTimePattern,
@@ -116,6 +119,11 @@ class _Frame:
     zeros: array[int]  # one zero per period, shared, never mutated
 
 
+# Not facts of a contract's revenue history: closes apply to every contract, and contract costs change no
+# revenue (result/contract_costs.py reads them from the scenario).
+_NOT_CONTRACT_HISTORY = (PeriodClose, ContractCost, CostsToProvideEstimate)
+
+
 def _horizon(scenario: Scenario, as_of: date) -> tuple[date, date]:
     first = min(c.effective_date for c in scenario.contracts)
     last = as_of
@@ -126,6 +134,8 @@ def _horizon(scenario: Scenario, as_of: date) -> tuple[date, date]:
                 first, last = min(first, pattern.start), max(last, pattern.end)
             elif isinstance(pattern, PointInTimePattern) and pattern.satisfied_on:
                 last = max(last, pattern.satisfied_on)
+            elif isinstance(pattern, MaterialRightPattern) and pattern.expires_on:
+                last = max(last, pattern.expires_on)
         last = max(last, contract.effective_date)
     for event in scenario.events:
         last = max(last, event.on)
@@ -207,7 +217,7 @@ def _by_contract(
     events: dict[str, list[tuple[int, ContractEvent]]] = defaultdict(list)
     billing: dict[str, list[Invoice | Payment]] = defaultdict(list)
     for index, event in enumerate(scenario.events):
-        if not isinstance(event, PeriodClose):
+        if not isinstance(event, _NOT_CONTRACT_HISTORY):
             events[event.contract_id].append((event.known_from.toordinal(), event))
             if isinstance(event, Invoice | Payment):
                 _refuse_billing_before_start(event, index, starts[event.contract_id])

@@ -5,12 +5,15 @@ A segment is how one obligation is measured from one contract version on (see en
     inception / catch-up:  A(t) x p(t)                        (A: allocated price, p: progress)
     prospective:           R + A(t) x (p(t) - p0) / (1 - p0)  (R, p0: revenue and progress at the
                                                                modification; A: the remaining price)
-    frozen:                R                                  (satisfied or removed before a change)
+    frozen:                R [+ C(t)]                         (satisfied or removed before a change; C: its
+                                                               share of later changes in variable amounts
+                                                               promised before, IFRS 15.90(a))
     transferred:           R + A(t)                           (prospective, but complete under the new
                                                                version already: nothing remains, p0 = 1)
     right to invoice:      R + earned(t) - earned(t0)         (no allocation involved)
 
-in integer minor units, rounded half away from zero once per cumulative figure.
+in integer minor units, rounded half away from zero once per cumulative figure. A concession granted at a
+modification for goods or services already transferred is subtracted from every figure of the segment.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pssync.revenue.compiled import CompiledVersion
-from pssync.revenue.consideration import AllocationGroup
-from pssync.revenue.models import PerformanceObligation, ProgressRounding, RightToInvoicePattern
+from pssync.revenue.consideration import AllocationGroup, CarriedChange
+from pssync.revenue.models import EARNED_AS_BILLED, PerformanceObligation, ProgressRounding
 from pssync.revenue.periods import PeriodIndex
 from pssync.revenue.progress import Measure, ObligationEvent, StepTable, measure, round_half_up_div
 
@@ -40,10 +43,12 @@ class Segment:
     base: int = 0
     p0: tuple[int, int] = (0, 1)
     treatment: str = "inception"
+    carry: CarriedChange | None = None  # frozen only: later price changes recognised at once (15.90(a))
+    concession: int = 0  # price reduction for goods already transferred, booked on the segment's start
 
 
 def segment_mode(obligation: PerformanceObligation, default: SegmentMode) -> SegmentMode:
-    return "right_to_invoice" if isinstance(obligation.pattern, RightToInvoicePattern) else default
+    return "right_to_invoice" if isinstance(obligation.pattern, EARNED_AS_BILLED) else default
 
 
 @dataclass(slots=True)
@@ -139,10 +144,26 @@ def apply_segment(
     segment: Segment, m: Measure, days: Sequence[int], cumulative: list[int], expected: list[int]
 ) -> None:
     """Append the segment's cumulative revenue and expected total at each of `days` (measured by `m`)."""
+    if not segment.concession:
+        _apply_measured(segment, m, days, cumulative, expected)
+        return
+    first = len(cumulative)
+    _apply_measured(segment, m, days, cumulative, expected)
+    for i in range(first, len(cumulative)):
+        cumulative[i] -= segment.concession
+        expected[i] -= segment.concession
+
+
+def _apply_measured(
+    segment: Segment, m: Measure, days: Sequence[int], cumulative: list[int], expected: list[int]
+) -> None:
     mode = segment.mode
     if mode == "frozen":
-        cumulative.extend([segment.base] * len(days))
-        expected.extend([segment.base] * len(days))
+        carry = segment.carry
+        base = segment.base
+        values = [base] * len(days) if carry is None else [base + carry.amount(d) for d in days]
+        cumulative.extend(values)
+        expected.extend(values)
         return
     if mode == "right_to_invoice":
         assert m.earned is not None
@@ -155,7 +176,7 @@ def apply_segment(
     assert group is not None
     if mode == "transferred":
         _apply_transferred(segment, group, days, cumulative, expected)
-    elif group.vcs or not _apply_fixed_price(segment, group, m, days, cumulative, expected):
+    elif group.varies or not _apply_fixed_price(segment, group, m, days, cumulative, expected):
         _apply_per_day(segment, group, m, days, cumulative, expected)
 
 
@@ -229,7 +250,7 @@ def _apply_per_day(
     """Day by day: variable consideration re-allocated as estimated each day, or cost-to-cost with
     uninstalled materials (revenue = (allocated - carve-out) x progress + materials at cost)."""
     oid = segment.obligation.id
-    fixed = None if group.vcs or not days else group.at(days[0])[oid]
+    fixed = None if group.varies or not days else group.at(days[0])[oid]
     n0, d0 = segment.p0
     carve, at_cost = m.carve_out, m.at_cost
     for i, day in enumerate(days):

@@ -148,6 +148,40 @@ class RightToInvoicePattern:
     rate_per_hour: NonNegativeDecimal
 
 
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class MaterialRightPattern:
+    """An option for additional goods or services at a discount the customer would not get without this
+    contract: a material right, an obligation of its own (IFRS 15.B39-B43, ASC 606-10-55-41..45).
+
+    Its `ssp` is the discount the customer would obtain adjusted for the likelihood of exercise (IFRS 15
+    IE Example 49: 50 expected purchase x 30 % incremental discount x 80 % likely = 12). Unexercised, its
+    price is recognised when the option lapses on `expires_on` (None: it does not lapse, so nothing is
+    recognised until it is exercised). Exercised, a version that removes the right and adds the goods
+    bought with it states `ModificationFacts.exercised_option`: the price allocated to the right joins the
+    price paid for those goods and is recognised as they are transferred, on their own pattern (B40).
+    """
+
+    kind: Literal["material_right"] = "material_right"
+    expires_on: date | None = None
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class RebillablePattern:
+    """Expenses and subcontracted work rebilled to the customer (`rebill` events), gross or net.
+
+    `role` is the principal-versus-agent judgement (IFRS 15.B34-B38, ASC 606-10-55-36..40): `principal`
+    when the firm controls the good or service before it is transferred (primarily responsible for it,
+    inventory risk, discretion over the price), so revenue is the amount billed (gross) and the supplier's
+    cost is a cost of sales; `agent` when it only arranges for another party to provide it, so revenue is
+    the amount billed less the supplier's cost (net: the fee or margin). `rationale` records the judgement.
+    Like right-to-invoice, the consideration is this obligation's own and takes no part in the allocation.
+    """
+
+    kind: Literal["rebillable"] = "rebillable"
+    role: Literal["principal", "agent"]
+    rationale: Annotated[str, Field(min_length=1)]
+
+
 RecognitionPattern = Annotated[
     RatablePattern
     | PointInTimePattern
@@ -156,13 +190,20 @@ RecognitionPattern = Annotated[
     | MilestonePattern
     | SurveyedProgressPattern
     | UnitsPattern
-    | RightToInvoicePattern,
+    | RightToInvoicePattern
+    | RebillablePattern
+    | MaterialRightPattern,
     Field(discriminator="kind"),
 ]
 
+# Patterns whose revenue is what the work or the rebilled items earn, outside the relative-SSP allocation.
+EARNED_AS_BILLED = (RightToInvoicePattern, RebillablePattern)
+
 # Patterns whose remaining goods/services are, by default, distinct from those already transferred (a series
 # of distinct periods or units); the others are one partially satisfied obligation (cumulative catch-up).
-DISTINCT_REMAINDER_BY_DEFAULT = frozenset({"ratable", "point_in_time", "output_units", "right_to_invoice"})
+DISTINCT_REMAINDER_BY_DEFAULT = frozenset(
+    {"ratable", "point_in_time", "output_units", "right_to_invoice", "rebillable", "material_right"}
+)
 
 
 # ---------------------------------------------------------------------------------------- contract version
@@ -247,15 +288,42 @@ class ModificationTreatment(StrEnum):
     PROSPECTIVE = "prospective"  # termination of the old contract and creation of a new one
     CUMULATIVE_CATCH_UP = "cumulative_catch_up"
     MIXED = "mixed"  # prospective for some obligations, catch-up for others
+    OPTION_EXERCISED = "option_exercised"  # stated with ModificationFacts.exercised_option
+    TERMINATION = "termination"  # stated with RevenueContract.termination, never as an override
+
+
+class Concession(_Frozen):
+    """A price reduction granted at a modification for goods or services already transferred (a credit for
+    defects in delivered units, IFRS 15 IE Example 5 case B): it reduces revenue on the modification date
+    and is not part of the price of what remains.
+
+    The version's `fixed_price` is the price after the credit; `amount` is the credit (positive). It is
+    taken from the revenue recognised on `obligation_ids` (default: every existing obligation that has
+    recognised revenue) in proportion to that revenue, and may not exceed it.
+    """
+
+    amount: Annotated[ExactDecimal, Field(gt=0)]
+    obligation_ids: list[str] | None = None
+    reason: Annotated[str, Field(min_length=1)]
+
+
+class ExercisedOption(_Frozen):
+    """A material right exercised: `right_id` (an obligation with a MaterialRightPattern, removed in this
+    version) bought the added obligations `obligation_ids`."""
+
+    right_id: Annotated[str, Field(min_length=1)]
+    obligation_ids: Annotated[list[str], Field(min_length=1)]
 
 
 class ModificationFacts(_Frozen):
     """Facts of an amendment from which the treatment is classified (IFRS 15.20-21, ASC 606-10-25-12/13).
 
     `added_goods_distinct`: the added goods/services are distinct. `priced_at_ssp`: the price increase
-    reflects their SSP (derived from the SSPs when omitted). `remaining_distinct`: per existing obligation,
-    whether what remains is distinct from what was transferred (defaults by pattern: series and units yes,
-    a single progress-measured obligation no). `override` with `rationale` replaces the classification.
+    reflects their SSP (derived from the SSPs when omitted; a concession counts as part of the increase, so
+    the added goods are judged at the price before the credit). `remaining_distinct`: per existing
+    obligation, whether what remains is distinct from what was transferred (defaults by pattern: series and
+    units yes, a single progress-measured obligation no). `override` with `rationale` replaces the
+    classification. `concession`: a credit for goods or services already transferred (see Concession).
     """
 
     added_goods_distinct: bool = True
@@ -263,12 +331,33 @@ class ModificationFacts(_Frozen):
     remaining_distinct: dict[str, bool] = Field(default_factory=dict)
     override: ModificationTreatment | None = None
     rationale: str | None = None
+    concession: Concession | None = None
+    exercised_option: ExercisedOption | None = None
 
     @model_validator(mode="after")
     def _override_needs_rationale(self) -> ModificationFacts:
         if self.override is not None and not (self.rationale and self.rationale.strip()):
             raise ValueError("an override of the modification treatment needs a rationale")
+        if self.override is ModificationTreatment.TERMINATION:
+            raise ValueError("a termination is stated with the version's `termination`, not as an override")
+        if self.override is ModificationTreatment.OPTION_EXERCISED:
+            raise ValueError("an exercised option is stated with `exercised_option`, not as an override")
+        if self.exercised_option is not None and self.override is not None:
+            raise ValueError("an exercised option is not classified: state no override with it")
         return self
+
+
+class Termination(_Frozen):
+    """The contract ends on the version's effective date (a cancellation, or a termination for cause).
+
+    Revenue recognised for what was transferred the day before stays; nothing that remained is recognised;
+    a `concession` in the version's modification facts (a credit given on termination) is taken from the
+    revenue recognised. The version lists no obligations and no variable consideration, and its
+    `fixed_price` states the consideration the parties settled on; no later version may follow. The
+    settlement of the balances is reported by RevenueResult.terminations().
+    """
+
+    reason: Annotated[str, Field(min_length=1)]
 
 
 class RevenueContract(_Frozen):
@@ -283,13 +372,21 @@ class RevenueContract(_Frozen):
     causing_event_id: str
     fixed_price: ExactDecimal
     variable_consideration: list[VariableConsideration] = Field(default_factory=list)
-    obligations: Annotated[list[PerformanceObligation], Field(min_length=1)]
+    obligations: list[PerformanceObligation]  # at least one, unless the version is a termination
     discount_evidence: DiscountEvidence | None = None
     allocation_override: AllocationOverride | None = None
     modification: ModificationFacts | None = None
+    termination: Termination | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> RevenueContract:
+        if self.termination is None and not self.obligations:
+            raise ValueError("a contract version needs at least one obligation, unless it is a termination")
+        if self.termination is not None and (self.obligations or self.variable_consideration):
+            raise ValueError(
+                "a termination lists no obligations and no variable consideration: nothing remains to "
+                "transfer or to estimate (remove some obligations in an ordinary version instead)"
+            )
         ids = [o.id for o in self.obligations]
         if len(set(ids)) != len(ids):
             raise ValueError("obligation ids must be unique within a contract version")
@@ -386,6 +483,17 @@ class ObligationSatisfied(_ObligationEvent):
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class Rebill(_ObligationEvent):
+    """An expense or subcontracted service rebilled to the customer under a rebillable obligation: `billed`
+    is what the customer is charged, `cost` what the supplier charged the firm."""
+
+    type: Literal["rebill"] = "rebill"
+    billed: NonNegativeDecimal
+    cost: NonNegativeDecimal
+    description: str = ""
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Invoice(_Event):
     """A bill giving an unconditional right to consideration (a receivable)."""
 
@@ -412,6 +520,63 @@ class VariableConsiderationEstimate(_Event):
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class RoyaltyReported(_Event):
+    """A sales- or usage-based royalty for a licence of intellectual property (IFRS 15.B63, ASC
+    606-10-55-65): `amount` is due for the customer's sales or usage dated `on`.
+
+    It is never estimated nor constrained, and takes no part in the transaction price: it is recognised when
+    the later of the sale (or usage) and the satisfaction (or partial satisfaction) of the obligation it is
+    allocated to occurs. `obligation_ids` names the obligations it relates to (default: every obligation
+    with an allocated price in the version in force on `on`); when several, it is split by their SSPs in
+    that version. A negative amount corrects an earlier report."""
+
+    type: Literal["royalty"] = "royalty"
+    contract_id: str
+    amount: ExactDecimal
+    obligation_ids: list[str] | None = None
+    description: str = ""
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class ContractCost(_Event):
+    """A cost of obtaining or of fulfilling a contract (IFRS 15.91-98, ASC 340-40), incurred on `on`.
+
+    `kind` obtain: capitalised when `incremental` (incurred only because the contract was obtained, such as a
+    sales commission, 15.92; not a discretionary bonus or due-diligence fees, 15.93) and `recoverable`,
+    unless the one-year practical expedient applies (15.94). `kind` fulfil: capitalised only when it
+    generates or enhances resources used to satisfy obligations in the future (`enhances_resources`,
+    15.95(b)) and is `recoverable`; costs within another standard (equipment, software) do not belong here.
+    An asset is amortised on the pattern of the revenue of `obligation_ids` (default: every obligation of
+    the contract), 15.99. `benefit_ends_on` states the end of the period of benefit when it reaches past the
+    contract (anticipated renewals): the asset is then amortised straight-line to that date, and the
+    one-year expedient judged on it; otherwise the period ends when the related revenue is fully scheduled.
+    """
+
+    type: Literal["contract_cost"] = "contract_cost"
+    contract_id: str
+    amount: Annotated[ExactDecimal, Field(gt=0)]
+    kind: Literal["obtain", "fulfil"]
+    description: str = ""
+    obligation_ids: list[str] | None = None
+    incremental: bool = True
+    enhances_resources: bool = False
+    recoverable: bool = True
+    benefit_ends_on: date | None = None
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class CostsToProvideEstimate(_Event):
+    """The costs still to incur that relate directly to providing a contract's remaining goods or services
+    and are not yet expensed (IFRS 15.101(b), ASC 340-40-35-3(b)), after the end of the period containing
+    `on`: the impairment test of its contract cost assets compares their carrying amount with the remaining
+    consideration less this amount (run down with the related revenue until the next estimate)."""
+
+    type: Literal["costs_to_provide"] = "costs_to_provide"
+    contract_id: str
+    amount: NonNegativeDecimal
+
+
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class PeriodClose(_Event):
     """The books of `period` were closed on `on`: that period is never rewritten afterwards."""
 
@@ -427,9 +592,13 @@ ContractEvent = (
     | ProgressReport
     | UnitsDelivered
     | ObligationSatisfied
+    | Rebill
     | Invoice
     | Payment
     | VariableConsiderationEstimate
+    | RoyaltyReported
+    | ContractCost
+    | CostsToProvideEstimate
 )
 
 Event = Annotated[
@@ -440,9 +609,13 @@ Event = Annotated[
     | ProgressReport
     | UnitsDelivered
     | ObligationSatisfied
+    | Rebill
     | Invoice
     | Payment
     | VariableConsiderationEstimate
+    | RoyaltyReported
+    | ContractCost
+    | CostsToProvideEstimate
     | PeriodClose,
     Field(discriminator="type"),
 ]
@@ -453,15 +626,21 @@ Event = Annotated[
 
 class CalendarSpec(_Frozen):
     """Reporting periods: calendar months, or 4-4-5 fiscal periods (13-week quarters of 4, 4 and 5 weeks)
-    counted from `fiscal_year_start` (52-week years; a 53rd week is not modelled)."""
+    counted from `fiscal_year_start`, 52-week years except those listed in `week_53_years` (by the fiscal
+    year's label, FY<year>, the calendar year of its last day), whose 53rd week is added to the last period
+    (P12 has 6 weeks). Which years have 53 weeks follows the company's year-end rule (e.g. the Saturday
+    nearest 31 December), so it is stated rather than derived."""
 
     kind: Literal["calendar_month", "4-4-5"] = "calendar_month"
     fiscal_year_start: date | None = None
+    week_53_years: list[int] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _anchor(self) -> CalendarSpec:
         if self.kind == "4-4-5" and self.fiscal_year_start is None:
             raise ValueError("a 4-4-5 calendar needs fiscal_year_start")
+        if self.week_53_years and self.kind != "4-4-5":
+            raise ValueError("week_53_years applies to a 4-4-5 calendar only")
         return self
 
 
@@ -490,6 +669,15 @@ class FxPolicy(StrEnum):
     PERIOD_AVERAGE = "period_average"  # mean of the rates dated inside the period (IAS 21.22 approximation)
 
 
+class ContractCostPolicy(_Frozen):
+    """How contract costs are accounted for. `one_year_expedient`: expense the incremental costs of obtaining
+    a contract when the asset's amortisation period would be one year or less (IFRS 15.94, ASC
+    340-40-25-4). An impairment is never reversed (ASC 340-40-35-6; the reversal IFRS 15.104 requires is
+    not modelled)."""
+
+    one_year_expedient: bool = True
+
+
 class Scenario(_Frozen):
     """What the engine computes from: contract versions, delivery events, calendar and policies."""
 
@@ -500,6 +688,7 @@ class Scenario(_Frozen):
     functional_currency: dict[str, CurrencyCode] = Field(default_factory=dict)
     fx_rates: list[FxRate] = Field(default_factory=list)
     fx_policy: FxPolicy = FxPolicy.PERIOD_END
+    contract_costs: ContractCostPolicy = ContractCostPolicy()
     contracts: Annotated[list[RevenueContract], Field(min_length=1)]
     events: list[Event] = Field(default_factory=list)
 
@@ -507,6 +696,7 @@ class Scenario(_Frozen):
     def _references(self) -> Scenario:
         seen: set[tuple[str, int]] = set()
         obligations: dict[str, set[str]] = {}
+        rebillable: set[tuple[str, str]] = set()
         vcs: dict[str, set[str]] = {}
         currency: dict[str, str] = {}
         for index, contract in enumerate(self.contracts):
@@ -521,6 +711,11 @@ class Scenario(_Frozen):
                     f"contracts[{index}]: a contract keeps one transaction currency across versions"
                 )
             obligations.setdefault(contract.contract_id, set()).update(o.id for o in contract.obligations)
+            rebillable.update(
+                (contract.contract_id, o.id)
+                for o in contract.obligations
+                if isinstance(o.pattern, RebillablePattern)
+            )
             vcs.setdefault(contract.contract_id, set()).update(v.id for v in contract.variable_consideration)
         event_ids: set[str] = set()
         for index, event in enumerate(self.events):
@@ -536,6 +731,14 @@ class Scenario(_Frozen):
                 and event.obligation_id not in obligations[event.contract_id]
             ):
                 raise ValueError(f"events[{index}].obligation_id: unknown obligation {event.obligation_id}")
+            if isinstance(event, Rebill) and (event.contract_id, event.obligation_id) not in rebillable:
+                raise ValueError(
+                    f"events[{index}].obligation_id: {event.obligation_id} is not a rebillable obligation"
+                )
             if isinstance(event, VariableConsiderationEstimate) and event.vc_id not in vcs[event.contract_id]:
                 raise ValueError(f"events[{index}].vc_id: unknown variable consideration {event.vc_id}")
+            if isinstance(event, ContractCost | RoyaltyReported):
+                for target in event.obligation_ids or []:
+                    if target not in obligations[event.contract_id]:
+                        raise ValueError(f"events[{index}].obligation_ids: unknown obligation {target}")
         return self

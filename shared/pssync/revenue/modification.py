@@ -7,10 +7,11 @@ how the modification is accounted for and say why. Segment building (segments.py
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
-from pssync.revenue.compiled import CompiledVersion
+from pssync.revenue.compiled import CompiledVersion, to_minor_units
+from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.models import DISTINCT_REMAINDER_BY_DEFAULT, ModificationFacts, ModificationTreatment
 
 SEPARATE_CONTRACT = "distinct goods or services added at their standalone selling price (IFRS 15.20)"
@@ -23,6 +24,14 @@ CUMULATIVE_CATCH_UP = (
     "cumulative catch-up (IFRS 15.21(b))"
 )
 MIXED = "remaining goods or services are partly distinct: mixed treatment (IFRS 15.21(c))"
+TERMINATION = (
+    "contract terminated: revenue recognised for what was transferred stays, the remaining price is not "
+    "recognised, consideration received beyond revenue is a refund liability (IFRS 15.18, 15.55)"
+)
+OPTION_EXERCISED = (
+    "material right exercised: the price allocated to the right and the price paid for the goods bought "
+    "with it are recognised as those goods are transferred (IFRS 15.B40, continuation of the contract)"
+)
 NOT_AT_SSP = "; the price of the added goods does not reflect their standalone selling price"
 
 
@@ -39,6 +48,17 @@ class ModificationRecord:
     added: list[str]
     catch_up_amounts: dict[str, int]
     causing_event_id: str
+    concession_amounts: dict[str, int] = field(default_factory=dict)
+
+
+def concession_minor(new: CompiledVersion, facts: ModificationFacts) -> int:
+    """The concession stated with a modification, in minor units (0 without one)."""
+    if facts.concession is None:
+        return 0
+    try:
+        return to_minor_units(facts.concession.amount, new.exponent)
+    except RevenueRuleError as error:
+        raise RevenueRuleError(error.reason, f"{new.field()}.modification.concession.amount") from None
 
 
 def added_obligations(old: CompiledVersion, new: CompiledVersion) -> list[str]:
@@ -102,11 +122,13 @@ def remaining_distinct(oid: str, new: CompiledVersion, facts: ModificationFacts)
 def _priced_at_ssp(
     old: CompiledVersion, new: CompiledVersion, facts: ModificationFacts, added: list[str]
 ) -> bool:
-    """Stated, else derived: every added obligation has an SSP and the price rose by exactly their sum."""
+    """Stated, else derived: every added obligation has an SSP and the price rose by exactly their sum. A
+    concession folded into the new price is a credit for what was transferred, not a discount on the added
+    goods, so they are judged at the price before it (IFRS 15 IE Example 5 case B)."""
     if facts.priced_at_ssp is not None:
         return facts.priced_at_ssp
     added_ssp = [new.ssp(o) for o in added]
-    increase = new.fixed - old.fixed
+    increase = new.fixed - old.fixed + concession_minor(new, facts)
     return all(s is not None for s in added_ssp) and increase == sum(s or 0 for s in added_ssp)
 
 

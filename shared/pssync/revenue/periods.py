@@ -32,10 +32,28 @@ def _next_month(day: date) -> date:
     return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
 
 
-def _fiscal_year_start_445(anchor: date, day: date) -> date:
-    # 52-week years from the anchor, in both directions.
-    years = (day - anchor).days // 364
-    return anchor + timedelta(days=364 * years)
+def _fiscal_year_start_445(anchor: date, day: date, long_years: frozenset[int]) -> tuple[date, int]:
+    """Start and label of the fiscal year containing `day`: 52-week years from the anchor in both
+    directions, 53 weeks in the years listed. The anchor's year is named by the calendar year of its 52nd
+    week's last day, and the years around it count on from there (so a 53-week year never renames the
+    next one)."""
+    label = (anchor + timedelta(days=363)).year
+    if not long_years:
+        years = (day - anchor).days // 364
+        start = anchor + timedelta(days=364 * years)
+        return start, (start + timedelta(days=363)).year
+    start = anchor
+    while day < start:
+        label -= 1
+        start -= timedelta(days=7 * _weeks(label, long_years))
+    while day >= start + timedelta(days=7 * _weeks(label, long_years)):
+        start += timedelta(days=7 * _weeks(label, long_years))
+        label += 1
+    return start, label
+
+
+def _weeks(label: int, long_years: frozenset[int]) -> int:
+    return 53 if label in long_years else 52
 
 
 def periods_covering(calendar: CalendarSpec, first: date, last: date) -> list[Period]:
@@ -51,16 +69,21 @@ def periods_covering(calendar: CalendarSpec, first: date, last: date) -> list[Pe
             cursor = following
         return periods
     assert calendar.fiscal_year_start is not None
-    year_start = _fiscal_year_start_445(calendar.fiscal_year_start, first)
+    long_years = frozenset(calendar.week_53_years)
+    year_start, fiscal_year = _fiscal_year_start_445(calendar.fiscal_year_start, first, long_years)
     while year_start <= last:
-        fiscal_year = (year_start + timedelta(days=363)).year
+        if not long_years:  # as before 53-week years existed: named by the year's last day
+            fiscal_year = (year_start + timedelta(days=363)).year
+        extra_week = _weeks(fiscal_year, long_years) - 52
         cursor = year_start
         for number, weeks in enumerate(_WEEKS_445, start=1):
-            end = cursor + timedelta(days=7 * weeks - 1)
+            # the 53rd week, when the year has one, closes the last period
+            end = cursor + timedelta(days=7 * (weeks + (extra_week if number == 12 else 0)) - 1)
             if end >= first and cursor <= last:
                 periods.append(Period(f"FY{fiscal_year}-P{number:02d}", cursor, end))
             cursor = end + timedelta(days=1)
         year_start = cursor
+        fiscal_year += 1
     return periods
 
 

@@ -20,6 +20,7 @@ from pssync.revenue.models import (
     EstimateRevision,
     InputCostPattern,
     InputHoursPattern,
+    MaterialRightPattern,
     MilestonePattern,
     MilestoneReached,
     ObligationSatisfied,
@@ -27,6 +28,8 @@ from pssync.revenue.models import (
     ProgressReport,
     ProgressRounding,
     RatablePattern,
+    Rebill,
+    RebillablePattern,
     RecognitionPattern,
     RightToInvoicePattern,
     SurveyedProgressPattern,
@@ -44,6 +47,7 @@ ObligationEvent = (
     | ProgressReport
     | UnitsDelivered
     | ObligationSatisfied
+    | Rebill
 )
 OBLIGATION_EVENT_TYPES = (
     TimeEntry,
@@ -53,6 +57,7 @@ OBLIGATION_EVENT_TYPES = (
     ProgressReport,
     UnitsDelivered,
     ObligationSatisfied,
+    Rebill,
 )
 
 
@@ -142,6 +147,12 @@ def measure(
         return _point_in_time(pattern, events, days)
     if isinstance(pattern, RightToInvoicePattern):
         return _right_to_invoice(pattern, events, days, currency_exponent)
+    if isinstance(pattern, RebillablePattern):
+        return _rebilled(pattern, events, days, currency_exponent)
+    if isinstance(pattern, MaterialRightPattern):
+        # Unexercised, the right is satisfied when it lapses; its exercise is a contract version
+        # (segments._Builder._exercise) that freezes it and passes its price to the goods bought.
+        return _point_in_time(PointInTimePattern(satisfied_on=pattern.expires_on), (), days)
     if isinstance(pattern, InputCostPattern):
         return _cost_to_cost(pattern, events, days, policy, currency_exponent, estimates_from, explain)
     return _measured(pattern, events, days, policy, estimates_from, explain, cache)
@@ -263,6 +274,30 @@ def _right_to_invoice(
         f"right to invoice at {pattern.rate_per_hour}/hour",
         earned=earned,
     )
+
+
+def _rebilled(
+    pattern: RebillablePattern, events: Sequence[ObligationEvent], days: Sequence[int], exponent: int
+) -> Measure:
+    """Earned to date: the amounts billed (principal, gross) or billed less the supplier's cost (agent,
+    net), as each item is rebilled."""
+    item_days: list[int] = []
+    cumulative: list[int] = []
+    ids: list[str] = []
+    total = Decimal(0)
+    for event in events:
+        if isinstance(event, Rebill):
+            total += event.billed if pattern.role == "principal" else event.billed - event.cost
+            item_days.append(event.on.toordinal())
+            cumulative.append(_to_minor(total, exponent))
+            ids.append(event.id)
+    earned, causes = [], []
+    for d in days:
+        i = bisect.bisect_right(item_days, d) - 1
+        earned.append(cumulative[i] if i >= 0 else 0)
+        causes.append(ids[i] if i >= 0 else None)
+    basis = "gross, as principal" if pattern.role == "principal" else "net of supplier cost, as agent"
+    return Measure([1] * len(days), [1] * len(days), causes, f"rebilled {basis}", earned=earned)
 
 
 def _cost_to_cost(

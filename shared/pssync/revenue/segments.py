@@ -7,18 +7,27 @@ still to allocate goes to the remaining and added obligations, prospectively or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
+from pssync.revenue.allocation import largest_remainder
 from pssync.revenue.compiled import CompiledVersion
-from pssync.revenue.consideration import AllocationGroup, VcTimeline, allocation_group
+from pssync.revenue.consideration import AllocationGroup, CarriedChange, VcTimeline, allocation_group
 from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.evaluation import Measurer, Segment, apply_segment, segment_mode
-from pssync.revenue.models import ModificationFacts, ModificationTreatment, PerformanceObligation
+from pssync.revenue.models import (
+    MaterialRightPattern,
+    ModificationFacts,
+    ModificationTreatment,
+    PerformanceObligation,
+)
 from pssync.revenue.modification import (
+    OPTION_EXERCISED,
+    TERMINATION,
     ModificationRecord,
     added_obligations,
     classify_modification,
+    concession_minor,
     split_remaining,
 )
 
@@ -50,6 +59,16 @@ class _Builder:
     timeline: VcTimeline
 
     def inception(self, first: CompiledVersion) -> None:
+        if first.contract.termination is not None:
+            raise RevenueRuleError(
+                "a contract's first version cannot terminate it", f"{first.field()}.termination"
+            )
+        if first.contract.modification is not None and first.contract.modification.concession is not None:
+            raise RevenueRuleError(
+                "a concession is a credit for goods or services already transferred: it needs an earlier "
+                "version of the contract",
+                f"{first.field()}.modification.concession",
+            )
         group = self._group(first, list(first.order), first.fixed)
         for oid in first.order:
             obligation = first.obligations[oid]
@@ -62,6 +81,18 @@ class _Builder:
         segments = self.built.by_obligation
         day_before = new.effective - 1
         facts = new.contract.modification or ModificationFacts()
+        if old.contract.termination is not None:
+            raise RevenueRuleError(
+                f"version {old.number} terminated the contract: no later version can follow it; book the "
+                "new agreement as a new contract",
+                new.field(),
+            )
+        if new.contract.termination is not None:
+            self._terminate(new, facts)
+            return
+        if facts.exercised_option is not None:
+            self._exercise(old, new, facts)
+            return
         added = added_obligations(old, new)
         removed = [o for o in segments if o not in new.obligations]
         recognised, satisfied = self._state_on(day_before)
@@ -83,13 +114,17 @@ class _Builder:
             causing_event_id=new.contract.causing_event_id,
         )
         self.built.modifications.append(record)
+        concession = self._concession_shares(new, facts, added, recognised)
+        credit = sum(concession.values())
+        record.concession_amounts = concession
         for oid in added:
             if oid not in segments:
                 segments[oid] = []
                 self.built.order.append(oid)
         if treatment is ModificationTreatment.SEPARATE_CONTRACT:
             if added or not _price_changed(old, new):
-                self._separate_contract(old, new, added)
+                self._separate_contract(old, new, added, credit)
+                self._grant(new, concession)
                 return
             if unsatisfied:
                 # No added goods to carry the change and work still in progress: which obligations take it
@@ -101,11 +136,222 @@ class _Builder:
                 )
             # Everything was transferred: the change belongs to the existing contract (see _reprice).
         prospective, catch_up = split_remaining(treatment, unsatisfied, new, facts)
-        self._freeze_transferred(new, added, recognised, satisfied)
-        self._reprice(new, str(treatment), added, unsatisfied, catch_up, recognised)
+        sources = self._price_change_sources(old, new, treatment, added, unsatisfied, day_before)
+        self._freeze_transferred(new, added, recognised, satisfied, sources, day_before)
+        modified = self._reprice(new, str(treatment), added, unsatisfied, catch_up, recognised, credit)
+        if sources and modified is not None:
+            _carry_price_changes(modified, old, sources, satisfied, day_before)
         record.prospective, record.catch_up = prospective, catch_up
         for oid in catch_up:
             record.catch_up_amounts[oid] = self._catch_up_amount(new, oid, recognised[oid])
+        self._grant(new, concession)
+
+    def _terminate(self, new: CompiledVersion, facts: ModificationFacts) -> None:
+        """Every obligation keeps the revenue recognised the day before; nothing more is recognised."""
+        termination = new.contract.termination
+        assert termination is not None
+        recognised, _ = self._state_on(new.effective - 1)
+        concession = self._concession_shares(new, facts, [], recognised)
+        self.built.modifications.append(
+            ModificationRecord(
+                contract_id=new.contract.contract_id,
+                version=new.number,
+                effective_date=new.contract.effective_date,
+                treatment=ModificationTreatment.TERMINATION,
+                overridden=False,
+                rationale=f"{TERMINATION}: {termination.reason}",
+                prospective=[],
+                catch_up=[],
+                added=[],
+                catch_up_amounts={},
+                causing_event_id=new.contract.causing_event_id,
+                concession_amounts=concession,
+            )
+        )
+        # Plain frozen segments, even for obligations taking later price changes (15.90(a)): the terminated
+        # contract has no variable amounts left to re-estimate.
+        for oid, history in self.built.by_obligation.items():
+            last = history[-1]
+            history.append(
+                Segment(
+                    new.effective,
+                    last.version,
+                    last.obligation,
+                    "frozen",
+                    None,
+                    base=recognised[oid],
+                    treatment="terminated",
+                )
+            )
+        self._grant(new, concession)
+
+    def _exercise(self, old: CompiledVersion, new: CompiledVersion, facts: ModificationFacts) -> None:
+        """A material right exercised (IFRS 15.B40, as a continuation of the contract): the right keeps what
+        it recognised (nothing, unless it was partly lapsed) and its unrecognised price joins the price of
+        the goods bought with it, which are recognised on their own pattern. Nothing else may change in the
+        same version: the rest of the contract goes on as it was."""
+        option = facts.exercised_option
+        assert option is not None
+        field_path = f"{new.field()}.modification.exercised_option"
+        right = option.right_id
+        if right not in old.obligations or not isinstance(
+            old.obligations[right].pattern, MaterialRightPattern
+        ):
+            raise RevenueRuleError(
+                f"{right} is not a material right of version {old.number}", f"{field_path}.right_id"
+            )
+        added = added_obligations(old, new)
+        dropped = [o for o in old.order if o not in new.obligations]
+        if dropped != [right]:
+            raise RevenueRuleError(
+                f"the version that exercises {right} removes it and nothing else (it removes "
+                f"{', '.join(dropped) or 'nothing'})",
+                f"{field_path}.right_id",
+            )
+        if sorted(added) != sorted(option.obligation_ids):
+            raise RevenueRuleError(
+                f"the goods bought with the option ({', '.join(option.obligation_ids)}) must be exactly the "
+                f"obligations this version adds ({', '.join(added) or 'none'})",
+                f"{field_path}.obligation_ids",
+            )
+        kept = [o for o in old.order if o in new.obligations]
+        old_vcs = {v.id for v in old.contract.variable_consideration}
+        if any(old.obligations[o].pattern != new.obligations[o].pattern for o in kept) or not old_vcs <= {
+            v.id for v in new.contract.variable_consideration
+        }:
+            raise RevenueRuleError(
+                "an exercise changes nothing else in the contract: state other changes in a version of "
+                "their own",
+                field_path,
+            )
+        day_before = new.effective - 1
+        in_force = self._in_force(right, day_before)
+        assert in_force is not None
+        m = self.measurer.measure_for(in_force, [day_before])
+        value: list[int] = []
+        expected: list[int] = []
+        apply_segment(in_force, m, [day_before], value, expected)
+        if in_force.mode == "frozen" or m.nums[0] >= m.dens[0]:
+            raise RevenueRuleError(
+                f"material right {right} lapsed or was exercised before {new.contract.effective_date}",
+                f"{field_path}.right_id",
+            )
+        unrecognised = expected[0] - value[0]
+        group = in_force.group
+        self.built.by_obligation[right].append(
+            Segment(
+                new.effective,
+                in_force.version,
+                in_force.obligation,
+                "frozen",
+                None,
+                base=value[0],
+                treatment="option_exercised",
+                # later re-estimates of the price allocated to the right are recognised at once
+                carry=CarriedChange(group, day_before, (right,))
+                if group is not None and group.varies
+                else None,
+            )
+        )
+        vcs = [v for v in new.contract.variable_consideration if v.id not in old_vcs]
+        goods = allocation_group(new, added, new.fixed - old.fixed + unrecognised, vcs, self.timeline)
+        for oid in added:
+            obligation = new.obligations[oid]
+            self.built.by_obligation.setdefault(oid, [])
+            if oid not in self.built.order:
+                self.built.order.append(oid)
+            self.built.by_obligation[oid].append(
+                Segment(
+                    new.effective,
+                    new,
+                    obligation,
+                    segment_mode(obligation, "inception"),
+                    goods,
+                    treatment="option_exercised",
+                )
+            )
+        self.built.modifications.append(
+            ModificationRecord(
+                contract_id=new.contract.contract_id,
+                version=new.number,
+                effective_date=new.contract.effective_date,
+                treatment=ModificationTreatment.OPTION_EXERCISED,
+                overridden=False,
+                rationale=OPTION_EXERCISED,
+                prospective=[],
+                catch_up=[],
+                added=added,
+                catch_up_amounts={},
+                causing_event_id=new.contract.causing_event_id,
+            )
+        )
+
+    def _concession_shares(
+        self, new: CompiledVersion, facts: ModificationFacts, added: list[str], recognised: dict[str, int]
+    ) -> dict[str, int]:
+        """Per obligation, its part of a concession for what was transferred: in proportion to the revenue
+        recognised on the named obligations (all existing ones with revenue by default), never above it."""
+        if facts.concession is None:
+            return {}
+        amount = concession_minor(new, facts)
+        field_path = f"{new.field()}.modification.concession"
+        existing = [o for o in self.built.order if o not in added]
+        targets = facts.concession.obligation_ids or [o for o in existing if recognised[o] > 0]
+        for target in targets:
+            if target not in existing:
+                raise RevenueRuleError(
+                    f"the concession names {target}, which is not an obligation of the contract before this "
+                    "modification: a concession relates to goods or services already transferred",
+                    f"{field_path}.obligation_ids",
+                )
+        earned = [recognised[t] for t in targets]
+        if sum(earned) < amount:
+            raise RevenueRuleError(
+                f"a concession of {amount} minor units exceeds the {sum(earned)} recognised on "
+                f"{', '.join(targets) or 'the contract'}: a credit for what was transferred cannot exceed "
+                "its revenue; a lower price for what remains is a price change, not a concession",
+                f"{field_path}.amount",
+            )
+        return dict(zip(targets, largest_remainder(amount, earned), strict=True))
+
+    def _grant(self, new: CompiledVersion, concession: dict[str, int]) -> None:
+        """Take each share of a concession from its obligation's revenue on the modification date."""
+        for oid, share in concession.items():
+            history = self.built.by_obligation[oid]
+            last = history[-1]
+            if last.start == new.effective:
+                last.concession += share
+            else:  # the obligation's measure goes on unchanged (a separate contract was added)
+                history.append(replace(last, start=new.effective, concession=last.concession + share))
+
+    def _in_force(self, oid: str, day: int) -> Segment | None:
+        return next((s for s in reversed(self.built.by_obligation[oid]) if s.start <= day), None)
+
+    def _price_change_sources(
+        self,
+        old: CompiledVersion,
+        new: CompiledVersion,
+        treatment: ModificationTreatment,
+        added: list[str],
+        unsatisfied: list[str],
+        day_before: int,
+    ) -> list[AllocationGroup]:
+        """The groups whose later changes in variable consideration IFRS 15.90(a) splits: those in force the
+        day before a modification accounted for under 15.21(a) (termination and new contract) that carry
+        variable amounts. None for other treatments (15.90(b): the modified contract takes the change), when
+        nothing remains (everything satisfied: see _recognise_at_once), or when the modification drops a
+        variable amount (its changes no longer belong to the contract)."""
+        if treatment is not ModificationTreatment.PROSPECTIVE or not (added or unsatisfied):
+            return []
+        old_vcs = {v.id for v in old.contract.variable_consideration}
+        if not old_vcs or not old_vcs <= {v.id for v in new.contract.variable_consideration}:
+            return []
+        groups: dict[int, AllocationGroup] = {}
+        for oid in self.built.by_obligation:
+            in_force = self._in_force(oid, day_before)
+            if in_force is not None and in_force.group is not None and in_force.group.varies:
+                groups.setdefault(id(in_force.group), in_force.group)
+        return list(groups.values())
 
     def _state_on(self, day: int) -> tuple[dict[str, int], dict[str, bool]]:
         """Per obligation so far: revenue recognised on `day`, and whether it was fully transferred."""
@@ -125,11 +371,14 @@ class _Builder:
             )
         return recognised, satisfied
 
-    def _separate_contract(self, old: CompiledVersion, new: CompiledVersion, added: list[str]) -> None:
-        """The added goods form a contract of their own: the price increase and the new variable amounts."""
+    def _separate_contract(
+        self, old: CompiledVersion, new: CompiledVersion, added: list[str], credit: int
+    ) -> None:
+        """The added goods form a contract of their own: the price increase (before any concession folded
+        into it) and the new variable amounts."""
         old_vcs = {v.id for v in old.contract.variable_consideration}
         vcs = [v for v in new.contract.variable_consideration if v.id not in old_vcs]
-        group = allocation_group(new, added, new.fixed - old.fixed, vcs, self.timeline)
+        group = allocation_group(new, added, new.fixed - old.fixed + credit, vcs, self.timeline)
         for oid in added:
             obligation = new.obligations[oid]
             self.built.by_obligation[oid].append(
@@ -149,14 +398,32 @@ class _Builder:
         added: list[str],
         recognised: dict[str, int],
         satisfied: dict[str, bool],
+        sources: list[AllocationGroup],
+        day_before: int,
     ) -> None:
-        """Satisfied and removed obligations keep the revenue recognised before the modification."""
+        """Satisfied and removed obligations keep the revenue recognised before the modification; a satisfied
+        one also takes, at once, its share of later changes in variable amounts promised before it when
+        IFRS 15.90(a) applies (`sources`). An obligation frozen earlier stays as it was."""
         segments = self.built.by_obligation
+        source_ids = {id(g) for g in sources}
         for oid in list(segments):
             if oid in added:
                 continue
             if oid not in new.obligations or satisfied[oid]:
                 last_segment = segments[oid][-1]
+                if last_segment.mode == "frozen":
+                    segments[oid].append(replace(last_segment, start=new.effective))
+                    continue
+                in_force = self._in_force(oid, day_before)
+                group = in_force.group if in_force is not None else None
+                carry = None
+                if (
+                    satisfied[oid]
+                    and group is not None
+                    and id(group) in source_ids
+                    and oid in group.rule.obligation_ids
+                ):
+                    carry = CarriedChange(group, day_before, (oid,))
                 segments[oid].append(
                     Segment(
                         new.effective,
@@ -165,7 +432,8 @@ class _Builder:
                         "frozen",
                         None,
                         base=recognised[oid],
-                        treatment="frozen",
+                        treatment="frozen" if carry is None else "satisfied_price_change_90a",
+                        carry=carry,
                     )
                 )
 
@@ -177,19 +445,22 @@ class _Builder:
         unsatisfied: list[str],
         catch_up: list[str],
         recognised: dict[str, int],
-    ) -> None:
+        credit: int,
+    ) -> AllocationGroup | None:
         """Termination + new contract and/or catch-up: the price still to allocate is the modified contract's
         price less the revenue already recognised on what was transferred (distinct remainders, satisfied and
-        removed obligations). Catch-up obligations are re-measured in full: their revenue stays in."""
+        removed obligations). Catch-up obligations are re-measured in full: their revenue stays in. A
+        concession (`credit`) was folded into the new price but belongs to what was transferred (it is
+        taken from that revenue in _grant), so the remaining obligations' price is before it."""
         # What a right-to-invoice obligation earned is its own variable consideration (ASC 606-10-32-40),
         # never part of the fixed price: deducting it would take it from the obligations the price goes to.
         variable = {o for o, segments in self.built.by_obligation.items() if _right_to_invoice(segments)}
         deducted = sum(v for o, v in recognised.items() if o not in catch_up and o not in variable)
         members = [o for o in new.order if o in added or o in unsatisfied]
         if not members:
-            self._recognise_at_once(new, new.fixed - deducted, recognised)
-            return
-        group = self._group(new, members, new.fixed - deducted)
+            self._recognise_at_once(new, new.fixed + credit - deducted, recognised)
+            return None
+        group = self._group(new, members, new.fixed + credit - deducted)
         for oid in members:
             obligation = new.obligations[oid]
             if oid in added:
@@ -203,6 +474,7 @@ class _Builder:
             else:
                 segment = self._prospective(new, obligation, group, recognised[oid])
             self.built.by_obligation[oid].append(segment)
+        return group
 
     def _recognise_at_once(self, new: CompiledVersion, change: int, recognised: dict[str, int]) -> None:
         """Nothing remains to transfer and nothing is added: the price still to recognise (the change in the
@@ -267,6 +539,26 @@ class _Builder:
         return allocation_group(
             version, members, fixed, list(version.contract.variable_consideration), self.timeline
         )
+
+
+def _carry_price_changes(
+    modified: AllocationGroup,
+    old: CompiledVersion,
+    sources: list[AllocationGroup],
+    satisfied: dict[str, bool],
+    day_before: int,
+) -> None:
+    """IFRS 15.90(a): the modified contract takes the variable amounts promised before the modification at
+    their estimate the day before it, and, of their later changes, the shares of the obligations that were
+    not yet satisfied; satisfied ones take their shares at once (see _Builder._freeze_transferred)."""
+    modified.anchored = frozenset(v.id for v in old.contract.variable_consideration)
+    modified.anchor_day = day_before
+    modified.carried = [
+        CarriedChange(source, day_before, remaining)
+        for source in sources
+        if (remaining := tuple(o for o in source.rule.obligation_ids if not satisfied[o]))
+    ]
+    modified.cache.clear()
 
 
 def _price_changed(old: CompiledVersion, new: CompiledVersion) -> bool:

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from pssync.revenue.engine import ContractOutcome, EngineRun
 from pssync.revenue.result.allocations import allocation_lines, modification_lines
+from pssync.revenue.result.contract_costs import ContractCostLine, contract_cost_lines
 from pssync.revenue.result.fx import FxConverter, entity_totals
 from pssync.revenue.result.journals import journal_entries
 from pssync.revenue.result.models import (
@@ -35,6 +36,7 @@ from pssync.revenue.result.models import (
 from pssync.revenue.result.rollforward import rollforward_lines
 from pssync.revenue.result.schedule import period_infos, schedule_lines
 from pssync.revenue.result.support import collector_paused, dec, period_revenue, period_status
+from pssync.revenue.result.termination import TerminationLine, termination_lines
 from pssync.revenue.result.waterfall_rpo import rpo_lines, waterfall_rows
 
 
@@ -126,6 +128,16 @@ class RevenueResult:
         return modification_lines(self.run)
 
     @collector_paused
+    def contract_costs(self) -> list[ContractCostLine]:
+        """Contract cost assets per cost and period (result/contract_costs.py), a separate asset."""
+        return contract_cost_lines(self.run)
+
+    @collector_paused
+    def terminations(self) -> list[TerminationLine]:
+        """How the balances of each terminated contract settle at as_of (result/termination.py)."""
+        return termination_lines(self.run)
+
+    @collector_paused
     def entity_totals(self) -> list[EntityPeriodTotal]:
         return entity_totals(self.run, self._fx)
 
@@ -147,6 +159,7 @@ class RevenueResult:
 
 __all__ = [
     "AllocationLine",
+    "ContractCostLine",
     "EntityPeriodTotal",
     "JournalEntry",
     "JournalLine",
@@ -158,5 +171,6 @@ __all__ = [
     "RollforwardLine",
     "RpoLine",
     "ScheduleLine",
+    "TerminationLine",
     "WaterfallRow",
 ]

@@ -47,6 +47,7 @@ def modification_lines(run: EngineRun) -> list[ModificationLine]:
             added_obligations=m.added,
             catch_up_amounts={o: dec(v, outcome.exponent) for o, v in m.catch_up_amounts.items()},
             causing_event_id=m.causing_event_id,
+            concession_amounts={o: dec(v, outcome.exponent) for o, v in m.concession_amounts.items()},
         )
         for outcome in run.contracts
         for m in outcome.modifications

@@ -121,6 +121,8 @@ class ModificationLine(_Out):
     added_obligations: list[str]
     catch_up_amounts: dict[str, ExactDecimal]
     causing_event_id: str
+    # credit for goods or services already transferred, taken from each obligation's revenue on the date
+    concession_amounts: dict[str, ExactDecimal] = {}
 
 
 class EntityPeriodTotal(_Out):
