@@ -37,6 +37,7 @@ NAME = "out-of-order amendments"
 VERSIONS = 5
 FULL_N = 1_000
 QUICK_N = 10
+EXECUTION_POLL_S = 0.5  # up to JOBS threads poll DescribeExecution: the server under test serves them too
 JOBS = 16  # entities in flight: a sequential entity mostly waits for its workflows
 DUPLICATE_SHARE = 0.4
 MAX_ATTEMPTS = 50
@@ -115,7 +116,7 @@ def _wait_for_execution(stack: Stack, arn: str, timeout: float = 600) -> None:
                 return
         except sfn.exceptions.ExecutionDoesNotExist:
             pass  # the starter has not started it yet (the inbox is between the bus and the starter)
-        time.sleep(0.1)
+        time.sleep(EXECUTION_POLL_S)
 
 
 def _amend(stack: Stack, entity: Entity, machine_arn: str) -> None:
