@@ -35,6 +35,8 @@ QUICK_N = 30
 JOBS = 8  # events in flight at once (each concurrent event adds its own copies' threads)
 RETRY_PAUSE_S = 0.2
 MAX_ATTEMPTS = 50
+# Calls that watch rather than act: the pollers' receives, this row's and the harness's polling.
+POLLING = {"ReceiveMessage", "GetQueueAttributes", "ListQueues", "DescribeExecution", "ListExecutions"}
 
 
 @dataclass
@@ -111,6 +113,7 @@ def run(stack: Stack, n: int, seed: int, progress: Progress) -> RowResult:
     dead_before = stack.queue_messages("dead-letter") + stack.queue_messages("exceptions")
     stack.drain_capture()
     captured_from = len(stack.captured)
+    calls_before = stack.runtime.aws_calls()
 
     task = progress.task(f"{ID} {NAME}: deliveries", total=n)
     in_progress = 0
@@ -120,6 +123,8 @@ def run(stack: Stack, n: int, seed: int, progress: Progress) -> RowResult:
             progress.advance(task)
     delivered_s = time.monotonic() - started
     stack.wait_idle(timeout=3600, inboxes=("ProvisionEngagementInbox",))
+    calls = stack.runtime.aws_calls() - calls_before
+    business_calls = Counter({op: c for op, c in calls.items() if op[1] not in POLLING})
     stack.drain_capture()
     published = stack.captured[captured_from:]
 
@@ -206,7 +211,13 @@ def run(stack: Stack, n: int, seed: int, progress: Progress) -> RowResult:
         "dead_lettered": dead_after - dead_before,
         "bus_redeliveries": sum(copies - 1 for copies in redelivered.values()),
         "delivery_s": round(delivered_s, 1),
+        "aws_calls_per_event": round(sum(business_calls.values()) / n, 1),
     }
+    result.notes.append(
+        "AWS calls per event (ingest of every copy, starter, six steps; polling by the runtime and this row "
+        "left out): "
+        + ", ".join(f"{service}:{op} {c / n:.1f}" for (service, op), c in business_calls.most_common(10))
+    )
     if redelivered:
         result.notes.append(
             f"{len(redelivered)} published events reached the bus more than once with the same event id "

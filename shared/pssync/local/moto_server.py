@@ -132,6 +132,7 @@ def install_interpreter_caches() -> None:
         _reuse_parsed_programs()
         _reuse_task_clients()
         _reuse_parsed_json_paths()
+        _remember_response_methods()
         _installed_caches.append("installed")
 
 
@@ -220,6 +221,16 @@ def _reuse_parsed_json_paths() -> None:
     # moto's EventBridge parses its target input paths on every PutEvents (`from jsonpath_ng.ext import parse`
     # inside the call): the same cache, where that import finds it.
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=4096)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
+
+
+def _remember_response_methods() -> None:
+    """moto lists a response class's methods with `inspect.getmembers` on every request to find the action's
+    handler; a class's methods do not change while the server runs."""
+    from moto.core import responses
+
+    listed = responses.method_names_from_class  # type: ignore[attr-defined]
+    names = functools.lru_cache(maxsize=None)(lambda clazz: tuple(listed(clazz)))
+    responses.method_names_from_class = names  # type: ignore[attr-defined,assignment]
 
 
 class MotoServer:
