@@ -205,6 +205,21 @@ class Stack:
         )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
+    def wait_for_execution(self, machine_arn: str, name: str, timeout: float = 900.0) -> None:
+        """Until the execution `name` of the state machine has ended (or `timeout`, a hang guard: a row's
+        checks report an execution that never ended). Not started yet is waited for too: its event may
+        still be between the bus and the inbox's starter."""
+        sfn = self.runtime.clients["stepfunctions"]
+        arn = machine_arn.replace(":stateMachine:", ":execution:") + ":" + name
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+                    return
+            except sfn.exceptions.ExecutionDoesNotExist:
+                pass
+            time.sleep(IDLE_POLL_S)
+
     def state_machine_arn(self, fragment: str) -> str:
         matches = [
             arn for logical, arn in self.runtime.resources.state_machines.items() if fragment in logical
