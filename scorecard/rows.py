@@ -50,8 +50,10 @@ def run_rows(
     workdir: Path | None = None,
     quiet: bool = False,
     sizes: dict[str, int] | None = None,
+    on_row: Callable[[list[RowResult], list[str]], None] | None = None,
 ) -> list[RowResult]:
-    """Every wanted row on one runtime; N is the row's full or quick size unless `sizes` names another."""
+    """Every wanted row on one runtime; N is the row's full or quick size unless `sizes` names another.
+    `on_row(results so far, rows still to run)` after each row: a long run that is stopped keeps a report."""
     results: list[RowResult] = []
     display = None if quiet else Progress.rich()
     progress = Progress(display)
@@ -99,6 +101,8 @@ def run_rows(
                         f"(N={result.n}, {result.wall_s} s)"
                     )
                     results.append(result)
+                    if on_row is not None:
+                        on_row(sorted(results, key=lambda r: int(r.id[1:])), implemented[len(results) :])
         finally:
             if display is not None:
                 display.stop()
