@@ -47,7 +47,7 @@ def scorecard(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,  # a hang guard only: other sessions load this 2-core machine at times
+        timeout=1800,  # a hang guard only: other sessions load this 2-core machine at times (900 s was hit)
         check=False,
     )
     rows = json.loads((workdir / "reports" / "scorecard.json").read_text())
