@@ -6,14 +6,15 @@ runs alone, as the integration tests' in-process fixture does. Two kinds of call
 unserialised, because they wait for other calls: a Lambda Invoke (the handler it runs calls back into
 this server) and an SQS ReceiveMessage that may long-poll (moto waits inside the call for a SendMessage).
 
-Three costs of moto's Step Functions interpreter are paid once instead of on every execution, task or
-state (`install_interpreter_caches`): the ANTLR parse of a definition (0.1-0.5 s of this process's CPU for
-a seven-step workflow, at every StartExecution), a new boto3 client for every Lambda task (50-90 ms), and a
-new PLY parser for every JSONPath the states (and EventBridge's rule targets) evaluate.
-None changes what an execution does: the parsed program holds no execution state (that lives in the
-execution's `Environment`; moto's own Map runs share one parsed iteration across items), parsed JSONPaths
-are immutable, and the clients keep moto's configuration (one attempt, no parameter validation). moto's
-dispatcher also remembers which backend serves a host instead of listing its package on every request.
+Costs moto pays on every execution, task, state or request are paid once (`install_interpreter_caches`,
+measured with py-spy on this process, which was the runtime's bottleneck): the ANTLR parse of a definition
+at every StartExecution (0.1-0.5 s for a seven-step workflow), a new boto3 client for every Lambda task
+(50-90 ms), a new PLY parser for every JSONPath the states and EventBridge's rule targets evaluate, the
+listing of moto's package to find a request's backend, `inspect.getmembers` of the response class, and
+SQS's retention check building every queue attribute (counting every message) per received message.
+None changes what an execution or a call does: the parsed program holds no execution state (that lives in
+the execution's `Environment`; moto's own Map runs share one parsed iteration across items), parsed
+JSONPaths are immutable, and the clients keep moto's configuration (one attempt, no parameter validation).
 """
 
 from __future__ import annotations
