@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from scorecard.harness import RowResult
 from scorecard.report import write_reports
 from scorecard.rows import NOT_IMPLEMENTED, ROWS, run_rows
 from scorecard.senders import ROOT
@@ -40,8 +41,26 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error("--n takes ROW=N, e.g. R5=100")
     started = time.monotonic()
+
+    def report_so_far(done: list[RowResult], pending: list[str]) -> None:
+        if pending:
+            write_reports(
+                done,
+                args.out,
+                quick=args.quick,
+                seed=args.seed,
+                wall_s=time.monotonic() - started,
+                pending=pending,
+            )
+
     results = run_rows(
-        wanted, quick=args.quick, seed=args.seed, workdir=args.workdir, quiet=args.quiet, sizes=sizes
+        wanted,
+        quick=args.quick,
+        seed=args.seed,
+        workdir=args.workdir,
+        quiet=args.quiet,
+        sizes=sizes,
+        on_row=report_so_far,
     )
     md, js = write_reports(
         results, args.out, quick=args.quick, seed=args.seed, wall_s=time.monotonic() - started

@@ -23,6 +23,7 @@ from scorecard.senders import ROOT, Request
 
 CAPTURE_RULE = "scorecard-capture-all"
 CAPTURE_QUEUE = "scorecard-capture"
+IDLE_POLL_S = 0.5
 
 
 @dataclass
@@ -124,11 +125,7 @@ class Stack:
             return new
 
     def capture_depth(self) -> int:
-        attrs = self._sqs.get_queue_attributes(
-            QueueUrl=self.capture_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        return self._queue_backlog(self.capture_url)
 
     def table_counts(self) -> dict[str, int]:
         ddb = self.runtime.clients["dynamodb"]
@@ -178,26 +175,50 @@ class Stack:
                 total += len(page["executions"])
         return total
 
-    def wait_idle(self, timeout: float = 600.0, settle: float = 0.5, inboxes: tuple[str, ...] = ()) -> None:
+    def wait_idle(self, timeout: float = 600.0, settle: float = 1.0, inboxes: tuple[str, ...] = ()) -> None:
         """Until the inboxes (those whose name holds one of `inboxes`, default all) are drained and no
         execution runs, for `settle` seconds in a row. A row names its own inboxes, so a queue still
-        retrying what an earlier row left (a failure it reported) does not hold it up."""
+        retrying what an earlier row left (a failure it reported) does not hold it up. Polled once a
+        second, reading only those inboxes: every poll is served by the runtime the row is measuring."""
+        urls = [
+            m.queue_url
+            for m in self.runtime.resources.mappings
+            if not inboxes or any(part in m.queue_url.rsplit("/", 1)[-1] for part in inboxes)
+        ]
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            backlog = sum(
-                d.visible + d.in_flight
-                for d in self.runtime.queue_depths()
-                if d.role == "inbox" and (not inboxes or any(part in d.name for part in inboxes))
-            )
-            if backlog or self.running_executions():
+            busy = any(self._queue_backlog(url) for url in urls) or self.running_executions()
+            if busy:
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= settle:
                 return
-            time.sleep(0.2)
+            time.sleep(IDLE_POLL_S)
         raise TimeoutError(f"local runtime still busy after {timeout} s")
+
+    def _queue_backlog(self, url: str) -> int:
+        attrs = self._sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def wait_for_execution(self, machine_arn: str, name: str, timeout: float = 900.0) -> None:
+        """Until the execution `name` of the state machine has ended (or `timeout`, a hang guard: a row's
+        checks report an execution that never ended). Not started yet is waited for too: its event may
+        still be between the bus and the inbox's starter."""
+        sfn = self.runtime.clients["stepfunctions"]
+        arn = machine_arn.replace(":stateMachine:", ":execution:") + ":" + name
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+                    return
+            except sfn.exceptions.ExecutionDoesNotExist:
+                pass
+            time.sleep(IDLE_POLL_S)
 
     def state_machine_arn(self, fragment: str) -> str:
         matches = [

@@ -23,6 +23,7 @@ from scorecard.progress import Progress
 
 ID = "R3"
 NAME = "recovery"
+ISSUE_N = r2.ISSUE_N
 FULL_N = r2.FULL_N  # R2's events
 QUICK_N = r2.QUICK_N
 ROUNDS = 5

@@ -5,13 +5,26 @@ thread-safe, and with Lambda containers running in parallel several calls arrive
 runs alone, as the integration tests' in-process fixture does. Two kinds of call are let through
 unserialised, because they wait for other calls: a Lambda Invoke (the handler it runs calls back into
 this server) and an SQS ReceiveMessage that may long-poll (moto waits inside the call for a SendMessage).
+
+Costs moto pays on every execution, task, state or request are paid once (`install_interpreter_caches`,
+measured with py-spy on this process, which was the runtime's bottleneck): the ANTLR parse of a definition
+at every StartExecution (0.1-0.5 s for a seven-step workflow), a new boto3 client for every Lambda task
+(50-90 ms), a new PLY parser for every JSONPath the states and EventBridge's rule targets evaluate, the
+listing of moto's package to find a request's backend, `inspect.getmembers` of the response class, and
+SQS's retention check building every queue attribute (counting every message) per received message.
+None changes what an execution or a call does: the parsed program holds no execution state (that lives in
+the execution's `Environment`; moto's own Map runs share one parsed iteration across items), parsed
+JSONPaths are immutable, and the clients keep moto's configuration (one attempt, no parameter validation).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import json
 import re
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -96,6 +109,147 @@ def _buffered_body(environ: dict[str, Any]) -> bytes:
     return body
 
 
+_INTERPRETER_CLIENT_POOL = 64  # executions invoking Lambda at once through one client (botocore: 10)
+_STATE_TASK = "moto.stepfunctions.parser.asl.component.state.exec.state_task"
+_STATE_MAP = "moto.stepfunctions.parser.asl.component.state.exec.state_map"
+_INTERPRETER_CLIENT_USERS = (  # the interpreter's modules that call boto_client_for (moto 5.2)
+    f"{_STATE_TASK}.lambda_eval_utils",
+    *(
+        f"{_STATE_TASK}.service.state_task_service_{service}"
+        for service in ("aws_sdk", "dynamodb", "events", "sfn", "sqs", "sns", "unsupported")
+    ),
+    f"{_STATE_MAP}.item_reader.eval.resource_eval_s3",
+    f"{_STATE_MAP}.result_writer.resource_eval.resource_eval_s3",
+)
+_installed = threading.Lock()
+_installed_caches: list[str] = []
+
+
+def install_interpreter_caches() -> None:
+    """Parse a definition once and reuse it; one SDK client per (service, region, endpoint). Idempotent."""
+    with _installed:
+        if _installed_caches:
+            return
+        _reuse_parsed_programs()
+        _reuse_task_clients()
+        _reuse_parsed_json_paths()
+        _remember_response_methods()
+        _read_retention_from_the_queue()
+        _installed_caches.append("installed")
+
+
+def _reuse_parsed_programs() -> None:
+    """One parsed program per definition text, shared by its executions. Safe because a parsed program
+    holds no execution state (that lives in each execution's `Environment`): moto itself runs one parsed
+    Map iteration program on many threads at once (`InlineIterationComponent` shares its `job_program`).
+    A lent-per-execution pool was tried first and kept parsing: executions overlap (a burst of 100 bookings
+    had ~100 running), so the pool grew to the peak and the parse stayed ~45 % of this process's CPU."""
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    parse = ExecutionWorker._get_evaluation_entrypoint
+    programs: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parsed_once(self: Any) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        with lock:
+            program = programs.get(definition)
+        if program is None:
+            program = parse(self)  # outside the lock: a first parse of two definitions may overlap
+            with lock:
+                program = programs.setdefault(definition, program)
+        return program
+
+    ExecutionWorker._get_evaluation_entrypoint = parsed_once  # type: ignore[method-assign]
+
+
+def _reuse_task_clients() -> None:
+    """moto's `boto_client_for`, cached: same configuration, a larger connection pool. botocore clients are
+    thread-safe; the key holds the endpoint (tests start runtimes on other ports) and the in-process mode."""
+    import boto3
+    from botocore.config import Config
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
+
+    original = boto_client_module.boto_client_for
+    clients: dict[tuple[str, str, bool, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        in_process = bool(botocore_stubber.enabled)
+        key = (region, service, in_process, moto_server_port())
+        with lock:
+            client = clients.get(key)
+            if client is None:
+                endpoint = {} if in_process else {"endpoint_url": f"http://127.0.0.1:{moto_server_port()}"}
+                client = boto3.client(
+                    aws_access_key_id="ak",
+                    region_name=region,
+                    service_name=service,
+                    aws_secret_access_key="sk",  # noqa: S106 - moto's own placeholder
+                    config=Config(
+                        parameter_validation=False,
+                        retries={"max_attempts": 0, "total_max_attempts": 1},
+                        connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        max_pool_connections=_INTERPRETER_CLIENT_POOL,
+                    ),
+                    **endpoint,
+                )
+                clients[key] = client
+            return client
+
+    # Every module of the interpreter that imported the function by name gets the cached one.
+    for name in _INTERPRETER_CLIENT_USERS:
+        importlib.import_module(name)
+    for name, module in list(sys.modules.items()):
+        interpreter = name.startswith("moto.stepfunctions.parser")
+        if interpreter and getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+    boto_client_module.boto_client_for = boto_client_for
+
+
+def _reuse_parsed_json_paths() -> None:
+    """The interpreter parses every JSONPath (InputPath, ResultPath, `.$` parameters) on every state of every
+    execution with a fresh PLY parser; a parsed path is an immutable expression tree, so one per string."""
+    import jsonpath_ng.ext
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    for module in (json_path, result_path):
+        module.parse = functools.lru_cache(maxsize=4096)(module.parse)  # type: ignore[attr-defined]
+    # moto's EventBridge parses its target input paths on every PutEvents (`from jsonpath_ng.ext import parse`
+    # inside the call): the same cache, where that import finds it.
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=4096)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
+
+
+def _remember_response_methods() -> None:
+    """moto lists a response class's methods with `inspect.getmembers` on every request to find the action's
+    handler; a class's methods do not change while the server runs."""
+    from moto.core import responses
+
+    listed = responses.method_names_from_class  # type: ignore[attr-defined]
+    names = functools.lru_cache(maxsize=None)(lambda clazz: tuple(listed(clazz)))
+    responses.method_names_from_class = names  # type: ignore[attr-defined,assignment]
+
+
+def _read_retention_from_the_queue() -> None:
+    """moto checks each message it hands out against the queue's retention period by building all of the
+    queue's attributes, which counts every message in the queue (three times per received message): a
+    receive costs O(queue length) per message, and draining a queue of 3,000 took minutes. Same check,
+    reading the one attribute."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention_period = self.get_queue(queue_name).message_retention_period
+        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+
+
 class MotoServer:
     """ThreadedMotoServer's set-up with the app wrapped in `OneCallAtATime`; port 0 picks a free port."""
 
@@ -107,7 +261,25 @@ class MotoServer:
         )
         from werkzeug.serving import make_server
 
-        app = OneCallAtATime(DomainDispatcherApplication(create_backend_app))
+        install_interpreter_caches()
+
+        class _Dispatcher(DomainDispatcherApplication):
+            """moto's dispatcher, remembering which backend serves a host: moto lists its package
+            directory (about 200 stat calls) and tries every backend's URL pattern on each request."""
+
+            def __init__(self, create_app: Any) -> None:
+                super().__init__(create_app)
+                self._backend_of: dict[str | None, Any] = {}
+
+            def get_backend_for_host(self, host: str | None) -> Any:
+                try:
+                    return self._backend_of[host]
+                except KeyError:
+                    backend = super().get_backend_for_host(host)
+                    self._backend_of[host] = backend
+                    return backend
+
+        app = OneCallAtATime(_Dispatcher(create_backend_app))
         self._app = app
         self._server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
