@@ -12,7 +12,7 @@ from pssync.adapters.aws import DynamoDBVersionStore
 from pssync.cli import app
 from pssync.cli.imports import import_app
 from pssync.model import examples
-from pssync.ops.onboarding import OPENING_BALANCE
+from pssync.workflows.receivables import OPENING_BALANCE
 from tests.integration.conftest import AwsWorld, context, load_handler
 
 TABLES = ("--business-table", "business", "--delivery-log-table", "delivery-log")
@@ -95,6 +95,14 @@ def test_import_dry_run_then_apply_then_again_then_a_changed_row(aws: AwsWorld, 
         "billing-schedule:C-2026-0412:v1",
         "project:P-CONTOSO-0412:contract-v1",
     ]
+    # The opening position enters pssync's balances: billed and collected before pssync, on the cut-over.
+    later = CliRunner().invoke(
+        app, ["contract", "show", "C-2026-0412", *TABLES, "--format", "json", "--as-of", "2027-12-31"]
+    )
+    balances = json.loads(later.output)["balances"]
+    assert balances["billed"] == {"amount": "131000.00", "currency": "EUR"}
+    assert balances["collected"] == {"amount": "92000.00", "currency": "EUR"}
+    assert balances["receivable"] == {"amount": "39000.00", "currency": "EUR"}
 
 
 def test_provisioning_steps_replayed_for_an_onboarded_contract_send_nothing_new(

@@ -210,6 +210,11 @@ def _problems(report: Any, row: int) -> dict[str, str]:
             "before the contract was signed",
         ),
         (
+            lambda r: r["history"].update(as_of="2026-12-31"),  # signed, not started, yet billed
+            "history.as_of",
+            "before the contract starts",
+        ),
+        (
             lambda r: r["history"].update(recognised_to_date={"amount": "500000.00", "currency": "EUR"}),
             "history.recognised_to_date",
             "exceeds the fixed transaction price",

@@ -30,7 +30,7 @@ from pssync.workflows.delivery_facts import collectors
 from pssync.workflows.expenses import EXPENSE_LEDGER
 from pssync.workflows.milestones import MILESTONE_LEDGER
 from pssync.workflows.provision import CONTRACT, REVENUE_SCHEDULE
-from pssync.workflows.receivables import CONTRACT_BALANCES, RECEIVABLES_LEDGER
+from pssync.workflows.receivables import CONTRACT_BALANCES, OPENING_BALANCE, RECEIVABLES_LEDGER
 from pssync.workflows.revenue import EngineVersion, RevenueSchedule, calendar_for, to_engine_contract
 from pssync.workflows.time_approval import TIME_LEDGER
 
@@ -44,6 +44,7 @@ CONTRACT_AGGREGATES: tuple[str, ...] = (
     EXPENSE_LEDGER,
     MILESTONE_LEDGER,
     RECEIVABLES_LEDGER,
+    OPENING_BALANCE,
     CONTRACT_BALANCES,
 )
 LEDGERS: tuple[str, ...] = tuple(a for a in CONTRACT_AGGREGATES if a not in (CONTRACT, REVENUE_SCHEDULE))

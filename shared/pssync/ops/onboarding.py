@@ -52,11 +52,10 @@ from pssync.workflows.provision import (
     store_revenue_schedule,
     validate_master_data,
 )
-from pssync.workflows.receivables import ContractBalances, balances_as_of
+from pssync.workflows.receivables import OPENING_BALANCE, ContractBalances, balances_as_of
 from pssync.workflows.revenue import EngineVersion, revenue_schedule_for
 
 IMPORT_SOURCE = "onboarding"  # the event source of every imported contract's version 1
-OPENING_BALANCE = "opening_balance"  # per contract: the history it was onboarded with (version 1 only)
 CSV_CONTRACT_COLUMN = "contract"  # the canonical ContractTerms as JSON text
 CSV_HISTORY_COLUMNS = ("as_of", "billed_to_date", "recognised_to_date", "collected_to_date")
 
@@ -282,6 +281,16 @@ def business_problems(row: ImportRow) -> list[RowProblem]:
         problems.append(
             RowProblem(
                 "history.as_of", f"{history.as_of} is before the contract was signed ({terms.signed_on})"
+            )
+        )
+    elif history.billed_to_date.amount and history.as_of < terms.start_date:
+        # The billed amount enters pssync's balances as an invoice on as_of; the engine refuses a bill dated
+        # before the contract starts (a fact is never moved), so the import does too.
+        problems.append(
+            RowProblem(
+                "history.as_of",
+                f"{history.as_of} is before the contract starts ({terms.start_date}) with "
+                f"{history.billed_to_date} billed",
             )
         )
     open_ended = any(isinstance(b, TimeAndMaterialsBilling | ExpenseBilling) for b in terms.billing)

@@ -36,6 +36,7 @@ def collectors() -> tuple[FactCollector, ...]:
         expenses.expense_facts,
         milestones.milestone_facts,
         receivables.receivable_facts,
+        receivables.opening_balance_facts,  # onboarded contracts: billed and collected before pssync
         # Locked periods stay as they were closed: facts learned later land in the first open period.
         period_close.closed_period_facts,
     )

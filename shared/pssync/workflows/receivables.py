@@ -552,6 +552,39 @@ def receivable_facts(store: VersionStore, contract_id: str, latest: EngineVersio
     return events
 
 
+OPENING_BALANCE = "opening_balance"
+"""Per onboarded contract (`pssync import contracts`): what the prior system had billed, recognised and
+collected on the cut-over date (`history`), version 1 only."""
+
+
+def opening_balance_facts(store: VersionStore, contract_id: str, latest: EngineVersion) -> list[engine.Event]:
+    """The opening position's collector: billed and collected to date before pssync, as one invoice and one
+    payment on the cut-over date, so receivable, contract asset and liability start where the prior system
+    left them (revenue itself is the engine's from the terms; a difference was warned at import)."""
+    head = store.head(OPENING_BALANCE, contract_id)
+    if head is None:
+        return []
+    history = head.body["history"]
+    on = date.fromisoformat(history["as_of"])
+    events: list[engine.Event] = []
+    billed = Money.model_validate(history["billed_to_date"]).amount
+    if billed:
+        events.append(
+            engine.Invoice(id=f"opening:billed:{contract_id}", on=on, contract_id=contract_id, amount=billed)
+        )
+    collected = history.get("collected_to_date")
+    if collected is not None and Money.model_validate(collected).amount:
+        events.append(
+            engine.Payment(
+                id=f"opening:collected:{contract_id}",
+                on=on,
+                contract_id=contract_id,
+                amount=Money.model_validate(collected).amount,
+            )
+        )
+    return events
+
+
 # --- steps ------------------------------------------------------------------------------------------------
 
 
