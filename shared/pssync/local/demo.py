@@ -14,7 +14,7 @@ import json
 import re
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -470,6 +470,9 @@ def stand_in_evidence(
     if "kantata" in holdings:
         kantata = holdings["kantata"]
         evidence["kantata_records"] = {kind: len(kantata[kind]) for kind in sorted(kantata)}
+        # Vendor calls, by method: what a PSA command costs (the stand-in logs every request it answers).
+        calls = Counter(method for method, _ in runtime.stand_ins["kantata"].ox.requests)
+        evidence["kantata_requests"] = dict(sorted(calls.items()))
         evidence["kantata_check"] = kantata_check(psa_commands, kantata)
     return evidence
 
@@ -602,6 +605,8 @@ def print_report(report: dict[str, Any], console: Any) -> None:
             table.add_column(column)
         for kind, held in evidence["kantata_records"].items():
             table.add_row(kind, str(held))
+        for method, count in evidence.get("kantata_requests", {}).items():
+            table.add_row(f"{method} requests", str(count))
         verdict = (
             "matches the delivery log" if not evidence["kantata_check"] else "DIFFERS from the delivery log"
         )
