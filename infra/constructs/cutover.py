@@ -30,6 +30,10 @@ from infra import runtime
 
 CUTOVER_CONTEXT_KEY = "pssync:cutover"
 NETSUITE_CONTEXT_KEY = "pssync:netsuite"
+# Not `pssync:kantata`: that key configures the Kantata time-entry poller (infra/sources.py).
+KANTATA_PSA_CONTEXT_KEY = "pssync:kantata-psa"
+# Kantata OX's documented API host (developer.kantata.com); another host goes in the context or the secret.
+KANTATA_DEFAULT_BASE_URL = "https://api.mavenlink.com"
 MODES = ("shadow", "dual", "live")
 SYSTEMS = ("psa", "erp")
 MAPPING_TABLES = ("subsidiaries", "currencies", "items", "accounts")
@@ -53,6 +57,12 @@ class NetSuiteConfig:
     mapping: dict[str, dict[str, str]] = field(default_factory=dict)
     secret_arn: str | None = None
     concurrency_limit: int = 5
+
+
+@dataclass(frozen=True)
+class KantataConfig:
+    base_url: str = KANTATA_DEFAULT_BASE_URL
+    secret_arn: str | None = None
 
 
 def _object(value: Any, key: str) -> dict[str, Any]:
@@ -96,6 +106,25 @@ def parse_netsuite(value: Any) -> NetSuiteConfig | None:
     )
 
 
+def parse_kantata_psa(value: Any) -> KantataConfig:
+    if value is None:
+        return KantataConfig()
+    config = _object(value, KANTATA_PSA_CONTEXT_KEY)
+    unknown = set(config) - {"base_url", "secret_arn"}
+    if unknown:
+        raise ValueError(
+            f"{KANTATA_PSA_CONTEXT_KEY}: unknown key(s) {sorted(unknown)}; use base_url, secret_arn"
+        )
+    base_url = str(config.get("base_url", KANTATA_DEFAULT_BASE_URL)).rstrip("/")
+    if not base_url.startswith("https://"):
+        # The bearer token goes with every request: never over plain HTTP.
+        raise ValueError(f"{KANTATA_PSA_CONTEXT_KEY}.base_url must be an https:// URL")
+    secret_arn = config.get("secret_arn")
+    if secret_arn is not None and not str(secret_arn).startswith("arn:"):
+        raise ValueError(f"{KANTATA_PSA_CONTEXT_KEY}.secret_arn must be a Secrets Manager ARN")
+    return KantataConfig(base_url=base_url, secret_arn=secret_arn)
+
+
 class VendorTargets(Construct):
     """What the command-sending functions need for their target's cutover mode."""
 
@@ -107,15 +136,17 @@ class VendorTargets(Construct):
         stage: str,
         cutover: CutoverConfig,
         netsuite: NetSuiteConfig | None,
+        kantata: KantataConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.cutover = cutover
+        self.kantata_secret: secretsmanager.ISecret | None = None
+        self._kantata_base_url = ""
         if cutover.psa != "shadow":
-            # Typed at synth, not at the first command: no live PSA connector is wired in this build.
-            raise ValueError(
-                f"{CUTOVER_CONTEXT_KEY}.psa={cutover.psa!r} needs a live PSA connector (Kantata), which this "
-                "build does not wire yet; keep the PSA on 'shadow'"
-            )
+            if kantata is None:
+                kantata = parse_kantata_psa(self.node.try_get_context(KANTATA_PSA_CONTEXT_KEY))
+            self._kantata_base_url = kantata.base_url
+            self.kantata_secret = self._kantata_secret(stage, kantata)
         self.netsuite_secret: secretsmanager.ISecret | None = None
         self.concurrency_table: dynamodb.Table | None = None
         self._mapping_json = ""
@@ -171,6 +202,26 @@ class VendorTargets(Construct):
             removal_policy=runtime.removal_policy(stage),
         )
 
+    def _kantata_secret(self, stage: str, kantata: KantataConfig) -> secretsmanager.ISecret:
+        if kantata.secret_arn:
+            return secretsmanager.Secret.from_secret_complete_arn(self, "KantataSecret", kantata.secret_arn)
+        created = secretsmanager.Secret(
+            self,
+            "KantataSecret",
+            secret_name=f"pssync/{stage}/psa/kantata",
+            description='Kantata OX PSA API token: JSON {"access_token": "...", optional "base_url"}',
+            removal_policy=runtime.removal_policy(stage),
+        )
+        Validations.of(created).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason="Kantata OX issues the access token through its OAuth authorization flow, granted by "
+                "an account user in a browser; a rotation Lambda cannot obtain a new one. Rotate by "
+                "authorizing again, then put-secret-value with the new token.",
+            )
+        )
+        return created
+
     def environment(self, environment: dict[str, str]) -> dict[str, str]:
         """A function's environment with its targets' modes and, for a live ERP, where its settings live."""
         configured = dict(environment)
@@ -185,10 +236,21 @@ class VendorTargets(Construct):
                 CONCURRENCY_TABLE_NAME=self.concurrency_table.table_name,
                 NETSUITE_CONCURRENCY_LIMIT=str(self._limit),
             )
+        if CONNECTOR_VARIABLE["psa"] in configured and self.kantata_secret is not None:
+            configured.update(
+                KANTATA_SECRET_ID=self.kantata_secret.secret_arn,
+                KANTATA_PSA_BASE_URL=self._kantata_base_url,
+            )
         return configured
 
     def grant(self, role: iam.IRole, environment: dict[str, str]) -> None:
         """Read the vendor secret (that one only) and lease concurrency slots, when it sends live."""
+        if CONNECTOR_VARIABLE["psa"] in environment and self.kantata_secret is not None:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"], resources=[self.kantata_secret.secret_arn]
+                )
+            )
         if CONNECTOR_VARIABLE["erp"] not in environment or self.netsuite_secret is None:
             return
         assert self.concurrency_table is not None

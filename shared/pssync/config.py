@@ -67,6 +67,14 @@ class NetSuiteSettings(_Settings):
         }
 
 
+class KantataPsaSettings(_Settings):
+    """The Kantata OX account of the PSA connector: the Secrets Manager secret holding {"access_token":
+    ..., optional "base_url"} (its ARN, never the token) and the API host when the secret names none."""
+
+    kantata_secret_id: str
+    kantata_psa_base_url: str = "https://api.mavenlink.com"
+
+
 class VendorConcurrencySettings(_Settings):
     """The table of vendor accounts' concurrency slots (pssync.adapters.leases) and NetSuite's limit."""
 

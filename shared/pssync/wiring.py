@@ -42,8 +42,11 @@ from pssync.model.sources import CrmApiConfig, SourceConfig
 from pssync.ports import Connector, RecordFetcher, SystemClock, TokenSource
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from pssync.adapters.leases import DynamoDBLeaseLimiter
     from pssync.connectors.http import VendorHttp
+    from pssync.connectors.kantata import KantataConnector
     from pssync.connectors.limiter import LimitedConnector
     from pssync.connectors.netsuite import NetSuiteConnector
     from pssync.ingest.closed_won import ClosedWonResolver
@@ -227,9 +230,13 @@ def _lease_limiter(table_name: str, limit: int, lease_seconds: int) -> DynamoDBL
     return DynamoDBLeaseLimiter(table_name, client("dynamodb"), limit=limit, lease_seconds=lease_seconds)
 
 
-def _not_selectable(kind: str, target: Target, why: str) -> PssyncError:
+def _not_configured(kind: str, target: Target, error: ValidationError, context_key: str) -> PssyncError:
+    """Typed at the first command, naming every missing variable and where the stack takes it from."""
+    missing = ", ".join(str(e["loc"][0]).upper() for e in error.errors())
     return PssyncError(
-        f"cutover mode {kind!r} is not selectable yet for the {target}: {why}", code="configuration"
+        f"cutover mode {kind!r} for the {target} cannot run: {missing} not configured (CDK context "
+        f"{context_key})",
+        code="configuration",
     )
 
 
@@ -244,10 +251,7 @@ def live_erp_connector(kind: str = "live") -> LimitedConnector:
         load_settings(NetSuiteSettings)
         concurrency = load_settings(VendorConcurrencySettings)
     except ValidationError as error:
-        missing = ", ".join(str(e["loc"][0]).upper() for e in error.errors())
-        raise _not_selectable(
-            kind, Target.ERP, f"{missing} not configured (CDK context pssync:netsuite)"
-        ) from None
+        raise _not_configured(kind, Target.ERP, error, "pssync:netsuite") from None
     netsuite = netsuite_connector()
     limiter = _lease_limiter(
         concurrency.concurrency_table_name,
@@ -257,21 +261,49 @@ def live_erp_connector(kind: str = "live") -> LimitedConnector:
     return LimitedConnector(netsuite, limiter, f"netsuite#{netsuite.account_id}")
 
 
+def live_psa_connector(kind: str = "live") -> KantataConnector:
+    """Kantata OX from KANTATA_SECRET_ID (and KANTATA_PSA_BASE_URL unless the secret names its host).
+
+    No lease limiter: Kantata publishes no concurrency limit, and its 429 + Retry-After is waited out by
+    the client (KANTATA_WRITES)."""
+    from pydantic import ValidationError
+
+    from pssync.config import KantataPsaSettings
+
+    try:
+        settings = load_settings(KantataPsaSettings)
+    except ValidationError as error:
+        raise _not_configured(kind, Target.PSA, error, "pssync:kantata-psa") from None
+    return _kantata_connector(settings.kantata_secret_id, settings.kantata_psa_base_url)
+
+
+@_once
+def _kantata_connector(secret_id: str, default_base_url: str) -> KantataConnector:
+    # Built once per container: one pooled client, and one secrets cache whose token every request reads
+    # (Powertools' cache: one GetSecretValue per 5 min, so a token stored after a 401 is picked up).
+    from pssync.adapters.aws import JsonSecrets
+    from pssync.connectors.kantata import KantataConnector, kantata_psa_http
+
+    secrets = JsonSecrets(client("secretsmanager"))
+    base_url = str(secrets.read(secret_id, "access_token").get("base_url") or default_base_url)
+    return KantataConnector(
+        kantata_psa_http(base_url, lambda: str(secrets.read(secret_id, "access_token")["access_token"]))
+    )
+
+
 def connector_for(kind: str, settings: DeliveryLogSettings, target: Target = Target.ERP) -> Connector:
     """The target's connector in its cutover mode, always behind the never-regress guard."""
-    from pssync.connectors.cutover import SHADOW, CutoverConnector
+    from pssync.connectors.cutover import SHADOW, CutoverConnector, LiveTarget
 
     if kind == SHADOW:
         return CutoverConnector(kind, delivery_log(settings))
-    if target is Target.PSA:
-        # Kantata is the PSA's live connector; this build does not wire it (the stack refuses psa != shadow).
-        raise _not_selectable(kind, target, "no live PSA connector is wired in this build")
-    live = live_erp_connector(kind)  # first: a configuration error must not wait for AWS clients
+    # The live connector first: a configuration error must not wait for AWS clients.
+    live: LiveTarget = live_psa_connector(kind) if target is Target.PSA else live_erp_connector(kind)
     return CutoverConnector(kind, delivery_log(settings), live=live)
 
 
 def deliver(command: ConnectorCommand) -> CommandReceipt:
-    """Send a PSA or ERP command through its target's connector, in the target's cutover mode."""
+    """Send a PSA or ERP command through the connector its target's cutover mode selects."""
     from pssync.workflows.provision import send
 
     settings = load_settings(DeliveryLogSettings)

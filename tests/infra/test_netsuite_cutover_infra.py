@@ -136,8 +136,7 @@ def test_a_bad_cutover_context_is_refused(context: dict[str, str], message: str)
         parse_cutover(context)
 
 
-def test_a_live_erp_without_a_mapping_or_a_live_psa_fails_the_synth_with_its_reason() -> None:
+def test_a_live_erp_without_a_mapping_fails_the_synth_with_its_reason() -> None:
+    # A live PSA is selectable (Kantata): tests/infra/test_kantata_cutover_infra.py.
     with pytest.raises(Exception, match="needs pssync:netsuite"):
         synthesize({"pssync:cutover": {"erp": "dual"}})
-    with pytest.raises(Exception, match="needs a live PSA connector"):
-        synthesize({"pssync:cutover": {"psa": "live"}})

@@ -94,17 +94,17 @@ def test_an_older_version_is_refused_before_netsuite_is_called(
     assert "v2" in standin.holdings()["records"]["salesOrder"]["C-2026-0412"]["memo"]
 
 
-def test_the_erp_live_without_its_settings_and_the_psa_live_are_configuration_errors(
+def test_the_erp_and_the_psa_live_without_their_settings_are_configuration_errors(
     aws: AwsWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key in ("NETSUITE_SECRET_ID", "NETSUITE_MAPPING", "CONCURRENCY_TABLE_NAME"):
+    for key in ("NETSUITE_SECRET_ID", "NETSUITE_MAPPING", "CONCURRENCY_TABLE_NAME", "KANTATA_SECRET_ID"):
         monkeypatch.delenv(key, raising=False)
     settings = DeliveryLogSettings(delivery_log_table_name="log", erp_connector="live", psa_connector="live")
     from pssync.model.commands import Target
 
     with pytest.raises(PssyncError, match="NETSUITE_SECRET_ID, NETSUITE_MAPPING not configured") as erp:
         wiring.connector_for("live", settings, Target.ERP)
-    with pytest.raises(PssyncError, match="no live PSA connector") as psa:
+    with pytest.raises(PssyncError, match="KANTATA_SECRET_ID not configured") as psa:
         wiring.connector_for("live", settings, Target.PSA)
     assert erp.value.code == psa.value.code == "configuration"
     assert isinstance(wiring.connector_for("shadow", settings, Target.PSA), CutoverConnector)

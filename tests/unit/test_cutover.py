@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -226,13 +227,25 @@ def test_an_unknown_mode_in_the_settings_fails_at_load() -> None:
 
 
 @pytest.mark.parametrize("mode", ["dual", "live"])
-def test_dual_and_live_are_not_selectable_until_they_are_complete(mode: str) -> None:
+@pytest.mark.parametrize(
+    ("target", "missing"),
+    [
+        (Target.ERP, "NETSUITE_SECRET_ID, NETSUITE_MAPPING not configured (CDK context pssync:netsuite)"),
+        (Target.PSA, "KANTATA_SECRET_ID not configured (CDK context pssync:kantata-psa)"),
+    ],
+)
+def test_dual_and_live_without_their_vendor_settings_are_configuration_errors_naming_them(
+    mode: str, target: Target, missing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pssync.wiring import connector_for
 
-    settings = DeliveryLogSettings(delivery_log_table_name="log", erp_connector=mode)
-    with pytest.raises(PssyncError, match="not selectable yet") as error:
-        connector_for(mode, settings)
+    for variable in ("NETSUITE_SECRET_ID", "NETSUITE_MAPPING", "KANTATA_SECRET_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    settings = DeliveryLogSettings(delivery_log_table_name="log", erp_connector=mode, psa_connector=mode)
+    with pytest.raises(PssyncError, match=re.escape(missing)) as error:
+        connector_for(mode, settings, target)
     assert error.value.code == "configuration"
+    assert f"cutover mode {mode!r} for the {target}" in str(error.value)
 
 
 def test_the_netsuite_connector_is_built_from_its_secret_and_mapping(

@@ -64,7 +64,8 @@ def local_up(
         bool,
         typer.Option(
             "--stand-ins",
-            help="Start the vendor stand-ins (test equipment: NetSuite) and run the ERP live against them",
+            help="Start the vendor stand-ins (test equipment: NetSuite, Kantata OX) and run the ERP and "
+            "the PSA live against them",
         ),
     ] = False,
 ) -> None:
@@ -76,9 +77,10 @@ def local_up(
         console.print(f"AWS endpoint (moto): {runtime.moto_url}   signing secrets: {runtime.secrets_file}")
         for route in runtime.resources.routes:
             console.print(f"  {route.method} {route.path} -> {route.function_name}")
-        for vendor, stand_in in runtime.stand_ins.items():
+        targets = {"netsuite": "ERP", "kantata": "PSA"}
+        for vendor, url in runtime.stand_in_urls.items():
             console.print(
-                f"{vendor} stand-in (test equipment, not {vendor}): {stand_in.base_url}; ERP target: live"
+                f"{vendor} stand-in (test equipment, not {vendor}): {url}; {targets[vendor]} target: live"
             )
         try:
             while True:
@@ -95,8 +97,9 @@ def demo(
     targets: Annotated[
         str,
         typer.Option(
-            help="shadow: record PSA/ERP commands only; live: the ERP writes to the NetSuite stand-in "
-            "(test equipment), which must end holding exactly what the delivery log says was delivered"
+            help="shadow: record PSA/ERP commands only; live: the ERP writes to the NetSuite stand-in and "
+            "the PSA to the Kantata OX stand-in (test equipment), which must end holding exactly what the "
+            "delivery log says was delivered"
         ),
     ] = "shadow",
 ) -> None:

@@ -14,7 +14,7 @@ import json
 import re
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,9 +24,16 @@ from typing import Any
 import httpx
 
 from pssync.adapters.aws import DynamoDBDeliveryLog, DynamoDBVersionStore, StepFunctionsExecutions
+from pssync.connectors.kantata_plan import (
+    field_differences,
+    marker_of,
+    story_marker,
+    workspace_plan,
+)
 from pssync.local import demo_scenario as scenario
 from pssync.local.runtime import LocalRuntime
 from pssync.local.webhook_client import post_webhook, standard_webhook_headers
+from pssync.model.commands import ConnectorCommand
 from pssync.ports import VersionStore
 from pssync.workflows import period_close
 from pssync.workflows.amendment import engine_versions
@@ -293,19 +300,20 @@ def collect_report(runtime: LocalRuntime, driver: DemoDriver) -> dict[str, Any]:
     metrics = business_metrics(runtime.lambda_log_path, driver.log_offset)
     metrics["ExceptionAgeSeconds"] = exception_ages(runtime)
     erp_commands = [c for c in commands if c["target"] == "erp"]
+    psa_commands = [c for c in commands if c["target"] == "psa"]
     return {
         "targets": {
             "erp": runtime.function_env("ERP_CONNECTOR"),
             "psa": runtime.function_env("PSA_CONNECTOR"),
         },
-        "stand_ins": stand_in_evidence(runtime, erp_commands),
+        "stand_ins": stand_in_evidence(runtime, erp_commands, psa_commands),
         "aws_calls": sum(runtime.aws_calls().values()),
         "deliveries": driver.deliveries,
         "executions": executions,
         "contract_versions": {c: _contract_versions(store, c) for c in CONTRACTS},
         "modifications": _classifications(runtime),
         "commands": {
-            "psa": [c for c in commands if c["target"] == "psa"],
+            "psa": psa_commands,
             "erp": erp_commands,
         },
         "revenue_schedule": {c: _revenue_schedule(store, c) for c in CONTRACTS},
@@ -381,17 +389,92 @@ def netsuite_check(erp_commands: list[dict[str, Any]], holdings: dict[str, Any])
     return found
 
 
-def stand_in_evidence(runtime: LocalRuntime, erp_commands: list[dict[str, Any]]) -> dict[str, Any]:
-    """The stand-ins' holdings and the check against the delivery log (only with `--targets live`)."""
+def kantata_check(psa_commands: list[dict[str, Any]], holdings: dict[str, Any]) -> list[str]:
+    """Differences between what the Kantata OX stand-in holds and what the delivery log says was delivered:
+    one workspace per project holding the head version's fields (budget, dates) and phases, one external
+    reference each, no story twice, nothing the log never delivered. Empty when they agree."""
+    heads: dict[str, ConnectorCommand] = {}
+    for raw in psa_commands:
+        command = ConnectorCommand.model_validate(raw)
+        head = heads.get(command.external_id)
+        if head is None or _version(command) > _version(head):
+            heads[command.external_id] = command
+    plans = {project_id: workspace_plan(command) for project_id, command in heads.items()}
+    found: list[str] = []
+    workspaces_by_marker: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for workspace in holdings["workspaces"]:
+        workspaces_by_marker[marker_of(workspace.get("description"))].append(workspace)
+    planned_markers = {plan.marker for plan in plans.values()}
+    for marker, workspaces in sorted(workspaces_by_marker.items(), key=lambda m: str(m[0])):
+        if marker not in planned_markers:
+            ids = sorted(str(w["id"]) for w in workspaces)
+            found.append(f"Kantata holds workspaces the log never delivered ({marker or 'no marker'}): {ids}")
+    ours = [r for r in holdings["external_references"] if r.get("service_name") == "pssync"]
+    for reference in ours:
+        if reference.get("service_model_ref") not in plans:
+            found.append(
+                f"Kantata holds a reference the log never delivered: {reference.get('service_model_ref')}"
+            )
+    for project_id, plan in sorted(plans.items()):
+        workspaces = workspaces_by_marker.get(plan.marker, [])
+        if len(workspaces) != 1:
+            found.append(f"Kantata holds {len(workspaces)} workspaces for project {project_id}, not 1")
+            continue
+        workspace_id = str(workspaces[0]["id"])
+        found += field_differences(
+            plan.fields, workspaces[0], f"workspace {project_id} v{plan.contract_version}"
+        )
+        referenced = sorted(str(r["subject_id"]) for r in ours if r.get("service_model_ref") == project_id)
+        if referenced != [workspace_id]:
+            found.append(
+                f"project {project_id}: references to workspaces {referenced}, not [{workspace_id!r}]"
+            )
+        stories: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for story in holdings["stories"]:
+            marker = marker_of(story.get("description"))
+            if str(story.get("workspace_id")) == workspace_id and marker is not None:
+                stories[marker].append(story)
+        planned = {story.marker: story for story in plan.stories}
+        for marker, held in sorted(stories.items()):
+            if len(held) > 1:
+                found.append(f"workspace {project_id}: story {marker!r} held {len(held)} times")
+            if marker not in planned:
+                found.append(f"workspace {project_id}: story {marker!r} is not in v{plan.contract_version}")
+        for marker, story in planned.items():
+            if marker not in stories:
+                found.append(f"workspace {project_id}: lacks story {marker!r}")
+                continue
+            held_story = stories[marker][0]
+            found += field_differences(story.fields, held_story, f"workspace {project_id} story {story.key}")
+            parent = stories.get(story_marker(story.parent_key)) if story.parent_key else None
+            parent_id = str(parent[0]["id"]) if parent else None
+            if (str(held_story["parent_id"]) if held_story.get("parent_id") else None) != parent_id:
+                found.append(f"workspace {project_id} story {story.key}: not under {story.parent_key}")
+    return found
+
+
+def _version(command: ConnectorCommand) -> int:
+    return int(command.payload["contract_version"])
+
+
+def stand_in_evidence(
+    runtime: LocalRuntime, erp_commands: list[dict[str, Any]], psa_commands: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The stand-ins' holdings and the checks against the delivery log (only with `--targets live`)."""
     holdings = runtime.stand_in_holdings()
-    if "netsuite" not in holdings:
-        return {}
-    records = holdings["netsuite"]["records"]
-    return {
-        "holdings": holdings,
-        "netsuite_records": {t: len(r) for t, r in sorted(records.items())},
-        "netsuite_check": netsuite_check(erp_commands, holdings["netsuite"]),
-    }
+    evidence: dict[str, Any] = {"holdings": holdings} if holdings else {}
+    if "netsuite" in holdings:
+        records = holdings["netsuite"]["records"]
+        evidence["netsuite_records"] = {t: len(r) for t, r in sorted(records.items())}
+        evidence["netsuite_check"] = netsuite_check(erp_commands, holdings["netsuite"])
+    if "kantata" in holdings:
+        kantata = holdings["kantata"]
+        evidence["kantata_records"] = {kind: len(kantata[kind]) for kind in sorted(kantata)}
+        # Vendor calls, by method: what a PSA command costs (the stand-in logs every request it answers).
+        calls = Counter(method for method, _ in runtime.stand_ins["kantata"].ox.requests)
+        evidence["kantata_requests"] = dict(sorted(calls.items()))
+        evidence["kantata_check"] = kantata_check(psa_commands, kantata)
+    return evidence
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:
@@ -419,6 +502,7 @@ def problems(report: dict[str, Any]) -> list[str]:
         f"close {c['legal_entity']} {c['period']}: {c['status']}" for c in report["closes"] if not c["locked"]
     ]
     found += report.get("stand_ins", {}).get("netsuite_check", [])
+    found += report.get("stand_ins", {}).get("kantata_check", [])
     return found
 
 
@@ -499,8 +583,8 @@ def print_report(report: dict[str, Any], console: Any) -> None:
         table.add_row(name, str(m.get("count")), str(m.get("p50", "")), str(m.get("max")))
     console.print(table)
 
-    if report.get("stand_ins"):
-        evidence = report["stand_ins"]
+    evidence = report.get("stand_ins") or {}
+    if "netsuite_check" in evidence:
         netsuite = evidence["holdings"]["netsuite"]
         table = Table(title=f"NetSuite stand-in (test equipment), account {netsuite['account_id']}")
         for column in ("record type", "records held"):
@@ -512,6 +596,19 @@ def print_report(report: dict[str, Any], console: Any) -> None:
                       f"{counters['max_in_flight']} (limit {netsuite['concurrency_limit']})")  # fmt: skip
         verdict = (
             "matches the delivery log" if not evidence["netsuite_check"] else "DIFFERS from the delivery log"
+        )
+        table.add_row("check", verdict)
+        console.print(table)
+    if "kantata_check" in evidence:
+        table = Table(title="Kantata OX stand-in (test equipment)")
+        for column in ("held", "count"):
+            table.add_column(column)
+        for kind, held in evidence["kantata_records"].items():
+            table.add_row(kind, str(held))
+        for method, count in evidence.get("kantata_requests", {}).items():
+            table.add_row(f"{method} requests", str(count))
+        verdict = (
+            "matches the delivery log" if not evidence["kantata_check"] else "DIFFERS from the delivery log"
         )
         table.add_row("check", verdict)
         console.print(table)

@@ -45,8 +45,9 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-# `--stand-ins`: the ERP runs `live` against the NetSuite stand-in (test equipment), whose account has
-# these internal ids (what an operator would put in cdk.json for a real account).
+# `--stand-ins`: the ERP and the PSA run `live` against the NetSuite and Kantata OX stand-ins (test
+# equipment). The NetSuite stand-in's account has these internal ids (what an operator would put in
+# cdk.json for a real account).
 STAND_IN_NETSUITE_MAPPING = {
     "subsidiaries": {"NL01": "2", "US01": "1"},
     "currencies": {"USD": "1", "GBP": "2", "EUR": "4"},
@@ -68,7 +69,7 @@ STAND_IN_NETSUITE_MAPPING = {
     },
 }
 STAND_IN_CONTEXT = {
-    "pssync:cutover": {"erp": "live"},
+    "pssync:cutover": {"erp": "live", "psa": "live"},
     "pssync:netsuite": {"mapping": STAND_IN_NETSUITE_MAPPING, "concurrency_limit": 5},
 }
 
@@ -100,6 +101,7 @@ class LocalRuntime:
         # Vendor stand-ins (test equipment) with the targets they stand in for selected `live`.
         self.with_stand_ins = stand_ins
         self.stand_ins: dict[str, Any] = {}
+        self.stand_in_urls: dict[str, str] = {}  # vendor -> the stand-in's base URL on 127.0.0.1
         self._api_port = api_port
         self._retry_time_scale = retry_time_scale
         env_file = os.environ.get(SECRETS_FILE_ENV)
@@ -274,15 +276,17 @@ class LocalRuntime:
         self.signing_secrets = stored  # the name the demo, the bench and the e2e driver read
 
     def _start_stand_ins(self) -> None:
-        """Start the NetSuite stand-in with a new certificate and store the integration's credentials in the
-        local Secrets Manager, where the functions read them exactly as on AWS (the stand-in's URL as the
-        account's REST domain). A Kantata stand-in joins here once a live PSA connector is wired."""
+        """Start the NetSuite stand-in with a new certificate and the Kantata OX stand-in with a new token,
+        and store each one's credentials in the local Secrets Manager, where the functions read them exactly
+        as on AWS (each stand-in's URL in its secret: NetSuite's REST domain, Kantata's base_url)."""
+        from pssync.local.standins.kantata import KantataStandIn
         from pssync.local.standins.netsuite import NetSuiteStandIn, new_certificate_key
 
         private_key, public_key = new_certificate_key()
         netsuite = NetSuiteStandIn(public_key_pem=public_key)
         base_url = netsuite.start()
         self.stand_ins["netsuite"] = netsuite
+        self.stand_in_urls["netsuite"] = base_url
         credentials = {
             "account_id": netsuite.account_id,
             "client_id": netsuite.client_id,
@@ -292,6 +296,15 @@ class LocalRuntime:
         }
         self.clients["secretsmanager"].put_secret_value(
             SecretId=self.function_env("NETSUITE_SECRET_ID"), SecretString=json.dumps(credentials)
+        )
+        token = f"stand-in-{secrets.token_hex(16)}"
+        kantata = KantataStandIn(token)
+        kantata_url = kantata.start()
+        self.stand_ins["kantata"] = kantata
+        self.stand_in_urls["kantata"] = kantata_url
+        self.clients["secretsmanager"].put_secret_value(
+            SecretId=self.function_env("KANTATA_SECRET_ID"),
+            SecretString=json.dumps({"access_token": token, "base_url": kantata_url}),
         )
 
     def stand_in_holdings(self) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""`pssync demo --targets live`: the whole lifecycle with the ERP live against the NetSuite stand-in (test
-equipment), in its own local runtime in a subprocess. The stand-in must end holding exactly what the
-delivery log says was delivered: one customer, one project per contract, one sales order per contract
-written once per contract version, one invoice per released milestone, balanced journals."""
+"""`pssync demo --targets live`: the whole lifecycle with the ERP live against the NetSuite stand-in and the
+PSA live against the Kantata OX stand-in (test equipment), in its own local runtime in a subprocess. Each
+stand-in must end holding exactly what the delivery log says was delivered. NetSuite: one customer, one
+project per contract, one sales order per contract written once per contract version, one invoice per
+released milestone, balanced journals. Kantata: one workspace per project at its head version's budget and
+phases, one external reference each."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from pssync.local import demo_scenario as scenario
+from pssync.money import Money
 
 pytestmark = pytest.mark.e2e
 
@@ -40,9 +43,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
-def test_the_erp_ran_live_and_the_stand_in_holds_exactly_what_was_delivered(report: dict[str, Any]) -> None:
-    assert report["targets"] == {"erp": "live", "psa": "shadow"}
+def test_both_targets_ran_live_and_each_stand_in_holds_exactly_what_was_delivered(
+    report: dict[str, Any],
+) -> None:
+    assert report["targets"] == {"erp": "live", "psa": "live"}
     assert report["stand_ins"]["netsuite_check"] == []
+    assert report["stand_ins"]["kantata_check"] == []
     assert {e["status"] for e in report["executions"]} == {"SUCCEEDED"}
 
 
@@ -72,3 +78,24 @@ def test_every_journal_balances_and_the_limit_was_never_exceeded(report: dict[st
     counters = netsuite["counters"]
     assert counters["throttled"] == 0 and counters["max_in_flight"] <= netsuite["concurrency_limit"]
     assert counters["unauthorised"] == 0 and counters["tokens_issued"] == counters["token_requests"]
+
+
+def test_kantata_holds_one_workspace_per_project_at_its_head_versions_budget(report: dict[str, Any]) -> None:
+    kantata = report["stand_ins"]["holdings"]["kantata"]
+    heads: dict[str, dict[str, Any]] = {}
+    for command in report["commands"]["psa"]:
+        head = heads.get(command["external_id"])
+        if head is None or command["payload"]["contract_version"] > head["payload"]["contract_version"]:
+            heads[command["external_id"]] = command
+    assert sorted(h["payload"]["contract_version"] for h in heads.values()) == [1, 2]  # the change order
+    workspace_of = {r["service_model_ref"]: r["subject_id"] for r in kantata["external_references"]}
+    assert len(kantata["external_references"]) == len(workspace_of) == len(heads) == 2
+    workspaces = {w["id"]: w for w in kantata["workspaces"]}
+    assert len(workspaces) == 2
+    for project_id, head in heads.items():
+        workspace = workspaces[workspace_of[project_id]]
+        budget = Money.model_validate(head["payload"]["budget"])  # the transaction price, as JSON
+        assert workspace["price_in_cents"] == budget.minor_units, project_id
+        assert workspace["currency"] == head["payload"]["currency"]
+        phases = {s["title"] for s in kantata["stories"] if s["workspace_id"] == workspace["id"]}
+        assert {w["name"] for w in head["payload"]["project"]["wbs"]} <= phases
