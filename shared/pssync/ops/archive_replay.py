@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pssync.ops.audit import Caller, ReplayAuditLog, ReplayRun, RunStatus
+from pssync.ops.audit import Caller, ReplayAuditLog, ReplayRun, RunStatus, recorded
 from pssync.ops.dead_letters import MessageOutcome, ReplayedMessage
 from pssync.ops.selection import RateLimiter
 
@@ -378,8 +378,7 @@ def audited_archive_replay(
     run = _new_run(caller, archive, window, method, started)
     if limiter is not None:
         run.rate = limiter.per_second
-    audit.begin(run)  # no record, no replay
-    try:
+    with recorded(audit, run, now):
         if method is ReplayMethod.START_REPLAY:
             replayer = replayer or ArchiveReplayer(events_client)
             name = replay_name(started)
@@ -402,15 +401,6 @@ def audited_archive_replay(
             reput(events_client, planned, limiter=limiter, progress=progress, into=run.messages)
             run.moved = sum(1 for m in run.messages if m.outcome is MessageOutcome.REPLAYED)
             run.status = RunStatus.COMPLETED
-    except KeyboardInterrupt:
-        run.status = RunStatus.INTERRUPTED
-        raise
-    except Exception as error:
-        run.status, run.failure = RunStatus.FAILED, f"{type(error).__name__}: {error}"
-        raise
-    finally:
-        run.finished_at = now().isoformat(timespec="microseconds")
-        audit.finish(run)
     return run
 
 

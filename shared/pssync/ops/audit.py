@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -237,6 +238,24 @@ def new_run(
     )
 
 
+@contextmanager
+def recorded(audit: ReplayAuditLog, run: ReplayRun, now: Callable[[], datetime]) -> Iterator[ReplayRun]:
+    """Record the run before anything moves (no record, no replay), and what came of it, whatever happens in
+    between: the body sets the outcome; an interruption or an error is recorded as such and raised."""
+    audit.begin(run)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        run.status = RunStatus.INTERRUPTED
+        raise
+    except Exception as error:
+        run.status, run.failure = RunStatus.FAILED, f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        run.finished_at = now().isoformat(timespec="microseconds")
+        audit.finish(run)
+
+
 def audited_replay(
     ops: DeadLetterOps,
     audit: ReplayAuditLog,
@@ -252,21 +271,19 @@ def audited_replay(
     """Record the run, replay, record what came of it, whatever happens in between."""
     selection = selection or ReplayFilter()
     run = new_run(caller, store, selection, limit, None if limiter is None else limiter.per_second, now())
-    audit.begin(run)  # no record, no replay
     outcome = ReplayOutcome()
-    try:
-        ops.replay(
-            store, selection=selection, limit=limit, limiter=limiter, progress=progress, now=now, into=outcome
-        )
-        run.status = RunStatus.COMPLETED
-    except KeyboardInterrupt:
-        run.status = RunStatus.INTERRUPTED
-        raise
-    except Exception as error:
-        run.status, run.failure = RunStatus.FAILED, f"{type(error).__name__}: {error}"
-        raise
-    finally:
-        run.messages, run.left = list(outcome.messages), outcome.left
-        run.finished_at = now().isoformat(timespec="microseconds")
-        audit.finish(run)
+    with recorded(audit, run, now):
+        try:
+            ops.replay(
+                store,
+                selection=selection,
+                limit=limit,
+                limiter=limiter,
+                progress=progress,
+                now=now,
+                into=outcome,
+            )
+            run.status = RunStatus.COMPLETED
+        finally:
+            run.messages, run.left = list(outcome.messages), outcome.left
     return run, outcome

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pssync.ops.audit import Caller, ReplayAuditLog, ReplayRun, RunStatus, audited_replay, new_run
+from pssync.ops.audit import Caller, ReplayAuditLog, ReplayRun, RunStatus, audited_replay, new_run, recorded
 from pssync.ops.dead_letters import (
     DeadLetterOps,
     DeadLetterStore,
@@ -189,9 +189,8 @@ def audited_move(
 ) -> tuple[ReplayRun, MoveTaskResult | None]:
     """Record the run, start the move task, record its handle and what it moved, whatever happens."""
     run = new_run(caller, store, ReplayFilter(), None, rate, now(), method=RedriveMethod.MOVE_TASK.value)
-    audit.begin(run)  # no record, no move
     result: MoveTaskResult | None = None
-    try:
+    with recorded(audit, run, now):
         result = mover.move(store, rate=rate, wait=wait, on_progress=on_progress)
         run.status = RunStatus.FAILED if result.status in ("FAILED", "CANCELLED") else RunStatus.COMPLETED
         run.failure = result.failure if result.status != "COMPLETED" and result.failure else None
@@ -207,15 +206,6 @@ def audited_move(
                 detail + (f" ({result.failure})" if result.failure else ""),
             )
         ]
-    except KeyboardInterrupt:
-        run.status = RunStatus.INTERRUPTED
-        raise
-    except Exception as error:
-        run.status, run.failure = RunStatus.FAILED, f"{type(error).__name__}: {error}"
-        raise
-    finally:
-        run.finished_at = now().isoformat(timespec="microseconds")
-        audit.finish(run)
     return run, result
 
 
