@@ -500,6 +500,9 @@ class Invoice(_Event):
     type: Literal["invoice"] = "invoice"
     contract_id: str
     amount: ExactDecimal
+    # The accounting contract billed: the contract itself (default) or a separate contract created by one of
+    # its modifications, `<contract_id>/m<version>` (IFRS 15.20, 15.105: balances are netted per contract).
+    accounting_contract: str | None = None
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
@@ -507,6 +510,7 @@ class Payment(_Event):
     type: Literal["payment"] = "payment"
     contract_id: str
     amount: ExactDecimal
+    accounting_contract: str | None = None  # as on Invoice
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
