@@ -9,8 +9,10 @@ are different contracts, so the asset and the liability are shown gross, never n
 
 from __future__ import annotations
 
+import csv
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,9 +26,12 @@ from pssync.revenue import (
     Scenario,
     UnitsDelivered,
     UnitsPattern,
+    parse_scenario,
     run_scenario,
 )
+from pssync.revenue.output import balance_rows_of, journal_rows_of
 from pssync.revenue.result.rollforward import account_balances, balances
+from pssync.revenue.stream import write_report
 
 SEPARATE = "GOODS/m2"
 
@@ -207,3 +212,37 @@ def test_any_billing_split_sums_to_the_contracts_totals_in_every_period(
         # a journal per accounting contract balances on its own (entry_figures asserts it) and in total
     for entry in result.journals():
         assert sum(line.debit - line.credit for line in entry.lines) == 0
+
+
+def test_the_stream_writes_the_accounting_contract_column_equal_to_the_in_memory_run(tmp_path: Path) -> None:
+    scenario = _example_5_case_a(BILLING)
+    text = scenario.model_dump_json()
+
+    summary = write_report(text, "csv", tmp_path / "report.csv")
+
+    assert summary.streamed
+    result = run_scenario(parse_scenario(text))
+    for kind, rows in (
+        ("balances", balance_rows_of(result.rollforward())),
+        ("journals", journal_rows_of(result.journals())),
+    ):
+        with summary.paths[kind].open(newline="", encoding="utf-8") as written:
+            [header, *lines] = list(csv.reader(written))
+        assert header[-1] == "accounting_contract"
+        assert sorted(map(tuple, lines)) == sorted(rows)
+        assert {line[-1] for line in lines} == {"GOODS", SEPARATE}
+
+
+def test_the_stream_refuses_an_unknown_accounting_contract_naming_the_event_in_the_whole_file(
+    tmp_path: Path,
+) -> None:
+    bad = [
+        Payment(id="p", contract_id="GOODS", accounting_contract="GOODS/m9", on=date(2024, 3, 1), amount=D(1))
+    ]
+    text = _example_5_case_a(bad).model_dump_json()
+
+    with pytest.raises(RevenueRuleError) as refused:
+        write_report(text, "csv", tmp_path / "report.csv")
+
+    assert refused.value.field == "events[3].accounting_contract"
+    assert list(tmp_path.iterdir()) == []
