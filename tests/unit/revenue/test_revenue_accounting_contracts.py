@@ -246,3 +246,37 @@ def test_the_stream_refuses_an_unknown_accounting_contract_naming_the_event_in_t
 
     assert refused.value.field == "events[3].accounting_contract"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_contract_totals_sum_the_accounting_contracts_gross() -> None:
+    result = run_scenario(_example_5_case_a(BILLING))
+
+    [march] = [line for line in result.rollforward_totals() if line.period == "2024-03"]
+    assert march.accounting_contract is None and march.contract_id == "GOODS"
+    names = (
+        "revenue",
+        "billed",
+        "paid",
+        "closing_receivable",
+        "closing_contract_asset",
+        "closing_contract_liability",
+    )
+    assert _figures(march, *names) == (
+        D("3000.00"),
+        D("2850.00"),
+        D("2850.00"),
+        D("5000.00"),
+        D("4000.00"),
+        D("2850.00"),
+    )
+
+
+def test_contract_totals_are_the_rollforward_when_the_contract_is_one_accounting_contract() -> None:
+    single = contract("ONE", [obligation("products", 100, UnitsPattern(total_units=D(10)))], 100)
+    events = [
+        Invoice(id="i", contract_id="ONE", on=date(2024, 1, 5), amount=D(40)),
+        UnitsDelivered(id="d", contract_id="ONE", obligation_id="products", on=date(2024, 2, 9), units=D(6)),
+    ]
+    result = run_scenario(Scenario(contracts=[single], events=events, as_of=date(2024, 3, 31)))
+
+    assert result.rollforward_totals() == result.rollforward()

@@ -114,3 +114,17 @@ def _line(
         opening_contract_liability=dec(row[7], e),
         closing_contract_liability=dec(row[8], e),
     )
+
+
+def contract_total_lines(run: EngineRun) -> list[RollforwardLine]:
+    """One line per contract id and period: each figure summed over the contract's accounting contracts
+    (assets and liabilities gross, as the balance sheet shows them); the rollforward itself for a contract
+    that is one accounting contract."""
+    lines = []
+    for outcome in run.contracts:
+        accounts = account_balances(run, outcome)
+        for k in range(run.as_of_index + 1):
+            row = tuple(sum(column) for column in zip(*(rows[k] for _, rows in accounts), strict=True))
+            if any(row):
+                lines.append(_line(run, outcome, None, k, row))
+    return lines
