@@ -31,7 +31,7 @@ from pssync.revenue import (
     scenario_json_schema,
 )
 from pssync.revenue.output import ParquetUnavailable
-from pssync.revenue.result import RollforwardLine
+from pssync.revenue.result import ContractCostLine, RollforwardLine, TerminationLine
 from pssync.revenue.scenario_stream import ScenarioInvalid
 from pssync.revenue.stream import write_report
 
@@ -88,7 +88,28 @@ def _render_table(result: RevenueResult) -> str:
     console.print(_schedule_table(result))
     console.print(_rpo_table(result))
     console.print(_balance_table(result))
+    costs = result.contract_costs()
+    if costs:
+        console.print(_contract_cost_table(costs))
+    terminations = result.terminations()
+    if terminations:
+        console.print(_termination_table(terminations))
     return buffer.getvalue()
+
+
+def _render_json(result: RevenueResult) -> str:
+    """The report; contract costs and terminations are added only when the scenario has them, so the output
+    of every other scenario is what it was."""
+    report = result.report().model_dump_json(indent=2)
+    costs, terminations = result.contract_costs(), result.terminations()
+    if not costs and not terminations:
+        return report
+    document = json.loads(report)
+    if costs:
+        document["contract_costs"] = [json.loads(line.model_dump_json()) for line in costs]
+    if terminations:
+        document["terminations"] = [json.loads(line.model_dump_json()) for line in terminations]
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -172,24 +193,96 @@ def _rpo_table(result: RevenueResult) -> Table:
 
 
 def _balance_table(result: RevenueResult) -> Table:
+    """Closing balances of each accounting contract at its last movement. A terminated contract owes back
+    what was received beyond revenue: a refund liability (IFRS 15.55), shown in place of a contract
+    liability, since no goods or services remain to transfer for it (result/termination.py settlement)."""
     table = _table(
         "Contract balances (closing, as of)",
         "contract",
+        "accounting contract",
         "period",
         "receivable",
         "contract asset",
         "contract liability",
+        "refund liability",
     )
-    latest: dict[str, RollforwardLine] = {}
+    refunds = {line.contract_id: line.refund_liability for line in result.terminations()}
+    latest: dict[tuple[str, str], RollforwardLine] = {}
     for movement in result.rollforward():
-        latest[movement.contract_id] = movement
-    for contract_id, line in latest.items():
+        latest[(movement.contract_id, movement.accounting_contract or movement.contract_id)] = movement
+    for (contract_id, accounting_contract), line in latest.items():
+        refund = refunds.get(contract_id)
         table.add_row(
             contract_id,
+            accounting_contract,
             line.period,
             str(line.closing_receivable),
             str(line.closing_contract_asset),
-            str(line.closing_contract_liability),
+            str(line.closing_contract_liability) if refund is None else "-",
+            "" if refund is None else str(refund),
+        )
+    return table
+
+
+def _contract_cost_table(costs: list[ContractCostLine]) -> Table:
+    """Each contract cost asset at its last period up to as_of (the whole schedule is in --format json)."""
+    table = _table(
+        "Contract costs (IFRS 15.91-98, ASC 340-40)",
+        "contract",
+        "cost",
+        "kind",
+        "treatment",
+        "period",
+        "capitalised",
+        "expensed",
+        "amortisation",
+        "impairment",
+        "carrying amount",
+    )
+    latest: dict[tuple[str, str], ContractCostLine] = {}
+    for line in costs:
+        if line.status != "forecast":
+            latest[(line.contract_id, line.cost_id)] = line
+    for line in latest.values():
+        table.add_row(
+            line.contract_id,
+            line.cost_id,
+            line.kind,
+            line.treatment,
+            line.period,
+            f"{line.capitalised} {line.currency}",
+            str(line.expensed),
+            str(line.amortisation),
+            str(line.impairment),
+            str(line.closing_carrying_amount),
+        )
+    return table
+
+
+def _termination_table(terminations: list[TerminationLine]) -> Table:
+    table = _table(
+        "Terminations: settlement at as of",
+        "contract",
+        "terminated",
+        "revenue",
+        "billed",
+        "paid",
+        "receivable kept",
+        "still to invoice",
+        "invoices to credit",
+        "refund liability",
+    )
+    for t in terminations:
+        table.add_row(
+            t.contract_id,
+            str(t.terminated_on),
+            f"{t.revenue_recognised} {t.currency}",
+            str(t.billed),
+            str(t.paid),
+            str(t.receivable_kept),
+            str(t.still_to_invoice),
+            str(t.invoices_to_credit),
+            str(t.refund_liability),
         )
     return table
 
@@ -233,11 +326,7 @@ def run_command(
     loaded = load_scenario(scenario)
     try:
         result = run_scenario(loaded, as_of=as_of_day)
-        rendered = (
-            result.report().model_dump_json(indent=2)
-            if output_format is OutputFormat.JSON
-            else _render_table(result)
-        )
+        rendered = _render_json(result) if output_format is OutputFormat.JSON else _render_table(result)
     except RevenueRuleError as error:
         _fail(f"revenue rule refused the scenario: {error}")
     typer.echo(rendered)

@@ -53,6 +53,7 @@ from pssync.revenue.models import (
     CostsToProvideEstimate,
     Invoice,
     MaterialRightPattern,
+    ModificationTreatment,
     Payment,
     PeriodClose,
     PointInTimePattern,
@@ -63,6 +64,22 @@ from pssync.revenue.models import (
 from pssync.revenue.modification import ModificationRecord
 from pssync.revenue.period_figures import period_figures
 from pssync.revenue.periods import PeriodIndex, periods_covering
+
+
+@dataclass(slots=True)
+class AccountingContract:
+    """A contract whose balances are netted on their own (IFRS 15.105): the contract itself, or one created by
+    a modification accounted for as a separate contract (IFRS 15.20), id `<contract_id>/m<version>`."""
+
+    id: str
+    obligations: list[str]
+    billed: array[int]  # invoices booked per period
+    paid: array[int]
+    billing_causes: dict[int, list[str]]  # period index -> invoice / payment ids
+
+
+def separate_contract_id(contract_id: str, version: int) -> str:
+    return f"{contract_id}/m{version}"
 
 
 @dataclass(slots=True)
@@ -85,6 +102,8 @@ class ContractOutcome:
     billed: array[int]  # invoices booked per period
     paid: array[int]
     billing_causes: dict[int, list[str]]  # period index -> invoice / payment ids
+    # the contract itself first, then one per separate-contract modification (billed / paid: their sums)
+    accounting: list[AccountingContract]
 
     def own_amounts(self, obligation_id: str) -> array[int]:
         """Revenue earned in each period with the knowledge the period was reported with."""
@@ -186,6 +205,7 @@ def _run(scenario: Scenario, as_of: date | None) -> EngineRun:
         array("q", [0] * period_count),
     )
     versions_by_contract, events_by_contract, billing_by_contract = _by_contract(scenario)
+    positions = billing_positions(scenario)
     outcomes = []
     for contract_id in sorted(versions_by_contract):
         outcome = _contract_outcome(
@@ -193,11 +213,21 @@ def _run(scenario: Scenario, as_of: date | None) -> EngineRun:
             versions_by_contract[contract_id],
             events_by_contract.get(contract_id, []),
             billing_by_contract.get(contract_id, []),
+            positions,
         )
         if outcome is not None:  # None: the contract was not known yet at as_of
             outcomes.append(outcome)
     closed_on = [date.fromordinal(c) if c is not None else None for c in close_day]
     return EngineRun(scenario, as_of, periods, as_of_index, closed_on, outcomes)
+
+
+def billing_positions(scenario: Scenario) -> dict[int, int]:
+    """Where each billing naming an accounting contract is in the scenario's events, for an error's field."""
+    return {
+        id(event): index
+        for index, event in enumerate(scenario.events)
+        if isinstance(event, Invoice | Payment) and event.accounting_contract is not None
+    }
 
 
 def _by_contract(
@@ -246,6 +276,7 @@ def _contract_outcome(
     versions: Sequence[CompiledVersion],
     events: Sequence[tuple[int, ContractEvent]],
     billings: Sequence[Invoice | Payment],
+    positions: dict[int, int],
 ) -> ContractOutcome | None:
     per_period, final, final_tracks = states_of_knowledge(
         contract_history(versions, events),
@@ -262,6 +293,14 @@ def _contract_outcome(
     billed, paid, causes = billing_buckets(
         billings, frame.as_of, frame.periods, frame.knowledge, latest.exponent, frame.zeros
     )
+    owner, ids = _accounting_owners(latest.contract.contract_id, final.obligation_order, final.modifications)
+    _refuse_unknown_accounting_contracts(billings, ids, frame.as_of, positions)
+    if len(ids) == 1:  # one accounting contract: the contract's own billing arrays
+        accounting = [AccountingContract(ids[0], final.obligation_order, billed, paid, causes)]
+    else:
+        accounting = _accounting_contracts(
+            frame, latest.exponent, final.obligation_order, owner, ids, billings
+        )
     return ContractOutcome(
         contract_id=latest.contract.contract_id,
         legal_entity=latest.contract.legal_entity,
@@ -278,4 +317,65 @@ def _contract_outcome(
         billed=billed,
         paid=paid,
         billing_causes=causes,
+        accounting=accounting,
     )
+
+
+def _refuse_unknown_accounting_contracts(
+    billings: Sequence[Invoice | Payment], ids: list[str], as_of: date, positions: dict[int, int]
+) -> None:
+    """An invoice or payment naming an accounting contract the contract does not have (at as_of) is refused:
+    booking it on the contract itself would net it against balances it does not belong to."""
+    for billing in billings:
+        named = billing.accounting_contract
+        if named is not None and named not in ids and billing.known_from <= as_of:
+            kind = "invoice" if isinstance(billing, Invoice) else "payment"
+            raise RevenueRuleError(
+                f"{kind} {billing.id} names accounting contract {named!r}, which contract "
+                f"{billing.contract_id} does not have at {as_of}: its accounting contracts are "
+                f"{', '.join(ids)} (the contract, then one per modification accounted for as a separate "
+                "contract, `<contract_id>/m<version>`)",
+                f"events[{positions[id(billing)]}].accounting_contract",
+            )
+
+
+def _accounting_owners(
+    contract_id: str, obligation_order: list[str], modifications: Sequence[ModificationRecord]
+) -> tuple[dict[str, str], list[str]]:
+    """(accounting contract of each obligation, accounting contract ids): the contract itself, then one per
+    modification accounted for as a separate contract, which owns the obligations it added."""
+    owner = dict.fromkeys(obligation_order, contract_id)
+    ids = [contract_id]
+    for record in modifications:
+        # Only a separate contract with added goods creates one: a price change left to the existing contract
+        # (everything transferred) is classified separate but adds nothing.
+        if record.treatment is ModificationTreatment.SEPARATE_CONTRACT and record.added:
+            account_id = separate_contract_id(contract_id, record.version)
+            ids.append(account_id)
+            for oid in record.added:
+                owner[oid] = account_id
+    return owner, ids
+
+
+def _accounting_contracts(
+    frame: _Frame,
+    exponent: int,
+    obligation_order: list[str],
+    owner: dict[str, str],
+    ids: list[str],
+    billings: Sequence[Invoice | Payment],
+) -> list[AccountingContract]:
+    """Each accounting contract with its obligations and its own billing (IFRS 15.105 nets within one)."""
+    by_account: dict[str, list[Invoice | Payment]] = {i: [] for i in ids}
+    for billing in billings:
+        named = billing.accounting_contract or ids[0]
+        if named in by_account:  # else not known yet at as_of (known ones were checked)
+            by_account[named].append(billing)
+    accounts = []
+    for account_id in ids:
+        billed, paid, causes = billing_buckets(
+            by_account[account_id], frame.as_of, frame.periods, frame.knowledge, exponent, frame.zeros
+        )
+        obligations = [oid for oid in obligation_order if owner[oid] == account_id]
+        accounts.append(AccountingContract(account_id, obligations, billed, paid, causes))
+    return accounts

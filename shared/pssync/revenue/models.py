@@ -493,6 +493,15 @@ class Rebill(_ObligationEvent):
     description: str = ""
 
 
+ACCOUNTING_CONTRACT = (
+    "The accounting contract the bill belongs to: the contract itself (the default, or its contract_id), or "
+    "a separate contract created by a modification accounted for as one (distinct goods or services added "
+    "at their standalone selling price, IFRS 15.20), named `<contract_id>/m<version>` after the version "
+    "that made it. Balances (receivable, contract asset, contract liability) are netted per accounting "
+    "contract; any other name is refused."
+)
+
+
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Invoice(_Event):
     """A bill giving an unconditional right to consideration (a receivable)."""
@@ -500,6 +509,8 @@ class Invoice(_Event):
     type: Literal["invoice"] = "invoice"
     contract_id: str
     amount: ExactDecimal
+    # IFRS 15.20, 15.105: balances are netted within one contract, so a bill says which one it is for.
+    accounting_contract: str | None = Field(default=None, description=ACCOUNTING_CONTRACT)
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
@@ -507,6 +518,7 @@ class Payment(_Event):
     type: Literal["payment"] = "payment"
     contract_id: str
     amount: ExactDecimal
+    accounting_contract: str | None = Field(default=None, description=ACCOUNTING_CONTRACT)
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from pssync.money import minor_unit
-from pssync.revenue.engine import ContractOutcome, EngineRun
+from pssync.revenue.engine import AccountingContract, ContractOutcome, EngineRun
 from pssync.revenue.result.fx import FxConverter
 from pssync.revenue.result.journals import entry_figures
 from pssync.revenue.result.models import JournalEntry, RollforwardLine, ScheduleLine
-from pssync.revenue.result.rollforward import Balances, balances
+from pssync.revenue.result.rollforward import Balances, account_balances, accounting_contract_name
 from pssync.revenue.result.support import Explained, period_status
 
 Row = tuple[str, ...]
@@ -63,6 +63,7 @@ JOURNAL_COLUMNS: Row = (
     "debit",
     "credit",
     "causing_event_ids",
+    "accounting_contract",  # empty when the contract is one accounting contract
 )
 BALANCE_COLUMNS: Row = (
     "contract_id",
@@ -77,6 +78,7 @@ BALANCE_COLUMNS: Row = (
     "closing_contract_asset",
     "opening_contract_liability",
     "closing_contract_liability",
+    "accounting_contract",  # empty when the contract is one accounting contract
 )
 # Columns written as JSON numbers in JSONL (every other one is a string).
 _NUMERIC = {"contract_version", "line"}
@@ -141,11 +143,11 @@ class RunRows:
     def contract(self, outcome: ContractOutcome) -> tuple[list[Row], list[Row], list[Row]]:
         explained = _explained_by_obligation(outcome)
         own = {oid: outcome.own_amounts(oid) for oid in outcome.obligation_order}
-        rows = balances(self.run, outcome, _booked(outcome, own))
+        accounts = account_balances(self.run, outcome, _booked(outcome, own))
         return (
             self._schedule(outcome, explained, own),
-            self._journals(outcome, explained, own, rows),
-            self._balances(outcome, rows),
+            self._journals(outcome, explained, own, accounts),
+            self._balances(outcome, accounts),
         )
 
     def _schedule(
@@ -202,49 +204,72 @@ class RunRows:
         outcome: ContractOutcome,
         explained: dict[str, list[Explained | None]],
         own: dict[str, array[int]],
-        rows: list[Balances],
+        accounts: list[tuple[AccountingContract, list[Balances]]],
     ) -> list[Row]:
         lines: list[Row] = []
-        fx, keys = self.fx, self.keys
 
         def explain(oid: str, k: int) -> Explained | None:
             return explained[oid][k]
 
-        for k, row in enumerate(rows):
-            figures = entry_figures(fx, outcome, k, row, own, explain)
-            if figures is None:
-                continue
-            raw, functional, converted, causes = figures
-            head = (outcome.contract_id, outcome.legal_entity, keys[k])
-            ids = _ID_SEPARATOR.join(causes)
-            bases = [("transaction", outcome.currency, raw)]
-            if converted is not None:
-                bases.append(("functional", functional, converted))
-            for basis, currency, entry_lines in bases:
-                text = amount_text(minor_unit(currency))
-                for number, (account, units) in enumerate(entry_lines, start=1):
-                    debit, credit = (units, 0) if units > 0 else (0, -units)
-                    lines.append(
-                        (
-                            *head,
-                            basis,
-                            currency,
-                            _NUMBER_TEXT[number],
-                            account,
-                            text(debit),
-                            text(credit),
-                            ids,
-                        )
-                    )
+        for account, rows in accounts:
+            name = accounting_contract_name(outcome, account) or ""
+            for k, row in enumerate(rows):
+                lines.extend(self._entry_rows(outcome, account, name, k, row, own, explain))
         return lines
 
-    def _balances(self, outcome: ContractOutcome, rows: list[Balances]) -> list[Row]:
+    def _entry_rows(
+        self,
+        outcome: ContractOutcome,
+        account: AccountingContract,
+        name: str,
+        k: int,
+        row: Balances,
+        own: dict[str, array[int]],
+        explain: Callable[[str, int], Explained | None],
+    ) -> list[Row]:
+        lines: list[Row] = []
+        keys = self.keys
+        figures = entry_figures(self.fx, outcome, account, k, row, own, explain)
+        if figures is None:
+            return lines
+        raw, functional, converted, causes = figures
+        head = (outcome.contract_id, outcome.legal_entity, keys[k])
+        ids = _ID_SEPARATOR.join(causes)
+        bases = [("transaction", outcome.currency, raw)]
+        if converted is not None:
+            bases.append(("functional", functional, converted))
+        for basis, currency, entry_lines in bases:
+            text = amount_text(minor_unit(currency))
+            for number, (ledger_account, units) in enumerate(entry_lines, start=1):
+                debit, credit = (units, 0) if units > 0 else (0, -units)
+                lines.append(
+                    (
+                        *head,
+                        basis,
+                        currency,
+                        _NUMBER_TEXT[number],
+                        ledger_account,
+                        text(debit),
+                        text(credit),
+                        ids,
+                        name,
+                    )
+                )
+        return lines
+
+    def _balances(
+        self, outcome: ContractOutcome, accounts: list[tuple[AccountingContract, list[Balances]]]
+    ) -> list[Row]:
         e, keys = outcome.exponent, self.keys
-        return [
-            (outcome.contract_id, keys[k], outcome.currency, *amount_texts(e, row))
-            for k, row in enumerate(rows)
-            if any(row)
-        ]
+        lines: list[Row] = []
+        for account, rows in accounts:
+            name = accounting_contract_name(outcome, account) or ""
+            lines.extend(
+                (outcome.contract_id, keys[k], outcome.currency, *amount_texts(e, row), name)
+                for k, row in enumerate(rows)
+                if any(row)
+            )
+        return lines
 
 
 _NUMBER_TEXT = {number: str(number) for number in range(1, 1000)}
@@ -363,6 +388,7 @@ def journal_rows_of(entries: Iterable[JournalEntry]) -> Iterator[Row]:
                     str(line.debit),
                     str(line.credit),
                     ids,
+                    entry.accounting_contract or "",
                 )
 
 
@@ -386,6 +412,7 @@ def balance_rows_of(lines: Iterable[RollforwardLine]) -> Iterator[Row]:
                     line.closing_contract_liability,
                 )
             ),
+            line.accounting_contract or "",
         )
 
 

@@ -102,6 +102,7 @@ def run_shard(frame: PortfolioFrame, shard: Scenario) -> EngineRun:
     """The engine run of the shard's contracts against the portfolio frame (contract id order)."""
     with engine.gc_paused():
         versions, events, billing = engine._by_contract(shard)
+        positions = engine.billing_positions(shard)
         outcomes: list[ContractOutcome] = []
         for contract_id in sorted(versions):
             outcome = engine._contract_outcome(
@@ -109,6 +110,7 @@ def run_shard(frame: PortfolioFrame, shard: Scenario) -> EngineRun:
                 versions[contract_id],
                 events.get(contract_id, []),
                 billing.get(contract_id, []),
+                positions,
             )
             if outcome is not None:  # None: not known yet at as_of
                 outcomes.append(outcome)

@@ -33,7 +33,7 @@ from pssync.revenue.result.models import (
     ScheduleLine,
     WaterfallRow,
 )
-from pssync.revenue.result.rollforward import rollforward_lines
+from pssync.revenue.result.rollforward import contract_total_lines, rollforward_lines
 from pssync.revenue.result.schedule import period_infos, schedule_lines
 from pssync.revenue.result.support import collector_paused, dec, period_revenue, period_status
 from pssync.revenue.result.termination import TerminationLine, termination_lines
@@ -106,6 +106,11 @@ class RevenueResult:
     @collector_paused
     def rollforward(self) -> list[RollforwardLine]:
         return rollforward_lines(self.run)
+
+    @collector_paused
+    def rollforward_totals(self) -> list[RollforwardLine]:
+        """Per contract id: the accounting contracts' balances summed, assets and liabilities gross."""
+        return contract_total_lines(self.run)
 
     @collector_paused
     def journals(self) -> list[JournalEntry]:

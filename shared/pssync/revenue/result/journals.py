@@ -1,4 +1,4 @@
-"""Journal entries per contract and period: billing, cash, the net contract position and revenue."""
+"""Journal entries per accounting contract and period: billing, cash, the net contract position, revenue."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from pssync.money import minor_unit
-from pssync.revenue.engine import ContractOutcome, EngineRun
+from pssync.revenue.engine import AccountingContract, ContractOutcome, EngineRun
 from pssync.revenue.result.fx import FxConverter
 from pssync.revenue.result.models import JournalEntry, JournalLine
-from pssync.revenue.result.rollforward import Balances, balances
+from pssync.revenue.result.rollforward import Balances, account_balances, accounting_contract_name
 from pssync.revenue.result.support import Explained, cause, dec, explainer
 
 
@@ -19,10 +19,11 @@ def journal_entries(run: EngineRun, fx: FxConverter) -> list[JournalEntry]:
     for outcome in run.contracts:
         own_by_obligation = {oid: outcome.own_amounts(oid) for oid in outcome.obligation_order}
         explain = explainer(outcome)
-        for k, row in enumerate(balances(run, outcome)):
-            entry = _entry(run, fx, outcome, k, row, own_by_obligation, explain)
-            if entry is not None:
-                entries.append(entry)
+        for account, rows in account_balances(run, outcome):
+            for k, row in enumerate(rows):
+                entry = _entry(run, fx, outcome, account, k, row, own_by_obligation, explain)
+                if entry is not None:
+                    entries.append(entry)
     return entries
 
 
@@ -35,6 +36,7 @@ EntryFigures = tuple[list[tuple[str, int]], str, list[tuple[str, int]] | None, l
 def entry_figures(
     fx: FxConverter,
     outcome: ContractOutcome,
+    account: AccountingContract,
     k: int,
     row: Balances,
     own_by_obligation: dict[str, array[int]],
@@ -62,20 +64,21 @@ def entry_figures(
         rounding = -sum(amount for _, amount in converted)
         if rounding:
             converted.append(("fx_rounding", rounding))
-    return raw, functional, converted, _causes(outcome, k, own_by_obligation, explain)
+    return raw, functional, converted, _causes(outcome, account, k, own_by_obligation, explain)
 
 
 def _entry(
     run: EngineRun,
     fx: FxConverter,
     outcome: ContractOutcome,
+    account: AccountingContract,
     k: int,
     row: Balances,
     own_by_obligation: dict[str, array[int]],
     explain: Callable[[str, int], Explained | None],
 ) -> JournalEntry | None:
     """The period's entry in the transaction currency (and the functional one), None when nothing moved."""
-    figures = entry_figures(fx, outcome, k, row, own_by_obligation, explain)
+    figures = entry_figures(fx, outcome, account, k, row, own_by_obligation, explain)
     if figures is None:
         return None
     raw, functional, converted, causes = figures
@@ -84,6 +87,7 @@ def _entry(
     fe = minor_unit(functional)
     return JournalEntry(
         contract_id=outcome.contract_id,
+        accounting_contract=accounting_contract_name(outcome, account),
         legal_entity=outcome.legal_entity,
         period=run.periods.periods[k].key,
         currency=outcome.currency,
@@ -101,13 +105,14 @@ def _entry(
 
 def _causes(
     outcome: ContractOutcome,
+    account: AccountingContract,
     k: int,
     own_by_obligation: dict[str, array[int]],
     explain: Callable[[str, int], Explained | None],
 ) -> list[str]:
     """Invoice and payment ids of the period, then what caused each obligation's revenue, once each."""
-    causes = list(outcome.billing_causes.get(k, []))
-    for oid in outcome.obligation_order:
+    causes = list(account.billing_causes.get(k, []))
+    for oid in account.obligations:
         if own_by_obligation[oid][k] or outcome.adjustment[oid][k]:
             explained = explain(oid, k)
             if explained:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pssync.money import ExactDecimal
 
@@ -53,6 +53,7 @@ class JournalLine(_Out):
 
 class JournalEntry(_Out):
     contract_id: str
+    accounting_contract: AccountingContractName = None
     legal_entity: str
     period: str
     currency: str
@@ -83,8 +84,14 @@ class RpoLine(_Out):
     exempt_right_to_invoice: bool
 
 
+# The accounting contract of a balance or journal (the contract itself or a separate contract created by a
+# modification, `<contract_id>/m<version>`); None, and left out of the output, when the contract is one.
+AccountingContractName = Annotated[str | None, Field(exclude_if=lambda name: name is None)]
+
+
 class RollforwardLine(_Out):
     contract_id: str
+    accounting_contract: AccountingContractName = None
     period: str
     currency: str
     revenue: ExactDecimal
