@@ -369,7 +369,9 @@ def balances(
     nothing = zero(currency)
     receivables_known = any(isinstance(e, engine.Invoice | engine.Payment) for e in events)
     result = run_engine(versions, events, measured_on)
-    rollforward = [] if result is None else [r for r in result.rollforward() if r.contract_id == contract_id]
+    rollforward = (
+        [] if result is None else [r for r in result.rollforward_totals() if r.contract_id == contract_id]
+    )
 
     def money(amount: Any) -> Money:
         return Money(amount=amount, currency=currency)

@@ -504,14 +504,21 @@ class PeriodFigures(BaseModel):
 def figures_from(
     journals: Sequence[JournalEntry], deferred_revenue: Decimal, currency: str, functional: str, period: str
 ) -> PeriodFigures:
-    entry = next((j for j in journals if j.period == period), None)
+    # One entry per accounting contract (a separate-contract modification posts its own): summed per account.
+    amounts: dict[str, Decimal] = {}
+    functional_amounts: dict[str, Decimal] | None = None
+    for entry in (j for j in journals if j.period == period):
+        for account, value in signed(entry.lines).items():
+            amounts[account] = amounts.get(account, Decimal(0)) + value
+        if entry.functional_lines is not None:
+            functional_amounts = {} if functional_amounts is None else functional_amounts
+            for account, value in signed(entry.functional_lines).items():
+                functional_amounts[account] = functional_amounts.get(account, Decimal(0)) + value
     return PeriodFigures(
         currency=currency,
-        amounts=signed(entry.lines) if entry else {},
+        amounts=amounts,
         functional_currency=functional,
-        functional_amounts=(
-            signed(entry.functional_lines) if entry and entry.functional_lines is not None else None
-        ),
+        functional_amounts=functional_amounts,
         deferred_revenue=deferred_revenue,
     )
 
@@ -537,7 +544,12 @@ def period_figures(
         return None
     outcome = result.contract(latest.contract_id)
     rollforward = next(
-        (r for r in result.rollforward() if r.contract_id == latest.contract_id and r.period == period), None
+        (
+            r
+            for r in result.rollforward_totals()
+            if r.contract_id == latest.contract_id and r.period == period
+        ),
+        None,
     )
     return figures_from(
         result.journals(),

@@ -387,7 +387,7 @@ def balances_from(result: engine.RevenueResult, contract_id: str, currency: str)
             contract_asset=zero,
             contract_liability=zero,
         )
-    lines = [line for line in result.rollforward() if line.contract_id == contract_id]
+    lines = [line for line in result.rollforward_totals() if line.contract_id == contract_id]
 
     def money(amount: Decimal) -> Money:
         return Money(amount=amount, currency=currency)

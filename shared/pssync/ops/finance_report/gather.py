@@ -104,7 +104,7 @@ class _Totals:
                     )
                 )
         last: Any = None
-        for line in result.rollforward():
+        for line in result.rollforward_totals():
             if line.contract_id != contract_id:
                 continue
             period = self.rollforward[line.period]
