@@ -69,7 +69,13 @@ def test_the_scenario_runs_cleanly(scenario: dict[str, Any]) -> None:
     assert all("MatchTimeEntry" in f["function"] for f in failed), failed
     assert {f["error_type"] for f in failed} == {"BusinessRuleViolation"}
     assert len(failed) == _unmatched_time(scenario) > 0
-    assert [rule.startswith("KantataPollerSchedule") for rule in scenario["schedules"]] == [True]
+    schedules = scenario["schedules"]
+    # The poller's schedule once, beside the stack's own (daily reconciliation, exception aging).
+    assert sum(rule.startswith("KantataPollerSchedule") for rule in schedules) == 1, schedules
+    stacks_own = sorted(rule for rule in schedules if not rule.startswith("KantataPollerSchedule"))
+    expected = ("ReconciliationDailyReconciliation", "ReconciliationExceptionAgingEvery15Minutes")
+    assert len(stacks_own) == 2, schedules
+    assert all(rule.startswith(prefix) for rule, prefix in zip(stacks_own, expected, strict=True)), schedules
     _no_work_stuck(scenario["relay"]["queues"], 0)
     _no_work_stuck(scenario["kantata"]["queues"], _unmatched_time(scenario))
 
