@@ -9,6 +9,14 @@ import pytest
 
 from infra.constructs.cutover import KANTATA_DEFAULT_BASE_URL, parse_kantata_psa
 from tests.infra.conftest import Synthesis, cfn_lint_output, synthesize
+from tests.infra.cutover_template import (
+    connector_senders,
+    resources_of,
+    secret_readers,
+    sender_roles,
+    vendor_secret,
+    vendor_secrets,
+)
 from tests.infra.test_infra_template import (
     Resources,
     as_list,
@@ -30,23 +38,15 @@ def live_synthesis() -> Synthesis:
 
 @pytest.fixture(scope="module")
 def live(live_synthesis: Synthesis) -> Resources:
-    if live_synthesis.template is None:
-        pytest.fail(f"synth failed:\n{live_synthesis.error}")
-    return dict(live_synthesis.template["Resources"])
+    return resources_of(live_synthesis)
 
 
 def psa_senders(resources: Resources) -> dict[str, dict[str, Any]]:
-    """Functions that send PSA commands, by logical id: their environment names the PSA connector."""
-    return {
-        logical_id: fn
-        for logical_id, fn in of_type(resources, "AWS::Lambda::Function").items()
-        if "PSA_CONNECTOR" in fn["Properties"].get("Environment", {}).get("Variables", {})
-    }
+    return connector_senders(resources, "PSA_CONNECTOR")
 
 
 def kantata_secret(resources: Resources) -> str:
-    (secret_id,) = [i for i in of_type(resources, "AWS::SecretsManager::Secret") if "Kantata" in i]
-    return secret_id
+    return vendor_secret(resources, "Kantata")
 
 
 def test_the_live_psa_stack_passes_cdk_nag_and_cfn_lint(live_synthesis: Synthesis, tmp_path: Path) -> None:
@@ -74,18 +74,7 @@ def test_every_psa_sender_runs_live_with_the_secret_arn_and_host_never_the_token
 def test_get_secret_value_is_granted_on_the_kantata_secret_only_and_only_to_psa_senders(
     live: Resources,
 ) -> None:
-    secret_id = kantata_secret(live)
-    sender_roles = {ref_target(fn["Properties"]["Role"]) for fn in psa_senders(live).values()}
-    policies = of_type(live, "AWS::IAM::Policy")
-    readers: set[str | None] = set()
-    for policy_id, statement in identity_policy_statements(live):
-        resources = {ref_target(r) for r in as_list(statement["Resource"])}
-        if secret_id not in resources:
-            continue
-        assert resources == {secret_id}, policy_id
-        assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], policy_id
-        readers.update(ref_target(role) for role in policies[policy_id]["Properties"]["Roles"])
-    assert readers == sender_roles
+    assert secret_readers(live, kantata_secret(live)) == sender_roles(psa_senders(live))
 
 
 def test_a_live_psa_adds_no_concurrency_table(live: Resources) -> None:
@@ -100,7 +89,7 @@ def test_the_default_stays_shadow_with_no_kantata_secret(resources: Resources) -
         env = fn["Properties"]["Environment"]["Variables"]
         assert env["PSA_CONNECTOR"] == "shadow"
         assert "KANTATA_SECRET_ID" not in env
-    assert not [i for i in of_type(resources, "AWS::SecretsManager::Secret") if "Kantata" in i]
+    assert not vendor_secrets(resources, "Kantata")
 
 
 def test_the_kantata_psa_context_defaults_to_kantatas_host_and_imports_an_existing_secret() -> None:
@@ -128,7 +117,7 @@ def test_an_imported_secret_is_granted_by_its_arn_and_dual_mode_is_selectable() 
     synthesis = synthesize({"pssync:cutover": {"psa": "dual"}, "pssync:kantata-psa": {"secret_arn": arn}})
     assert synthesis.template is not None, synthesis.error
     resources = dict(synthesis.template["Resources"])
-    assert not [i for i in of_type(resources, "AWS::SecretsManager::Secret") if "Kantata" in i]
+    assert not vendor_secrets(resources, "Kantata")
     for fn in psa_senders(resources).values():
         env = fn["Properties"]["Environment"]["Variables"]
         assert env["PSA_CONNECTOR"] == "dual" and env["KANTATA_SECRET_ID"] == arn

@@ -10,6 +10,14 @@ import pytest
 
 from infra.constructs.cutover import parse_cutover, parse_netsuite
 from tests.infra.conftest import Synthesis, cfn_lint_output, synthesize
+from tests.infra.cutover_template import (
+    connector_senders,
+    resources_of,
+    secret_readers,
+    sender_roles,
+    vendor_secret,
+    vendor_secrets,
+)
 from tests.infra.test_infra_template import (
     Resources,
     as_list,
@@ -39,23 +47,15 @@ def live_synthesis() -> Synthesis:
 
 @pytest.fixture(scope="module")
 def live(live_synthesis: Synthesis) -> Resources:
-    if live_synthesis.template is None:
-        pytest.fail(f"synth failed:\n{live_synthesis.error}")
-    return dict(live_synthesis.template["Resources"])
+    return resources_of(live_synthesis)
 
 
 def senders(resources: Resources) -> dict[str, dict[str, Any]]:
-    """Functions that send ERP commands, by logical id: their environment names the ERP connector."""
-    return {
-        logical_id: fn
-        for logical_id, fn in of_type(resources, "AWS::Lambda::Function").items()
-        if "ERP_CONNECTOR" in fn["Properties"].get("Environment", {}).get("Variables", {})
-    }
+    return connector_senders(resources, "ERP_CONNECTOR")
 
 
 def netsuite_secret(resources: Resources) -> str:
-    (secret_id,) = [i for i in of_type(resources, "AWS::SecretsManager::Secret") if "NetSuite" in i]
-    return secret_id
+    return vendor_secret(resources, "NetSuite")
 
 
 def test_the_live_erp_stack_passes_cdk_nag_and_cfn_lint(live_synthesis: Synthesis, tmp_path: Path) -> None:
@@ -82,24 +82,12 @@ def test_every_erp_sender_runs_live_with_the_secret_arn_and_mapping_never_the_se
 def test_get_secret_value_is_granted_on_the_netsuite_secret_only_and_only_to_erp_senders(
     live: Resources,
 ) -> None:
-    secret_id = netsuite_secret(live)
-    sender_roles = {ref_target(fn["Properties"]["Role"]) for fn in senders(live).values()}
-    policies = of_type(live, "AWS::IAM::Policy")
-    readers: set[str | None] = set()
-    for policy_id, statement in identity_policy_statements(live):
-        if "secretsmanager:GetSecretValue" not in as_list(statement["Action"]):
-            continue
-        if {ref_target(r) for r in as_list(statement["Resource"])} != {secret_id}:
-            continue
-        assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], policy_id
-        readers.update(ref_target(role) for role in policies[policy_id]["Properties"]["Roles"])
-    assert readers == sender_roles
+    assert secret_readers(live, netsuite_secret(live)) == sender_roles(senders(live))
 
 
 def test_the_concurrency_table_is_leased_by_erp_senders_only(live: Resources) -> None:
     (table_id,) = [i for i in of_type(live, "AWS::DynamoDB::Table") if "Concurrency" in i]
     assert [k["AttributeName"] for k in live[table_id]["Properties"]["KeySchema"]] == ["pk", "sk"]
-    sender_roles = {ref_target(fn["Properties"]["Role"]) for fn in senders(live).values()}
     policies = of_type(live, "AWS::IAM::Policy")
     leasers = {
         ref_target(role)
@@ -107,7 +95,7 @@ def test_the_concurrency_table_is_leased_by_erp_senders_only(live: Resources) ->
         if table_id in {ref_target(r) for r in as_list(statement["Resource"])}
         for role in policies[policy_id]["Properties"]["Roles"]
     }
-    assert leasers == sender_roles
+    assert leasers == sender_roles(senders(live))
 
 
 def test_an_existing_secret_is_imported_by_arn_not_created() -> None:
@@ -121,7 +109,7 @@ def test_the_default_stays_shadow_with_no_vendor_secret(resources: Resources) ->
         fn["Properties"]["Environment"]["Variables"]["ERP_CONNECTOR"] == "shadow"
         for fn in senders(resources).values()
     )
-    assert not [i for i in of_type(resources, "AWS::SecretsManager::Secret") if "NetSuite" in i]
+    assert not vendor_secrets(resources, "NetSuite")
 
 
 @pytest.mark.parametrize(
