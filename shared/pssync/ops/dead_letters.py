@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from pssync.ops.exception_aging import peek
 from pssync.ops.replay import (
     REPLAY_TAG,
     REPLAY_TARGET_TAG,
@@ -130,28 +131,7 @@ class DeadLetterOps:
 
     def peek(self, store: DeadLetterStore, limit: int = 10) -> list[MessageSummary]:
         """Read without consuming: every received message is made visible again at once."""
-        seen: dict[str, MessageSummary] = {}
-        handles = []
-        while len(seen) < limit:
-            batch = self._sqs.receive_message(
-                QueueUrl=store.url,
-                MaxNumberOfMessages=min(10, limit - len(seen)),
-                VisibilityTimeout=30,
-                WaitTimeSeconds=0,
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if not batch:
-                break
-            for message in batch:
-                attributes = {
-                    name: str(value.get("StringValue", ""))
-                    for name, value in (message.get("MessageAttributes") or {}).items()
-                }
-                seen.setdefault(message["MessageId"], summarise(message["Body"], attributes))
-                handles.append(message["ReceiptHandle"])
-        for handle in handles:
-            self._sqs.change_message_visibility(QueueUrl=store.url, ReceiptHandle=handle, VisibilityTimeout=0)
-        return list(seen.values())
+        return [summarise(m.body, m.attributes) for m in peek(self._sqs, store.name, store.url, limit)]
 
     def replay(
         self,

@@ -29,6 +29,7 @@ class PeekedMessage:
     body: str
     attributes: dict[str, str]  # message attributes (`pssync-*`)
     sent_at: datetime | None
+    message_id: str = ""
 
 
 def classify(message: PeekedMessage) -> tuple[str, str, str]:
@@ -82,17 +83,24 @@ def exception_groups(messages: Iterable[PeekedMessage], now: datetime) -> list[E
     ]
 
 
-def peek(sqs: Any, name: str, url: str, limit: int = PEEK_LIMIT) -> Iterator[PeekedMessage]:
-    """Every message of the queue (up to `limit`) without consuming it: received with a short visibility,
-    then made visible again."""
+def peek(
+    sqs: Any,
+    name: str,
+    url: str,
+    limit: int | None = PEEK_LIMIT,
+    visibility_seconds: int = PEEK_VISIBILITY_SECONDS,
+) -> Iterator[PeekedMessage]:
+    """Every message of the queue (up to `limit`; None reads to its end) without consuming it: each is
+    held only while the rest of the queue is read (so none is counted twice), then made visible again,
+    unchanged. The one reader behind `pssync dlq show`, exception aging and the finance report."""
     seen: set[str] = set()
     handles: list[str] = []
     try:
-        while len(seen) < limit:
+        while limit is None or len(seen) < limit:
             batch = sqs.receive_message(
                 QueueUrl=url,
-                MaxNumberOfMessages=min(10, limit - len(seen)),
-                VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
+                MaxNumberOfMessages=10 if limit is None else min(10, limit - len(seen)),
+                VisibilityTimeout=visibility_seconds,
                 WaitTimeSeconds=0,
                 AttributeNames=["SentTimestamp"],
                 MessageAttributeNames=["All"],
@@ -111,6 +119,7 @@ def peek(sqs: Any, name: str, url: str, limit: int = PEEK_LIMIT) -> Iterator[Pee
                         for key, value in (message.get("MessageAttributes") or {}).items()
                     },
                     sent_at=sent_at_of(message.get("Attributes") or {}),
+                    message_id=message["MessageId"],
                 )
     finally:
         for start in range(0, len(handles), 10):

@@ -410,6 +410,35 @@ def _rate_differences(
     return variances
 
 
+def _held_if_behind(held_version: int | None, head_version: int) -> str | None:
+    """What a target holds ("nothing", "v2") when it is behind the contract's head version, else None."""
+    if held_version is None:
+        return "nothing"
+    return f"v{held_version}" if held_version < head_version else None
+
+
+def _version_not_received(
+    system: str,
+    measure: str,
+    held: str,
+    head_version: int,
+    *,
+    amount: Money | None,
+    detail: str,
+    reference: str,
+) -> Variance:
+    return Variance(
+        cause=VarianceCause.VERSION_NOT_RECEIVED,
+        system=system,
+        measure=measure,
+        pssync=f"v{head_version}",
+        held=held,
+        amount=amount,
+        detail=detail,
+        reference=reference,
+    )
+
+
 # --- one engagement ------------------------------------------------------------------------------------
 
 
@@ -455,15 +484,13 @@ def reconcile_engagement(
         recorded_at=None if project_logged is None else project_logged.recorded_at,
         budget_hours=None if project is None else _root_budget_hours(project.payload.get("project", {})),
     )
-    if psa.contract_version is None or psa.contract_version < head.version:
-        held = "nothing" if psa.contract_version is None else f"v{psa.contract_version}"
+    if (held := _held_if_behind(psa.contract_version, head.version)) is not None:
         variances.append(
-            Variance(
-                cause=VarianceCause.VERSION_NOT_RECEIVED,
-                system="psa",
-                measure="contract_version",
-                pssync=f"v{head.version}",
-                held=held,
+            _version_not_received(
+                "psa",
+                "contract_version",
+                held,
+                head.version,
                 amount=None,
                 detail=f"the PSA project holds {held}, the contract is at v{head.version} "
                 f"(budget {psa.budget_hours} h held, {crm.budget_hours} h in v{head.version})",
@@ -502,17 +529,15 @@ def reconcile_engagement(
     )
     expected_due = _due_by(head_lines, on, currency)
     named = zero(currency)  # the part of the billing difference the named causes explain
-    if erp.billing_schedule_version is None or erp.billing_schedule_version < head.version:
-        held = "nothing" if erp.billing_schedule_version is None else f"v{erp.billing_schedule_version}"
+    if (held := _held_if_behind(erp.billing_schedule_version, head.version)) is not None:
         difference = erp_due - expected_due
         named = named + difference
         variances.append(
-            Variance(
-                cause=VarianceCause.VERSION_NOT_RECEIVED,
-                system="erp",
-                measure="billing_schedule_version",
-                pssync=f"v{head.version}",
-                held=held,
+            _version_not_received(
+                "erp",
+                "billing_schedule_version",
+                held,
+                head.version,
                 amount=difference,
                 detail=f"the ERP billing schedule is {held}, the contract is at v{head.version}: "
                 f"{erp_due} due by {on} on the held schedule, {expected_due} on v{head.version}'s",

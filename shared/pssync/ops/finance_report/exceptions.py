@@ -1,9 +1,8 @@
 """Open exceptions for the report: every message in the exceptions queue and the dead-letter queues (the
 stores `pssync dlq list` finds by their `pssync:replay` tag), with its stage, cause and age.
 
-Read without consuming, as `DeadLetterOps.peek` reads: each message is held only while the rest of its
-queue is read (so none is counted twice), then made visible again, unchanged. Unlike `peek` this asks SQS
-for each message's SentTimestamp: the age is what the report is for.
+Read without consuming, by the same `exception_aging.peek` that `pssync dlq show` and exception aging use,
+with each message's SentTimestamp: the age is what the report is for.
 """
 
 from __future__ import annotations
@@ -14,9 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from pssync.ops.dead_letters import DeadLetterOps, DeadLetterStore
+from pssync.ops.exception_aging import peek
 from pssync.ops.finance_report.model import OpenException
 from pssync.ops.replay import summarise
-from pssync.ops.selection import facts_of, sent_at_of
+from pssync.ops.selection import facts_of
 
 NO_CAUSE = "(no cause recorded: the function crashed or timed out; see its log)"
 HOLD_SECONDS = 60  # long enough to read one queue to its end; released at once after
@@ -76,40 +76,7 @@ class SqsOpenExceptions:
         return [e for store in self._ops.stores(self._prefix) if store.depth for e in self._read(store, now)]
 
     def _read(self, store: DeadLetterStore, now: datetime) -> Iterator[OpenException]:
-        handles: list[str] = []
-        seen: set[str] = set()
-        try:
-            while True:
-                batch = self._sqs.receive_message(
-                    QueueUrl=store.url,
-                    MaxNumberOfMessages=10,
-                    VisibilityTimeout=HOLD_SECONDS,
-                    WaitTimeSeconds=0,
-                    AttributeNames=["SentTimestamp"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
-                fresh = [m for m in batch if m["MessageId"] not in seen]
-                handles += [m["ReceiptHandle"] for m in batch]
-                if not fresh:
-                    break
-                for message in fresh:
-                    seen.add(message["MessageId"])
-                    attributes = {
-                        name: str(value.get("StringValue", ""))
-                        for name, value in (message.get("MessageAttributes") or {}).items()
-                    }
-                    yield open_exception(
-                        store.name,
-                        message["MessageId"],
-                        message["Body"],
-                        attributes,
-                        sent_at_of(message.get("Attributes") or {}),
-                        now,
-                    )
-        finally:
-            for start in range(0, len(handles), 10):
-                entries = [
-                    {"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                    for n, h in enumerate(handles[start : start + 10])
-                ]
-                self._sqs.change_message_visibility_batch(QueueUrl=store.url, Entries=entries)
+        for message in peek(self._sqs, store.name, store.url, limit=None, visibility_seconds=HOLD_SECONDS):
+            yield open_exception(
+                store.name, message.message_id, message.body, message.attributes, message.sent_at, now
+            )
