@@ -37,9 +37,10 @@ CUTOVER_MODES = (SHADOW, DUAL, LIVE)
 
 # Keys that name a version end in `v<n>` (`billing-schedule:C-1:v3`, `project:P-1:contract-v3`).
 _VERSION_IN_KEY = re.compile(r"(?:^|[:\-])v(\d+)$")
-# A writer lease outlives any live write: the sending functions' vendor calls end before their 30 s
-# timeout (the invocation budget in pssync.connectors.http_policy) and a command's concurrency slot is
-# leased for 60 s (pssync.adapters.leases); a writer killed mid-write frees the record when it runs out.
+# A writer lease outlives any live write: a NetSuite command's calls share 25 s (NETSUITE_COMMAND_SECONDS)
+# and every vendor call ends before its invocation does (pssync.connectors.http_policy), as the command's
+# concurrency slot (60 s, pssync.adapters.leases) assumes too; a writer killed mid-write frees the record
+# when its lease runs out.
 WRITER_LEASE_SECONDS = 60.0
 # How long a command waits in the call for another version's write to finish before it gives up with a
 # transient error (the workflow's retries wait longer).
