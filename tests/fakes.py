@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from pssync.ports import (
     RecordedCommand,
     SigningSecrets,
     StoredVersion,
+    VersionClaim,
     VersionConflict,
 )
 
@@ -121,21 +124,68 @@ class InMemoryVersionStore:
 
 
 @dataclass
+class HeldMark:
+    """A record's high-water mark, as DynamoDBDeliveryLog keeps it (`held#<operation>`)."""
+
+    held: int
+    writer: str | None = None
+    writer_until: float = 0.0
+
+
+@dataclass
 class InMemoryDeliveryLog:
+    """The delivery log with the guard's marks; thread-safe, so races can be run against it too."""
+
     commands: dict[str, ConnectorCommand] = field(default_factory=dict)
     refusals: dict[str, int] = field(default_factory=dict)  # command id -> the version the target held
+    marks: dict[tuple[Target, str, str], HeldMark] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand:
-        if command.command_id in self.commands:
-            return RecordedCommand(command=command, first_time=False)
-        self.commands[command.command_id] = command
-        return RecordedCommand(command=command, first_time=True)
+        with self.lock:
+            if command.command_id in self.commands:
+                return RecordedCommand(command=command, first_time=False)
+            self.commands[command.command_id] = command
+            return RecordedCommand(command=command, first_time=True)
 
     def commands_for(self, target: Target, external_id: str) -> list[ConnectorCommand]:
-        return [c for c in self.commands.values() if c.target == target and c.external_id == external_id]
+        with self.lock:
+            return [c for c in self.commands.values() if c.target == target and c.external_id == external_id]
 
     def record_refusal(self, command: ConnectorCommand, held_version: int, recorded_at: str) -> None:
-        self.refusals.setdefault(command.command_id, held_version)
+        with self.lock:
+            self.refusals.setdefault(command.command_id, held_version)
+
+    def claim_version(
+        self, command: ConnectorCommand, version: int, recorded_at: str, *, writer_lease_seconds: float | None
+    ) -> VersionClaim:
+        key = (command.target, command.operation, command.external_id)
+        with self.lock:
+            mark = self.marks.get(key)
+            if mark is not None and mark.held > version:
+                return VersionClaim(granted=False, held=mark.held)
+            mark = self.marks.setdefault(key, HeldMark(version))
+            if writer_lease_seconds is None:  # a shadow claim: the mark only, no writer lease
+                mark.held = version
+                return VersionClaim(granted=True, held=version)
+            now = self.clock()
+            if mark.writer is not None and mark.writer_until >= now:
+                return VersionClaim(granted=False, held=mark.held, busy=True)
+            token = f"{command.command_id}#{uuid.uuid4().hex}"
+            mark.held, mark.writer, mark.writer_until = version, token, now + writer_lease_seconds
+            return VersionClaim(granted=True, held=version, token=token)
+
+    def release_claim(self, command: ConnectorCommand, token: str) -> None:
+        with self.lock:
+            mark = self.marks.get((command.target, command.operation, command.external_id))
+            if mark is not None and mark.writer == token:
+                mark.writer, mark.writer_until = None, 0.0
+
+    def held(self, command: ConnectorCommand) -> int | None:
+        """The version the record's mark holds (tests)."""
+        mark = self.marks.get((command.target, command.operation, command.external_id))
+        return None if mark is None else mark.held
 
 
 @dataclass

@@ -12,6 +12,11 @@ Context (cdk.json or `-c`):
 
 Functions get the secret's ARN (never its value), `secretsmanager:GetSecretValue` on that secret only,
 the mapping as JSON (internal ids, not secret) and item access to the concurrency table.
+
+A function that sends ERP commands live or dual must have time for one whole NetSuite command and the reserve
+kept after it (`NETSUITE_COMMAND_SECONDS + NETSUITE_WRITES.invocation_reserve_seconds`): the synth fails
+otherwise, so the client's policy and the functions' timeouts cannot drift apart. Inside an invocation every
+vendor call also ends before the invocation does (pssync.connectors.http_policy).
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_cdk import Acknowledgment, Validations
+import jsii
+from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from infra import runtime
+from pssync.connectors.netsuite import NETSUITE_COMMAND_SECONDS, NETSUITE_WRITES
 
 CUTOVER_CONTEXT_KEY = "pssync:cutover"
 NETSUITE_CONTEXT_KEY = "pssync:netsuite"
@@ -41,6 +49,8 @@ MAPPING_TABLES = ("subsidiaries", "currencies", "items", "accounts")
 MAX_MAPPING_BYTES = 2048
 # The variable each workflow step that sends commands already carries (infra/constructs/workflows.py).
 CONNECTOR_VARIABLE = {"psa": "PSA_CONNECTOR", "erp": "ERP_CONNECTOR"}
+# The shortest timeout of a function sending NetSuite commands: one command's calls and the reserve.
+ERP_SENDER_MIN_TIMEOUT_SECONDS = NETSUITE_COMMAND_SECONDS + NETSUITE_WRITES.invocation_reserve_seconds
 
 
 @dataclass(frozen=True)
@@ -149,10 +159,13 @@ class VendorTargets(Construct):
             self.kantata_secret = self._kantata_secret(stage, kantata)
         self.netsuite_secret: secretsmanager.ISecret | None = None
         self.concurrency_table: dynamodb.Table | None = None
+        self._timeouts: _ErpSendersHaveTimeForACommand | None = None
         self._mapping_json = ""
         self._limit = 0
         if cutover.erp == "shadow":
             return
+        self._timeouts = _ErpSendersHaveTimeForACommand(self)
+        self.node.add_validation(self._timeouts)
         if netsuite is None:
             raise ValueError(
                 f"{CUTOVER_CONTEXT_KEY}.erp={cutover.erp!r} needs {NETSUITE_CONTEXT_KEY} with the account's "
@@ -253,7 +266,8 @@ class VendorTargets(Construct):
             )
         if CONNECTOR_VARIABLE["erp"] not in environment or self.netsuite_secret is None:
             return
-        assert self.concurrency_table is not None
+        assert self.concurrency_table is not None and self._timeouts is not None
+        self._timeouts.sender_roles.append(Stack.of(self).resolve(role.role_arn))
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"], resources=[self.netsuite_secret.secret_arn]
@@ -265,3 +279,32 @@ class VendorTargets(Construct):
                 resources=[self.concurrency_table.table_arn],
             )
         )
+
+
+@jsii.implements(IValidation)
+class _ErpSendersHaveTimeForACommand:
+    """Every function granted a live or dual ERP (`VendorTargets.grant`) has time for one NetSuite command.
+
+    Functions are matched by their role: a CfnFunction's environment is not readable back from Python
+    (jsii drops the lazy value), its role and timeout are."""
+
+    def __init__(self, scope: Construct) -> None:
+        self._scope = scope
+        self.sender_roles: list[Any] = []  # resolved role ARNs of the functions that send ERP commands
+
+    def validate(self) -> list[str]:
+        stack = Stack.of(self._scope)
+        problems = []
+        for construct in stack.node.find_all():
+            if not isinstance(construct, lambda_.CfnFunction):
+                continue
+            if stack.resolve(construct.role) not in self.sender_roles:
+                continue
+            timeout = float(stack.resolve(construct.timeout) or 3)  # Lambda's default is 3 s
+            if timeout < ERP_SENDER_MIN_TIMEOUT_SECONDS:
+                problems.append(
+                    f"{construct.node.path} sends NetSuite commands with a {timeout:.0f} s timeout; one "
+                    f"command needs {ERP_SENDER_MIN_TIMEOUT_SECONDS:.0f} s (pssync.connectors.netsuite: "
+                    "NETSUITE_COMMAND_SECONDS + the invocation reserve)"
+                )
+        return problems

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pssync.errors import PssyncError
-from pssync.model.commands import ConnectorCommand
+from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.events import EventEnvelope, Lineage
 from pssync.model.sources import SourceConfig
 
@@ -230,8 +230,46 @@ class RecordedCommand:
     first_time: bool
 
 
+@dataclass(frozen=True)
+class VersionClaim:
+    """The outcome of claiming a target record's high-water mark for one contract version.
+
+    `granted`: the version is the newest claimed so far (or the same again: a redelivery) and may be
+    written. Otherwise `held` is the newer version that was claimed, or `busy` says another version's live
+    write holds the record right now (try again shortly). `token` releases a granted writer lease.
+    """
+
+    granted: bool
+    held: int
+    busy: bool = False
+    token: str | None = None
+
+
 class DeliveryLogPort(Protocol):
+    """What was sent (or would be) to each PSA / ERP record, and the never-regress guard's marks."""
+
     def record(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand: ...
+
+    def commands_for(self, target: Target, external_id: str) -> list[ConnectorCommand]:
+        """Every command recorded for one target record, in any order."""
+        ...
+
+    def record_refusal(self, command: ConnectorCommand, held_version: int, recorded_at: str) -> None:
+        """Keep a refusal (idempotent on the command id): operators see what was not sent and why."""
+        ...
+
+    def claim_version(
+        self, command: ConnectorCommand, version: int, recorded_at: str, *, writer_lease_seconds: float | None
+    ) -> VersionClaim:
+        """Atomically raise the record's (target, operation, external id) high-water mark to `version`
+        unless a newer version holds it. With `writer_lease_seconds` the claim also takes the record's
+        writer lease (one live write per record at a time, so an older write can never land after a
+        newer one); it is refused as `busy` while another claim's lease runs."""
+        ...
+
+    def release_claim(self, command: ConnectorCommand, token: str) -> None:
+        """End the writer lease `token` took (only if it is still that claim's); the mark stays."""
+        ...
 
 
 class Connector(Protocol):

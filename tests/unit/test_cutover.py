@@ -20,29 +20,10 @@ from pssync.connectors.cutover import (
 from pssync.errors import PssyncError, TransientDownstreamError
 from pssync.model.commands import ConnectorCommand, Target
 from pssync.ports import RecordedCommand
+from tests.fakes import InMemoryDeliveryLog
 from tests.unit.test_netsuite_connector import FakeNetSuite, billing_schedule, connector, journal, netsuite
 
 __all__ = ["netsuite"]  # the respx NetSuite fixture, shared with the connector's tests
-
-
-@dataclass
-class InMemoryHistory:
-    """The delivery log as DeliveryHistory: commands by command id, refusals kept apart."""
-
-    commands: dict[str, ConnectorCommand] = field(default_factory=dict)
-    refusals: dict[str, int] = field(default_factory=dict)  # command id -> the version held instead
-
-    def record(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand:
-        if command.command_id in self.commands:
-            return RecordedCommand(command=command, first_time=False)
-        self.commands[command.command_id] = command
-        return RecordedCommand(command=command, first_time=True)
-
-    def commands_for(self, target: Target, external_id: str) -> list[ConnectorCommand]:
-        return [c for c in self.commands.values() if c.target == target and c.external_id == external_id]
-
-    def record_refusal(self, command: ConnectorCommand, held_version: int, recorded_at: str) -> None:
-        self.refusals.setdefault(command.command_id, held_version)
 
 
 @dataclass
@@ -95,7 +76,7 @@ def test_the_held_version_is_the_newest_of_the_same_record_and_operation() -> No
 
 @pytest.mark.parametrize("mode", CUTOVER_MODES)
 def test_an_older_version_is_refused_recorded_and_never_written(mode: str) -> None:
-    history, live = InMemoryHistory(), FakeLive()
+    history, live = InMemoryDeliveryLog(), FakeLive()
     target = CutoverConnector(mode, history, live)
     target.send(billing_schedule(2), "t1")
     written_before = list(live.sent)
@@ -110,7 +91,7 @@ def test_an_older_version_is_refused_recorded_and_never_written(mode: str) -> No
 
 
 def test_a_redelivery_of_the_held_version_is_a_duplicate_not_a_refusal() -> None:
-    history = InMemoryHistory()
+    history = InMemoryDeliveryLog()
     target = CutoverConnector("shadow", history)
     assert target.send(billing_schedule(2), "t1").first_time
     again = target.send(billing_schedule(2), "t2")
@@ -119,7 +100,7 @@ def test_a_redelivery_of_the_held_version_is_a_duplicate_not_a_refusal() -> None
 
 
 def test_a_newer_version_passes_the_guard() -> None:
-    history = InMemoryHistory()
+    history = InMemoryDeliveryLog()
     target = CutoverConnector("shadow", history)
     target.send(billing_schedule(1), "t1")
     assert target.send(billing_schedule(2), "t2").first_time
@@ -127,7 +108,7 @@ def test_a_newer_version_passes_the_guard() -> None:
 
 
 def test_unversioned_commands_are_not_guarded() -> None:
-    history = InMemoryHistory()
+    history = InMemoryDeliveryLog()
     target = CutoverConnector("shadow", history)
     assert target.send(journal("original"), "t1").first_time
     assert target.send(journal("adjustment-1"), "t2").first_time
@@ -138,20 +119,20 @@ def test_unversioned_commands_are_not_guarded() -> None:
 
 
 def test_shadow_records_and_writes_nothing() -> None:
-    history = InMemoryHistory()
+    history = InMemoryDeliveryLog()
     recorded = CutoverConnector("shadow", history).send(billing_schedule(1), "t")
     assert recorded.first_time and list(history.commands) == ["erp:billing-schedule:C-2026-0412:v1"]
 
 
 def test_live_writes_first_and_records_what_was_delivered() -> None:
-    history, live = InMemoryHistory(), FakeLive()
+    history, live = InMemoryDeliveryLog(), FakeLive()
     recorded = CutoverConnector("live", history, live).send(billing_schedule(1), "t")
     assert recorded.first_time and live.sent == [billing_schedule(1)]
     assert list(history.commands) == ["erp:billing-schedule:C-2026-0412:v1"]
 
 
 def test_a_failed_live_write_records_nothing_so_the_retry_writes_again() -> None:
-    history, live = InMemoryHistory(), FakeLive(failure=TransientDownstreamError("netsuite: HTTP 503"))
+    history, live = InMemoryDeliveryLog(), FakeLive(failure=TransientDownstreamError("netsuite: HTTP 503"))
     target = CutoverConnector("live", history, live)
     with pytest.raises(TransientDownstreamError):
         target.send(billing_schedule(1), "t1")
@@ -161,14 +142,14 @@ def test_a_failed_live_write_records_nothing_so_the_retry_writes_again() -> None
 
 
 def test_dual_records_writes_and_finds_no_difference() -> None:
-    history, live = InMemoryHistory(), FakeLive()
+    history, live = InMemoryDeliveryLog(), FakeLive()
     recorded = CutoverConnector("dual", history, live).send(billing_schedule(1), "t")
     assert recorded.first_time and live.sent == [billing_schedule(1)]
     assert list(history.commands) == ["erp:billing-schedule:C-2026-0412:v1"]
 
 
 def test_dual_raises_the_differences_between_the_target_and_the_shadow() -> None:
-    history, live = InMemoryHistory(), FakeLive(held_differently=["salesOrder/C-2026-0412: currency"])
+    history, live = InMemoryDeliveryLog(), FakeLive(held_differently=["salesOrder/C-2026-0412: currency"])
     with pytest.raises(CutoverMismatch) as mismatch:
         CutoverConnector("dual", history, live).send(billing_schedule(1), "t")
     assert mismatch.value.code == "cutover_mismatch"
@@ -177,7 +158,7 @@ def test_dual_raises_the_differences_between_the_target_and_the_shadow() -> None
 
 
 def test_dual_reports_a_command_the_shadow_recorded_differently_under_the_same_key() -> None:
-    history, live = InMemoryHistory(), FakeLive()
+    history, live = InMemoryDeliveryLog(), FakeLive()
     earlier = billing_schedule(1)
     history.record(earlier.model_copy(update={"payload": {**earlier.payload, "currency": "USD"}}), "t0")
     with pytest.raises(CutoverMismatch, match="shadow recorded a different command"):
@@ -187,7 +168,7 @@ def test_dual_reports_a_command_the_shadow_recorded_differently_under_the_same_k
 def test_dual_against_netsuite_finds_nothing_when_it_holds_what_the_shadow_recorded(
     netsuite: FakeNetSuite,
 ) -> None:
-    history = InMemoryHistory()
+    history = InMemoryDeliveryLog()
     assert CutoverConnector("dual", history, connector()[0]).send(billing_schedule(1), "t").first_time
     assert ("salesOrder", "C-2026-0412") in netsuite.records
 
@@ -204,7 +185,7 @@ def test_dual_against_netsuite_reports_a_line_changed_on_the_netsuite_side(netsu
 
     ns.send = write_then_netsuite_edits  # type: ignore[method-assign]
     with pytest.raises(CutoverMismatch) as mismatch:
-        CutoverConnector("dual", InMemoryHistory(), ns).send(billing_schedule(1), "t")
+        CutoverConnector("dual", InMemoryDeliveryLog(), ns).send(billing_schedule(1), "t")
     assert mismatch.value.mismatches == ["salesOrder/C-2026-0412: item[0].amount"]
 
 
@@ -213,10 +194,10 @@ def test_dual_against_netsuite_reports_a_line_changed_on_the_netsuite_side(netsu
 
 def test_an_unknown_mode_is_a_configuration_error() -> None:
     with pytest.raises(PssyncError) as error:
-        CutoverConnector("canary", InMemoryHistory())
+        CutoverConnector("canary", InMemoryDeliveryLog())
     assert error.value.code == "configuration"
     with pytest.raises(PssyncError, match="needs a live connector"):
-        CutoverConnector("live", InMemoryHistory())
+        CutoverConnector("live", InMemoryDeliveryLog())
 
 
 def test_an_unknown_mode_in_the_settings_fails_at_load() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -28,7 +29,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pssync.errors import DeliveryInProgress, TransientDownstreamError, UnprocessableDelivery
 from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.events import EventEnvelope, Lineage
-from pssync.ports import DedupeOutcome, RecordedCommand, SigningSecrets, StoredVersion, VersionConflict
+from pssync.ports import (
+    DedupeOutcome,
+    RecordedCommand,
+    SigningSecrets,
+    StoredVersion,
+    VersionClaim,
+    VersionConflict,
+)
 
 _TRANSIENT_CODES = {
     "ThrottlingException",
@@ -276,11 +284,14 @@ def _stored(aggregate: str, aggregate_id: str, item: dict[str, Any]) -> StoredVe
 
 
 class DynamoDBDeliveryLog:
-    """The shadow target's outbox: one item per command, written once (idempotency key is the sk)."""
+    """The delivery log: one item per command, written once (idempotency key is the sk), beside each
+    target record's refusals (`refused#<key>`) and its never-regress high-water marks (`held#<operation>`),
+    all under the record's partition (`<target>#<external id>`)."""
 
-    def __init__(self, table_name: str, client: Any) -> None:
+    def __init__(self, table_name: str, client: Any, clock: Callable[[], float] = time.time) -> None:
         self._table = table_name
         self._client = client
+        self._clock = clock  # epoch seconds: writer leases are compared across containers
 
     def record(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand:
         item = {
@@ -349,6 +360,68 @@ class DynamoDBDeliveryLog:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
+
+    def claim_version(
+        self, command: ConnectorCommand, version: int, recorded_at: str, *, writer_lease_seconds: float | None
+    ) -> VersionClaim:
+        """One conditional UpdateItem on the record's mark: the check and the raise are one atomic step,
+        so of two versions racing the older can never claim after the newer."""
+        now = self._clock()
+        values: dict[str, Any] = {
+            ":v": {"N": str(version)},
+            ":by": {"S": command.command_id},
+            ":at": {"S": recorded_at},
+        }
+        update = "SET held = :v, held_by = :by, claimed_at = :at"
+        condition = "(attribute_not_exists(held) OR held <= :v)"
+        token = None
+        if writer_lease_seconds is not None:
+            token = f"{command.command_id}#{uuid.uuid4().hex}"  # one per attempt: a retry is a new writer
+            values.update(
+                {
+                    ":token": {"S": token},
+                    ":until": {"N": f"{now + writer_lease_seconds:.3f}"},
+                    ":now": {"N": f"{now:.3f}"},
+                }
+            )
+            update += ", writer = :token, writer_until = :until"
+            condition += " AND (attribute_not_exists(writer) OR writer_until < :now)"
+        try:
+            with translate_aws_errors("dynamodb:UpdateItem"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=_mark_key(command),
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            old = error.response.get("Item", {})
+            held = int(old["held"]["N"]) if "held" in old else version
+            return VersionClaim(granted=False, held=held, busy=held <= version)
+        return VersionClaim(granted=True, held=version, token=token)
+
+    def release_claim(self, command: ConnectorCommand, token: str) -> None:
+        try:
+            with translate_aws_errors("dynamodb:UpdateItem"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=_mark_key(command),
+                    UpdateExpression="REMOVE writer, writer_until",
+                    ConditionExpression="writer = :token",
+                    ExpressionAttributeValues={":token": {"S": token}},
+                )
+        except ClientError as error:
+            # Our lease ran out and another claim took the record: it is theirs to release now.
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+
+def _mark_key(command: ConnectorCommand) -> dict[str, Any]:
+    return {"pk": {"S": f"{command.target}#{command.external_id}"}, "sk": {"S": f"held#{command.operation}"}}
 
 
 class StepFunctionsStarter:

@@ -2,7 +2,8 @@
 
 What every call gets, in one place:
 - a per-attempt timeout, and a total deadline for the call that retries and waits must fit in (a caller
-  may cap it further with `not_after`, e.g. a queued record's read budget);
+  may cap it further with `not_after`, e.g. a queued record's read budget; inside a Lambda invocation it
+  also ends the policy's `invocation_reserve_seconds` before the function's timeout, see http_policy);
 - bounded retries with full-jitter exponential backoff (tenacity), on timeouts, connection errors, 408,
   425, 429 and 5xx; `Retry-After` is honoured up to `max_retry_after_seconds`, and a wait that would
   overrun the deadline gives up at once instead of sleeping into a timeout;
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from pssync.connectors.http_policy import CallPolicy
+from pssync.connectors.http_policy import CallPolicy, invocation_seconds_left
 from pssync.errors import TransientDownstreamError, VendorAuthRefused, VendorNotFound, VendorRejected
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -119,10 +120,8 @@ class VendorHttp:
         not_after: float | None = None,
     ) -> httpx.Response:
         """One logical call: retried as the policy says; returns a 2xx response or raises (see module)."""
-        deadline = self._monotonic() + self._deadline_seconds
-        if not_after is not None:
-            deadline = min(deadline, not_after)
         what = f"{self.vendor} {method} {path}"
+        deadline = self._deadline(what, not_after)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Retryable),
             wait=self._wait,
@@ -134,6 +133,23 @@ class VendorHttp:
             return retrying(self._attempt, method, path, params, json_body, idempotency_key, deadline)
         except _Retryable as error:
             raise TransientDownstreamError(f"{what} failed after retries: {error.problem}") from None
+
+    def _deadline(self, what: str, not_after: float | None) -> float:
+        """The call's deadline: the policy's, a caller's `not_after`, and the invocation's remaining time
+        less the policy's reserve, whichever comes first. No time left at all fails before any request."""
+        now = self._monotonic()
+        deadline = now + self._deadline_seconds
+        if not_after is not None:
+            deadline = min(deadline, not_after)
+        seconds_left = invocation_seconds_left()
+        if seconds_left is not None:
+            deadline = min(deadline, now + seconds_left - self.policy.invocation_reserve_seconds)
+            if deadline <= now:
+                raise TransientDownstreamError(
+                    f"{what}: not started, {seconds_left:.1f} s left in the invocation and "
+                    f"{self.policy.invocation_reserve_seconds:.1f} s are kept for what follows the call"
+                )
+        return deadline
 
     def _attempt(
         self,

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from pssync.connectors.http import VendorHttp, json_object, retry_after_seconds
-from pssync.connectors.http_policy import CallPolicy
+from pssync.connectors.http_policy import CallPolicy, invocation_seconds_left
 from pssync.errors import BusinessRuleViolation, TransientDownstreamError, VendorAuthRefused
 from pssync.model.commands import ConnectorCommand, Target
 from pssync.ports import RecordedCommand
@@ -52,10 +52,21 @@ def account_host(account_id: str) -> str:
 
 
 # NetSuite answers 429 when the account's concurrency limit is reached: a Retry-After is honoured, and a
-# write may wait a little longer than a CRM read for its slot.
+# write may wait a little longer than a CRM read for its slot. Sized to the sending functions' 30 s timeout
+# (infra/runtime.py; infra/constructs/cutover.py refuses a synth where they disagree): one command's calls
+# plus the reserve fit a fresh invocation, and inside one every call also ends before the invocation does.
 NETSUITE_WRITES = CallPolicy(
-    timeout_seconds=15.0, deadline_seconds=40.0, max_attempts=4, backoff_base_seconds=0.5
+    timeout_seconds=15.0,
+    deadline_seconds=20.0,
+    max_attempts=4,
+    backoff_base_seconds=0.5,
+    invocation_reserve_seconds=3.0,
 )
+# Every call of one command (customer, project, then the transaction) shares this deadline: a command holds
+# its account's concurrency slot and its record's writer lease (60 s each) for no longer than this plus
+# one token fetch.
+NETSUITE_COMMAND_SECONDS = 25.0
+TOKEN_TIMEOUT_SECONDS = 5.0
 
 
 # --- OAuth 2.0 client credentials (M2M) --------------------------------------------------------------
@@ -135,11 +146,14 @@ class NetSuiteTokens:
         credentials: NetSuiteCredentials,
         *,
         transport: httpx.BaseTransport | None = None,
-        timeout_seconds: float = 5.0,
+        timeout_seconds: float = TOKEN_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
+        invocation_reserve_seconds: float = NETSUITE_WRITES.invocation_reserve_seconds,
     ) -> None:
         self._credentials = credentials
         self._clock = clock
+        self._timeout_seconds = timeout_seconds
+        self._invocation_reserve_seconds = invocation_reserve_seconds
         self._client = httpx.Client(timeout=timeout_seconds, transport=transport)
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -168,7 +182,7 @@ class NetSuiteTokens:
             "client_assertion": client_assertion(self._credentials, now),
         }
         try:
-            response = self._client.post(self._credentials.token_url, data=form)
+            response = self._client.post(self._credentials.token_url, data=form, timeout=self._timeout())
         except httpx.TransportError as error:
             raise TransientDownstreamError(f"netsuite token endpoint: {type(error).__name__}") from error
         if response.status_code == 429 or response.status_code >= 500:
@@ -194,6 +208,18 @@ class NetSuiteTokens:
         except (TypeError, ValueError):
             lifetime = 0.0  # unknown lifetime: use it for this call only
         return token, now + lifetime
+
+    def _timeout(self) -> float:
+        """The token request's timeout, ending before the invocation does (less the reserve)."""
+        seconds_left = invocation_seconds_left()
+        if seconds_left is None:
+            return self._timeout_seconds
+        usable = seconds_left - self._invocation_reserve_seconds
+        if usable <= 0:
+            raise TransientDownstreamError(
+                f"netsuite token endpoint: not called, {seconds_left:.1f} s left in the invocation"
+            )
+        return min(self._timeout_seconds, usable)
 
     def close(self) -> None:
         self._client.close()
@@ -516,10 +542,19 @@ class NetSuiteConnector:
         return self._tokens.account_id
 
     def send(self, command: ConnectorCommand, recorded_at: str) -> RecordedCommand:
-        for write in self.writes(command):
+        writes = self.writes(command)
+        not_after = self._http.now() + NETSUITE_COMMAND_SECONDS
+        for write in writes:
             params = {"replace": ",".join(write.replace_sublists)} if write.replace_sublists else None
             self._authorised(
-                partial(self._http.request, "PUT", write.path, params=params, json_body=write.body)
+                partial(
+                    self._http.request,
+                    "PUT",
+                    write.path,
+                    params=params,
+                    json_body=write.body,
+                    not_after=not_after,
+                )
             )
         return RecordedCommand(command=command, first_time=True)
 

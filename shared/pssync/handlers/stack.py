@@ -5,6 +5,9 @@
   (set per record), the EventBridge event id for schedules. Keys from one invocation never leak into the
   next (`clear_state`).
 - Metrics with the cold-start metric; everything added during the invocation is flushed at its end.
+- The invocation's remaining time (the context's `get_remaining_time_in_millis`) bounds every vendor call
+  made inside it (`pssync.connectors.http_policy.invocation_time`): a slow vendor ends as a typed
+  transient error before the function's timeout kills the container mid-command.
 - Tracer (X-Ray) only when tracing is on for the function (`PSSYNC_TRACING=active`, set by CDK with
   `Tracing.ACTIVE`). The Tracer is built lazily: it costs about 130 ms of cold start even when disabled
   (docs/decisions.md, 2026-11-30).
@@ -22,6 +25,7 @@ from functools import cache, wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pssync.config import HandlerSettings, load_settings
+from pssync.connectors.http_policy import invocation_time
 from pssync.observability import logger, metrics
 from pssync.ports import DeadLetterParking
 
@@ -50,8 +54,12 @@ def lambda_handler(*, correlation_id_path: str | None = None) -> Callable[[Lambd
     def decorate(handler: LambdaHandler) -> LambdaHandler:
         @wraps(handler)
         def logged(event: dict[str, Any], context: Any) -> Any:
+            remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
             try:
-                return handler(event, context)
+                if remaining_millis is None:  # a test calling the handler without a Lambda context
+                    return handler(event, context)
+                with invocation_time(lambda: remaining_millis() / 1000):
+                    return handler(event, context)
             except Exception as error:
                 cause = {"error": type(error).__name__, "reason": getattr(error, "code", None)}
                 logger.exception("invocation failed", extra=cause)
