@@ -347,6 +347,15 @@ class ModificationFacts(_Frozen):
         return self
 
 
+class NetSettlement(_Frozen):
+    """The parties settle a terminated contract's accounting contracts net, as one amount: `basis` states the
+    legally enforceable right of set-off and the intent to use it (the termination agreement, say), without
+    which a refund owed under one contract is not offset against what the customer owes under another (IAS
+    32.42, ASC 210-20-45-1; IFRS 15.105 nets contract balances within one contract only)."""
+
+    basis: Annotated[str, Field(min_length=1)]
+
+
 class Termination(_Frozen):
     """The contract ends on the version's effective date (a cancellation, or a termination for cause).
 
@@ -354,10 +363,13 @@ class Termination(_Frozen):
     a `concession` in the version's modification facts (a credit given on termination) is taken from the
     revenue recognised. The version lists no obligations and no variable consideration, and its
     `fixed_price` states the consideration the parties settled on; no later version may follow. The
-    settlement of the balances is reported by RevenueResult.terminations().
+    settlement of the balances is reported by RevenueResult.terminations(): every accounting contract (the
+    contract and each separate contract a modification created, which all end with it) settles on its own
+    revenue, bills and payments (IFRS 15.105), unless `net_settlement` states that they settle as one.
     """
 
     reason: Annotated[str, Field(min_length=1)]
+    net_settlement: NetSettlement | None = None
 
 
 class RevenueContract(_Frozen):
