@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from pssync.revenue.billing import billing_buckets
-from pssync.revenue.compiled import CompiledVersion, compile_version
+from pssync.revenue.compiled import CompiledVersion, compile_version, to_minor_units
 from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.evaluation import Track
 from pssync.revenue.knowledge import (
@@ -59,11 +59,13 @@ from pssync.revenue.models import (
     PointInTimePattern,
     ProgressRounding,
     RatablePattern,
+    RoyaltyReported,
     Scenario,
 )
 from pssync.revenue.modification import ModificationRecord
 from pssync.revenue.period_figures import period_figures
 from pssync.revenue.periods import PeriodIndex, periods_covering
+from pssync.revenue.royalties import royalty_targets
 
 
 @dataclass(slots=True)
@@ -246,13 +248,34 @@ def _by_contract(
         starts[contract.contract_id] = min(first, contract.effective_date)
     events: dict[str, list[tuple[int, ContractEvent]]] = defaultdict(list)
     billing: dict[str, list[Invoice | Payment]] = defaultdict(list)
+    in_order = {cid: sorted(vs, key=lambda v: (v.effective, v.number)) for cid, vs in versions.items()}
     for index, event in enumerate(scenario.events):
+        if isinstance(event, PeriodClose):
+            continue
+        _refuse_amount_below_minor_unit(event, index, in_order[event.contract_id][0].exponent)
+        if isinstance(event, RoyaltyReported):
+            try:
+                royalty_targets(in_order[event.contract_id], event)
+            except RevenueRuleError as error:
+                raise RevenueRuleError(error.reason, f"events[{index}].{error.field}") from None
         if not isinstance(event, _NOT_CONTRACT_HISTORY):
             events[event.contract_id].append((event.known_from.toordinal(), event))
             if isinstance(event, Invoice | Payment):
                 _refuse_billing_before_start(event, index, starts[event.contract_id])
                 billing[event.contract_id].append(event)
     return versions, events, billing
+
+
+def _refuse_amount_below_minor_unit(event: object, index: int, exponent: int) -> None:
+    """An amount of money finer than the contract currency's minor unit is refused naming its field (an
+    invoice of 1.001 USD is a typing error, not something to round on the user's behalf)."""
+    if isinstance(event, Invoice | Payment | RoyaltyReported | ContractCost | CostsToProvideEstimate):
+        try:
+            to_minor_units(event.amount, exponent)
+        except RevenueRuleError as error:
+            raise RevenueRuleError(
+                f"{event.type} {event.id}: {error.reason}", f"events[{index}].amount"
+            ) from None
 
 
 def _refuse_billing_before_start(billing: Invoice | Payment, index: int, start: date) -> None:
