@@ -95,7 +95,7 @@ class _Builder:
         for oid in first.order:
             obligation = first.obligations[oid]
             self.built.by_obligation[oid] = [
-                Segment(0, first, obligation, segment_mode(obligation, "inception"), group)
+                Segment(first.effective, first, obligation, segment_mode(obligation, "inception"), group)
             ]
             self.built.order.append(oid)
 
