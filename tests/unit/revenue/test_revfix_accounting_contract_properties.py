@@ -97,10 +97,14 @@ def cases(draw: Any) -> Case:
                 UnitsDelivered(id=f"{ob.id}-d{n}", contract_id="C", obligation_id=ob.id, on=on, units=D(1))
             )
     if later == "concession":
-        # a credit for what the original delivered before the change: at most what it had earned
-        earned_before = [d for d in deliveries if d.obligation_id.startswith("o") and d.on < later_on]
-        if earned_before:
-            credit = D(draw(st.integers(1, 100))) / 100  # tiny, so never above the revenue recognised
+        # a credit for what the original had earned before the change, never above it
+        before = [d for d in deliveries if d.on < later_on]
+        probe = run_scenario(Scenario(contracts=[v1, v2], events=before, as_of=AS_OF))
+        earned = {o.id: probe.recognised_to_date("C", o.id) for o in originals}
+        named = sorted(oid for oid, revenue in earned.items() if revenue > 0)
+        if named:
+            most = sum((earned[oid] for oid in named), Decimal(0))
+            credit = min(D(draw(st.integers(1, 100_000))) / 100, most)
             versions.append(
                 contract(
                     "C",
@@ -109,11 +113,7 @@ def cases(draw: Any) -> Case:
                     version=3,
                     effective=later_on,
                     modification=ModificationFacts(
-                        concession=Concession(
-                            amount=credit,
-                            reason="defects",
-                            obligation_ids=sorted({d.obligation_id for d in earned_before}),
-                        )
+                        concession=Concession(amount=credit, reason="defects", obligation_ids=named)
                     ),
                 )
             )
