@@ -411,6 +411,9 @@ def _accounting_owners(
             starts[account_id] = record.effective_date
             for oid in record.added:
                 owner[oid] = account_id
+        elif record.accounting_version is not None:  # a modification of that separate contract alone
+            for oid in record.added:
+                owner[oid] = separate_contract_id(contract_id, record.accounting_version)
     return owner, starts
 
 

@@ -60,16 +60,19 @@ class _SeparateContract:
     obligations: tuple[str, ...]
     price: int
     vc_ids: frozenset[str]
-    version: CompiledVersion
+    version: CompiledVersion  # the version that last stated it (its patterns)
+    number: int  # the version that created it: its name is `<contract_id>/m<number>`
 
 
 @dataclass(slots=True)
 class _Aside:
-    """What a later modification of the contract leaves alone: the separate contracts it does not change."""
+    """What a later modification of the contract leaves alone: the separate contracts it does not change,
+    and the contract itself when the modification changes one separate contract only (`modifies`)."""
 
     obligations: frozenset[str] = frozenset()
     price: int = 0
     vc_ids: frozenset[str] = frozenset()
+    modifies: _SeparateContract | None = None
 
 
 @dataclass(slots=True)
@@ -118,7 +121,7 @@ class _Builder:
         added = added_obligations(old, new)
         removed = [o for o in segments if o not in new.obligations]
         recognised, satisfied = self._state_on(day_before)
-        self.aside = self._separate_contracts_left_alone(new)
+        self.aside = self._left_alone(old, new, facts)
         unsatisfied = [
             o
             for o in old.order
@@ -139,6 +142,7 @@ class _Builder:
             added=added,
             catch_up_amounts={},
             causing_event_id=new.contract.causing_event_id,
+            accounting_version=self.aside.modifies.number if self.aside.modifies else None,
         )
         self.built.modifications.append(record)
         concession = self._concession_shares(new, facts, added, recognised)
@@ -173,7 +177,45 @@ class _Builder:
         for oid in catch_up:
             record.catch_up_amounts[oid] = self._catch_up_amount(new, oid, recognised[oid])
         self._grant(new, concession)
+        modified_separate = self.aside.modifies
+        if modified_separate is not None:  # its price, obligations and variable amounts from now on
+            modified_separate.price = new.fixed - self.aside.price
+            modified_separate.obligations = tuple(o for o in new.order if o not in self.aside.obligations)
+            modified_separate.vc_ids = frozenset(
+                v.id for v in new.contract.variable_consideration if v.id not in self.aside.vc_ids
+            )
+            modified_separate.version = new
         self.aside = _Aside()
+
+    def _left_alone(self, old: CompiledVersion, new: CompiledVersion, facts: ModificationFacts) -> _Aside:
+        """What a modification does not change. Separate contracts it leaves alone (below) always; and when
+        it changes exactly one separate contract and nothing of the contract itself (its obligations kept
+        with the same patterns, its variable amounts kept, no concession), it is a modification of that
+        separate contract only: the contract keeps its price (the previous fixed price less the separate
+        contracts'), its allocation and segments too, and the change of price is that separate contract's."""
+        touched = [s for s in self.separate if not _unchanged(s, new)]
+        owned = {o for s in self.separate for o in s.obligations}
+        separate_vcs = {v for s in self.separate for v in s.vc_ids}
+        aside = self._separate_contracts_left_alone(new)
+        if len(touched) != 1 or facts.concession is not None:
+            return aside
+        own = [o for o in old.order if o not in owned]
+        own_vcs = {v.id for v in old.contract.variable_consideration} - separate_vcs
+        if not own or any(
+            o not in new.obligations or new.obligations[o].pattern != old.obligations[o].pattern for o in own
+        ):
+            return aside
+        if not own_vcs <= {v.id for v in new.contract.variable_consideration}:
+            return aside
+        target = touched[0]
+        self.separate.append(target)  # it stays a contract of its own
+        frozen = [o for o in self.built.order if o not in owned and o not in old.obligations]
+        return _Aside(
+            aside.obligations | set(own) | set(frozen),
+            aside.price + old.fixed - sum(s.price for s in self.separate),
+            aside.vc_ids | own_vcs,
+            modifies=target,
+        )
 
     def _separate_contracts_left_alone(self, new: CompiledVersion) -> _Aside:
         """The separate contracts (IFRS 15.20) a modification of the contract does not change: each of their
@@ -182,16 +224,7 @@ class _Builder:
         as contracts of their own), and their price is not part of the price to reallocate. A separate
         contract the modification does change is from then on modified together with the contract (the
         whole arrangement is reassessed; its balances stay its own)."""
-        kept: list[_SeparateContract] = []
-        vc_ids = {v.id for v in new.contract.variable_consideration}
-        for separate in self.separate:
-            unchanged = all(
-                oid in new.obligations
-                and new.obligations[oid].pattern == separate.version.obligations[oid].pattern
-                for oid in separate.obligations
-            )
-            if unchanged and separate.vc_ids <= vc_ids:
-                kept.append(separate)
+        kept = [s for s in self.separate if _unchanged(s, new)]
         self.separate = kept
         return _Aside(
             frozenset(o for s in kept for o in s.obligations),
@@ -448,7 +481,9 @@ class _Builder:
                 )
             )
         if added:
-            self.separate.append(_SeparateContract(tuple(added), price, frozenset(v.id for v in vcs), new))
+            self.separate.append(
+                _SeparateContract(tuple(added), price, frozenset(v.id for v in vcs), new, new.number)
+            )
 
     def _freeze_transferred(
         self,
@@ -619,6 +654,16 @@ def _carry_price_changes(
         if (remaining := tuple(o for o in source.rule.obligation_ids if not satisfied[o]))
     ]
     modified.cache.clear()
+
+
+def _unchanged(separate: _SeparateContract, new: CompiledVersion) -> bool:
+    """Whether `new` keeps every obligation of the separate contract with the same pattern, and its variable
+    amounts."""
+    vc_ids = {v.id for v in new.contract.variable_consideration}
+    return separate.vc_ids <= vc_ids and all(
+        oid in new.obligations and new.obligations[oid].pattern == separate.version.obligations[oid].pattern
+        for oid in separate.obligations
+    )
 
 
 def _price_changed(old: CompiledVersion, new: CompiledVersion) -> bool:

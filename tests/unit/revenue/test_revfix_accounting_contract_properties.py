@@ -3,7 +3,8 @@ modification followed by another change:
 
 - lifetime revenue of each accounting contract is its own transaction price: the separate contract's is the
   price of the goods it added, the original's the final price less that, whatever a later modification of
-  the original (added goods at a discount, a price change, a concession) did;
+  the original (added goods at a discount, a price change, a concession) did; a later version that changes
+  the separate contract alone (one more unit, a new price) changes its price only;
 - a termination freezes each accounting contract at what its deliveries before the termination earned;
 - in every period, for each accounting contract: contract asset - contract liability = revenue - billed to
   date, and receivable = billed - paid to date; every journal entry balances.
@@ -72,7 +73,11 @@ def cases(draw: Any) -> Case:
     separate_on = day(30, 200)
     v1 = contract("C", originals, price)
     v2 = contract("C", [*originals, *added], price + separate_price, version=2, effective=separate_on)
-    later = draw(st.sampled_from(["none", "discounted_goods", "price_change", "concession", "termination"]))
+    later = draw(
+        st.sampled_from(
+            ["none", "discounted_goods", "price_change", "concession", "termination", "separate_changed"]
+        )
+    )
     later_on = separate_on + timedelta(days=draw(st.integers(1, 200)))
     versions: list[RevenueContract] = [v1, v2]
     if later == "discounted_goods":
@@ -84,9 +89,26 @@ def cases(draw: Any) -> Case:
     elif later == "price_change":
         fixed = v2.fixed_price + draw(st.integers(-min(price, 5_000) + 1, 5_000))
         versions.append(contract("C", [*originals, *added], fixed, version=3, effective=later_on))
+    elif later == "separate_changed":
+        # one more unit of the first added obligation, and a new price for the separate contract alone
+        first = added[0]
+        assert isinstance(first.pattern, UnitsPattern)
+        more_units = _units(first.id, int(first.ssp or 0), int(first.pattern.total_units) + 1)
+        delta = draw(st.integers(-int(separate_price), 5_000))
+        separate_price += delta
+        versions.append(
+            contract(
+                "C",
+                [*originals, more_units, *added[1:]],
+                v2.fixed_price + delta,
+                version=3,
+                effective=later_on,
+            )
+        )
     termination = later == "termination"
     deliveries = []
-    for ob in [*originals, *added, *([] if later != "discounted_goods" else [versions[-1].obligations[-1]])]:
+    final = versions[-1].obligations if len(versions) > 2 and not termination else [*originals, *added]
+    for ob in final:
         assert isinstance(ob.pattern, UnitsPattern)
         earliest = 0 if ob.id.startswith("o") else (separate_on - START).days
         if ob.id == "extra":
