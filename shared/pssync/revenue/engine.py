@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from pssync.revenue.billing import billing_buckets
-from pssync.revenue.compiled import CompiledVersion, compile_version
+from pssync.revenue.compiled import CompiledVersion, compile_version, to_minor_units
 from pssync.revenue.errors import RevenueRuleError
 from pssync.revenue.evaluation import Track
 from pssync.revenue.knowledge import (
@@ -59,11 +59,13 @@ from pssync.revenue.models import (
     PointInTimePattern,
     ProgressRounding,
     RatablePattern,
+    RoyaltyReported,
     Scenario,
 )
 from pssync.revenue.modification import ModificationRecord
 from pssync.revenue.period_figures import period_figures
 from pssync.revenue.periods import PeriodIndex, periods_covering
+from pssync.revenue.royalties import royalty_targets
 
 
 @dataclass(slots=True)
@@ -246,13 +248,34 @@ def _by_contract(
         starts[contract.contract_id] = min(first, contract.effective_date)
     events: dict[str, list[tuple[int, ContractEvent]]] = defaultdict(list)
     billing: dict[str, list[Invoice | Payment]] = defaultdict(list)
+    in_order = {cid: sorted(vs, key=lambda v: (v.effective, v.number)) for cid, vs in versions.items()}
     for index, event in enumerate(scenario.events):
+        if isinstance(event, PeriodClose):
+            continue
+        _refuse_amount_below_minor_unit(event, index, in_order[event.contract_id][0].exponent)
+        if isinstance(event, RoyaltyReported):
+            try:
+                royalty_targets(in_order[event.contract_id], event)
+            except RevenueRuleError as error:
+                raise RevenueRuleError(error.reason, f"events[{index}].{error.field}") from None
         if not isinstance(event, _NOT_CONTRACT_HISTORY):
             events[event.contract_id].append((event.known_from.toordinal(), event))
             if isinstance(event, Invoice | Payment):
                 _refuse_billing_before_start(event, index, starts[event.contract_id])
                 billing[event.contract_id].append(event)
     return versions, events, billing
+
+
+def _refuse_amount_below_minor_unit(event: object, index: int, exponent: int) -> None:
+    """An amount of money finer than the contract currency's minor unit is refused naming its field (an
+    invoice of 1.001 USD is a typing error, not something to round on the user's behalf)."""
+    if isinstance(event, Invoice | Payment | RoyaltyReported | ContractCost | CostsToProvideEstimate):
+        try:
+            to_minor_units(event.amount, exponent)
+        except RevenueRuleError as error:
+            raise RevenueRuleError(
+                f"{event.type} {event.id}: {error.reason}", f"events[{index}].amount"
+            ) from None
 
 
 def _refuse_billing_before_start(billing: Invoice | Payment, index: int, start: date) -> None:
@@ -293,8 +316,11 @@ def _contract_outcome(
     billed, paid, causes = billing_buckets(
         billings, frame.as_of, frame.periods, frame.knowledge, latest.exponent, frame.zeros
     )
-    owner, ids = _accounting_owners(latest.contract.contract_id, final.obligation_order, final.modifications)
-    _refuse_unknown_accounting_contracts(billings, ids, frame.as_of, positions)
+    owner, starts = _accounting_owners(
+        latest.contract.contract_id, final.obligation_order, final.modifications
+    )
+    ids = list(starts)
+    _refuse_misattributed_billings(billings, versions, starts, frame.as_of, positions)
     if len(ids) == 1:  # one accounting contract: the contract's own billing arrays
         accounting = [AccountingContract(ids[0], final.obligation_order, billed, paid, causes)]
     else:
@@ -321,40 +347,74 @@ def _contract_outcome(
     )
 
 
-def _refuse_unknown_accounting_contracts(
-    billings: Sequence[Invoice | Payment], ids: list[str], as_of: date, positions: dict[int, int]
+def _refuse_misattributed_billings(
+    billings: Sequence[Invoice | Payment],
+    versions: Sequence[CompiledVersion],
+    starts: dict[str, date],
+    as_of: date,
+    positions: dict[int, int],
 ) -> None:
-    """An invoice or payment naming an accounting contract the contract does not have (at as_of) is refused:
-    booking it on the contract itself would net it against balances it does not belong to."""
+    """Refuse a bill whose accounting contract is wrong, never book it elsewhere (issue 11 item 9's rule):
+    booking it on another accounting contract, or in a period before its own contract existed, would net it
+    against balances it does not belong to (IFRS 15.105).
+
+    - a name that no version of the contract could create (not the contract, not `<contract_id>/m<version>`
+      of one of its versions) is refused whether or not the bill is known at as_of;
+    - a name the contract does not have at as_of (the version is not a separate contract, or not known yet)
+      is refused for a bill known at as_of;
+    - a bill dated before the modification that created its separate contract is refused on its date, as a
+      bill dated before its contract starts is (`_refuse_billing_before_start`).
+    """
+    contract_id = versions[0].contract.contract_id
+    inception = min(versions, key=lambda v: (v.effective, v.number))
+    possible = {contract_id} | {
+        separate_contract_id(contract_id, v.number) for v in versions if v is not inception
+    }
     for billing in billings:
         named = billing.accounting_contract
-        if named is not None and named not in ids and billing.known_from <= as_of:
-            kind = "invoice" if isinstance(billing, Invoice) else "payment"
+        if named is None or named == contract_id:
+            continue
+        kind = "invoice" if isinstance(billing, Invoice) else "payment"
+        position = positions[id(billing)]
+        known = billing.known_from <= as_of
+        if named not in possible or (known and named not in starts):
+            when = f" at {as_of}" if named in possible else ""
             raise RevenueRuleError(
                 f"{kind} {billing.id} names accounting contract {named!r}, which contract "
-                f"{billing.contract_id} does not have at {as_of}: its accounting contracts are "
-                f"{', '.join(ids)} (the contract, then one per modification accounted for as a separate "
+                f"{billing.contract_id} does not have{when}: its accounting contracts are "
+                f"{', '.join(starts)} (the contract, then one per modification accounted for as a separate "
                 "contract, `<contract_id>/m<version>`)",
-                f"events[{positions[id(billing)]}].accounting_contract",
+                f"events[{position}].accounting_contract",
+            )
+        if known and billing.on < starts[named]:
+            raise RevenueRuleError(
+                f"{kind} {billing.id} is dated {billing.on}, before accounting contract {named} starts on "
+                f"{starts[named]} (the modification that created it as a separate contract): correct its "
+                f"date, or name the contract it belongs to ({contract_id} for the original)",
+                f"events[{position}].on",
             )
 
 
 def _accounting_owners(
     contract_id: str, obligation_order: list[str], modifications: Sequence[ModificationRecord]
-) -> tuple[dict[str, str], list[str]]:
-    """(accounting contract of each obligation, accounting contract ids): the contract itself, then one per
-    modification accounted for as a separate contract, which owns the obligations it added."""
+) -> tuple[dict[str, str], dict[str, date]]:
+    """(accounting contract of each obligation, each accounting contract's start in order): the contract
+    itself, then one per modification accounted for as a separate contract, which owns the obligations it
+    added and starts on the modification's effective date."""
     owner = dict.fromkeys(obligation_order, contract_id)
-    ids = [contract_id]
+    starts = {contract_id: date.min}  # the contract's own start is checked in _by_contract
     for record in modifications:
         # Only a separate contract with added goods creates one: a price change left to the existing contract
         # (everything transferred) is classified separate but adds nothing.
         if record.treatment is ModificationTreatment.SEPARATE_CONTRACT and record.added:
             account_id = separate_contract_id(contract_id, record.version)
-            ids.append(account_id)
+            starts[account_id] = record.effective_date
             for oid in record.added:
                 owner[oid] = account_id
-    return owner, ids
+        elif record.accounting_version is not None:  # a modification of that separate contract alone
+            for oid in record.added:
+                owner[oid] = separate_contract_id(contract_id, record.accounting_version)
+    return owner, starts
 
 
 def _accounting_contracts(

@@ -227,6 +227,10 @@ class PerformanceObligation:
 
     In a modified version (N > 1) give, for an obligation accounted for prospectively, the SSP of what
     remains to be transferred; for one accounted for by cumulative catch-up, the SSP of the whole obligation.
+    A restated SSP of an existing obligation never decides the classification: distinct goods added at their
+    SSP are a separate contract whatever the existing obligations' SSPs say (IFRS 15.20 looks only at the
+    added goods and their price), and the existing obligations then keep their allocation, so the restated
+    SSP is used only when the modification is prospective or a cumulative catch-up.
     `ssp` may be omitted only for the residual obligation, which then needs `ssp_range` (the observed range).
     """
 
@@ -319,11 +323,15 @@ class ModificationFacts(_Frozen):
     """Facts of an amendment from which the treatment is classified (IFRS 15.20-21, ASC 606-10-25-12/13).
 
     `added_goods_distinct`: the added goods/services are distinct. `priced_at_ssp`: the price increase
-    reflects their SSP (derived from the SSPs when omitted; a concession counts as part of the increase, so
-    the added goods are judged at the price before the credit). `remaining_distinct`: per existing
-    obligation, whether what remains is distinct from what was transferred (defaults by pattern: series and
-    units yes, a single progress-measured obligation no). `override` with `rationale` replaces the
-    classification. `concession`: a credit for goods or services already transferred (see Concession).
+    reflects their SSP (derived when omitted: the increase equals the sum of the added obligations' SSPs,
+    whatever SSPs the existing obligations restate; a concession counts as part of the increase, so the
+    added goods are judged at the price before the credit). A separate contract is an accounting contract of
+    its own, `<contract_id>/m<version>`; a later version that keeps its obligations (same patterns) and its
+    variable amounts modifies the other obligations only, and the separate contract keeps its price.
+    `remaining_distinct`: per existing obligation, whether what remains is distinct from what was
+    transferred (defaults by pattern: series and units yes, a single progress-measured obligation no).
+    `override` with `rationale` replaces the classification. `concession`: a credit for goods or services
+    already transferred (see Concession).
     """
 
     added_goods_distinct: bool = True
@@ -347,6 +355,15 @@ class ModificationFacts(_Frozen):
         return self
 
 
+class NetSettlement(_Frozen):
+    """The parties settle a terminated contract's accounting contracts net, as one amount: `basis` states the
+    legally enforceable right of set-off and the intent to use it (the termination agreement, say), without
+    which a refund owed under one contract is not offset against what the customer owes under another (IAS
+    32.42, ASC 210-20-45-1; IFRS 15.105 nets contract balances within one contract only)."""
+
+    basis: Annotated[str, Field(min_length=1)]
+
+
 class Termination(_Frozen):
     """The contract ends on the version's effective date (a cancellation, or a termination for cause).
 
@@ -354,10 +371,13 @@ class Termination(_Frozen):
     a `concession` in the version's modification facts (a credit given on termination) is taken from the
     revenue recognised. The version lists no obligations and no variable consideration, and its
     `fixed_price` states the consideration the parties settled on; no later version may follow. The
-    settlement of the balances is reported by RevenueResult.terminations().
+    settlement of the balances is reported by RevenueResult.terminations(): every accounting contract (the
+    contract and each separate contract a modification created, which all end with it) settles on its own
+    revenue, bills and payments (IFRS 15.105), unless `net_settlement` states that they settle as one.
     """
 
     reason: Annotated[str, Field(min_length=1)]
+    net_settlement: NetSettlement | None = None
 
 
 class RevenueContract(_Frozen):
@@ -497,8 +517,10 @@ ACCOUNTING_CONTRACT = (
     "The accounting contract the bill belongs to: the contract itself (the default, or its contract_id), or "
     "a separate contract created by a modification accounted for as one (distinct goods or services added "
     "at their standalone selling price, IFRS 15.20), named `<contract_id>/m<version>` after the version "
-    "that made it. Balances (receivable, contract asset, contract liability) are netted per accounting "
-    "contract; any other name is refused."
+    "that made it, for a bill dated on or after that version's effective date. Balances (receivable, "
+    "contract asset, contract liability) are netted per accounting contract. A name the contract does not "
+    "have at as_of, a name no version could create, or a bill dated before its accounting contract starts "
+    "is refused."
 )
 
 
@@ -539,8 +561,10 @@ class RoyaltyReported(_Event):
     It is never estimated nor constrained, and takes no part in the transaction price: it is recognised when
     the later of the sale (or usage) and the satisfaction (or partial satisfaction) of the obligation it is
     allocated to occurs. `obligation_ids` names the obligations it relates to (default: every obligation
-    with an allocated price in the version in force on `on`); when several, it is split by their SSPs in
-    that version. A negative amount corrects an earlier report."""
+    with an allocated price in the version in force on `on`, which must have the obligations named); when
+    several, it is split by their SSPs in that version, on the running total of the reports split the same
+    way (rounded once, so the split does not depend on how sales were reported). A negative amount corrects
+    an earlier report. Amounts are in the contract currency's minor unit, as for invoices and payments."""
 
     type: Literal["royalty"] = "royalty"
     contract_id: str

@@ -49,6 +49,9 @@ class ModificationRecord:
     catch_up_amounts: dict[str, int]
     causing_event_id: str
     concession_amounts: dict[str, int] = field(default_factory=dict)
+    # the version that created the separate contract (IFRS 15.20) this modification changes alone; None: the
+    # contract itself (with any separate contract it changes too)
+    accounting_version: int | None = None
 
 
 def concession_minor(new: CompiledVersion, facts: ModificationFacts) -> int:

@@ -7,7 +7,7 @@ still to allocate goes to the remaining and added obligations, prospectively or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from pssync.revenue.allocation import largest_remainder
@@ -53,10 +53,35 @@ def build_segments(
 
 
 @dataclass(slots=True)
+class _SeparateContract:
+    """A contract created by a modification accounted for as a separate contract (IFRS 15.20): its added
+    obligations, its price (the price increase before any concession) and its own variable amounts."""
+
+    obligations: tuple[str, ...]
+    price: int
+    vc_ids: frozenset[str]
+    version: CompiledVersion  # the version that last stated it (its patterns)
+    number: int  # the version that created it: its name is `<contract_id>/m<number>`
+
+
+@dataclass(slots=True)
+class _Aside:
+    """What a later modification of the contract leaves alone: the separate contracts it does not change,
+    and the contract itself when the modification changes one separate contract only (`modifies`)."""
+
+    obligations: frozenset[str] = frozenset()
+    price: int = 0
+    vc_ids: frozenset[str] = frozenset()
+    modifies: _SeparateContract | None = None
+
+
+@dataclass(slots=True)
 class _Builder:
     built: ContractSegments
     measurer: Measurer
     timeline: VcTimeline
+    separate: list[_SeparateContract] = field(default_factory=list)
+    aside: _Aside = field(default_factory=_Aside)
 
     def inception(self, first: CompiledVersion) -> None:
         if first.contract.termination is not None:
@@ -73,7 +98,7 @@ class _Builder:
         for oid in first.order:
             obligation = first.obligations[oid]
             self.built.by_obligation[oid] = [
-                Segment(0, first, obligation, segment_mode(obligation, "inception"), group)
+                Segment(first.effective, first, obligation, segment_mode(obligation, "inception"), group)
             ]
             self.built.order.append(oid)
 
@@ -96,7 +121,12 @@ class _Builder:
         added = added_obligations(old, new)
         removed = [o for o in segments if o not in new.obligations]
         recognised, satisfied = self._state_on(day_before)
-        unsatisfied = [o for o in old.order if o in new.obligations and not satisfied[o]]
+        self.aside = self._left_alone(old, new, facts)
+        unsatisfied = [
+            o
+            for o in old.order
+            if o in new.obligations and not satisfied[o] and o not in self.aside.obligations
+        ]
         treatment, rationale = classify_modification(
             old, new, facts, removed=removed, unsatisfied=unsatisfied
         )
@@ -112,6 +142,7 @@ class _Builder:
             added=added,
             catch_up_amounts={},
             causing_event_id=new.contract.causing_event_id,
+            accounting_version=self.aside.modifies.number if self.aside.modifies else None,
         )
         self.built.modifications.append(record)
         concession = self._concession_shares(new, facts, added, recognised)
@@ -124,6 +155,7 @@ class _Builder:
         if treatment is ModificationTreatment.SEPARATE_CONTRACT:
             if added or not _price_changed(old, new):
                 self._separate_contract(old, new, added, credit)
+                self.aside = _Aside()
                 self._grant(new, concession)
                 return
             if unsatisfied:
@@ -145,6 +177,60 @@ class _Builder:
         for oid in catch_up:
             record.catch_up_amounts[oid] = self._catch_up_amount(new, oid, recognised[oid])
         self._grant(new, concession)
+        modified_separate = self.aside.modifies
+        if modified_separate is not None:  # its price, obligations and variable amounts from now on
+            modified_separate.price = new.fixed - self.aside.price
+            modified_separate.obligations = tuple(o for o in new.order if o not in self.aside.obligations)
+            modified_separate.vc_ids = frozenset(
+                v.id for v in new.contract.variable_consideration if v.id not in self.aside.vc_ids
+            )
+            modified_separate.version = new
+        self.aside = _Aside()
+
+    def _left_alone(self, old: CompiledVersion, new: CompiledVersion, facts: ModificationFacts) -> _Aside:
+        """What a modification does not change. Separate contracts it leaves alone (below) always; and when
+        it changes exactly one separate contract and nothing of the contract itself (its obligations kept
+        with the same patterns, its variable amounts kept, no concession), it is a modification of that
+        separate contract only: the contract keeps its price (the previous fixed price less the separate
+        contracts'), its allocation and segments too, and the change of price is that separate contract's."""
+        touched = [s for s in self.separate if not _unchanged(s, new)]
+        owned = {o for s in self.separate for o in s.obligations}
+        separate_vcs = {v for s in self.separate for v in s.vc_ids}
+        aside = self._separate_contracts_left_alone(new)
+        if len(touched) != 1 or facts.concession is not None:
+            return aside
+        own = [o for o in old.order if o not in owned]
+        own_vcs = {v.id for v in old.contract.variable_consideration} - separate_vcs
+        if not own or any(
+            o not in new.obligations or new.obligations[o].pattern != old.obligations[o].pattern for o in own
+        ):
+            return aside
+        if not own_vcs <= {v.id for v in new.contract.variable_consideration}:
+            return aside
+        target = touched[0]
+        self.separate.append(target)  # it stays a contract of its own
+        frozen = [o for o in self.built.order if o not in owned and o not in old.obligations]
+        return _Aside(
+            aside.obligations | set(own) | set(frozen),
+            aside.price + old.fixed - sum(s.price for s in self.separate),
+            aside.vc_ids | own_vcs,
+            modifies=target,
+        )
+
+    def _separate_contracts_left_alone(self, new: CompiledVersion) -> _Aside:
+        """The separate contracts (IFRS 15.20) a modification of the contract does not change: each of their
+        obligations kept with the same pattern, and their variable amounts kept. The modification is one of
+        the other contract(s): these keep their own price, allocation and segments (IFRS 15.105 treats them
+        as contracts of their own), and their price is not part of the price to reallocate. A separate
+        contract the modification does change is from then on modified together with the contract (the
+        whole arrangement is reassessed; its balances stay its own)."""
+        kept = [s for s in self.separate if _unchanged(s, new)]
+        self.separate = kept
+        return _Aside(
+            frozenset(o for s in kept for o in s.obligations),
+            sum(s.price for s in kept),
+            frozenset(v for s in kept for v in s.vc_ids),
+        )
 
     def _terminate(self, new: CompiledVersion, facts: ModificationFacts) -> None:
         """Every obligation keeps the revenue recognised the day before; nothing more is recognised."""
@@ -348,6 +434,8 @@ class _Builder:
             return []
         groups: dict[int, AllocationGroup] = {}
         for oid in self.built.by_obligation:
+            if oid in self.aside.obligations:
+                continue
             in_force = self._in_force(oid, day_before)
             if in_force is not None and in_force.group is not None and in_force.group.varies:
                 groups.setdefault(id(in_force.group), in_force.group)
@@ -378,7 +466,8 @@ class _Builder:
         into it) and the new variable amounts."""
         old_vcs = {v.id for v in old.contract.variable_consideration}
         vcs = [v for v in new.contract.variable_consideration if v.id not in old_vcs]
-        group = allocation_group(new, added, new.fixed - old.fixed + credit, vcs, self.timeline)
+        price = new.fixed - old.fixed + credit
+        group = allocation_group(new, added, price, vcs, self.timeline)
         for oid in added:
             obligation = new.obligations[oid]
             self.built.by_obligation[oid].append(
@@ -390,6 +479,10 @@ class _Builder:
                     group,
                     treatment="separate_contract",
                 )
+            )
+        if added:
+            self.separate.append(
+                _SeparateContract(tuple(added), price, frozenset(v.id for v in vcs), new, new.number)
             )
 
     def _freeze_transferred(
@@ -407,7 +500,7 @@ class _Builder:
         segments = self.built.by_obligation
         source_ids = {id(g) for g in sources}
         for oid in list(segments):
-            if oid in added:
+            if oid in added or oid in self.aside.obligations:
                 continue
             if oid not in new.obligations or satisfied[oid]:
                 last_segment = segments[oid][-1]
@@ -455,12 +548,14 @@ class _Builder:
         # What a right-to-invoice obligation earned is its own variable consideration (ASC 606-10-32-40),
         # never part of the fixed price: deducting it would take it from the obligations the price goes to.
         variable = {o for o, segments in self.built.by_obligation.items() if _right_to_invoice(segments)}
+        variable |= self.aside.obligations  # a separate contract left alone keeps its own price
         deducted = sum(v for o, v in recognised.items() if o not in catch_up and o not in variable)
         members = [o for o in new.order if o in added or o in unsatisfied]
+        price = new.fixed + credit - deducted - self.aside.price
         if not members:
-            self._recognise_at_once(new, new.fixed + credit - deducted, recognised)
+            self._recognise_at_once(new, price, recognised)
             return None
-        group = self._group(new, members, new.fixed + credit - deducted)
+        group = self._group(new, members, price)
         for oid in members:
             obligation = new.obligations[oid]
             if oid in added:
@@ -482,7 +577,7 @@ class _Builder:
         the kept ones on the inception basis (relative SSP) and recognised at once on the modification date,
         and later re-estimates of variable consideration likewise (IFRS 15.88 / ASC 606-10-32-43). The frozen
         segments just appended for them become `transferred` ones: R + A(t)."""
-        kept = list(new.order)  # every kept obligation is satisfied here
+        kept = [o for o in new.order if o not in self.aside.obligations]  # every one satisfied here
         group = self._group(new, kept, change)
         for oid in kept:
             history = self.built.by_obligation[oid]
@@ -535,10 +630,10 @@ class _Builder:
         return re_measured[0] - recognised
 
     def _group(self, version: CompiledVersion, members: list[str], fixed: int) -> AllocationGroup:
-        """A group that takes every variable amount of the version."""
-        return allocation_group(
-            version, members, fixed, list(version.contract.variable_consideration), self.timeline
-        )
+        """A group that takes every variable amount of the version but those of separate contracts left
+        alone by the modification."""
+        vcs = [v for v in version.contract.variable_consideration if v.id not in self.aside.vc_ids]
+        return allocation_group(version, members, fixed, vcs, self.timeline)
 
 
 def _carry_price_changes(
@@ -559,6 +654,16 @@ def _carry_price_changes(
         if (remaining := tuple(o for o in source.rule.obligation_ids if not satisfied[o]))
     ]
     modified.cache.clear()
+
+
+def _unchanged(separate: _SeparateContract, new: CompiledVersion) -> bool:
+    """Whether `new` keeps every obligation of the separate contract with the same pattern, and its variable
+    amounts."""
+    vc_ids = {v.id for v in new.contract.variable_consideration}
+    return separate.vc_ids <= vc_ids and all(
+        oid in new.obligations and new.obligations[oid].pattern == separate.version.obligations[oid].pattern
+        for oid in separate.obligations
+    )
 
 
 def _price_changed(old: CompiledVersion, new: CompiledVersion) -> bool:

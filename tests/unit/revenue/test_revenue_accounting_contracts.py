@@ -189,6 +189,8 @@ def test_any_billing_split_sums_to_the_contracts_totals_in_every_period(
     for number, (kind, named, offset, units) in enumerate(bills):
         on = date.fromordinal(date(2024, 1, 1).toordinal() + offset)
         on = min(on, date(2024, 4, 30))
+        if named == SEPARATE:  # the separate contract starts with the modification (1 March)
+            on = max(on, date(2024, 3, 1))
         maker = Invoice if kind == "invoice" else Payment
         billing.append(
             maker(
