@@ -33,6 +33,6 @@ def test_an_older_contract_version_is_refused_recorded_and_never_sent_after_a_ne
     assert [c.idempotency_key for c in log.all_commands()] == [v2.idempotency_key]
     refusals = aws.clients["dynamodb"].scan(TableName="delivery-log")["Items"]
     assert sorted(i["sk"]["S"] for i in refusals) == sorted(
-        [v2.idempotency_key, "refused#" + v1.idempotency_key]
+        [v2.idempotency_key, "refused#" + v1.idempotency_key, "held#" + v1.operation]
     )
     assert deliver(v2).newly_recorded is False  # the held version itself is a duplicate, not a refusal

@@ -206,19 +206,26 @@ def _balance_table(result: RevenueResult) -> Table:
         "contract liability",
         "refund liability",
     )
-    refunds = {line.contract_id: line.refund_liability for line in result.terminations()}
+    # one settlement per accounting contract, or one for the whole contract when it settles net (then shown
+    # on the contract's own row)
+    terminations = result.terminations()
+    refunds = {
+        (line.contract_id, line.accounting_contract or line.contract_id): line.refund_liability
+        for line in terminations
+    }
+    terminated = {line.contract_id for line in terminations}
     latest: dict[tuple[str, str], RollforwardLine] = {}
     for movement in result.rollforward():
         latest[(movement.contract_id, movement.accounting_contract or movement.contract_id)] = movement
     for (contract_id, accounting_contract), line in latest.items():
-        refund = refunds.get(contract_id)
+        refund = refunds.get((contract_id, accounting_contract))
         table.add_row(
             contract_id,
             accounting_contract,
             line.period,
             str(line.closing_receivable),
             str(line.closing_contract_asset),
-            str(line.closing_contract_liability) if refund is None else "-",
+            "-" if contract_id in terminated else str(line.closing_contract_liability),
             "" if refund is None else str(refund),
         )
     return table
@@ -263,6 +270,7 @@ def _termination_table(terminations: list[TerminationLine]) -> Table:
     table = _table(
         "Terminations: settlement at as of",
         "contract",
+        "accounting contract",
         "terminated",
         "revenue",
         "billed",
@@ -275,6 +283,7 @@ def _termination_table(terminations: list[TerminationLine]) -> Table:
     for t in terminations:
         table.add_row(
             t.contract_id,
+            t.accounting_contract or ("net" if t.net_settlement_basis else ""),
             str(t.terminated_on),
             f"{t.revenue_recognised} {t.currency}",
             str(t.billed),
