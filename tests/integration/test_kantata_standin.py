@@ -77,7 +77,7 @@ def test_every_answer_is_labelled_and_a_wrong_token_is_refused(stand_in: tuple[K
     assert answer.json()["errors"][0]["type"] == "authentication"
     kantata = KantataConnector(kantata_psa_http(base_url, lambda: "wrong"), DEFAULT_ROLES)
     with pytest.raises(VendorAuthRefused):
-        kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:0:00Z")
+        kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert server.workspaces == {}
 
 
@@ -92,7 +92,7 @@ def test_the_rate_limit_answers_429_with_retry_after_and_the_connector_waits_it_
 
     try:
         kantata = KantataConnector(kantata_psa_http(base_url, lambda: TOKEN, sleep=wait), DEFAULT_ROLES)
-        kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:0:00Z")
+        kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
         assert waits and all(w == 1.0 for w in waits)  # the stand-in's Retry-After, honoured
         assert len(server.workspaces) == 1
     finally:

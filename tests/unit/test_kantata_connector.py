@@ -157,9 +157,9 @@ def test_a_budget_finer_than_the_currency_allows_is_refused_before_any_call(fake
 def test_an_erp_command_or_unknown_operation_is_refused(fake: Fake) -> None:
     command = project_command(examples.transformation_programme(), 1)
     with pytest.raises(BusinessRuleViolation, match="PSA"):
-        connector()[0].send(command.model_copy(update={"target": Target.ERP}), "2026-11-30T08:0:00Z")
+        connector()[0].send(command.model_copy(update={"target": Target.ERP}), "2026-11-30T08:00:00Z")
     with pytest.raises(BusinessRuleViolation, match="no mapping"):
-        connector()[0].send(command.model_copy(update={"operation": "close_project"}), "2026-11-30T08:0:00Z")
+        connector()[0].send(command.model_copy(update={"operation": "close_project"}), "2026-11-30T08:00:00Z")
     assert fake.ox.requests == []
 
 
@@ -203,7 +203,7 @@ def test_a_workspace_create_whose_answer_is_lost_is_found_by_its_marker_not_crea
     terms = examples.transformation_programme()
     fake.lose.append(is_workspace_create)
     kantata, _ = connector()
-    kantata.send(project_command(terms, 1), "2026-11-30T08:0:00Z")
+    kantata.send(project_command(terms, 1), "2026-11-30T08:00:00Z")
     workspace = only_workspace(fake)
     assert fake.posts("/workspaces.json") == 1
     [reference] = fake.ox.external_references.values()  # attached after the lookup found it
@@ -215,7 +215,7 @@ def test_a_story_create_answered_with_a_gateway_error_after_applying_is_not_dupl
     terms = examples.transformation_programme()
     fake.ox.faults.add(Fault("POST", "/stories.json", status=504, apply_first=True))
     kantata, _ = connector()
-    kantata.send(project_command(terms, 1), "2026-11-30T08:0:00Z")
+    kantata.send(project_command(terms, 1), "2026-11-30T08:00:00Z")
     titles = [s["title"] for s in fake.ox.stories.values()]
     assert len(titles) == len(set(titles)) == len(workspace_plan(project_command(terms, 1), ROLE_IDS).stories)
 
@@ -223,7 +223,7 @@ def test_a_story_create_answered_with_a_gateway_error_after_applying_is_not_dupl
 def test_a_create_that_keeps_failing_ambiguously_gives_up_transiently_without_duplicates(fake: Fake) -> None:
     fake.ox.faults.add(Fault("POST", "/workspaces.json", status=502, times=CREATE_ATTEMPTS))
     with pytest.raises(TransientDownstreamError, match="failed 3 times"):
-        connector()[0].send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:0:00Z")
+        connector()[0].send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert fake.ox.workspaces == {}
     assert fake.posts("/workspaces.json") == CREATE_ATTEMPTS  # one POST per look, never blind
 
@@ -264,7 +264,7 @@ def test_an_amendment_that_drops_a_phase_deletes_the_story_we_wrote_and_leaves_o
 def test_429_with_retry_after_is_waited_out(fake: Fake) -> None:
     fake.ox.faults.add(Fault("GET", "/external_references.json", status=429, retry_after=7))
     kantata, sleeps = connector()
-    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:0:00Z")
+    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert 7.0 in sleeps
     only_workspace(fake)
 
@@ -272,7 +272,7 @@ def test_429_with_retry_after_is_waited_out(fake: Fake) -> None:
 def test_a_throttled_create_is_retried_in_the_call_because_kantata_did_not_apply_it(fake: Fake) -> None:
     fake.ox.faults.add(Fault("POST", "/workspaces.json", status=429, retry_after=2))
     kantata, sleeps = connector()
-    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:0:00Z")
+    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert 2.0 in sleeps
     only_workspace(fake)
 
@@ -280,7 +280,7 @@ def test_a_throttled_create_is_retried_in_the_call_because_kantata_did_not_apply
 def test_5xx_is_retried_then_ends_transient_with_nothing_written(fake: Fake) -> None:
     fake.ox.faults.add(Fault("GET", "/external_references.json", status=503, times=10))
     with pytest.raises(TransientDownstreamError, match="HTTP 503"):
-        connector()[0].send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:0:00Z")
+        connector()[0].send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert fake.ox.workspaces == {}
 
 
@@ -292,7 +292,7 @@ def test_a_read_timeout_is_retried(fake: Fake) -> None:
 
     fake.before.append(timeout_once)
     kantata, sleeps = connector()
-    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:0:00Z")
+    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert len(sleeps) == 1
     only_workspace(fake)
 
@@ -323,7 +323,7 @@ def test_a_validation_refusal_carries_kantatas_error_type_and_message(fake: Fake
 
     fake.before.append(refuse)
     with pytest.raises(VendorRejected, match="Title is too long") as refused:
-        connector()[0].send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:0:00Z")
+        connector()[0].send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert (refused.value.status, refused.value.vendor_code) == (422, "validation")
     assert fake.ox.workspaces == {}
 
@@ -349,7 +349,7 @@ def test_two_workspaces_with_our_reference_are_refused_not_guessed(fake: Fake) -
             }
         )
     with pytest.raises(VendorRejected, match="2 workspaces") as refused:
-        connector()[0].send(project_command(terms, 1), "2026-11-30T08:0:00Z")
+        connector()[0].send(project_command(terms, 1), "2026-11-30T08:00:00Z")
     assert refused.value.vendor_code == "pssync_duplicate_reference"
 
 
@@ -359,7 +359,7 @@ def test_two_workspaces_with_our_reference_are_refused_not_guessed(fake: Fake) -
 def test_read_back_reports_what_kantata_holds_differently(fake: Fake) -> None:
     terms = examples.transformation_programme()
     kantata, _ = connector()
-    kantata.send(project_command(terms, 1), "2026-11-30T08:0:00Z")
+    kantata.send(project_command(terms, 1), "2026-11-30T08:00:00Z")
     workspace = only_workspace(fake)
     workspace["price_in_cents"] = 1  # someone edited the budget in Kantata
     design = stories_by_title(fake)["Design"]
@@ -393,7 +393,7 @@ def test_under_ten_percent_faults_every_command_ends_delivered_once_after_redeli
     for command in commands:
         for _ in range(10):  # the queue's redeliveries; a command failing this often would be parked
             try:
-                kantata.send(command, "2026-11-30T08:0:00Z")
+                kantata.send(command, "2026-11-30T08:00:00Z")
                 break
             except TransientDownstreamError:
                 redeliveries += 1
