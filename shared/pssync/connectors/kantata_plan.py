@@ -117,6 +117,11 @@ def rate_card_set_title(project_id: str) -> str:
 
 def normalised_role_ids(role_ids: Mapping[str, Any]) -> dict[str, str]:
     """The deployment's role mapping by case-folded role name; a Kantata id must be a positive integer."""
+    if not isinstance(role_ids, Mapping):  # e.g. the secret's role_ids stored as a string
+        raise BusinessRuleViolation(
+            f"the Kantata role mapping must map role names to ids, not {type(role_ids).__name__}",
+            code="kantata_role_mapping_invalid",
+        )
     mapped: dict[str, str] = {}
     for name, role_id in role_ids.items():
         text = str(role_id).strip()
