@@ -17,7 +17,7 @@ from pssync.connectors.cutover import DUAL, CutoverConnector, RefusedCommand
 from pssync.connectors.kantata import KantataConnector, kantata_psa_http
 from pssync.connectors.kantata_plan import workspace_plan
 from pssync.errors import VendorAuthRefused
-from pssync.local.standins.kantata import Fault, KantataFaults, KantataStandIn
+from pssync.local.standins.kantata import DEFAULT_ROLES, Fault, KantataFaults, KantataStandIn
 from pssync.model import examples
 from pssync.model.commands import ConnectorCommand
 from pssync.model.contract import ContractTerms
@@ -48,7 +48,7 @@ def test_a_provision_then_an_amendment_leaves_one_workspace_with_the_amended_bud
     stand_in: tuple[KantataStandIn, str],
 ) -> None:
     server, base_url = stand_in
-    kantata = KantataConnector(kantata_psa_http(base_url, lambda: TOKEN))
+    kantata = KantataConnector(kantata_psa_http(base_url, lambda: TOKEN), DEFAULT_ROLES)
     original, amended = examples.transformation_programme(), examples.change_order_terms()
     server.faults.add(Fault("POST", "/workspaces.json", status=504, apply_first=True))  # answer lost
     kantata.send(project_command(original, 1), "2026-11-30T08:00:00Z")
@@ -75,9 +75,9 @@ def test_every_answer_is_labelled_and_a_wrong_token_is_refused(stand_in: tuple[K
     assert answer.status_code == 401
     assert answer.headers["X-Stand-In"] == "kantata"
     assert answer.json()["errors"][0]["type"] == "authentication"
-    kantata = KantataConnector(kantata_psa_http(base_url, lambda: "wrong"))
+    kantata = KantataConnector(kantata_psa_http(base_url, lambda: "wrong"), DEFAULT_ROLES)
     with pytest.raises(VendorAuthRefused):
-        kantata.send(project_command(examples.transformation_programme(), 1), "t")
+        kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert server.workspaces == {}
 
 
@@ -91,8 +91,8 @@ def test_the_rate_limit_answers_429_with_retry_after_and_the_connector_waits_it_
         time.sleep(seconds)
 
     try:
-        kantata = KantataConnector(kantata_psa_http(base_url, lambda: TOKEN, sleep=wait))
-        kantata.send(project_command(examples.transformation_programme(), 1), "t")
+        kantata = KantataConnector(kantata_psa_http(base_url, lambda: TOKEN, sleep=wait), DEFAULT_ROLES)
+        kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
         assert waits and all(w == 1.0 for w in waits)  # the stand-in's Retry-After, honoured
         assert len(server.workspaces) == 1
     finally:
@@ -104,7 +104,7 @@ def test_dual_cutover_through_the_stand_in_refuses_a_late_older_version_and_repa
 ) -> None:
     server, base_url = stand_in
     log = InMemoryDeliveryLog()
-    kantata = KantataConnector(kantata_psa_http(base_url, lambda: TOKEN))
+    kantata = KantataConnector(kantata_psa_http(base_url, lambda: TOKEN), DEFAULT_ROLES)
     dual = CutoverConnector(DUAL, log, kantata)
     original, amended = examples.transformation_programme(), examples.change_order_terms()
     dual.send(project_command(original, 1), "2026-11-30T08:00:00Z")
@@ -118,4 +118,4 @@ def test_dual_cutover_through_the_stand_in_refuses_a_late_older_version_and_repa
     dual.send(project_command(amended, 2), "2027-06-10T14:40:00Z")  # a redelivery writes, then compares
     [workspace] = server.workspaces.values()
     assert workspace["price_in_cents"] == amended.transaction_price.minor_units
-    assert len(server.stories) == len(workspace_plan(project_command(amended, 2)).stories)
+    assert len(server.stories) == len(workspace_plan(project_command(amended, 2), DEFAULT_ROLES).stories)

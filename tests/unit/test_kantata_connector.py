@@ -21,7 +21,7 @@ from pssync.connectors.kantata import (
 )
 from pssync.connectors.kantata_plan import workspace_plan
 from pssync.errors import BusinessRuleViolation, TransientDownstreamError, VendorAuthRefused, VendorRejected
-from pssync.local.standins.kantata import Fault, KantataFaults, KantataOX
+from pssync.local.standins.kantata import DEFAULT_ROLES, Fault, KantataFaults, KantataOX
 from pssync.model import examples
 from pssync.model.commands import ConnectorCommand, Target
 from pssync.model.contract import ContractTerms, RateCardLine, TimeAndMaterialsBilling
@@ -31,6 +31,7 @@ from pssync.workflows.provision import project_plan_fields
 
 BASE = "https://api.mavenlink.com"
 TOKEN = "kantata-token-1"  # a test token
+ROLE_IDS = dict(DEFAULT_ROLES)  # the deployment's mapping: our role names -> the account's role ids
 
 
 def project_command(terms: ContractTerms, version: int) -> ConnectorCommand:
@@ -91,7 +92,7 @@ class Token:
 def connector(token: Token | None = None) -> tuple[KantataConnector, list[float]]:
     sleeps: list[float] = []
     http = kantata_psa_http(BASE, token or Token(), sleep=sleeps.append, rng=lambda: 0.5)
-    return KantataConnector(http), sleeps
+    return KantataConnector(http, ROLE_IDS), sleeps
 
 
 def is_workspace_create(request: httpx.Request) -> bool:
@@ -113,7 +114,7 @@ def stories_by_title(fake: Fake) -> dict[str, dict[str, Any]]:
 
 def test_the_plan_puts_parents_first_and_amounts_in_minor_units() -> None:
     terms = examples.transformation_programme()
-    plan = workspace_plan(project_command(terms, 1))
+    plan = workspace_plan(project_command(terms, 1), ROLE_IDS)
     assert plan.reference == terms.project.project_id
     assert plan.fields["price_in_cents"] == terms.transaction_price.minor_units
     assert plan.fields["currency"] == terms.currency
@@ -137,7 +138,9 @@ def test_a_time_and_materials_contract_gets_a_tm_phase_with_its_cap_and_rates() 
     )
     terms = terms.model_copy(update={"billing": [*terms.billing, tm]})
     phase = next(
-        s for s in workspace_plan(project_command(terms, 1)).stories if s.key == "time-and-materials"
+        s
+        for s in workspace_plan(project_command(terms, 1), ROLE_IDS).stories
+        if s.key == "time-and-materials"
     )
     assert phase.fields["budget_estimate_in_cents"] == Money.of("50000.00", "EUR").minor_units
     assert "Architect: 1450.00 EUR/h" in phase.fields["description"].splitlines()
@@ -154,9 +157,9 @@ def test_a_budget_finer_than_the_currency_allows_is_refused_before_any_call(fake
 def test_an_erp_command_or_unknown_operation_is_refused(fake: Fake) -> None:
     command = project_command(examples.transformation_programme(), 1)
     with pytest.raises(BusinessRuleViolation, match="PSA"):
-        connector()[0].send(command.model_copy(update={"target": Target.ERP}), "t")
+        connector()[0].send(command.model_copy(update={"target": Target.ERP}), "2026-11-30T08:00:00Z")
     with pytest.raises(BusinessRuleViolation, match="no mapping"):
-        connector()[0].send(command.model_copy(update={"operation": "close_project"}), "t")
+        connector()[0].send(command.model_copy(update={"operation": "close_project"}), "2026-11-30T08:00:00Z")
     assert fake.ox.requests == []
 
 
@@ -187,10 +190,10 @@ def test_provision_writes_one_workspace_with_budget_phases_milestones_and_our_re
 def test_sending_the_same_command_again_creates_nothing(fake: Fake) -> None:
     terms = examples.transformation_programme()
     kantata, _ = connector()
-    kantata.send(project_command(terms, 1), "t1")
+    kantata.send(project_command(terms, 1), "2026-11-30T08:01:00Z")
     held = fake.ox.holdings()
     posts = fake.posts("/workspaces.json"), fake.posts("/stories.json")
-    kantata.send(project_command(terms, 1), "t2")
+    kantata.send(project_command(terms, 1), "2026-11-30T08:02:00Z")
     assert (fake.posts("/workspaces.json"), fake.posts("/stories.json")) == posts
     assert len(fake.ox.holdings()["stories"]) == len(held["stories"])
     only_workspace(fake)
@@ -200,7 +203,7 @@ def test_a_workspace_create_whose_answer_is_lost_is_found_by_its_marker_not_crea
     terms = examples.transformation_programme()
     fake.lose.append(is_workspace_create)
     kantata, _ = connector()
-    kantata.send(project_command(terms, 1), "t")
+    kantata.send(project_command(terms, 1), "2026-11-30T08:00:00Z")
     workspace = only_workspace(fake)
     assert fake.posts("/workspaces.json") == 1
     [reference] = fake.ox.external_references.values()  # attached after the lookup found it
@@ -212,24 +215,24 @@ def test_a_story_create_answered_with_a_gateway_error_after_applying_is_not_dupl
     terms = examples.transformation_programme()
     fake.ox.faults.add(Fault("POST", "/stories.json", status=504, apply_first=True))
     kantata, _ = connector()
-    kantata.send(project_command(terms, 1), "t")
+    kantata.send(project_command(terms, 1), "2026-11-30T08:00:00Z")
     titles = [s["title"] for s in fake.ox.stories.values()]
-    assert len(titles) == len(set(titles)) == len(workspace_plan(project_command(terms, 1)).stories)
+    assert len(titles) == len(set(titles)) == len(workspace_plan(project_command(terms, 1), ROLE_IDS).stories)
 
 
 def test_a_create_that_keeps_failing_ambiguously_gives_up_transiently_without_duplicates(fake: Fake) -> None:
     fake.ox.faults.add(Fault("POST", "/workspaces.json", status=502, times=CREATE_ATTEMPTS))
     with pytest.raises(TransientDownstreamError, match="failed 3 times"):
-        connector()[0].send(project_command(examples.transformation_programme(), 1), "t")
+        connector()[0].send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert fake.ox.workspaces == {}
     assert fake.posts("/workspaces.json") == CREATE_ATTEMPTS  # one POST per look, never blind
 
 
 def test_an_amendment_updates_the_same_workspace_budget_and_phases(fake: Fake) -> None:
     kantata, _ = connector()
-    kantata.send(project_command(examples.transformation_programme(), 1), "t1")
+    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:01:00Z")
     amended = examples.change_order_terms()
-    kantata.send(project_command(amended, 2), "t2")
+    kantata.send(project_command(amended, 2), "2026-11-30T08:02:00Z")
     workspace = only_workspace(fake)
     assert workspace["price_in_cents"] == amended.transaction_price.minor_units
     assert "v2" in workspace["description"]
@@ -241,14 +244,14 @@ def test_an_amendment_updates_the_same_workspace_budget_and_phases(fake: Fake) -
 def test_an_amendment_that_drops_a_phase_deletes_the_story_we_wrote_and_leaves_others(fake: Fake) -> None:
     kantata, _ = connector()
     terms = examples.transformation_programme()
-    kantata.send(project_command(terms, 1), "t1")
+    kantata.send(project_command(terms, 1), "2026-11-30T08:01:00Z")
     workspace_id = only_workspace(fake)["id"]
     theirs = fake.ox._create_story(
         {"workspace_id": workspace_id, "title": "Team offsite", "story_type": "task"}
     )
     wbs = [w for w in terms.project.wbs if w.code not in ("1.3",)]
     smaller = terms.model_copy(update={"project": terms.project.model_copy(update={"wbs": wbs})})
-    kantata.send(project_command(smaller, 2), "t2")
+    kantata.send(project_command(smaller, 2), "2026-11-30T08:02:00Z")
     titles = set(stories_by_title(fake))
     assert "Build and go-live" not in titles
     assert {"Team offsite", "Discovery", "Design"} <= titles
@@ -261,7 +264,7 @@ def test_an_amendment_that_drops_a_phase_deletes_the_story_we_wrote_and_leaves_o
 def test_429_with_retry_after_is_waited_out(fake: Fake) -> None:
     fake.ox.faults.add(Fault("GET", "/external_references.json", status=429, retry_after=7))
     kantata, sleeps = connector()
-    kantata.send(project_command(examples.transformation_programme(), 1), "t")
+    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert 7.0 in sleeps
     only_workspace(fake)
 
@@ -269,7 +272,7 @@ def test_429_with_retry_after_is_waited_out(fake: Fake) -> None:
 def test_a_throttled_create_is_retried_in_the_call_because_kantata_did_not_apply_it(fake: Fake) -> None:
     fake.ox.faults.add(Fault("POST", "/workspaces.json", status=429, retry_after=2))
     kantata, sleeps = connector()
-    kantata.send(project_command(examples.transformation_programme(), 1), "t")
+    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert 2.0 in sleeps
     only_workspace(fake)
 
@@ -277,7 +280,7 @@ def test_a_throttled_create_is_retried_in_the_call_because_kantata_did_not_apply
 def test_5xx_is_retried_then_ends_transient_with_nothing_written(fake: Fake) -> None:
     fake.ox.faults.add(Fault("GET", "/external_references.json", status=503, times=10))
     with pytest.raises(TransientDownstreamError, match="HTTP 503"):
-        connector()[0].send(project_command(examples.transformation_programme(), 1), "t")
+        connector()[0].send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert fake.ox.workspaces == {}
 
 
@@ -289,7 +292,7 @@ def test_a_read_timeout_is_retried(fake: Fake) -> None:
 
     fake.before.append(timeout_once)
     kantata, sleeps = connector()
-    kantata.send(project_command(examples.transformation_programme(), 1), "t")
+    kantata.send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert len(sleeps) == 1
     only_workspace(fake)
 
@@ -298,14 +301,15 @@ def test_a_token_rejected_mid_batch_stops_that_command_and_a_fixed_token_finishe
     token = Token()
     kantata, _ = connector(token)
     first, second = examples.transformation_programme(), examples.delivery_programme()
-    kantata.send(project_command(first, 1), "t1")
+    kantata.send(project_command(first, 1), "2026-11-30T08:01:00Z")
     fake.ox.token = "rotated-token"  # the account's token was rotated
     with pytest.raises(VendorAuthRefused):
-        kantata.send(project_command(second, 1), "t2")
+        kantata.send(project_command(second, 1), "2026-11-30T08:02:00Z")
     assert len(fake.ox.workspaces) == 1
     token.value = "rotated-token"  # the secret now holds the new token
-    kantata.send(project_command(second, 1), "t3")
-    refs = sorted(r["service_model_ref"] for r in fake.ox.external_references.values())
+    kantata.send(project_command(second, 1), "2026-11-30T08:03:00Z")
+    references = fake.ox.external_references.values()
+    refs = sorted(r["service_model_ref"] for r in references if r["subject_type"] == "Workspace")
     assert refs == sorted([first.project.project_id, second.project.project_id])
     assert len(fake.ox.workspaces) == 2
 
@@ -319,7 +323,7 @@ def test_a_validation_refusal_carries_kantatas_error_type_and_message(fake: Fake
 
     fake.before.append(refuse)
     with pytest.raises(VendorRejected, match="Title is too long") as refused:
-        connector()[0].send(project_command(examples.transformation_programme(), 1), "t")
+        connector()[0].send(project_command(examples.transformation_programme(), 1), "2026-11-30T08:00:00Z")
     assert (refused.value.status, refused.value.vendor_code) == (422, "validation")
     assert fake.ox.workspaces == {}
 
@@ -345,7 +349,7 @@ def test_two_workspaces_with_our_reference_are_refused_not_guessed(fake: Fake) -
             }
         )
     with pytest.raises(VendorRejected, match="2 workspaces") as refused:
-        connector()[0].send(project_command(terms, 1), "t")
+        connector()[0].send(project_command(terms, 1), "2026-11-30T08:00:00Z")
     assert refused.value.vendor_code == "pssync_duplicate_reference"
 
 
@@ -355,7 +359,7 @@ def test_two_workspaces_with_our_reference_are_refused_not_guessed(fake: Fake) -
 def test_read_back_reports_what_kantata_holds_differently(fake: Fake) -> None:
     terms = examples.transformation_programme()
     kantata, _ = connector()
-    kantata.send(project_command(terms, 1), "t")
+    kantata.send(project_command(terms, 1), "2026-11-30T08:00:00Z")
     workspace = only_workspace(fake)
     workspace["price_in_cents"] = 1  # someone edited the budget in Kantata
     design = stories_by_title(fake)["Design"]
@@ -389,7 +393,7 @@ def test_under_ten_percent_faults_every_command_ends_delivered_once_after_redeli
     for command in commands:
         for _ in range(10):  # the queue's redeliveries; a command failing this often would be parked
             try:
-                kantata.send(command, "t")
+                kantata.send(command, "2026-11-30T08:00:00Z")
                 break
             except TransientDownstreamError:
                 redeliveries += 1
@@ -405,4 +409,4 @@ def test_under_ten_percent_faults_every_command_ends_delivered_once_after_redeli
     for story in fake.ox.stories.values():
         per_workspace.setdefault(story["workspace_id"], []).append(story["description"].splitlines()[0])
     for markers in per_workspace.values():
-        assert len(markers) == len(set(markers)) == len(workspace_plan(commands[-1]).stories)
+        assert len(markers) == len(set(markers)) == len(workspace_plan(commands[-1], ROLE_IDS).stories)

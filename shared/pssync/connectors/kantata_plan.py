@@ -8,6 +8,11 @@
   phases); each billing milestone a `milestone` story; time-and-materials billing a `task` story "Time and
   materials" whose budget is the not-to-exceed cap. Every story's description starts with its own marker
   (`pssync wbs 1.2`), which is how an amendment finds the stories it wrote before.
+- The T&M rate card becomes a Kantata rate card: one custom Rate Card Set per project (titled with the
+  workspace marker) holding a Rate Card in the contract's currency, one row per Kantata role with the
+  hourly rate in minor units. Our role names map to Kantata role ids through the per-deployment mapping
+  (the Kantata secret's `role_ids`); a role the mapping lacks refuses the whole command (`UnmappedRole`)
+  before anything is written.
 
 The command payload has always carried the project plan; the budget, dates, milestones and T&M terms come
 from `pssync.workflows.provision.project_plan_fields`, merged into the payload. A command recorded before
@@ -60,6 +65,75 @@ class PlannedStory:
         return story_marker(self.key)
 
 
+class UnmappedRole(BusinessRuleViolation):
+    """The contract bills a role the deployment's Kantata role mapping does not name: nothing is written
+    (a rate card without that role would bill its hours at the rate card's default rate)."""
+
+    code = "kantata_unmapped_role"
+
+    def __init__(self, message: str, roles: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.roles = roles
+
+
+@dataclass(frozen=True)
+class PlannedRate:
+    """One row of the project's rate card: our role, the Kantata role it maps to, its hourly rate."""
+
+    role: str
+    role_id: str
+    hourly_rate: Money
+
+    @property
+    def minor_units(self) -> int:
+        return self.hourly_rate.minor_units
+
+
+@dataclass(frozen=True)
+class RateCardPlan:
+    """The project's own Kantata rate card: a Rate Card Set titled with our marker, a Rate Card in the
+    contract's currency, one row per mapped role. `starts_on` is the first day its rates may apply."""
+
+    reference: str  # our project id: the external reference Kantata keeps for the rate card
+    currency: str
+    starts_on: str
+    rates: tuple[PlannedRate, ...]
+
+    @property
+    def title(self) -> str:
+        return rate_card_set_title(self.reference)
+
+    def minor_units_by_role_id(self) -> dict[str, int]:
+        return {rate.role_id: rate.minor_units for rate in self.rates}
+
+    def role_name(self, role_id: str) -> str:
+        return next((r.role for r in self.rates if r.role_id == role_id), f"Kantata role {role_id}")
+
+
+def rate_card_set_title(project_id: str) -> str:
+    """The title of the project's Rate Card Set: unique per account, so a lost create can be found."""
+    return f"{workspace_marker(project_id)} rates"
+
+
+def normalised_role_ids(role_ids: Mapping[str, Any]) -> dict[str, str]:
+    """The deployment's role mapping by case-folded role name; a Kantata id must be a positive integer."""
+    if not isinstance(role_ids, Mapping):  # e.g. the secret's role_ids stored as a string
+        raise BusinessRuleViolation(
+            f"the Kantata role mapping must map role names to ids, not {type(role_ids).__name__}",
+            code="kantata_role_mapping_invalid",
+        )
+    mapped: dict[str, str] = {}
+    for name, role_id in role_ids.items():
+        text = str(role_id).strip()
+        if isinstance(role_id, bool) or not text.isdigit() or int(text) <= 0:
+            raise BusinessRuleViolation(
+                f"the Kantata role mapping gives {name!r} the id {role_id!r}, not a Kantata role id",
+                code="kantata_role_mapping_invalid",
+            )
+        mapped[str(name).strip().casefold()] = str(int(text))
+    return mapped
+
+
 @dataclass(frozen=True)
 class WorkspacePlan:
     """The workspace and stories one command asks Kantata to hold."""
@@ -70,6 +144,7 @@ class WorkspacePlan:
     fields: dict[str, Any]  # written on create and update, compared on read-back
     create_only: dict[str, Any] = field(default_factory=dict)  # e.g. creator_role: not readable back
     stories: tuple[PlannedStory, ...] = ()
+    rate_card: RateCardPlan | None = None  # None: the contract bills no time and materials
 
     @property
     def marker(self) -> str:
@@ -88,8 +163,9 @@ def _minor_units(money: Mapping[str, Any], currency: str, what: str) -> int:
         raise BusinessRuleViolation(f"{what}: {error}", code="kantata_amount_precision") from None
 
 
-def workspace_plan(command: ConnectorCommand) -> WorkspacePlan:
-    """The Kantata workspace and stories for one `upsert_project` command; a bad command is refused."""
+def workspace_plan(command: ConnectorCommand, role_ids: Mapping[str, Any]) -> WorkspacePlan:
+    """The Kantata workspace, stories and rate card for one `upsert_project` command; a bad command, or
+    one billing a role `role_ids` (our role name -> Kantata role id) does not map, is refused."""
     if command.target is not Target.PSA:
         raise BusinessRuleViolation(
             f"Kantata OX is the PSA; it cannot take a {command.target} command", code="wrong_target"
@@ -133,6 +209,42 @@ def workspace_plan(command: ConnectorCommand) -> WorkspacePlan:
         fields=fields,
         create_only={"creator_role": "maven"},  # we are the provider side of the project
         stories=tuple(_stories(p, currency)),
+        rate_card=_rate_card(p, currency, reference, normalised_role_ids(role_ids)),
+    )
+
+
+def _rate_card(
+    p: Mapping[str, Any], currency: str, reference: str, role_ids: Mapping[str, str]
+) -> RateCardPlan | None:
+    tm = p.get("time_and_materials")
+    if tm is None or not tm.get("rate_card"):
+        return None
+    lines = [(str(line["role"]), Money.model_validate(line["hourly_rate"])) for line in tm["rate_card"]]
+    unmapped = tuple(sorted({role for role, _ in lines if role.strip().casefold() not in role_ids}))
+    if unmapped:
+        raise UnmappedRole(
+            f"project {reference}: the Kantata role mapping has no role for {', '.join(map(repr, unmapped))}"
+            " (add it to the Kantata secret's role_ids); nothing was written",
+            unmapped,
+        )
+    rates: dict[str, PlannedRate] = {}
+    for role, rate in lines:
+        role_id = role_ids[role.strip().casefold()]
+        _minor_units(rate.model_dump(mode="json"), currency, f"the {role} rate")
+        held = rates.get(role_id)
+        if held is not None and held.hourly_rate != rate:
+            # One Kantata role holds one rate per rate card: two rates for it cannot both be billed.
+            raise BusinessRuleViolation(
+                f"project {reference}: roles {held.role!r} and {role!r} both map to Kantata role {role_id}"
+                f" at different rates ({held.hourly_rate}, {rate})",
+                code="kantata_role_rate_conflict",
+            )
+        rates.setdefault(role_id, PlannedRate(role, role_id, rate))
+    return RateCardPlan(
+        reference=reference,
+        currency=currency,
+        starts_on=str(p.get("start_date") or ""),
+        rates=tuple(sorted(rates.values(), key=lambda r: int(r.role_id))),
     )
 
 

@@ -15,7 +15,7 @@ import re
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +24,9 @@ from typing import Any
 import httpx
 
 from pssync.adapters.aws import DynamoDBDeliveryLog, DynamoDBVersionStore, StepFunctionsExecutions
+from pssync.connectors.kantata import rate_differences
 from pssync.connectors.kantata_plan import (
+    RateCardPlan,
     field_differences,
     marker_of,
     story_marker,
@@ -389,17 +391,25 @@ def netsuite_check(erp_commands: list[dict[str, Any]], holdings: dict[str, Any])
     return found
 
 
-def kantata_check(psa_commands: list[dict[str, Any]], holdings: dict[str, Any]) -> list[str]:
+def kantata_check(
+    psa_commands: list[dict[str, Any]],
+    holdings: dict[str, Any],
+    role_ids: Mapping[str, Any] | None = None,
+) -> list[str]:
     """Differences between what the Kantata OX stand-in holds and what the delivery log says was delivered:
     one workspace per project holding the head version's fields (budget, dates) and phases, one external
-    reference each, no story twice, nothing the log never delivered. Empty when they agree."""
+    reference each, no story twice, nothing the log never delivered; and per T&M project one rate card
+    set, whose latest published version holds the head version's rate per role, linked to the workspace.
+    `role_ids` is the deployment's role mapping (the stand-in account's roles by name unless given).
+    Empty when they agree."""
+    mapping = role_ids if role_ids is not None else {r["name"]: r["id"] for r in holdings.get("roles", [])}
     heads: dict[str, ConnectorCommand] = {}
     for raw in psa_commands:
         command = ConnectorCommand.model_validate(raw)
         head = heads.get(command.external_id)
         if head is None or _version(command) > _version(head):
             heads[command.external_id] = command
-    plans = {project_id: workspace_plan(command) for project_id, command in heads.items()}
+    plans = {project_id: workspace_plan(command, mapping) for project_id, command in heads.items()}
     found: list[str] = []
     workspaces_by_marker: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for workspace in holdings["workspaces"]:
@@ -424,7 +434,11 @@ def kantata_check(psa_commands: list[dict[str, Any]], holdings: dict[str, Any]) 
         found += field_differences(
             plan.fields, workspaces[0], f"workspace {project_id} v{plan.contract_version}"
         )
-        referenced = sorted(str(r["subject_id"]) for r in ours if r.get("service_model_ref") == project_id)
+        referenced = sorted(
+            str(r["subject_id"])
+            for r in ours
+            if r.get("service_model_ref") == project_id and r.get("subject_type") == "Workspace"
+        )
         if referenced != [workspace_id]:
             found.append(
                 f"project {project_id}: references to workspaces {referenced}, not [{workspace_id!r}]"
@@ -450,7 +464,57 @@ def kantata_check(psa_commands: list[dict[str, Any]], holdings: dict[str, Any]) 
             parent_id = str(parent[0]["id"]) if parent else None
             if (str(held_story["parent_id"]) if held_story.get("parent_id") else None) != parent_id:
                 found.append(f"workspace {project_id} story {story.key}: not under {story.parent_key}")
+        if plan.rate_card is not None:
+            found += _kantata_rate_card_check(plan.rate_card, workspaces[0], holdings, ours)
+    planned_titles = {plan.rate_card.title for plan in plans.values() if plan.rate_card is not None}
+    for rate_card_set in holdings.get("rate_card_sets", []):
+        title = str(rate_card_set.get("title"))
+        if marker_of(title) is not None and title not in planned_titles:
+            found.append(f"Kantata holds a rate card set the log never delivered: {title!r}")
     return found
+
+
+def _kantata_rate_card_check(
+    rates: RateCardPlan, workspace: dict[str, Any], holdings: dict[str, Any], ours: list[dict[str, Any]]
+) -> list[str]:
+    """One set titled for the project, one card in its currency referenced once and linked to the
+    workspace, and the latest published version holding exactly the head version's rates."""
+    where = f"rate card {rates.reference}"
+    sets = [s for s in holdings.get("rate_card_sets", []) if s.get("title") == rates.title]
+    if len(sets) != 1:
+        return [f"Kantata holds {len(sets)} rate card sets for project {rates.reference}, not 1"]
+    set_id = str(sets[0]["id"])
+    cards = [c for c in holdings.get("rate_cards", []) if str(c.get("rate_card_set_id")) == set_id]
+    if [c.get("currency") for c in cards] != [rates.currency]:
+        return [f"{where}: cards in {[c.get('currency') for c in cards]}, not [{rates.currency!r}]"]
+    card_id = str(cards[0]["id"])
+    found = []
+    referenced = sorted(
+        str(r["subject_id"])
+        for r in ours
+        if r.get("service_model_ref") == rates.reference and r.get("subject_type") == "RateCard"
+    )
+    if referenced != [card_id]:
+        found.append(f"{where}: references to rate cards {referenced}, not [{card_id!r}]")
+    if str(workspace.get("rate_card_id")) != card_id:
+        found.append(
+            f"workspace {rates.reference}: rate_card_id {workspace.get('rate_card_id')!r}, not {card_id!r}"
+        )
+    versions = [
+        v for v in holdings.get("rate_card_set_versions", []) if str(v.get("rate_card_set_id")) == set_id
+    ]
+    current = max(
+        (v for v in versions if v.get("active")), key=lambda v: str(v["effective_date"]), default=None
+    )
+    if current is None:
+        return [*found, f"{where}: no published version"]
+    held: dict[str, int] = {}
+    for row in holdings.get("rate_card_table_rows", []):
+        if str(row.get("rate_card_set_version_id")) == str(current["id"]):
+            for rate in row.get("rates", []):
+                if rate.get("currency") == rates.currency:
+                    held[str(row["role_id"])] = int(rate["rate"])
+    return found + rate_differences(rates, held, where)
 
 
 def _version(command: ConnectorCommand) -> int:

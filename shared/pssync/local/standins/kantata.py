@@ -11,7 +11,17 @@ What it imitates (Kantata OX API v1 as documented at developer.kantata.com):
   `description:'...'` / `title:'...'`), `only`, `include_archived`, `page`, `per_page`;
 - `GET/POST /api/v1/stories.json` (`workspace_id` filter), `PUT/DELETE /api/v1/stories/{id}.json`;
 - `GET /api/v1/external_references.json` (`subject_type` required; `service_name`, `service_model`,
-  `service_model_ref`, `subject_id` filters) and `POST /api/v1/external_references/create_or_update.json`;
+  `service_model_ref`, `subject_id` filters) and `POST /api/v1/external_references/create_or_update.json`
+  (subjects: Workspace, Story, RateCard);
+- the account's roles (`GET /api/v1/roles.json`; seeded, see `DEFAULT_ROLES`) and rate cards:
+  `GET/POST /rate_card_sets.json` (title unique on the account), `GET/POST /rate_card_set_versions.json`
+  (`rate_card_set_id` filter; `clone_id` copies a version's rows; one version per effective date),
+  `PUT /rate_card_set_versions/{id}/publish.json` (once), `GET/POST /rate_cards.json` (`rate_card_set_id`,
+  `currencies` filters; one card per currency in a set), `GET /rate_cards/{id}.json`, and the table rows
+  `GET /rate_card_set_versions/{id}/rate_card_table_rows.json`, `PUT|DELETE .../rate_card_table_rows/
+  {role_id}.json` (rates in minor units; the set needs a card in the row's currency). A version is
+  editable while unpublished or while its effective date is in the future, as Kantata documents; the
+  workspace's `rate_card_id` must name a card in the workspace's currency;
 - validation failures as 422 `{"errors": [{"type": "validation", "message": ...}]}`, unknown ids as 404;
 - 429 with `Retry-After` when more than `requests_per_second` requests arrive within a second;
 - a fault plan (`KantataFaults`): answer the next matching request with a status (503, 429 + Retry-After,
@@ -28,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,6 +49,8 @@ API = "/api/v1"
 STAND_IN_HEADER = ("X-Stand-In", "kantata")
 STORY_TYPES = ("task", "milestone", "deliverable")
 MAX_PER_PAGE = 200
+# The stand-in account's roles (name -> id), as a firm's Kantata administrator would have set them up.
+DEFAULT_ROLES = {"consultant": "501", "architect": "502", "engineer": "503", "project manager": "504"}
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -119,8 +131,11 @@ class KantataOX:
         faults: KantataFaults | None = None,
         requests_per_second: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        roles: Mapping[str, str] = DEFAULT_ROLES,
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
     ) -> None:
         self.token = token  # tests may change it: a token revoked mid-batch
+        self.today = today  # decides which published rate card versions are in effect (immutable)
         self.faults = faults or KantataFaults()
         self.requests_per_second = requests_per_second
         self._clock = clock
@@ -130,6 +145,12 @@ class KantataOX:
         self.workspaces: dict[str, dict[str, Any]] = {}
         self.stories: dict[str, dict[str, Any]] = {}
         self.external_references: dict[str, dict[str, Any]] = {}
+        self.roles = {role_id: {"id": role_id, "name": name} for name, role_id in roles.items()}
+        self.rate_card_sets: dict[str, dict[str, Any]] = {}
+        self.rate_card_set_versions: dict[str, dict[str, Any]] = {}
+        self.rate_cards: dict[str, dict[str, Any]] = {}
+        # (set version id, role id) -> the row's rates by currency, in minor units
+        self.rate_card_rows: dict[tuple[str, str], dict[str, int]] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, for tests to count
 
     # --- the one entry point ---------------------------------------------------------------------------
@@ -158,6 +179,10 @@ class KantataOX:
                 return 204, dict([STAND_IN_HEADER]), b""
             return status, _json_headers(), json.dumps(document).encode()
 
+    def role_ids(self) -> dict[str, str]:
+        """The account's role ids by name: what a deployment's role mapping would say for this account."""
+        return {role["name"]: role_id for role_id, role in self.roles.items()}
+
     def holdings(self) -> dict[str, Any]:
         with self._lock:
             copy: dict[str, Any] = json.loads(
@@ -166,6 +191,11 @@ class KantataOX:
                         "workspaces": list(self.workspaces.values()),
                         "stories": list(self.stories.values()),
                         "external_references": list(self.external_references.values()),
+                        "roles": list(self.roles.values()),
+                        "rate_card_sets": list(self.rate_card_sets.values()),
+                        "rate_card_set_versions": list(self.rate_card_set_versions.values()),
+                        "rate_cards": list(self.rate_cards.values()),
+                        "rate_card_table_rows": [self._row(*key) for key in sorted(self.rate_card_rows)],
                     }
                 )
             )
@@ -211,12 +241,192 @@ class KantataOX:
             if method == "DELETE" and kind == "stories":
                 self._delete_story(entity_id)
                 return 204, {}
+        rate_cards = self._route_rate_cards(method, route, query, body)
+        if rate_cards is not None:
+            return rate_cards
         if route == "/external_references.json" and method == "GET":
             return 200, self._list("external_references", self._find_references(query), query)
         if route == "/external_references/create_or_update.json" and method == "POST":
             reference = self._upsert_reference(_object(body, "external_reference"))
             return 200, self._one("external_references", reference)
         raise _Problem(404, "not_found", f"no route {method} {path}")
+
+    # --- roles and rate cards ---------------------------------------------------------------------------
+
+    def _route_rate_cards(
+        self, method: str, route: str, query: Mapping[str, str], body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]] | None:
+        """The roles and rate card endpoints; None when `route` is none of them."""
+        if route == "/roles.json" and method == "GET":
+            return 200, self._list("roles", list(self.roles.values()), query)
+        if route == "/rate_card_sets.json" and method == "GET":
+            return 200, self._list("rate_card_sets", list(self.rate_card_sets.values()), query)
+        if route == "/rate_card_sets.json" and method == "POST":
+            return 200, self._one(
+                "rate_card_sets", self._create_rate_card_set(_object(body, "rate_card_set"))
+            )
+        if route == "/rate_card_set_versions.json" and method == "GET":
+            versions = [
+                v
+                for v in self.rate_card_set_versions.values()
+                if v["rate_card_set_id"] == query.get("rate_card_set_id", v["rate_card_set_id"])
+            ]
+            return 200, self._list("rate_card_set_versions", versions, query)
+        if route == "/rate_card_set_versions.json" and method == "POST":
+            fields = _object(body, "rate_card_set_version")
+            version = self._create_set_version(fields, query.get("clone_id"))
+            return 200, self._one("rate_card_set_versions", version)
+        if route == "/rate_cards.json" and method == "GET":
+            currencies = set(query["currencies"].split(",")) if query.get("currencies") else None
+            cards = [
+                c
+                for c in self.rate_cards.values()
+                if c["rate_card_set_id"] == query.get("rate_card_set_id", c["rate_card_set_id"])
+                and (currencies is None or c["currency"] in currencies)
+            ]
+            return 200, self._list("rate_cards", cards, query)
+        if route == "/rate_cards.json" and method == "POST":
+            return 200, self._one("rate_cards", self._create_rate_card(_object(body, "rate_card")))
+        card = re.fullmatch(r"/rate_cards/(\d+)\.json", route)
+        if card is not None and method == "GET":
+            if card.group(1) not in self.rate_cards:
+                raise _Problem(404, "not_found", f"rate card {card.group(1)} not found")
+            return 200, self._one("rate_cards", self.rate_cards[card.group(1)])
+        nested = re.fullmatch(
+            r"/rate_card_set_versions/(\d+)/(publish|rate_card_table_rows)(?:/(\d+))?\.json", route
+        )
+        if nested is None:
+            return None
+        version_id, what, role_id = nested.groups()
+        if version_id not in self.rate_card_set_versions:
+            raise _Problem(404, "not_found", f"rate card set version {version_id} not found")
+        if what == "publish" and role_id is None and method == "PUT":
+            return 200, self._one("rate_card_set_versions", self._publish(version_id))
+        if what == "rate_card_table_rows" and role_id is None and method == "GET":
+            rows = [self._row(v, r) for v, r in sorted(self.rate_card_rows) if v == version_id]
+            return 200, self._list("rate_card_table_rows", rows, query, order=lambda row: int(row["role_id"]))
+        if what == "rate_card_table_rows" and role_id is not None and method == "PUT":
+            row = _object(body, "rate_card_table_row")
+            return 200, self._one("rate_card_table_rows", self._put_row(version_id, role_id, row))
+        if what == "rate_card_table_rows" and role_id is not None and method == "DELETE":
+            if self.rate_card_rows.pop((version_id, role_id), None) is None:
+                raise _Problem(404, "not_found", f"no row for role {role_id} in version {version_id}")
+            return 204, {}
+        raise _Problem(404, "not_found", f"no route {method} {route}")
+
+    def _create_rate_card_set(self, fields: dict[str, Any]) -> dict[str, Any]:
+        title = str(fields.get("title") or "").strip()
+        if not title:
+            raise _Problem(422, "validation", "Title can't be blank")
+        if any(s["title"].casefold() == title.casefold() for s in self.rate_card_sets.values()):
+            raise _Problem(422, "validation", "Title has already been taken")
+        set_id = self._new_id()
+        created = {"id": set_id, "title": title, "created_at": _now(), "updated_at": _now()}
+        self.rate_card_sets[set_id] = created
+        return created
+
+    def _create_set_version(self, fields: dict[str, Any], clone_id: str | None) -> dict[str, Any]:
+        set_id = str(fields.get("rate_card_set_id", ""))
+        if set_id not in self.rate_card_sets:
+            raise _Problem(422, "validation", "Rate card set must exist")
+        try:
+            effective = date.fromisoformat(str(fields.get("effective_date"))).isoformat()
+        except ValueError:
+            raise _Problem(422, "validation", "Effective date must be a date (YYYY-MM-DD)") from None
+        siblings = [v for v in self.rate_card_set_versions.values() if v["rate_card_set_id"] == set_id]
+        if any(v["effective_date"] == effective for v in siblings):
+            raise _Problem(422, "validation", "Effective date has already been taken")
+        if clone_id is not None and clone_id not in {v["id"] for v in siblings}:
+            raise _Problem(422, "validation", "Clone must be a version of the same rate card set")
+        version_id = self._new_id()
+        version = {
+            "id": version_id,
+            "rate_card_set_id": set_id,
+            "effective_date": effective,
+            "active": False,
+            "published_at": None,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        self.rate_card_set_versions[version_id] = version
+        for (source, role_id), rates in list(self.rate_card_rows.items()):
+            if source == clone_id:  # a clone starts with the cloned version's rows
+                self.rate_card_rows[(version_id, role_id)] = dict(rates)
+        return version
+
+    def _publish(self, version_id: str) -> dict[str, Any]:
+        version = self.rate_card_set_versions[version_id]
+        if version["active"]:
+            raise _Problem(422, "validation", "Rate card set version has already been published")
+        version.update(active=True, published_at=_now(), updated_at=_now())
+        return version
+
+    def _create_rate_card(self, fields: dict[str, Any]) -> dict[str, Any]:
+        version_id = str(fields.get("rate_card_set_version_id", ""))
+        if version_id not in self.rate_card_set_versions:
+            raise _Problem(422, "validation", "Rate card set version must exist")
+        currency = fields.get("currency")
+        if currency not in MINOR_UNITS:
+            raise _Problem(422, "validation", f"Currency {currency!r} is not supported")
+        set_id = self.rate_card_set_versions[version_id]["rate_card_set_id"]
+        if any(
+            c["rate_card_set_id"] == set_id and c["currency"] == currency for c in self.rate_cards.values()
+        ):
+            raise _Problem(422, "validation", "Currency has already been taken in this rate card set")
+        card_id = self._new_id()
+        card = {
+            "id": card_id,
+            "rate_card_set_id": set_id,
+            "currency": currency,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        self.rate_cards[card_id] = card
+        return card
+
+    def _put_row(self, version_id: str, role_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        version = self.rate_card_set_versions[version_id]
+        if version["active"] and date.fromisoformat(version["effective_date"]) <= self.today():
+            raise _Problem(
+                422,
+                "validation",
+                "A published rate card set version can only be modified while its effective date is "
+                "in the future; create a new version",
+            )
+        if role_id not in self.roles:
+            raise _Problem(422, "validation", f"Role {role_id} must exist on the account")
+        rates = fields.get("rates")
+        if not isinstance(rates, list) or not rates:
+            raise _Problem(422, "validation", "Rates can't be blank")
+        currencies = {
+            c["currency"]
+            for c in self.rate_cards.values()
+            if c["rate_card_set_id"] == version["rate_card_set_id"]
+        }
+        held = dict(self.rate_card_rows.get((version_id, role_id), {}))
+        for rate in rates:
+            currency = rate.get("currency") if isinstance(rate, dict) else None
+            amount = rate.get("rate") if isinstance(rate, dict) else None
+            if currency not in currencies:
+                raise _Problem(422, "validation", f"The rate card set has no rate card in {currency!r}")
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+                raise _Problem(422, "validation", "Rate must be a whole number of subunits of at least 0")
+            held[str(currency)] = amount
+        self.rate_card_rows[(version_id, role_id)] = held
+        return self._row(version_id, role_id)
+
+    def _row(self, version_id: str, role_id: str) -> dict[str, Any]:
+        version = self.rate_card_set_versions[version_id]
+        return {
+            "id": f"{version_id}:{role_id}",
+            "rate_card_set_id": int(version["rate_card_set_id"]),
+            "rate_card_set_version_id": int(version_id),
+            "role_id": int(role_id),
+            "rates": [
+                {"currency": c, "rate": r}
+                for c, r in sorted(self.rate_card_rows[(version_id, role_id)].items())
+            ],
+        }
 
     # --- workspaces ------------------------------------------------------------------------------------
 
@@ -257,6 +467,7 @@ class KantataOX:
             "currency_base_unit": 100,
             "start_date": None,
             "due_date": None,
+            "rate_card_id": None,
             "archived": False,
             "created_at": _now(),
             "updated_at": _now(),
@@ -287,6 +498,16 @@ class KantataOX:
             if not isinstance(price, int) or isinstance(price, bool) or price < 0:
                 raise _Problem(422, "validation", "Price in cents must be a whole number of at least 0")
             workspace["price_in_cents"] = price
+        if "rate_card_id" in fields:
+            card_id = None if fields["rate_card_id"] is None else str(fields["rate_card_id"])
+            card = self.rate_cards.get(card_id) if card_id is not None else None
+            if card_id is not None and card is None:
+                raise _Problem(422, "validation", "Rate card must exist")
+            workspace["rate_card_id"] = card_id
+        if workspace["rate_card_id"] is not None:
+            card_currency = self.rate_cards[workspace["rate_card_id"]]["currency"]
+            if card_currency != workspace["currency"]:
+                raise _Problem(422, "validation", "Rate card currency must match the project currency")
         if not str(workspace["title"]).strip():
             raise _Problem(422, "validation", "Title can't be blank")
 
@@ -363,7 +584,7 @@ class KantataOX:
         if missing:
             raise _Problem(422, "validation", f"{', '.join(missing)} can't be blank")
         subject_id = str(fields["subject_id"])
-        tables = {"Workspace": self.workspaces, "Story": self.stories}
+        tables = {"Workspace": self.workspaces, "Story": self.stories, "RateCard": self.rate_cards}
         if subject_id not in tables.get(str(fields["subject_type"]), {}):
             raise _Problem(422, "validation", "Subject must exist")
         for reference in self.external_references.values():
@@ -391,13 +612,20 @@ class KantataOX:
 
     # --- answers ---------------------------------------------------------------------------------------
 
-    def _list(self, key: str, entities: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
+    def _list(
+        self,
+        key: str,
+        entities: list[dict[str, Any]],
+        query: Mapping[str, str],
+        *,
+        order: Callable[[dict[str, Any]], int] = lambda e: int(e["id"]),
+    ) -> dict[str, Any]:
         try:
             page = max(1, int(query.get("page", "1")))
             per_page = min(MAX_PER_PAGE, max(1, int(query.get("per_page", "20"))))
         except ValueError:
             raise _Problem(422, "validation", "page and per_page must be numbers") from None
-        ordered = sorted(entities, key=lambda e: int(e["id"]))
+        ordered = sorted(entities, key=order)
         shown = ordered[(page - 1) * per_page : page * per_page]
         return {
             "count": len(ordered),
@@ -487,6 +715,10 @@ class KantataStandIn:
     @property
     def external_references(self) -> dict[str, dict[str, Any]]:
         return self.ox.external_references
+
+    @property
+    def rate_cards(self) -> dict[str, dict[str, Any]]:
+        return self.ox.rate_cards
 
     @property
     def faults(self) -> KantataFaults:
