@@ -222,7 +222,8 @@ class VendorTargets(Construct):
             self,
             "KantataSecret",
             secret_name=f"pssync/{stage}/psa/kantata",
-            description='Kantata OX PSA API token: JSON {"access_token": "...", optional "base_url"}',
+            description='Kantata OX PSA API token and role mapping: JSON {"access_token": "...", '
+            '"role_ids": {"<pssync role>": <Kantata role id>}, optional "base_url"}',
             removal_policy=runtime.removal_policy(stage),
         )
         Validations.of(created).acknowledge(

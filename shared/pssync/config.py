@@ -80,8 +80,8 @@ class VendorConcurrencySettings(_Settings):
 
     concurrency_table_name: str
     netsuite_concurrency_limit: int = Field(5, ge=1, le=100)
-    # Longer than the sending function's timeout (30 s, infra/runtime.py), which bounds how long a live
-    # holder keeps its slot; a holder killed at its timeout loses the slot when this runs out.
+    # Longer than one command's hold (NETSUITE_COMMAND_SECONDS plus a token fetch; every vendor call also
+    # ends before its invocation does); a holder killed mid-command loses the slot when this runs out.
     concurrency_lease_seconds: int = Field(60, ge=30, le=900)
 
 

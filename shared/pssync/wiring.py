@@ -287,7 +287,9 @@ def _kantata_connector(secret_id: str, default_base_url: str) -> KantataConnecto
     secrets = JsonSecrets(client("secretsmanager"))
     base_url = str(secrets.read(secret_id, "access_token").get("base_url") or default_base_url)
     return KantataConnector(
-        kantata_psa_http(base_url, lambda: str(secrets.read(secret_id, "access_token")["access_token"]))
+        kantata_psa_http(base_url, lambda: str(secrets.read(secret_id, "access_token")["access_token"])),
+        # Our role names -> the account's Kantata role ids, kept with the token: they belong to the account.
+        lambda: secrets.read(secret_id, "access_token").get("role_ids") or {},
     )
 
 

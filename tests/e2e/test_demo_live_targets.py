@@ -88,8 +88,9 @@ def test_kantata_holds_one_workspace_per_project_at_its_head_versions_budget(rep
         if head is None or command["payload"]["contract_version"] > head["payload"]["contract_version"]:
             heads[command["external_id"]] = command
     assert sorted(h["payload"]["contract_version"] for h in heads.values()) == [1, 2]  # the change order
-    workspace_of = {r["service_model_ref"]: r["subject_id"] for r in kantata["external_references"]}
-    assert len(kantata["external_references"]) == len(workspace_of) == len(heads) == 2
+    references = [r for r in kantata["external_references"] if r["subject_type"] == "Workspace"]
+    workspace_of = {r["service_model_ref"]: r["subject_id"] for r in references}
+    assert len(references) == len(workspace_of) == len(heads) == 2
     workspaces = {w["id"]: w for w in kantata["workspaces"]}
     assert len(workspaces) == 2
     for project_id, head in heads.items():
@@ -99,3 +100,41 @@ def test_kantata_holds_one_workspace_per_project_at_its_head_versions_budget(rep
         assert workspace["currency"] == head["payload"]["currency"]
         phases = {s["title"] for s in kantata["stories"] if s["workspace_id"] == workspace["id"]}
         assert {w["name"] for w in head["payload"]["project"]["wbs"]} <= phases
+
+
+def test_each_t_and_m_project_has_its_own_kantata_rate_card_at_its_head_rates(report: dict[str, Any]) -> None:
+    kantata = report["stand_ins"]["holdings"]["kantata"]
+    role_ids = {r["name"]: r["id"] for r in kantata["roles"]}
+    workspaces = {w["id"]: w for w in kantata["workspaces"]}
+    references = kantata["external_references"]
+    workspace_of = {
+        r["service_model_ref"]: r["subject_id"] for r in references if r["subject_type"] == "Workspace"
+    }
+    cards = {c["id"]: c for c in kantata["rate_cards"]}
+    heads: dict[str, dict[str, Any]] = {}
+    for command in report["commands"]["psa"]:
+        head = heads.get(command["external_id"])
+        if head is None or command["payload"]["contract_version"] > head["payload"]["contract_version"]:
+            heads[command["external_id"]] = command
+    card_of = {
+        r["service_model_ref"]: r["subject_id"]
+        for r in kantata["external_references"]
+        if r["subject_type"] == "RateCard"
+    }
+    assert set(card_of) == set(heads) == {scenario.EU_PROJECT, scenario.US_PROJECT}  # both bill T&M
+    for project_id, head in heads.items():
+        card = cards[card_of[project_id]]
+        assert card["currency"] == head["payload"]["currency"]
+        assert workspaces[workspace_of[project_id]]["rate_card_id"] == card["id"]
+        versions = [
+            v for v in kantata["rate_card_set_versions"] if v["rate_card_set_id"] == card["rate_card_set_id"]
+        ]
+        current = max((v for v in versions if v["active"]), key=lambda v: v["effective_date"])
+        held = {
+            str(row["role_id"]): row["rates"]
+            for row in kantata["rate_card_table_rows"]
+            if str(row["rate_card_set_version_id"]) == current["id"]
+        }
+        for line in head["payload"]["time_and_materials"]["rate_card"]:
+            rate = Money.model_validate(line["hourly_rate"])
+            assert held[role_ids[line["role"]]] == [{"currency": rate.currency, "rate": rate.minor_units}]

@@ -64,7 +64,7 @@ PER_PAGE = 200  # Kantata's largest page
 
 # A write may wait out a Retry-After of Kantata's per-endpoint rate limits; a step's Lambda has minutes.
 KANTATA_WRITES = CallPolicy(
-    timeout_seconds=10.0, deadline_seconds=45.0, max_attempts=4, backoff_base_seconds=0.5
+    timeout_seconds=10.0, deadline_seconds=20.0, max_attempts=4, backoff_base_seconds=0.5
 )
 
 

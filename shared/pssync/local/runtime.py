@@ -304,7 +304,9 @@ class LocalRuntime:
         self.stand_in_urls["kantata"] = kantata_url
         self.clients["secretsmanager"].put_secret_value(
             SecretId=self.function_env("KANTATA_SECRET_ID"),
-            SecretString=json.dumps({"access_token": token, "base_url": kantata_url}),
+            SecretString=json.dumps(
+                {"access_token": token, "base_url": kantata_url, "role_ids": kantata.ox.role_ids()}
+            ),
         )
 
     def stand_in_holdings(self) -> dict[str, Any]:
