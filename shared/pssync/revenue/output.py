@@ -29,6 +29,7 @@ from typing import IO, Any, Protocol
 
 from pssync.money import minor_unit
 from pssync.revenue.engine import AccountingContract, ContractOutcome, EngineRun
+from pssync.revenue.evaluation import Track
 from pssync.revenue.result.fx import FxConverter
 from pssync.revenue.result.journals import entry_figures
 from pssync.revenue.result.models import JournalEntry, RollforwardLine, ScheduleLine
@@ -174,9 +175,13 @@ class RunRows:
             outcome.exponent if functional == outcome.currency else minor_unit(functional),
             [],
         )
+        per_period = outcome.knowledge_tracks
+        # One state of knowledge for every period (nothing recorded after a close): references by track piece.
+        single = per_period[0] if per_period and all(d is per_period[0] for d in per_period) else None
         for oid in outcome.obligation_order:
             present = explained[oid]
-            versions, causes = _references(present)
+            track = single.get(oid) if single is not None else None
+            versions, causes = _references(present) if track is None else _references_by_piece(track, present)
             own_units, adjustment = own[oid], outcome.adjustment[oid]
             amounts = list(map(operator.add, own_units, adjustment)) if any(adjustment) else own_units
             converted = None
@@ -342,6 +347,12 @@ def _explained_by_obligation(outcome: ContractOutcome) -> dict[str, list[Explain
     (None before the obligation existed); `explain_all()` once per track."""
     tables: dict[int, list[Explained | None]] = {}
     explained: dict[str, list[Explained | None]] = {}
+    per_period = outcome.knowledge_tracks
+    if per_period and all(d is per_period[0] for d in per_period):  # one state of knowledge for all periods
+        for oid in outcome.obligation_order:
+            track = per_period[0].get(oid)
+            explained[oid] = [None] * len(per_period) if track is None else track.explain_all()
+        return explained
     for oid in outcome.obligation_order:
         tracks = [per_period.get(oid) for per_period in outcome.knowledge_tracks]
         for track in tracks:
@@ -378,6 +389,29 @@ def _references(explained: list[Explained | None]) -> tuple[list[str], list[str]
             measure_causes = measure.causes
         versions.append(version)
         causes.append((measure_causes[i] or default) if measure_causes else default)
+    return versions, causes
+
+
+def _references_by_piece(track: Track, explained: list[Explained | None]) -> tuple[list[str], list[str]]:
+    """_references for the periods of one track (`explained` is its explain_all()), a piece at a time: one
+    segment and one measure from each piece's first period to the next piece's."""
+    count = len(explained)
+    first_index = track.pieces[0][0] if track.pieces else count
+    versions = [""] * first_index
+    causes = [""] * first_index
+    bounds = [first for first, _ in track.pieces[1:]] + [count]
+    for (first, _), end in zip(track.pieces, bounds, strict=True):
+        item = explained[first]
+        if item is None:  # pragma: no cover - explain_all() explains every index of a piece
+            raise AssertionError("a track piece without an explanation")
+        segment, measure, _ = item
+        number = segment.version.number
+        default = segment.version.contract.causing_event_id
+        versions.extend(repeat(_NUMBER_TEXT.get(number) or str(number), end - first))
+        if measure.causes:
+            causes.extend([cause or default for cause in measure.causes[: end - first]])
+        else:
+            causes.extend(repeat(default, end - first))
     return versions, causes
 
 
