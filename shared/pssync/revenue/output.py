@@ -370,10 +370,13 @@ def _explained_by_obligation(outcome: ContractOutcome) -> dict[str, list[Explain
 
 def _references(explained: list[Explained | None]) -> tuple[list[str], list[str]]:
     """(contract version, causing event id) per period: the event that last moved the figure, else the one
-    that caused the version in force (result.support.cause), looked up once per measure."""
+    that caused the version in force (result.support.cause), looked up once per segment and measure.
+
+    Both are compared: measures are shared between segments (a ratable term's measure is cached per term and
+    days), so two versions with the same obligation can explain adjacent periods with one measure object."""
     versions: list[str] = []
     causes: list[str] = []
-    last_measure = None
+    last_measure = last_segment = None
     version = default = ""
     measure_causes: list[str | None] | None = None
     for item in explained:
@@ -382,8 +385,8 @@ def _references(explained: list[Explained | None]) -> tuple[list[str], list[str]
             causes.append("")
             continue
         segment, measure, i = item
-        if measure is not last_measure:
-            last_measure = measure
+        if measure is not last_measure or segment is not last_segment:
+            last_measure, last_segment = measure, segment
             version = _NUMBER_TEXT.get(segment.version.number) or str(segment.version.number)
             default = segment.version.contract.causing_event_id
             measure_causes = measure.causes
