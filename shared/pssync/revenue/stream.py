@@ -81,6 +81,8 @@ def write_report(
     `columnar`: the schedule formatted in bulk with pyarrow (columnar.py), or one row of texts per line
     (False); None: bulk when pyarrow is installed. Same bytes either way (test_revenue_columnar.py)."""
     summary = ReportSummary(paths=output_paths(out))
+    if columnar is None:  # decided (pyarrow imported) once here, not again in each forked worker
+        columnar = output_format in ("csv", "parquet") and columnar_available()
     partial = {kind: path.with_name(path.name + ".partial") for kind, path in summary.paths.items()}
     parts: list[Path] = []
     try:
