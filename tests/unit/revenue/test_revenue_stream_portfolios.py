@@ -134,6 +134,9 @@ def portfolios(draw: st.DrawFn, max_contracts: int = 6) -> dict[str, Any]:
         versions, contract_events = draw(_contract(f"K{i:03d}"))
         contracts.extend(versions)
         events.extend(contract_events)
+    # Now and then fiscal periods (4-4-5 weeks from 31 December 2023: FY2024-P01 ends 27 January): keys and
+    # boundaries other than calendar months. Closes name the calendar's periods, so they are not refused.
+    fiscal = draw(st.integers(0, 4)) == 0
     for month in sorted(draw(st.sets(st.integers(1, 9), min_size=1, max_size=2))):
         period_end = date(2024, month + 1, 28)
         events.append(
@@ -141,7 +144,7 @@ def portfolios(draw: st.DrawFn, max_contracts: int = 6) -> dict[str, Any]:
                 "type": "period_close",
                 "id": f"close-{month}",
                 "on": str(period_end + timedelta(days=draw(st.integers(5, 20)))),
-                "period": f"2024-{month + 1:02d}",
+                "period": f"FY2024-P{month + 1:02d}" if fiscal else f"2024-{month + 1:02d}",
             }
         )
     contracts = draw(st.permutations(contracts))
@@ -155,7 +158,7 @@ def portfolios(draw: st.DrawFn, max_contracts: int = 6) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         document["as_of"] = _day(draw(st.integers(60, 500)))
-    if draw(st.integers(0, 4)) == 0:  # fiscal periods: keys and boundaries other than calendar months
+    if fiscal:
         document["calendar"] = {"kind": "4-4-5", "fiscal_year_start": "2023-12-31"}
     return document
 
