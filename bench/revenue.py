@@ -317,7 +317,7 @@ def written_output_failures(schedule: Path, journals: Path, prices: Mapping[str,
 
 
 def _stream_worker(
-    scenario: Path, out: Path, repeat: int, output_format: str, workers: int
+    scenario: Path, out: Path, repeat: int, output_format: str, workers: int, columnar: bool | None = None
 ) -> dict[str, Any]:
     """What `pssync revrec run SCENARIO --format FORMAT --out OUT` does, timed from file in to files out."""
     from pssync.revenue.stream import write_report
@@ -329,7 +329,8 @@ def _stream_worker(
         gc.collect()
         before = os.times()
         t0 = time.perf_counter()
-        summary = write_report(scenario.read_text(encoding="utf-8"), output_format, out, workers=workers)
+        text = scenario.read_text(encoding="utf-8")
+        summary = write_report(text, output_format, out, workers=workers, columnar=columnar)
         wall_s.append(time.perf_counter() - t0)
         after = os.times()
         # Worker processes are reaped before write_report returns: their CPU is in the children fields.
@@ -345,10 +346,13 @@ def _stream_worker(
         # With worker processes the peak RSS adds the largest worker's once per worker (an upper bound).
         "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         + (processes * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if processes > 1 else 0),
+        "load_average_1m": round(os.getloadavg()[0], 1),  # other work on the machine: wall time waits on it
     }
 
 
-def _full_output(n: int, repeat: int, workers: int = 1, output_format: str = "csv") -> dict[str, Any]:
+def _full_output(
+    n: int, repeat: int, workers: int = 1, output_format: str = "csv", path: str = "auto"
+) -> dict[str, Any]:
     """Write the scenario file, stream it in a fresh subprocess, check the files; the figures of one size."""
     with tempfile.TemporaryDirectory(prefix="bench-revenue-") as workdir:
         scenario = Path(workdir) / "portfolio.json"
@@ -364,6 +368,10 @@ def _full_output(n: int, repeat: int, workers: int = 1, output_format: str = "cs
             str(repeat),
             "--format",
             output_format,
+            "--stream-workers",
+            str(workers),
+            "--stream-path",
+            path,
         )
         failures = (
             written_output_failures(
@@ -378,6 +386,8 @@ def _full_output(n: int, repeat: int, workers: int = 1, output_format: str = "cs
         "full_output_runs_s": [round(t, 3) for t in raw["wall_s"]],
         "full_output_peak_rss_mb": round(raw["maxrss_kb"] / 1024, 1),
         "full_output_processes": raw["processes"],
+        "full_output_path": path,
+        "full_output_load_average_1m": raw["load_average_1m"],
         "full_output_schedule_lines": raw["rows"]["schedule"],
         "full_output_journal_lines": raw["rows"]["journals"],
         "full_output_balance_lines": raw["rows"]["balances"],
@@ -407,6 +417,7 @@ def run(
     with_outputs: bool = False,
     full_output: bool = True,
     stream_workers: int = 1,
+    stream_path: str = "auto",
 ) -> dict[str, Any]:
     """Run each size in a fresh subprocess; medians of `repeat` runs and peak memory per size.
 
@@ -446,11 +457,15 @@ def run(
                     else {}
                 ),
                 "check_failures": raw["check_failures"],
-                **(_full_output(n, repeat, stream_workers) if full_output else {}),
+                **(_full_output(n, repeat, stream_workers, path=stream_path) if full_output else {}),
             }
         )
     verify(rows)
     return {"baseline_import_rss_mb": round(baseline_kb / 1024, 1), "repeat": repeat, "sizes": rows}
+
+
+# --stream-path: write_report's `columnar` (None: bulk when pyarrow is installed).
+_STREAM_PATHS: dict[str, bool | None] = {"auto": None, "bulk": True, "rows": False}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -473,6 +488,12 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="processes of the full-output run (revrec run --workers)",
     )
+    parser.add_argument(
+        "--stream-path",
+        choices=list(_STREAM_PATHS),
+        default="auto",
+        help="schedule formatting of the full-output run: bulk (pyarrow), rows (pure Python), auto",
+    )
     parser.add_argument("--stream-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--format", default="csv", help=argparse.SUPPRESS)
@@ -482,7 +503,14 @@ def main(argv: list[str] | None = None) -> None:
     elif args.stream_worker:
         print(
             json.dumps(
-                _stream_worker(args.stream_worker, args.out, args.repeat, args.format, args.stream_workers)
+                _stream_worker(
+                    args.stream_worker,
+                    args.out,
+                    args.repeat,
+                    args.format,
+                    args.stream_workers,
+                    _STREAM_PATHS[args.stream_path],
+                )
             )
         )
     elif args.worker:
@@ -490,7 +518,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         try:
             figures = run(
-                args.sizes, args.repeat, args.with_outputs, not args.engine_only, args.stream_workers
+                args.sizes,
+                args.repeat,
+                args.with_outputs,
+                not args.engine_only,
+                args.stream_workers,
+                args.stream_path,
             )
             print(json.dumps(figures, indent=2))
         except BenchCheckFailed as error:

@@ -21,13 +21,15 @@ import csv
 import json
 import operator
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import compress, repeat
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from pssync.money import minor_unit
 from pssync.revenue.engine import AccountingContract, ContractOutcome, EngineRun
+from pssync.revenue.evaluation import Track
 from pssync.revenue.result.fx import FxConverter
 from pssync.revenue.result.journals import entry_figures
 from pssync.revenue.result.models import JournalEntry, RollforwardLine, ScheduleLine
@@ -141,62 +143,65 @@ class RunRows:
         self.statuses = [period_status(run, k) for k in range(len(self.keys))]
 
     def contract(self, outcome: ContractOutcome) -> tuple[list[Row], list[Row], list[Row]]:
+        lines, journals, balances = self.contract_lines(outcome)
+        return schedule_rows_from(lines, self.keys, self.statuses), journals, balances
+
+    def contract_lines(self, outcome: ContractOutcome) -> tuple[ContractLines, list[Row], list[Row]]:
+        """The schedule as integer figures (formatted in bulk by the caller), the journal and balance rows."""
         explained = _explained_by_obligation(outcome)
         own = {oid: outcome.own_amounts(oid) for oid in outcome.obligation_order}
         accounts = account_balances(self.run, outcome, _booked(outcome, own))
         return (
-            self._schedule(outcome, explained, own),
+            self.schedule_lines(outcome, explained, own),
             self._journals(outcome, explained, own, accounts),
             self._balances(outcome, accounts),
         )
 
-    def _schedule(
+    def schedule_lines(
         self,
         outcome: ContractOutcome,
         explained: dict[str, list[Explained | None]],
         own: dict[str, array[int]],
-    ) -> list[Row]:
-        e = outcome.exponent
-        text = amount_text(e)
+    ) -> ContractLines:
+        """The contract's schedule figures as integers per obligation. The row builder here and the column
+        builder (columnar.py) both format these: they cannot disagree on which lines exist or their values."""
         functional = self.fx.functional_currency(outcome)
-        converted_text = None if functional == outcome.currency else amount_text(minor_unit(functional))
-        lines: list[Row] = []
+        lines = ContractLines(
+            outcome.contract_id,
+            outcome.legal_entity,
+            outcome.currency,
+            outcome.exponent,
+            functional,
+            outcome.exponent if functional == outcome.currency else minor_unit(functional),
+            [],
+        )
+        per_period = outcome.knowledge_tracks
+        # One state of knowledge for every period (nothing recorded after a close): references by track piece.
+        single = per_period[0] if per_period and all(d is per_period[0] for d in per_period) else None
         for oid in outcome.obligation_order:
             present = explained[oid]
-            versions, causes = _references(present)
+            track = single.get(oid) if single is not None else None
+            versions, causes = _references(present) if track is None else _references_by_piece(track, present)
             own_units, adjustment = own[oid], outcome.adjustment[oid]
-            if any(adjustment):
-                amounts = list(map(operator.add, own_units, adjustment))
-                amount_strs = amount_texts(e, amounts)
-                own_strs = amount_texts(e, own_units)
-                adjustment_strs = amount_texts(e, adjustment)
-            else:
-                amounts = list(own_units)
-                amount_strs = own_strs = amount_texts(e, amounts)
-                adjustment_strs = [text(0)] * len(amounts)
-            if converted_text is None:
-                functional_strs = amount_strs
-            else:
+            amounts = list(map(operator.add, own_units, adjustment)) if any(adjustment) else own_units
+            converted = None
+            if functional != outcome.currency:
                 convert = self.fx.convert
-                functional_strs = [converted_text(convert(u, outcome, k)[0]) for k, u in enumerate(amounts)]
-            rows = zip(
-                repeat(outcome.contract_id),
-                repeat(outcome.legal_entity),
-                repeat(oid),
-                self.keys,
-                self.statuses,
-                repeat(outcome.currency),
-                amount_strs,
-                own_strs,
-                adjustment_strs,
-                amount_texts(e, outcome.reported[oid]),
-                repeat(functional),
-                functional_strs,
-                versions,
-                causes,
+                converted = [convert(u, outcome, k)[0] for k, u in enumerate(amounts)]
+            lines.obligations.append(
+                ObligationLines(
+                    oid,
+                    amounts,
+                    own_units,
+                    adjustment,
+                    outcome.reported[oid],
+                    converted,
+                    versions,
+                    causes,
+                    # A period without an explanation is one where the obligation did not exist yet: no line.
+                    None if None not in present else [e is not None for e in present],
+                )
             )
-            # A period without an explanation is one where the obligation did not exist yet: no line.
-            lines.extend(rows if None not in present else compress(rows, [e is not None for e in present]))
         return lines
 
     def _journals(
@@ -275,11 +280,79 @@ class RunRows:
 _NUMBER_TEXT = {number: str(number) for number in range(1, 1000)}
 
 
+@dataclass(slots=True)
+class ObligationLines:
+    """One obligation's schedule figures per period of the run, in minor units."""
+
+    obligation_id: str
+    amounts: Sequence[int]  # own + adjustment
+    own: Sequence[int]
+    adjustment: Sequence[int]
+    cumulative: Sequence[int]
+    functional: Sequence[int] | None  # None: the functional currency is the contract's, the amounts apply
+    versions: list[str]  # contract version in force per period (text)
+    causes: list[str]  # the event that last moved the figure per period
+    present: list[bool] | None  # None: a line in every period; else the periods the obligation existed in
+
+
+@dataclass(slots=True)
+class ContractLines:
+    contract_id: str
+    legal_entity: str
+    currency: str
+    exponent: int
+    functional_currency: str
+    functional_exponent: int
+    obligations: list[ObligationLines]
+
+
+def schedule_rows_from(lines: ContractLines, keys: Sequence[str], statuses: Sequence[str]) -> list[Row]:
+    """Rows of text, one Python tuple per line (the path without pyarrow; columnar.py is the bulk one)."""
+    e = lines.exponent
+    rows: list[Row] = []
+    for obligation in lines.obligations:
+        amount_strs = amount_texts(e, obligation.amounts)
+        if obligation.amounts is obligation.own:
+            own_strs = amount_strs
+            adjustment_strs = [amount_text(e)(0)] * len(amount_strs)
+        else:
+            own_strs = amount_texts(e, obligation.own)
+            adjustment_strs = amount_texts(e, obligation.adjustment)
+        if obligation.functional is None:
+            functional_strs = amount_strs
+        else:
+            functional_strs = amount_texts(lines.functional_exponent, obligation.functional)
+        zipped = zip(
+            repeat(lines.contract_id),
+            repeat(lines.legal_entity),
+            repeat(obligation.obligation_id),
+            keys,
+            statuses,
+            repeat(lines.currency),
+            amount_strs,
+            own_strs,
+            adjustment_strs,
+            amount_texts(e, obligation.cumulative),
+            repeat(lines.functional_currency),
+            functional_strs,
+            obligation.versions,
+            obligation.causes,
+        )
+        rows.extend(zipped if obligation.present is None else compress(zipped, obligation.present))
+    return rows
+
+
 def _explained_by_obligation(outcome: ContractOutcome) -> dict[str, list[Explained | None]]:
     """Per obligation, what explains each period's figure with the knowledge the period was reported with
     (None before the obligation existed); `explain_all()` once per track."""
     tables: dict[int, list[Explained | None]] = {}
     explained: dict[str, list[Explained | None]] = {}
+    per_period = outcome.knowledge_tracks
+    if per_period and all(d is per_period[0] for d in per_period):  # one state of knowledge for all periods
+        for oid in outcome.obligation_order:
+            track = per_period[0].get(oid)
+            explained[oid] = [None] * len(per_period) if track is None else track.explain_all()
+        return explained
     for oid in outcome.obligation_order:
         tracks = [per_period.get(oid) for per_period in outcome.knowledge_tracks]
         for track in tracks:
@@ -297,10 +370,13 @@ def _explained_by_obligation(outcome: ContractOutcome) -> dict[str, list[Explain
 
 def _references(explained: list[Explained | None]) -> tuple[list[str], list[str]]:
     """(contract version, causing event id) per period: the event that last moved the figure, else the one
-    that caused the version in force (result.support.cause), looked up once per measure."""
+    that caused the version in force (result.support.cause), looked up once per segment and measure.
+
+    Both are compared: measures are shared between segments (a ratable term's measure is cached per term and
+    days), so two versions with the same obligation can explain adjacent periods with one measure object."""
     versions: list[str] = []
     causes: list[str] = []
-    last_measure = None
+    last_measure = last_segment = None
     version = default = ""
     measure_causes: list[str | None] | None = None
     for item in explained:
@@ -309,13 +385,36 @@ def _references(explained: list[Explained | None]) -> tuple[list[str], list[str]
             causes.append("")
             continue
         segment, measure, i = item
-        if measure is not last_measure:
-            last_measure = measure
+        if measure is not last_measure or segment is not last_segment:
+            last_measure, last_segment = measure, segment
             version = _NUMBER_TEXT.get(segment.version.number) or str(segment.version.number)
             default = segment.version.contract.causing_event_id
             measure_causes = measure.causes
         versions.append(version)
         causes.append((measure_causes[i] or default) if measure_causes else default)
+    return versions, causes
+
+
+def _references_by_piece(track: Track, explained: list[Explained | None]) -> tuple[list[str], list[str]]:
+    """_references for the periods of one track (`explained` is its explain_all()), a piece at a time: one
+    segment and one measure from each piece's first period to the next piece's."""
+    count = len(explained)
+    first_index = track.pieces[0][0] if track.pieces else count
+    versions = [""] * first_index
+    causes = [""] * first_index
+    bounds = [first for first, _ in track.pieces[1:]] + [count]
+    for (first, _), end in zip(track.pieces, bounds, strict=True):
+        item = explained[first]
+        if item is None:  # pragma: no cover - explain_all() explains every index of a piece
+            raise AssertionError("a track piece without an explanation")
+        segment, measure, _ = item
+        number = segment.version.number
+        default = segment.version.contract.causing_event_id
+        versions.extend(repeat(_NUMBER_TEXT.get(number) or str(number), end - first))
+        if measure.causes:
+            causes.extend([cause or default for cause in measure.causes[: end - first]])
+        else:
+            causes.extend(repeat(default, end - first))
     return versions, causes
 
 

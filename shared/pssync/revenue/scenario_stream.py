@@ -32,6 +32,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from pssync.revenue.models import (
     Event,
+    MaterialRightPattern,
     PeriodClose,
     PointInTimePattern,
     RatablePattern,
@@ -273,6 +274,8 @@ def _contract_fact(decoded: Any, index: int, text: str, start: int, end: int) ->
                 dated.append(date.fromisoformat(pattern["end"]))
             elif pattern["kind"] == "point_in_time" and pattern.get("satisfied_on"):
                 dated.append(date.fromisoformat(pattern["satisfied_on"]))
+            elif pattern["kind"] == "material_right" and pattern.get("expires_on"):
+                dated.append(date.fromisoformat(pattern["expires_on"]))  # it lapses then: revenue that day
         recorded = decoded.get("recorded_on")
         contract_id = decoded["contract_id"]
         if not isinstance(contract_id, str):
@@ -308,6 +311,8 @@ def _validated_contract_fact(contract: RevenueContract) -> _ContractFact:
             dated.append(pattern.end)
         elif isinstance(pattern, PointInTimePattern) and pattern.satisfied_on:
             dated.append(pattern.satisfied_on)
+        elif isinstance(pattern, MaterialRightPattern) and pattern.expires_on:
+            dated.append(pattern.expires_on)
     return (contract.contract_id, contract.effective_date, contract.recorded_on, starts, dated)
 
 

@@ -21,6 +21,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pssync.revenue.columnar import BulkSchedule
+from pssync.revenue.columnar import available as columnar_available
 from pssync.revenue.engine import EngineRun
 from pssync.revenue.engine import run as run_engine
 from pssync.revenue.errors import RevenueRuleError
@@ -65,6 +67,7 @@ def write_report(
     as_of: date | None = None,
     workers: int = 1,
     min_shard: int = 500,
+    columnar: bool | None = None,
 ) -> ReportSummary:
     """Write the three files for the scenario `text`. Raises ScenarioInvalid, pydantic.ValidationError (only
     on the whole-file fallback), json.JSONDecodeError, RevenueRuleError, or ParquetUnavailable; nothing is
@@ -73,8 +76,13 @@ def write_report(
     `workers` > 1 (csv / jsonl) splits the contracts, in id order, into that many contiguous shards run by
     forked processes, each writing its own part files, joined in shard order: the same bytes as one process
     (any sharding gives the same figures, test_revenue_sharding.py), in about 1/workers of the time when that
-    many cores are free."""
+    many cores are free.
+
+    `columnar`: the schedule formatted in bulk with pyarrow (columnar.py), or one row of texts per line
+    (False); None: bulk when pyarrow is installed. Same bytes either way (test_revenue_columnar.py)."""
     summary = ReportSummary(paths=output_paths(out))
+    if columnar is None:  # decided (pyarrow imported) once here, not again in each forked worker
+        columnar = output_format in ("csv", "parquet") and columnar_available()
     partial = {kind: path.with_name(path.name + ".partial") for kind, path in summary.paths.items()}
     parts: list[Path] = []
     try:
@@ -84,7 +92,7 @@ def write_report(
             # A shape the pre-scan does not read: the whole-file parse either names what is wrong or runs it.
             summary.streamed = False
             run = run_engine(Scenario.model_validate_json(text), as_of)
-            _write(iter([run]), output_format, partial, summary, header=True)
+            _write(iter([run]), output_format, partial, summary, header=True, columnar=columnar)
         else:
             frame = frame_from_index(index, as_of)
             ids = index.contract_ids()
@@ -93,10 +101,13 @@ def write_report(
             summary.workers = shards
             if shards == 1:
                 check = FrameCheck(frame)
-                _write(stream_runs(index, frame, ids, check), output_format, partial, summary, header=True)
+                runs = stream_runs(index, frame, ids, check)
+                _write(runs, output_format, partial, summary, header=True, columnar=columnar)
                 check.finish()
             else:
-                parts = _write_in_processes(index, frame, ids, shards, output_format, partial, summary)
+                parts = _write_in_processes(
+                    index, frame, ids, shards, output_format, partial, summary, columnar
+                )
         for kind, path in partial.items():
             path.replace(summary.paths[kind])
     except BaseException:
@@ -112,23 +123,41 @@ def _write(
     paths: dict[str, Path],
     summary: ReportSummary,
     header: bool,
+    columnar: bool | None = None,
 ) -> None:
+    """columnar: schedule lines formatted in bulk (columnar.py, needs pyarrow; csv and parquet), False: one
+    row of texts per line; None: bulk when pyarrow is installed. Both write the same bytes."""
     columns = {"schedule": SCHEDULE_COLUMNS, "journals": JOURNAL_COLUMNS, "balances": BALANCE_COLUMNS}
+    bulk = output_format in ("csv", "parquet") and (columnar_available() if columnar is None else columnar)
     sinks: dict[str, RowSink] = {}
+    schedule: BulkSchedule | None = None
     try:
         for kind in KINDS:
-            sinks[kind] = open_sink(output_format, paths[kind], columns[kind], header=header)
+            if bulk and kind == "schedule":
+                schedule = BulkSchedule(output_format, paths[kind], header)
+            else:
+                sinks[kind] = open_sink(output_format, paths[kind], columns[kind], header=header)
         for run in runs:
             run_rows = RunRows(run, FxConverter(run))
             for outcome in run.contracts:
-                for kind, rows in zip(KINDS, run_rows.contract(outcome), strict=True):
-                    summary.rows[kind] += len(rows)
-                    sinks[kind].write(rows)
+                if schedule is not None:
+                    lines, journals, balances = run_rows.contract_lines(outcome)
+                    schedule.add(lines, run_rows.keys, run_rows.statuses)
+                    rows = {"journals": journals, "balances": balances}
+                else:
+                    rows = dict(zip(KINDS, run_rows.contract(outcome), strict=True))
+                for kind, kind_rows in rows.items():
+                    summary.rows[kind] += len(kind_rows)
+                    sinks[kind].write(kind_rows)
             summary.contracts += len(run.contracts)
             if summary.contracts % _COLLECT_EVERY == 0:
                 gc.collect()
+        if schedule is not None:
+            schedule.flush()
+            summary.rows["schedule"] += schedule.rows
     finally:
-        for sink in sinks.values():
+        closing: list[RowSink | BulkSchedule] = [*sinks.values(), *([schedule] if schedule else [])]
+        for sink in closing:
             with contextlib.suppress(Exception):  # on failure, the original error is what the caller must see
                 sink.close()
 
@@ -139,6 +168,7 @@ def _write(
 # copy-on-write rather than pickled.
 _INHERITED: tuple[ScenarioIndex, PortfolioFrame] | None = None
 
+_Job = tuple[list[str], str, dict[str, Path], bool | None]  # contract ids, format, part paths, columnar
 _PartResult = tuple[str, Any]  # ("ok", (contracts, rows, check extremes)) or ("error", exception parts)
 
 
@@ -150,6 +180,7 @@ def _write_in_processes(
     output_format: str,
     partial: dict[str, Path],
     summary: ReportSummary,
+    columnar: bool | None,
 ) -> list[Path]:
     global _INHERITED  # set for the fork only: children read it, callers never see it
     bounds = [len(ids) * s // shards for s in range(shards + 1)]
@@ -158,10 +189,11 @@ def _write_in_processes(
             ids[bounds[s] : bounds[s + 1]],
             output_format,
             {k: p.with_name(f"{p.name}.{s}") for k, p in partial.items()},
+            columnar,
         )
         for s in range(shards)
     ]
-    parts = [path for _, _, paths in jobs for path in paths.values()]
+    parts = [path for _, _, paths, _ in jobs for path in paths.values()]
     _INHERITED = (index, frame)
     try:
         with multiprocessing.get_context("fork").Pool(shards) as pool:
@@ -178,7 +210,7 @@ def _write_in_processes(
 
 def _join_parts(
     results: list[_PartResult],
-    jobs: list[tuple[list[str], str, dict[str, Path]]],
+    jobs: list[_Job],
     frame: PortfolioFrame,
     output_format: str,
     partial: dict[str, Path],
@@ -200,21 +232,22 @@ def _join_parts(
             if output_format == "csv":
                 joined.write(",".join(columns[kind]) + "\n")
         with partial[kind].open("ab") as joined:
-            for _, _, paths in jobs:
+            for _, _, paths, _ in jobs:
                 with paths[kind].open("rb") as part:
                     shutil.copyfileobj(part, joined, 1 << 20)
                 paths[kind].unlink()
 
 
-def _write_part(job: tuple[list[str], str, dict[str, Path]]) -> _PartResult:
-    contract_ids, output_format, paths = job
+def _write_part(job: _Job) -> _PartResult:
+    contract_ids, output_format, paths, columnar = job
     if _INHERITED is None:
         raise RuntimeError("a report part runs only in a process forked by write_report")
     index, frame = _INHERITED
     summary = ReportSummary()
     check = FrameCheck(frame)
     try:
-        _write(stream_runs(index, frame, contract_ids, check), output_format, paths, summary, header=False)
+        runs = stream_runs(index, frame, contract_ids, check)
+        _write(runs, output_format, paths, summary, header=False, columnar=columnar)
     except RevenueRuleError as error:
         return "error", ("rule", error.reason, error.field)
     except ScenarioInvalid as error:

@@ -323,3 +323,77 @@ def test_a_pre_scan_that_drifted_from_the_engine_fails_the_run_instead_of_shifti
     list(stream_runs(index, check.frame, index.contract_ids(), check))
     with pytest.raises(RuntimeError, match="drifted from the engine"):
         check.finish()
+
+
+def test_a_material_right_lapsing_after_every_other_fact_extends_the_horizon_as_in_the_whole_run(
+    tmp_path: Path,
+) -> None:
+    """The engine's horizon runs to a material right's expiry (its price is recognised when it lapses); the
+    pre-scan must read it too, or the stream stops at the last other fact and the frame check fails."""
+    point = {"kind": "point_in_time", "satisfied_on": "2024-01-01"}
+    voucher = {"kind": "material_right", "expires_on": "2024-09-15"}
+    document: dict[str, Any] = {
+        "schema_version": "1",
+        "contracts": [
+            {
+                "contract_id": "EX49",
+                "legal_entity": "LE-US",
+                "version": 1,
+                "currency": "USD",
+                "effective_date": "2024-01-01",
+                "causing_event_id": "EX49-won",
+                "fixed_price": "100",
+                "obligations": [
+                    {"id": "A", "ssp": "100", "pattern": point},
+                    {"id": "voucher", "ssp": "12", "pattern": voucher},
+                ],
+            }
+        ],
+        "events": [],
+    }
+    text = as_text(document)
+
+    paths = _stream(tmp_path, text, "csv")
+
+    expected = _expected(text)
+    assert [row[3] for row in expected["schedule"] if row[2] == "voucher"][-1] == "2024-09"
+    _assert_csv_equal(paths, expected)
+
+
+def test_a_version_recorded_after_a_close_explains_the_open_periods_with_its_own_number(
+    tmp_path: Path,
+) -> None:
+    """Version 2 takes effect on 3 January but is recorded on 5 March, after February closed: January and
+    February stay reported with version 1, March with version 2. The ratable measure of both versions is one
+    cached object (same term, same days), so a reference looked up once per measure kept version 1's number
+    and event for March (found by the generated portfolios, reduced by hypothesis)."""
+    ratable = {"kind": "ratable", "start": "2024-01-02", "end": "2024-01-22", "basis": "daily"}
+    first = {
+        "contract_id": "K000",
+        "legal_entity": "LE-US",
+        "version": 1,
+        "currency": "USD",
+        "effective_date": "2024-01-02",
+        "causing_event_id": "K000-won",
+        "fixed_price": "1",
+        "obligations": [{"id": "o0", "ssp": "1", "pattern": ratable}],
+    }
+    amended = {
+        **first,
+        "version": 2,
+        "effective_date": "2024-01-03",
+        "causing_event_id": "K000-amended",
+        "recorded_on": "2024-03-05",
+    }
+    close = {"type": "period_close", "id": "close-1", "on": "2024-03-04", "period": "2024-02"}
+    text = as_text({"schema_version": "1", "contracts": [first, amended], "events": [close]})
+
+    paths = _stream(tmp_path, text, "csv")
+
+    expected = _expected(text)
+    assert [(row[3], row[12], row[13]) for row in expected["schedule"]] == [
+        ("2024-01", "1", "K000-won"),
+        ("2024-02", "1", "K000-won"),
+        ("2024-03", "2", "K000-amended"),
+    ]
+    _assert_csv_equal(paths, expected)

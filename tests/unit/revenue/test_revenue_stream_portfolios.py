@@ -2,8 +2,10 @@
 
 Several contracts in three currencies (JPY has no minor unit) under two legal entities, one of them reporting
 in EUR from rates (so functional amounts and fx_rounding lines appear); ratable, point-in-time and progress
-obligations; a second version (a modification) for some; invoices and payments; period closes with facts
-recorded after them (adjustments); as_of given or defaulted. Contract versions and events are shuffled in
+obligations, material rights that lapse or not, point-in-time obligations satisfied by an event or by the
+contract's own date; a second version (a modification) for some, sometimes recorded late; invoices and
+payments, some recorded late; period closes with facts recorded after them (adjustments); as_of given or
+defaulted; now and then a 4-4-5 calendar. Contract versions and events are shuffled in
 the file, so a contract's elements are scattered as they may be in a real file.
 """
 
@@ -35,16 +37,24 @@ def _contract(draw: st.DrawFn, contract_id: str) -> tuple[list[dict[str, Any]], 
     obligations: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for number in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["ratable", "point", "progress"]))
+        kind = draw(st.sampled_from(["ratable", "point", "progress", "material_right"]))
         ssp = draw(st.integers(1, 90_000))
         oid = f"o{number}"
         if kind == "ratable":
             length = draw(st.integers(20, 500))
             basis = draw(st.sampled_from(["daily", "period"]))
             pattern = {"kind": "ratable", "start": _day(start), "end": _day(start + length), "basis": basis}
+        elif kind == "material_right":  # lapses (revenue on expires_on, a dated fact of the horizon) or not
+            expires = draw(st.none() | st.integers(0, 700))
+            pattern = {"kind": "material_right"}
+            if expires is not None:
+                pattern["expires_on"] = _day(start + expires)
         elif kind == "point":
             pattern = {"kind": "point_in_time"}
-            if draw(st.booleans()):
+            satisfied = draw(st.sampled_from(["event", "pattern", "neither"]))
+            if satisfied == "pattern":  # stated in the contract rather than by an event
+                pattern["satisfied_on"] = _day(start + draw(st.integers(0, 600)))
+            elif satisfied == "event":
                 on = start + draw(st.integers(0, 300))
                 events.append(_obligation_event(contract_id, oid, "satisfied", on, draw(st.integers(0, 60))))
         else:
@@ -80,19 +90,22 @@ def _contract(draw: st.DrawFn, contract_id: str) -> tuple[list[dict[str, Any]], 
                 "fixed_price": str(price + draw(st.integers(0, 50_000))),
             }
         )
+        if draw(st.booleans()):  # recorded after it took effect: moves the default as_of, may land late
+            versions[1]["recorded_on"] = _day(amended + draw(st.integers(0, 90)))
     for number in range(draw(st.integers(0, 3))):
         kind = draw(st.sampled_from(["invoice", "payment"]))
         on = start + draw(st.integers(0, 400))
         amount = str(draw(st.integers(1, 60_000)))
-        events.append(
-            {
-                "type": kind,
-                "id": f"{contract_id}-{kind}-{number}",
-                "contract_id": contract_id,
-                "on": _day(on),
-                "amount": amount,
-            }
-        )
+        billing = {
+            "type": kind,
+            "id": f"{contract_id}-{kind}-{number}",
+            "contract_id": contract_id,
+            "on": _day(on),
+            "amount": amount,
+        }
+        if draw(st.integers(0, 3)) == 0:
+            billing["recorded_on"] = _day(on + draw(st.integers(0, 60)))
+        events.append(billing)
     return versions, events
 
 
@@ -121,6 +134,9 @@ def portfolios(draw: st.DrawFn, max_contracts: int = 6) -> dict[str, Any]:
         versions, contract_events = draw(_contract(f"K{i:03d}"))
         contracts.extend(versions)
         events.extend(contract_events)
+    # Now and then fiscal periods (4-4-5 weeks from 31 December 2023: FY2024-P01 ends 27 January): keys and
+    # boundaries other than calendar months. Closes name the calendar's periods, so they are not refused.
+    fiscal = draw(st.integers(0, 4)) == 0
     for month in sorted(draw(st.sets(st.integers(1, 9), min_size=1, max_size=2))):
         period_end = date(2024, month + 1, 28)
         events.append(
@@ -128,7 +144,7 @@ def portfolios(draw: st.DrawFn, max_contracts: int = 6) -> dict[str, Any]:
                 "type": "period_close",
                 "id": f"close-{month}",
                 "on": str(period_end + timedelta(days=draw(st.integers(5, 20)))),
-                "period": f"2024-{month + 1:02d}",
+                "period": f"FY2024-P{month + 1:02d}" if fiscal else f"2024-{month + 1:02d}",
             }
         )
     contracts = draw(st.permutations(contracts))
@@ -142,6 +158,8 @@ def portfolios(draw: st.DrawFn, max_contracts: int = 6) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         document["as_of"] = _day(draw(st.integers(60, 500)))
+    if fiscal:
+        document["calendar"] = {"kind": "4-4-5", "fiscal_year_start": "2023-12-31"}
     return document
 
 
