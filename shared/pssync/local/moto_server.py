@@ -377,20 +377,24 @@ def _keep_alive_handler(base: type, connections: set[Any], lock: threading.Lock)
             code, _, reason = status.partition(" ")
             lines = [f"{self.protocol_version} {code} {reason}", f"Server: {self.version_string()}"]
             lines.append(f"Date: {self.date_time_string()}")
+            # A HEAD answer (and 1xx/204/304) has no body: its headers, a Content-Length included (the
+            # length of what a GET would return), are the app's. Any other answer carries its own length.
             no_body = self.command == "HEAD" or code.startswith("1") or code in ("204", "304")
             for name, value in headers:
                 lowered = name.lower()
-                if lowered in ("content-length", "transfer-encoding"):
-                    continue  # the length below is the body's own
+                if lowered == "transfer-encoding" or (lowered == "content-length" and not no_body):
+                    continue
                 if lowered == "connection" and value.lower() == "close":
                     self.close_connection = True
                 lines.append(f"{name}: {value}")
-            if not (no_body and not body):
+            if no_body:
+                body = b""
+            else:
                 lines.append(f"Content-Length: {len(body)}")
             if self.close_connection:
                 lines.append("Connection: close")
             head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-            self.wfile.write(head if self.command == "HEAD" else head + body)
+            self.wfile.write(head + body)
             if _ACCESS_LOG.isEnabledFor(logging.INFO):
                 self.log_request(code, len(body))
 

@@ -113,7 +113,7 @@ class LocalRuntime:
         self._stop = threading.Event()
         self._pollers: list[QueuePoller] = []
         self._saved_env: dict[str, str] = {}
-        self._execution_ends = ExecutionEnds()
+        self.execution_ends = ExecutionEnds()
         self.resources: LocalResources
         self.api: WebhookApiServer
         self.clients: dict[str, Any] = {}
@@ -152,7 +152,7 @@ class LocalRuntime:
         # A transaction costs its items and a Query its partition, as on AWS (moto's cost the whole table).
         install_moto_dynamodb_costs()
         install_wait_clock()  # Wait states follow pssync.local.wait_clock.WAIT_CLOCK (real time at offset 0)
-        execution_ends.install(self._execution_ends)  # wait_for_execution sleeps until the interpreter says
+        execution_ends.install(self.execution_ends)  # wait_for_execution sleeps until the interpreter says
         self._lambda_log_path.parent.mkdir(parents=True, exist_ok=True)
         # Handlers run in Lambda containers (worker processes forked from the host's fork server, which
         # starts now and preloads while the resources are created). Their logs and EMF metric lines go to
@@ -207,7 +207,7 @@ class LocalRuntime:
             self.schedules.join(timeout=5)
         with contextlib.suppress(Exception):
             self.host.close()
-        execution_ends.uninstall(self._execution_ends)
+        execution_ends.uninstall(self.execution_ends)
         for stand_in in self.stand_ins.values():
             with contextlib.suppress(Exception):
                 stand_in.stop()
@@ -389,7 +389,7 @@ class LocalRuntime:
         sfn = self.clients["stepfunctions"]
         deadline = time.monotonic() + timeout
         while True:
-            self._execution_ends.wait(execution_arn, min(_EXECUTION_RECHECK_S, deadline - time.monotonic()))
+            self.execution_ends.wait(execution_arn, min(_EXECUTION_RECHECK_S, deadline - time.monotonic()))
             try:
                 status = str(sfn.describe_execution(executionArn=execution_arn)["status"])
             except sfn.exceptions.ExecutionDoesNotExist:
