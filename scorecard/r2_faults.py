@@ -55,7 +55,7 @@ from scorecard.progress import Progress
 ID = "R2"
 NAME = "downstream faults"
 ISSUE_N = 10_000
-# What fits a ~42 min `make scorecard` beside the other rows: projected ~9 min for R2 (0.61 s per event) and
+# What fits a ~42 min `make scorecard` beside the other rows: projected ~8 min for R2 (0.61 s per event) and
 # ~3.5 min for R3's replay of it. The issue's 10,000 would take ~1.7 h (R3 ~0.7 h more); rows.py notes the
 # rate each run measures.
 FULL_N = 800
