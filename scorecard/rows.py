@@ -19,7 +19,7 @@ from scorecard import (
     r7_fuzzing,
     r8_static,
 )
-from scorecard.harness import RowResult, Stack, running_stack
+from scorecard.harness import CpuTimes, RowResult, Stack, running_stack
 from scorecard.progress import Progress
 
 Row = Callable[[Stack, int, int, Progress], RowResult]  # (stack, n, seed, progress)
@@ -71,6 +71,7 @@ def run_rows(
                     name = module.NAME
                     n = (sizes or {}).get(row, module.QUICK_N if quick else module.FULL_N)
                     row_started = time.monotonic()
+                    cpu_before = CpuTimes.now()
                     try:
                         result = module.run(stack, n, seed, progress)
                     except Exception as error:  # a crashed row is a failed row, with its cause
@@ -82,6 +83,15 @@ def run_rows(
                             wall_s=round(time.monotonic() - row_started, 1),
                             passed=False,
                             failures=[f"row crashed: {error!r}", *traceback.format_exc().splitlines()[-12:]],
+                        )
+                    cpu = CpuTimes.now() - cpu_before
+                    if result.n:
+                        # The runtime process is what bounds the rate (one interpreter: moto, dispatch,
+                        # pollers): its CPU per unit of N is the figure a speed-up moves.
+                        result.notes.append(
+                            f"CPU: runtime process {cpu.runtime_s:.1f} s ({cpu.runtime_s / result.n:.3f} s "
+                            f"per unit of N), Lambda containers {cpu.containers_s:.1f} s "
+                            f"({cpu.containers_s / result.n:.3f} s per unit of N)"
                         )
                     issue_n = getattr(module, "ISSUE_N", None)
                     if issue_n and 0 < result.n < issue_n and result.wall_s:

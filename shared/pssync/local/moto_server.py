@@ -19,13 +19,17 @@ JSONPaths are immutable, and the clients keep moto's configuration (one attempt,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import io
 import json
+import logging
 import re
+import socket
 import sys
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,6 +37,7 @@ from urllib.parse import parse_qs
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+_ACCESS_LOG = logging.getLogger("werkzeug")
 
 
 class OneCallAtATime:
@@ -135,6 +140,7 @@ def install_interpreter_caches() -> None:
         _reuse_parsed_json_paths()
         _remember_response_methods()
         _read_retention_from_the_queue()
+        _count_queue_messages_once()
         _installed_caches.append("installed")
 
 
@@ -250,6 +256,161 @@ def _read_retention_from_the_queue() -> None:
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 
 
+_sqs_call = threading.local()  # what one SQS call in progress on this thread has already computed
+
+
+def _count_queue_messages_once() -> None:
+    """moto builds every attribute of a queue, counting its messages three times (visible, in flight,
+    delayed, each reading the clock per message), wherever it reads one attribute: SendMessage does it to
+    read ContentBasedDeduplication (so EventBridge's delivery to a queue cost O(queue length): the
+    scorecard's capture queue, which holds every event of the run, made R1 quadratic), and
+    GetQueueAttributes does it three times per attribute asked for. Patched: SendMessage never reads a
+    count, so within it the counts are not taken; within one GetQueueAttributes the attributes are built
+    once; a count reads the clock once per pass. The values any caller sees are moto's."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue, SQSBackend
+
+    build_attributes = Queue.attributes.fget  # type: ignore[attr-defined]
+
+    def attributes(self: Any) -> dict[str, Any]:
+        memo = getattr(_sqs_call, "attributes", None)
+        if memo is None:
+            return dict(build_attributes(self))
+        if id(self) not in memo:
+            memo[id(self)] = build_attributes(self)
+        return dict(memo[id(self)])
+
+    def within_one_call(method: Callable[..., Any], *, counts_unread: bool) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(_sqs_call, "attributes", None) is not None:
+                return method(self, *args, **kwargs)  # nested (a batch's sends): the outer call's scope
+            _sqs_call.attributes, _sqs_call.counts_unread = {}, counts_unread
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _sqs_call.attributes, _sqs_call.counts_unread = None, False
+
+        return call
+
+    def counted(predicate: Callable[[Any, float], bool]) -> property:
+        def count(self: Any) -> int:
+            if getattr(_sqs_call, "counts_unread", False):
+                return 0  # read by nobody: SendMessage looks only at ContentBasedDeduplication
+            now = unix_time_millis()
+            return sum(1 for message in self._messages if predicate(message, now))
+
+        return property(count)
+
+    def visible(message: Any, now: float) -> bool:  # moto's Message.visible and not Message.delayed
+        return bool(now > message.visible_at and not now < message.delayed_until)
+
+    def messages(self: Any) -> list[Any]:
+        now = unix_time_millis()
+        return [message for message in self._messages if visible(message, now)]
+
+    Queue.attributes = property(attributes)  # type: ignore[method-assign,assignment]
+    Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
+    Queue.approximate_number_of_messages = counted(visible)  # type: ignore[method-assign,assignment]
+    Queue.approximate_number_of_messages_not_visible = counted(  # type: ignore[method-assign,assignment]
+        lambda message, now: not now > message.visible_at
+    )
+    Queue.approximate_number_of_messages_delayed = counted(  # type: ignore[method-assign,assignment]
+        lambda message, now: bool(now < message.delayed_until)
+    )
+    SQSBackend.send_message = within_one_call(SQSBackend.send_message, counts_unread=True)  # type: ignore[method-assign]
+    SQSBackend.send_message_batch = within_one_call(SQSBackend.send_message_batch, counts_unread=True)  # type: ignore[method-assign]
+    SQSBackend.get_queue_attributes = within_one_call(SQSBackend.get_queue_attributes, counts_unread=False)  # type: ignore[method-assign]
+
+
+def _keep_alive_handler(base: type, connections: set[Any], lock: threading.Lock) -> type:
+    """moto's request handler, answering over persistent (HTTP/1.1 keep-alive) connections.
+
+    werkzeug 3 closes every connection after one response ("Connection: close", then a 10 ms drain of the
+    socket), so every AWS call of every container, poller and Step Functions task paid a TCP connect, a new
+    server thread and a close: py-spy showed thread starts alone at 11 % of this process's CPU and the
+    listen queue backed up. Keep-alive is safe here because the request body is read in full before the
+    app runs (the next request line can never be mistaken for body), the response always carries its
+    length, and botocore and httpx never pipeline. A connection the app fails on is closed.
+    """
+
+    class KeepAliveRequestHandler(base):  # type: ignore[misc]
+        disable_nagle_algorithm = True  # headers and body go out in one write; no 40 ms delayed-ACK stalls
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            with lock:
+                connections.add(self.connection)
+
+        def finish(self) -> None:
+            with lock:
+                connections.discard(self.connection)
+            super().finish()
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            environ = self.make_environ()
+            self.environ = environ
+            environ["wsgi.input"] = io.BytesIO(_whole_body(environ))
+            started: list[Any] = []
+            written: list[bytes] = []
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                started[:] = [status, headers]
+                return written.append  # WSGI's write(): buffered with the rest of the body
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    body = b"".join([*written, *result])
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
+                status, headers = started
+            except Exception:
+                self.close_connection = True
+                self.server.log("error", "Error on request:\n%s", traceback.format_exc())
+                status, headers, body = "500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], b""
+            code, _, reason = status.partition(" ")
+            lines = [f"{self.protocol_version} {code} {reason}", f"Server: {self.version_string()}"]
+            lines.append(f"Date: {self.date_time_string()}")
+            # A HEAD answer (and 1xx/204/304) has no body: its headers, a Content-Length included (the
+            # length of what a GET would return), are the app's. Any other answer carries its own length.
+            no_body = self.command == "HEAD" or code.startswith("1") or code in ("204", "304")
+            for name, value in headers:
+                lowered = name.lower()
+                if lowered == "transfer-encoding" or (lowered == "content-length" and not no_body):
+                    continue
+                if lowered == "connection" and value.lower() == "close":
+                    self.close_connection = True
+                lines.append(f"{name}: {value}")
+            if no_body:
+                body = b""
+            else:
+                lines.append(f"Content-Length: {len(body)}")
+            if self.close_connection:
+                lines.append("Connection: close")
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            self.wfile.write(head + body)
+            if _ACCESS_LOG.isEnabledFor(logging.INFO):
+                self.log_request(code, len(body))
+
+    return KeepAliveRequestHandler
+
+
+def _whole_body(environ: dict[str, Any]) -> bytes:
+    """The request body, read to its end: by Content-Length, or de-chunked (werkzeug marks that input as
+    terminated). A request with neither has no body (RFC 9112 6.3)."""
+    stream = environ["wsgi.input"]
+    if environ.get("wsgi.input_terminated"):
+        return bytes(stream.read())
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return bytes(stream.read(length)) if length else b""
+
+
 class MotoServer:
     """ThreadedMotoServer's set-up with the app wrapped in `OneCallAtATime`; port 0 picks a free port."""
 
@@ -281,7 +442,10 @@ class MotoServer:
 
         app = OneCallAtATime(_Dispatcher(create_backend_app))
         self._app = app
-        self._server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._connections: set[Any] = set()  # open client connections: stop() ends them
+        self._connections_lock = threading.Lock()
+        handler = _keep_alive_handler(MotoRequestHandler, self._connections, self._connections_lock)
+        self._server = make_server("127.0.0.1", port, app, threaded=True, request_handler=handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
 
     @property
@@ -303,4 +467,9 @@ class MotoServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:  # idle keep-alive connections would hold their threads forever
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)

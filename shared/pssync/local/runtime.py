@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pssync.local import execution_ends
+from pssync.local.execution_ends import ExecutionEnds
 from pssync.local.http_api import WebhookApiServer
 from pssync.local.intrinsics import REGION
 from pssync.local.lambda_host import LambdaHost, install_into_moto, scale_step_functions_waits
@@ -37,6 +39,7 @@ _AWS_ENV = {
 }
 
 
+_CLIENT_POOL = 64
 _SERVICES = ("dynamodb", "sqs", "events", "lambda", "stepfunctions", "secretsmanager", "iam", "s3")
 
 
@@ -110,6 +113,7 @@ class LocalRuntime:
         self._stop = threading.Event()
         self._pollers: list[QueuePoller] = []
         self._saved_env: dict[str, str] = {}
+        self.execution_ends = ExecutionEnds()
         self.resources: LocalResources
         self.api: WebhookApiServer
         self.clients: dict[str, Any] = {}
@@ -129,6 +133,7 @@ class LocalRuntime:
     def start(self) -> None:
         import boto3
         import httpx
+        from botocore.config import Config
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's per-request access log
         if self.with_stand_ins:
@@ -147,6 +152,7 @@ class LocalRuntime:
         # A transaction costs its items and a Query its partition, as on AWS (moto's cost the whole table).
         install_moto_dynamodb_costs()
         install_wait_clock()  # Wait states follow pssync.local.wait_clock.WAIT_CLOCK (real time at offset 0)
+        execution_ends.install(self.execution_ends)  # wait_for_execution sleeps until the interpreter says
         self._lambda_log_path.parent.mkdir(parents=True, exist_ok=True)
         # Handlers run in Lambda containers (worker processes forked from the host's fork server, which
         # starts now and preloads while the resources are created). Their logs and EMF metric lines go to
@@ -163,8 +169,12 @@ class LocalRuntime:
             aws_session_token=_AWS_ENV["AWS_SESSION_TOKEN"],
             region_name=REGION,
         )
+        # One connection per concurrent caller, kept alive: every poller long-polls on the SQS client at
+        # once, and drivers (tests, the scorecard's senders) share these clients from many threads. With
+        # botocore's default pool of 10, each call beyond it opened and dropped a connection.
+        pooled = Config(max_pool_connections=_CLIENT_POOL)
         for service in _SERVICES:
-            self.clients[service] = session.client(service, endpoint_url=self.moto_url)
+            self.clients[service] = session.client(service, endpoint_url=self.moto_url, config=pooled)
         self.resources = create_resources(template, self.clients)
         self._install_local_secrets()
         if self.with_stand_ins:
@@ -187,14 +197,17 @@ class LocalRuntime:
         self._stop.set()
         with contextlib.suppress(Exception):
             self.api.stop()
+        # moto first: closing its connections ends the pollers' long polls at once (a poll waits up to
+        # QueuePoller.LONG_POLL_SECONDS for a message), so their joins are short.
+        with contextlib.suppress(Exception):
+            self._moto.stop()
         for poller in self._pollers:
             poller.join(timeout=5)
         with contextlib.suppress(Exception):
             self.schedules.join(timeout=5)
         with contextlib.suppress(Exception):
             self.host.close()
-        with contextlib.suppress(Exception):
-            self._moto.stop()
+        execution_ends.uninstall(self.execution_ends)
         for stand_in in self.stand_ins.values():
             with contextlib.suppress(Exception):
                 stand_in.stop()
@@ -369,19 +382,62 @@ class LocalRuntime:
             )
         return depths
 
+    def wait_for_execution(self, execution_arn: str, timeout: float = 600.0) -> str | None:
+        """Until the execution has ended (or has not started by then): its status, or None at `timeout`.
+
+        Sleeps until moto's interpreter reports an end (pssync.local.execution_ends) rather than polling;
+        the status is read through the API, and re-checked every few seconds in case a signal was missed.
+        """
+        sfn = self.clients["stepfunctions"]
+        deadline = time.monotonic() + timeout
+        while True:
+            self.execution_ends.wait(execution_arn, min(_EXECUTION_RECHECK_S, deadline - time.monotonic()))
+            try:
+                status = str(sfn.describe_execution(executionArn=execution_arn)["status"])
+            except sfn.exceptions.ExecutionDoesNotExist:
+                status = None  # not started yet: its event may still be between the bus and the starter
+            if status is not None and status != "RUNNING":
+                return status
+            if time.monotonic() >= deadline:
+                return None
+
     def wait_until_idle(self, timeout: float = 180.0, settle: float = 0.3) -> None:
-        """Until inboxes are drained, no poller is busy and no execution runs (twice in a row)."""
+        """Until inboxes are drained, no poller is busy and no execution runs (twice in a row).
+
+        Reads only what it needs (the inboxes' depths, the running executions): this loop competes for the
+        runtime's one interpreter with the work it waits for."""
+        sqs = self.clients["sqs"]
+        sfn = self.clients["stepfunctions"]
+        inboxes = sorted({m.queue_url for m in self.resources.mappings})
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            busy = any(p.busy.is_set() for p in self._pollers)
-            inbox_backlog = sum(d.visible + d.in_flight for d in self.queue_depths() if d.role == "inbox")
-            running = any(e["status"] == "RUNNING" for e in self.executions())
-            if busy or inbox_backlog or running:
+            # Cheapest first: a busy poller or an inbox backlog needs no look at the executions.
+            quiet = (
+                not any(p.busy.is_set() for p in self._pollers)
+                and not any(_backlog(sqs, url) for url in inboxes)
+                and not any(
+                    sfn.list_executions(stateMachineArn=m, statusFilter="RUNNING", maxResults=1)["executions"]
+                    for m in self.resources.state_machines.values()
+                )
+            )
+            if not quiet:
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= settle:
                 return
-            time.sleep(0.05)
+            time.sleep(_IDLE_POLL_S)
         raise TimeoutError(f"local runtime still busy after {timeout} s")
+
+
+_EXECUTION_RECHECK_S = 5.0
+_IDLE_POLL_S = 0.1
+
+
+def _backlog(sqs: Any, queue_url: str) -> int:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
