@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
-from pssync.local.faults import FaultPlan
+from pssync.local.faults import Directive, FaultPlan
 from pssync.local.worker import MAX_CONTROL_MESSAGE
 from pssync.local.worker import FakeLambdaContext as FakeLambdaContext  # re-exported for handler tests
 
@@ -84,6 +84,8 @@ class InvocationRecord:
     function: str
     errored: bool
     error_type: str | None
+    request_id: str = ""
+    fault: Directive | None = None  # the fault plan's directive sent with it (it may not have fired)
 
 
 @dataclass(frozen=True)
@@ -468,16 +470,23 @@ class LambdaHost:
     def invoke(self, name: str, event: Any) -> tuple[Any, bool]:
         """Returns (result or error document, errored)."""
         function = self._functions[name]
-        result, errored = self._invoke(function, event, str(uuid.uuid4()))
+        request_id = str(uuid.uuid4())
+        fault = None
+        plan = self.fault_plan
+        if plan is not None and self.concurrency(function) >= 1:  # in the order invokes arrive
+            fault = plan(function.name, event)
+        if fault is not None:  # its report (if it asks for one) names this invocation
+            fault = {**fault, "request_id": request_id}
+        result, errored = self._invoke(function, event, request_id, fault)
         error_type = result.get("errorType") if errored and isinstance(result, dict) else None
-        self.invocations.append(InvocationRecord(name, errored, error_type))
+        self.invocations.append(InvocationRecord(name, errored, error_type, request_id, fault))
         return result, errored
 
-    def _invoke(self, function: HostedFunction, event: Any, request_id: str) -> tuple[Any, bool]:
+    def _invoke(
+        self, function: HostedFunction, event: Any, request_id: str, fault: Directive | None
+    ) -> tuple[Any, bool]:
         if self.concurrency(function) < 1:  # reserved concurrency 0: the function is switched off
             return {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}, True
-        plan = self.fault_plan
-        fault = plan(function.name, event) if plan is not None else None  # in the order invokes arrive
         while True:
             pool = self._pool(function)  # raises once the host is closed
             try:
