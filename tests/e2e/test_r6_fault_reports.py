@@ -76,6 +76,7 @@ def test_a_hung_invocation_reports_before_it_is_killed_and_the_host_records_whic
     assert errored and result["errorType"] == "Sandbox.Timedout"
     record = host.invocations[-1]
     assert record.fault is not None and record.fault["key"] == "delivery-1"
+    assert record.cold and record.seconds is not None  # the host's first container: its first run
     [fired] = plan.fired("delivery-1")
     assert fired.request_id == record.request_id and fired.label == "h"
     assert plan.fired("delivery-2") == []
@@ -105,5 +106,6 @@ def test_an_injected_error_reports_once_and_the_next_invocation_runs_unarmed(
 
     assert (first, first_errored) == ("ClientError ThrottlingException", False)
     assert not second_errored and second.startswith("EndpointConnectionError")
+    assert not host.invocations[-1].cold  # the same container again: warm
     [fired] = plan.fired()
     assert fired.key == "delivery-4" and fired.request_id == host.invocations[-2].request_id
