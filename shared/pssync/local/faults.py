@@ -15,11 +15,15 @@ and the first call the directive matches gets the fault. A directive is a JSON o
   never returns), `error` (raise a botocore `ClientError` with `code`, `status` and `message`: what the SDK
   raises once its own retries are exhausted), `timeout` (raise botocore's `ReadTimeoutError`: no answer
   in time) or `exit` (the container process dies at once: a crash, reported as `Runtime.ExitError`);
-- `times`: how many matching calls of the invocation get the fault (default 1).
+- `times`: how many matching calls of the invocation get the fault (default 1);
+- `report_to`: a file the container appends one JSON line to when the fault fires, before it acts
+  (`{"key", "request_id", "label", "pid"}`): the host stamps `request_id`, `KeyedFaults` stamps `key`.
 
-An armed directive that matches no call leaves the invocation alone (the container reports which ones
-fired in nothing but its behaviour: the host records the directive it sent, `FaultLog`). Nothing here is
-used unless a plan is set: `LambdaHost.fault_plan` is None by default.
+A directive is handed out when an invocation arrives, before it has a container; the handler may reach the
+matching call much later (a cold start after a kill, a busy pool) or never (an earlier answer, a kill
+before that point). So "sent" says nothing about the handler's state: whoever needs to know that the
+fault point was reached reads the reports (`KeyedFaults.fired`), not the plan's log. Nothing here is used
+unless a plan is set: `LambdaHost.fault_plan` is None by default.
 
 The worker side imports botocore only when a directive arrives (containers preload it anyway).
 """
@@ -33,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 Directive = dict[str, Any]
@@ -113,6 +118,7 @@ def _act(directive: Directive, operation_name: str) -> None:
     )
     sys.stderr.write(f"[FAULT] injected: {label}\n")
     sys.stderr.flush()
+    report_fired(directive, label)
     if action == "hang":
         time.sleep(HANG_SECONDS)
     elif action == "exit":
@@ -138,6 +144,27 @@ def _act(directive: Directive, operation_name: str) -> None:
         )
 
 
+def report_fired(directive: Directive, label: str) -> None:
+    """One line in the directive's `report_to` file, if it names one: written before the fault acts (a hang
+    never returns, an exit never flushes), as one O_APPEND write so containers never interleave lines."""
+    path = directive.get("report_to")
+    if not path:
+        return
+    line = json.dumps(
+        {
+            "key": directive.get("key"),
+            "request_id": directive.get("request_id"),
+            "label": label,
+            "pid": os.getpid(),
+        }
+    )
+    descriptor = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, (line + "\n").encode())
+    finally:
+        os.close(descriptor)
+
+
 # --- the runtime's side ----------------------------------------------------------------------------------
 
 
@@ -148,13 +175,25 @@ class Injected:
     directive: Directive
 
 
+@dataclass(frozen=True)
+class Fired:
+    """A fault that fired in a container: the matching call was reached (read from `report_to`)."""
+
+    key: str
+    request_id: str
+    label: str
+    pid: int
+
+
 @dataclass
 class KeyedFaults:
     """A fault plan: for each key (a delivery id, an event id) the directives its next invocations get,
     one per invocation, in order; the log says what was sent where. `key_of(function, event)` finds the key
-    (None: not ours). Thread-safe: the host invokes from many threads."""
+    (None: not ours). With `report_to`, every directive sent asks its container to report when it fires:
+    `fired(key)`. Thread-safe: the host invokes from many threads."""
 
     key_of: Callable[[str, Any], str | None]
+    report_to: Path | None = None
     queued: dict[str, list[Directive]] = field(default_factory=dict)
     log: list[Injected] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -171,17 +210,39 @@ class KeyedFaults:
             pending = self.queued.get(key)
             if not pending:
                 return None
-            directive = pending.pop(0)
+            directive = {**pending.pop(0), "key": key}
+            if self.report_to is not None:
+                directive["report_to"] = str(self.report_to)
             self.log.append(Injected(function, key, directive))
             return directive
 
     def sent_to(self, key: str) -> int:
-        """How many directives were handed to invocations of `key` so far."""
+        """How many directives were handed to invocations of `key` so far (not: how many fired)."""
         with self._lock:
             return sum(1 for injected in self.log if injected.key == key)
 
-    def pending(self) -> int:
+    def fired(self, key: str | None = None) -> list[Fired]:
+        """The faults of `key` (default: every key) whose containers reported reaching the matching call."""
+        if self.report_to is None:
+            raise ValueError("this plan was made without report_to: its containers report nothing")
+        try:
+            text = self.report_to.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        found = []
+        for line in text.split("\n")[:-1]:  # complete lines only: the last may still be being written
+            document = json.loads(line)
+            if key is None or document["key"] == key:
+                found.append(
+                    Fired(document["key"], str(document["request_id"]), document["label"], document["pid"])
+                )
+        return found
+
+    def pending(self, key: str | None = None) -> int:
+        """Directives not handed out yet, for `key` or in all."""
         with self._lock:
+            if key is not None:
+                return len(self.queued.get(key, []))
             return sum(len(v) for v in self.queued.values())
 
 

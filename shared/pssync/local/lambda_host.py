@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
-from pssync.local.faults import FaultPlan
+from pssync.local.faults import Directive, FaultPlan
 from pssync.local.worker import MAX_CONTROL_MESSAGE
 from pssync.local.worker import FakeLambdaContext as FakeLambdaContext  # re-exported for handler tests
 
@@ -84,6 +84,10 @@ class InvocationRecord:
     function: str
     errored: bool
     error_type: str | None
+    request_id: str = ""
+    fault: Directive | None = None  # the fault plan's directive sent with it (it may not have fired)
+    seconds: float | None = None  # from the event handed to a container to its answer or kill (None: none)
+    cold: bool = False  # the first invocation of its container (lazy clients, caches: the slow one)
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,7 @@ def _import_path() -> str:
 class _Worker:
     pid: int
     connection: Connection
+    invocations: int = 0
 
 
 class _Pool:
@@ -351,6 +356,14 @@ class _Pool:
             self._changed.notify_all()
         for worker in idle:
             worker.connection.close()
+
+
+@dataclass
+class _Run:
+    """How one invocation ran in its container, for its InvocationRecord."""
+
+    seconds: float | None = None
+    cold: bool = False
 
 
 def _exit_error(message: str) -> dict[str, Any]:
@@ -468,16 +481,26 @@ class LambdaHost:
     def invoke(self, name: str, event: Any) -> tuple[Any, bool]:
         """Returns (result or error document, errored)."""
         function = self._functions[name]
-        result, errored = self._invoke(function, event, str(uuid.uuid4()))
+        request_id = str(uuid.uuid4())
+        fault = None
+        plan = self.fault_plan
+        if plan is not None and self.concurrency(function) >= 1:  # in the order invokes arrive
+            fault = plan(function.name, event)
+        if fault is not None:  # its report (if it asks for one) names this invocation
+            fault = {**fault, "request_id": request_id}
+        run = _Run()
+        result, errored = self._invoke(function, event, request_id, fault, run)
         error_type = result.get("errorType") if errored and isinstance(result, dict) else None
-        self.invocations.append(InvocationRecord(name, errored, error_type))
+        self.invocations.append(
+            InvocationRecord(name, errored, error_type, request_id, fault, run.seconds, run.cold)
+        )
         return result, errored
 
-    def _invoke(self, function: HostedFunction, event: Any, request_id: str) -> tuple[Any, bool]:
+    def _invoke(
+        self, function: HostedFunction, event: Any, request_id: str, fault: Directive | None, run: _Run
+    ) -> tuple[Any, bool]:
         if self.concurrency(function) < 1:  # reserved concurrency 0: the function is switched off
             return {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}, True
-        plan = self.fault_plan
-        fault = plan(function.name, event) if plan is not None else None  # in the order invokes arrive
         while True:
             pool = self._pool(function)  # raises once the host is closed
             try:
@@ -487,13 +510,18 @@ class LambdaHost:
                 continue  # the function was reconfigured while we waited: its new containers serve us
             except WorkerInitError as failure:
                 return failure.document, True
-        deadline = time.monotonic() + function.timeout_seconds
+        handed = time.monotonic()
+        deadline = handed + function.timeout_seconds
         request = {"event": event, "deadline": deadline, "request_id": request_id}
         if fault is not None:
             request["fault"] = fault
+        run.cold = worker.invocations == 0
+        worker.invocations += 1
         try:
             worker.connection.send_bytes(json.dumps(request).encode())
-            if not worker.connection.poll(max(0.0, deadline - time.monotonic())):
+            ready = worker.connection.poll(max(0.0, deadline - time.monotonic()))
+            run.seconds = time.monotonic() - handed
+            if not ready:
                 pool.discard(worker)
                 message = f"Task timed out after {function.timeout_seconds:.2f} seconds"
                 self._log_line(f"{request_id} {message}")
