@@ -12,7 +12,9 @@ event whose parameters name it:
   until the starter parks the record in its dead-letter queue;
 - connector faults: the shadow connector's delivery-log write timing out, answering 5xx or 429;
 - a crash (`exit`) right after a side effect and before acknowledgement: after the version write, the
-  delivery-log write, PutEvents, StartExecution, the ingest's PutEvents.
+  delivery-log write, PutEvents, StartExecution, the ingest's PutEvents. A workflow step that crashes
+  (`Runtime.ExitError`) is retried by Step Functions like a timed-out one (steps are idempotent), so it is
+  expected to end applied once, not parked.
 
 The sender retries every 5xx and 409 as a real one does (an ingest fault costs a retry, nothing else). The
 inboxes' visibility timeout is lowered for the row (as `aws sqs set-queue-attributes` would), so a failed
@@ -130,17 +132,17 @@ FAULTS = (
     Fault("record version: DynamoDB throttled", BOOKING, "record_contract_version", "dynamodb",
           "TransactWriteItems", "before", "error", THROTTLED, 400),
     Fault("record version: crash after the write", BOOKING, "record_contract_version", "dynamodb",
-          "TransactWriteItems", "after", "exit", parks=True),
+          "TransactWriteItems", "after", "exit"),
     Fault("match time: DynamoDB 500", TIME, "match_time_entry", "dynamodb", None, "before", "error",
           "InternalServerError", 500),
     Fault("record time: crash after the ledger write", TIME, "record_billable_time", "dynamodb",
-          "TransactWriteItems", "after", "exit", parks=True),
+          "TransactWriteItems", "after", "exit"),
     Fault("remeasure: DynamoDB throttled", TIME, "remeasure_time_revenue", "dynamodb", None, "before",
           "error", THROTTLED, 400),
     Fault("emit activated: PutEvents throttled", BOOKING, "emit_engagement_activated", "events", "PutEvents",
           "before", "error", "ThrottlingException", 400),
     Fault("emit activated: crash after PutEvents", BOOKING, "emit_engagement_activated", "events",
-          "PutEvents", "after", "exit", parks=True),
+          "PutEvents", "after", "exit"),
     Fault("emit time synced: PutEvents 500", TIME, "emit_time_synced", "events", "PutEvents", "before",
           "error", "InternalFailure", 500),
     # the shadow connector's delivery log
@@ -149,13 +151,13 @@ FAULTS = (
     Fault("ERP connector: delivery-log write 503", BOOKING, "publish_erp_billing_schedule", "dynamodb",
           "PutItem", "before", "error", "ServiceUnavailable", 503, DELIVERY_LOG),
     Fault("ERP connector: crash after the delivery-log write", BOOKING, "publish_erp_billing_schedule",
-          "dynamodb", "PutItem", "after", "exit", table_env=DELIVERY_LOG, parks=True),
+          "dynamodb", "PutItem", "after", "exit", table_env=DELIVERY_LOG),
     Fault("ERP time: delivery-log write 429", TIME, "send_billable_time", "dynamodb", "PutItem", "before",
           "error", "ThrottlingException", 429, DELIVERY_LOG),
     Fault("ERP time: delivery-log write timed out", TIME, "send_billable_time", "dynamodb", "PutItem",
           "before", "timeout", table_env=DELIVERY_LOG),
     Fault("ERP time: crash after the delivery-log write", TIME, "send_billable_time", "dynamodb", "PutItem",
-          "after", "exit", table_env=DELIVERY_LOG, parks=True),
+          "after", "exit", table_env=DELIVERY_LOG),
 )  # fmt: skip
 
 ITEM = re.compile(r"TE-R2-\d+-\d{5}|(?<![\w-])R2-\d+-\d{5}")  # a time entry's id first, else a contract's

@@ -406,9 +406,10 @@ def test_state_machine_substitutes_every_placeholder(template: Template, resourc
 
 
 @pytest.mark.parametrize("asl", sorted(STATEMACHINES_DIR.glob("*.asl.json")), ids=lambda p: p.stem)
-def test_every_lambda_task_retries_a_timed_out_function(asl: Path) -> None:
+def test_every_lambda_task_retries_a_timed_out_or_crashed_function(asl: Path) -> None:
     """A function killed at its timeout fails the task with Sandbox.Timedout (not States.Timeout, which is
-    the task's own TimeoutSeconds): steps are idempotent, so both are retried like any transient fault."""
+    the task's own TimeoutSeconds); a container that exits fails it with Runtime.ExitError (Lambda.Unknown on
+    AWS for out-of-memory): steps are idempotent, so all are retried like any transient fault."""
 
     def tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         for name, state in states.items():
@@ -421,7 +422,7 @@ def test_every_lambda_task_retries_a_timed_out_function(asl: Path) -> None:
     assert found
     for name, state in found:
         retried = {error for rule in state.get("Retry", []) for error in rule["ErrorEquals"]}
-        assert {"Sandbox.Timedout", "States.Timeout"} <= retried, name
+        assert {"Sandbox.Timedout", "States.Timeout", "Runtime.ExitError", "Lambda.Unknown"} <= retried, name
 
 
 @pytest.mark.parametrize("spec", catalog(), ids=lambda s: s.name)

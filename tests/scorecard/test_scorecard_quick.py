@@ -116,12 +116,13 @@ def test_r6_a_handler_killed_past_its_timeout_leaves_nothing_stuck_and_is_applie
     assert counts["events"] >= 6
     # every event's first delivery was really killed, at each of the six points
     assert counts["faults_injected"] == counts["events"] <= counts["handlers_killed"]
+    assert counts["killed_at_fault_point"] == counts["events"]  # each kill matched to its event by request id
     assert counts["answered_502"] >= counts["events"]
     assert set(counts["by_phase"]) and all(p["events"] >= 1 for p in counts["by_phase"].values())
     assert all(p["applied_once"] == p["events"] for p in counts["by_phase"].values())
     # the in-progress record of a killed handler expired with it: retries saw 409, then it was applied once.
     # Not asserted per phase: at the CI size a phase has one event, and whether its retry lands inside the
-    # 4 s between the record's write and its expiry depends on the machine's load (it missed at load 30).
+    # 8 s between the record's write and its expiry depends on the machine's load (it missed at load 30).
     assert counts["answered_409_while_held"] > 0
     assert counts["applied_once"] == counts["completed_records"] == counts["events"]
     assert counts["applied_twice"] == counts["not_applied"] == counts["inprogress_records_left"] == 0
