@@ -57,6 +57,10 @@ def scorecard(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "rows": {row["id"]: row for row in rows},
         "markdown": (workdir / "reports" / "scorecard.md").read_text(),
         "secrets": json.loads((workdir / "run" / "secrets.json").read_text()),
+        # R6: one line per fault that fired, written from inside the container that reached its point
+        "r6_fired": [
+            json.loads(line) for line in (workdir / "run" / "r6-faults-fired.jsonl").read_text().splitlines()
+        ],
     }
 
 
@@ -115,8 +119,18 @@ def test_r6_a_handler_killed_past_its_timeout_leaves_nothing_stuck_and_is_applie
     counts = _row(scorecard, "R6")["counts"]
     assert counts["events"] >= 6
     # every event's first delivery was really killed, at each of the six points
-    assert counts["faults_injected"] == counts["events"] <= counts["handlers_killed"]
-    assert counts["killed_at_fault_point"] == counts["events"]  # each kill matched to its event by request id
+    assert counts["faults_injected"] == counts["killed_at_fault_point"] == counts["events"]
+    assert counts["faults_sent"] == counts["events"] + counts["armed_answered_before_fault"]
+    assert counts["handlers_killed"] == (
+        counts["killed_at_fault_point"]
+        + counts["killed_armed_before_fault_point"]
+        + counts["killed_without_fault"]
+    )
+    # each kill is the invocation that reported its fault firing (by request id), one per event
+    fired = scorecard["r6_fired"]
+    assert len(fired) == counts["events"]
+    assert len({r["key"] for r in fired}) == len({r["request_id"] for r in fired}) == len(fired)
+    assert all(r["label"].startswith("R6 hang ") for r in fired)
     assert counts["answered_502"] >= counts["events"]
     assert set(counts["by_phase"]) and all(p["events"] >= 1 for p in counts["by_phase"].values())
     assert all(p["applied_once"] == p["events"] for p in counts["by_phase"].values())
