@@ -122,17 +122,19 @@ def test_a_failed_live_write_keeps_its_claim_its_retry_passes_and_an_older_versi
     clock = ManualClock()
     log, live = InMemoryDeliveryLog(clock=clock), InterleavingLive()
     erp = target(LIVE, log, live, clock)
-    erp.send(billing_schedule(1), "t0")
     live.fail_next = TransientDownstreamError("netsuite PUT salesOrder: HTTP 503")
     with pytest.raises(TransientDownstreamError):
         erp.send(billing_schedule(2), "t1")
     assert billing_schedule(2).command_id not in log.commands  # not delivered: the log says so
 
-    late = erp.send(billing_schedule(1), "t2")  # a replay of v1: v2 is claimed, so v1 stays out
+    late = erp.send(billing_schedule(1), "t2")  # v1 arriving late: v2 is claimed, so v1 stays out
     assert isinstance(late, RefusedCommand) and late.held_version == 2
     assert erp.send(billing_schedule(2), "t3").first_time  # the retry: no wait, the lease was released
     assert clock.slept == []
-    assert live.written == [billing_schedule(1).idempotency_key, billing_schedule(2).idempotency_key]
+    assert live.written == [billing_schedule(2).idempotency_key]
+    # A redelivery of what the log says was delivered claims and writes nothing.
+    assert not erp.send(billing_schedule(2), "t4").first_time
+    assert live.written == [billing_schedule(2).idempotency_key]
 
 
 def test_a_writer_killed_mid_write_frees_the_record_when_its_lease_runs_out() -> None:

@@ -129,10 +129,15 @@ class CutoverConnector:
         version = command_version(command)
         if version is None:  # not versioned (time entries, journals): nothing to regress
             return self._deliver(command, recorded_at)
+        history = self._history.commands_for(command.target, command.external_id)
         # Deliveries recorded without a mark (before marks existed, or by the onboarding import) count too.
-        recorded = held_version(command, self._history.commands_for(command.target, command.external_id))
+        recorded = held_version(command, history)
         if recorded is not None and version < recorded:
             return self._refuse(command, version, recorded, recorded_at)
+        if self.mode != DUAL and any(c.idempotency_key == command.idempotency_key for c in history):
+            # Shadow and live log only what was delivered: a redelivery claims and sends nothing. (Dual
+            # records before it writes, so its retry must write again.)
+            return RecordedCommand(command=command, first_time=False)
         claim = self._claim(command, version, recorded_at)
         if not claim.granted:
             return self._refuse(command, version, claim.held, recorded_at)
