@@ -36,9 +36,9 @@ ID = "R5"
 NAME = "out-of-order amendments"
 VERSIONS = 5
 ISSUE_N = 1_000  # entities x 5 versions
-# What fits a ~42 min `make scorecard` beside the other rows: projected ~4.5 min (4.5 s per entity of 5
-# versions). The issue's 1,000 would take ~1.25 h; rows.py notes the rate each run measures.
-FULL_N = 60
+# The issue's N: 884 s on this 2-core machine when quiet (2026-11-30, 1.13 entities of 5 versions a second);
+# under load from other work it is several times slower. rows.py notes the rate each run measures.
+FULL_N = ISSUE_N
 QUICK_N = 10
 JOBS = 16  # entities in flight: a sequential entity mostly waits for its workflows
 DUPLICATE_SHARE = 0.4
