@@ -57,10 +57,9 @@ from scorecard.progress import Progress
 ID = "R2"
 NAME = "downstream faults"
 ISSUE_N = 10_000
-# What fits a ~42 min `make scorecard` beside the other rows: projected ~8 min for R2 (0.61 s per event) and
-# ~3.5 min for R3's replay of it. The issue's 10,000 would take ~1.7 h (R3 ~0.7 h more); rows.py notes the
-# rate each run measures.
-FULL_N = 800
+# The issue's N: ~26-33 min on a quiet 2-core machine (5-6 events per second since the runtime speedups);
+# rows.py notes the rate each run measures.
+FULL_N = ISSUE_N
 QUICK_N = 16
 FAULT_SHARE = 0.2
 JOBS = 8  # senders in flight (closed loop: events whose workflow has not ended)
