@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from pssync.revenue import (
+    Invoice,
+    Payment,
     PerformanceObligation,
     RatablePattern,
     RevenueContract,
@@ -66,3 +68,25 @@ def yearly(result: Any, contract_id: str, obligation_id: str | None = None) -> d
         year = int(period[:4])
         totals[year] = totals.get(year, Decimal(0)) + amount
     return {year: amount for year, amount in totals.items() if amount}
+
+
+# IFRS 15 IE Example 5 case A: the original (`GOODS`) billed 5,000 in February and unpaid; the 30 products
+# added on 1 March at their SSP are a separate contract, billed 2,850 in advance and paid in March.
+EXAMPLE_5_SEPARATE = "GOODS/m2"
+EXAMPLE_5_BILLING: list[Invoice | Payment] = [
+    Invoice(id="inv-feb", contract_id="GOODS", on=date(2024, 2, 28), amount=D(5_000)),
+    Invoice(
+        id="inv-more",
+        contract_id="GOODS",
+        accounting_contract=EXAMPLE_5_SEPARATE,
+        on=date(2024, 3, 1),
+        amount=D(2_850),
+    ),
+    Payment(
+        id="pay-more",
+        contract_id="GOODS",
+        accounting_contract=EXAMPLE_5_SEPARATE,
+        on=date(2024, 3, 10),
+        amount=D(2_850),
+    ),
+]

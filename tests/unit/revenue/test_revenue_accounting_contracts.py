@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from revenue_builders import D, contract, obligation
+from revenue_builders import EXAMPLE_5_BILLING, EXAMPLE_5_SEPARATE, D, contract, obligation
 
 from pssync.revenue import (
     Invoice,
@@ -33,7 +33,7 @@ from pssync.revenue.output import balance_rows_of, journal_rows_of
 from pssync.revenue.result.rollforward import account_balances, balances
 from pssync.revenue.stream import write_report
 
-SEPARATE = "GOODS/m2"
+SEPARATE = EXAMPLE_5_SEPARATE
 
 
 def _example_5_case_a(billing: list[Invoice | Payment], as_of: date = date(2024, 3, 31)) -> Scenario:
@@ -60,19 +60,7 @@ def _example_5_case_a(billing: list[Invoice | Payment], as_of: date = date(2024,
     return Scenario(contracts=[original, amended], events=[*deliveries, *billing], as_of=as_of)
 
 
-BILLING: list[Invoice | Payment] = [
-    Invoice(id="inv-feb", contract_id="GOODS", on=date(2024, 2, 28), amount=D(5_000)),
-    Invoice(
-        id="inv-more", contract_id="GOODS", accounting_contract=SEPARATE, on=date(2024, 3, 1), amount=D(2_850)
-    ),
-    Payment(
-        id="pay-more",
-        contract_id="GOODS",
-        accounting_contract=SEPARATE,
-        on=date(2024, 3, 10),
-        amount=D(2_850),
-    ),
-]
+BILLING = EXAMPLE_5_BILLING
 
 
 def _figures(line: object, *names: str) -> tuple[Decimal, ...]:

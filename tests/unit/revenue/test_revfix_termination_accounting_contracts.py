@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from revenue_builders import D, contract, obligation
+from revenue_builders import EXAMPLE_5_BILLING, EXAMPLE_5_SEPARATE, D, contract, obligation
 
 from pssync.revenue import (
     Concession,
@@ -34,26 +34,14 @@ from pssync.revenue import (
 )
 from pssync.revenue.result import TerminationLine
 
-SEPARATE = "GOODS/m2"
+SEPARATE = EXAMPLE_5_SEPARATE
 SETTLEMENT = (
     "receivable_kept",
     "still_to_invoice",
     "invoices_to_credit",
     "refund_liability",
 )
-BILLING: list[Invoice | Payment] = [
-    Invoice(id="inv-feb", contract_id="GOODS", on=date(2024, 2, 28), amount=D(5_000)),
-    Invoice(
-        id="inv-more", contract_id="GOODS", accounting_contract=SEPARATE, on=date(2024, 3, 1), amount=D(2_850)
-    ),
-    Payment(
-        id="pay-more",
-        contract_id="GOODS",
-        accounting_contract=SEPARATE,
-        on=date(2024, 3, 10),
-        amount=D(2_850),
-    ),
-]
+BILLING = EXAMPLE_5_BILLING
 
 
 def _cancelled(
