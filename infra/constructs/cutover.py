@@ -178,29 +178,18 @@ class VendorTargets(Construct):
                 "functions' environment"
             )
         self._limit = netsuite.concurrency_limit
-        if netsuite.secret_arn:
-            self.netsuite_secret = secretsmanager.Secret.from_secret_complete_arn(
-                self, "NetSuiteSecret", netsuite.secret_arn
-            )
-        else:
-            created = secretsmanager.Secret(
-                self,
-                "NetSuiteSecret",
-                secret_name=f"pssync/{stage}/erp/netsuite",
-                description="NetSuite integration (OAuth 2.0 M2M): JSON account_id, client_id, "
-                "certificate_id, private_key_pem, optional rest_domain",
-                removal_policy=runtime.removal_policy(stage),
-            )
-            Validations.of(created).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-SMG4",
-                    reason="The certificate key pair is registered in NetSuite's OAuth 2.0 Client "
-                    "Credentials Setup by an administrator; a rotation Lambda cannot register a new "
-                    "certificate. Rotate by uploading a new certificate in NetSuite, then put-secret-value "
-                    "with its id and key.",
-                )
-            )
-            self.netsuite_secret = created
+        self.netsuite_secret = self._vendor_secret(
+            "NetSuiteSecret",
+            netsuite.secret_arn,
+            secret_name=f"pssync/{stage}/erp/netsuite",
+            description="NetSuite integration (OAuth 2.0 M2M): JSON account_id, client_id, "
+            "certificate_id, private_key_pem, optional rest_domain",
+            stage=stage,
+            why_not_rotated="The certificate key pair is registered in NetSuite's OAuth 2.0 Client "
+            "Credentials Setup by an administrator; a rotation Lambda cannot register a new "
+            "certificate. Rotate by uploading a new certificate in NetSuite, then put-secret-value "
+            "with its id and key.",
+        )
         # One item per slot of each account's concurrency limit, leased by whichever function sends.
         self.concurrency_table = dynamodb.Table(
             self,
@@ -216,24 +205,41 @@ class VendorTargets(Construct):
         )
 
     def _kantata_secret(self, stage: str, kantata: KantataConfig) -> secretsmanager.ISecret:
-        if kantata.secret_arn:
-            return secretsmanager.Secret.from_secret_complete_arn(self, "KantataSecret", kantata.secret_arn)
-        created = secretsmanager.Secret(
-            self,
+        return self._vendor_secret(
             "KantataSecret",
+            kantata.secret_arn,
             secret_name=f"pssync/{stage}/psa/kantata",
             description='Kantata OX PSA API token and role mapping: JSON {"access_token": "...", '
             '"role_ids": {"<pssync role>": <Kantata role id>}, optional "base_url"}',
+            stage=stage,
+            why_not_rotated="Kantata OX issues the access token through its OAuth authorization flow, "
+            "granted by an account user in a browser; a rotation Lambda cannot obtain a new one. Rotate by "
+            "authorizing again, then put-secret-value with the new token.",
+        )
+
+    def _vendor_secret(
+        self,
+        construct_id: str,
+        existing_arn: str | None,
+        *,
+        secret_name: str,
+        description: str,
+        stage: str,
+        why_not_rotated: str,
+    ) -> secretsmanager.ISecret:
+        """The operator's existing secret when its ARN is given, else one created empty for them to fill.
+        A vendor credential is issued by a person in the vendor's UI, so no rotation Lambda can renew it:
+        cdk-nag's SMG4 is acknowledged with how to rotate it by hand."""
+        if existing_arn:
+            return secretsmanager.Secret.from_secret_complete_arn(self, construct_id, existing_arn)
+        created = secretsmanager.Secret(
+            self,
+            construct_id,
+            secret_name=secret_name,
+            description=description,
             removal_policy=runtime.removal_policy(stage),
         )
-        Validations.of(created).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="Kantata OX issues the access token through its OAuth authorization flow, granted by "
-                "an account user in a browser; a rotation Lambda cannot obtain a new one. Rotate by "
-                "authorizing again, then put-secret-value with the new token.",
-            )
-        )
+        Validations.of(created).acknowledge(Acknowledgment(id="AwsSolutions-SMG4", reason=why_not_rotated))
         return created
 
     def environment(self, environment: dict[str, str]) -> dict[str, str]:
