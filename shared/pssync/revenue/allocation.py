@@ -21,8 +21,9 @@ def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     shares = [total * w // weight_sum for w in weights]
     missing = total - sum(shares)
     if missing:
-        remainders = [total * w - s * weight_sum for w, s in zip(weights, shares, strict=True)]
-        order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+        # Largest remainder first; sorted() is stable, so equal remainders keep the obligations' order.
+        negated = [s * weight_sum - total * w for w, s in zip(weights, shares, strict=True)]
+        order = sorted(range(len(weights)), key=negated.__getitem__)
         for i in order[:missing]:
             shares[i] += 1
     return shares
@@ -55,6 +56,9 @@ class AllocationRule:
 def allocate(rule: AllocationRule, price: int) -> dict[str, int]:
     """Allocate `price` (minor units) to the rule's obligations; RevenueRuleError when a rule refuses."""
     ids = rule.obligation_ids
+    if ids and rule.override is None and not rule.discount_subset and None not in rule.ssp:
+        # Relative SSP over every obligation (the usual rule): what the general path below computes.
+        return _relative(rule, list(range(len(ids))), price)
     if rule.override is not None:
         overridden = sum(rule.override.get(i, 0) for i in ids)
         if overridden != price:

@@ -12,9 +12,13 @@ from pssync.revenue.models import PerformanceObligation, RevenueContract
 
 def to_minor_units(amount: Decimal, exponent: int) -> int:
     scaled = amount.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
+    try:
+        units = int(scaled)  # truncates: equal to `scaled` only when it is a whole number of minor units
+    except ValueError:  # NaN
+        units = None
+    if units is None or units != scaled:
         raise RevenueRuleError(f"{amount} has more precision than the currency's minor unit allows")
-    return int(scaled)
+    return units
 
 
 @dataclass(slots=True)

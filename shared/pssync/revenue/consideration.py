@@ -99,6 +99,10 @@ class AllocationGroup:
 
     def at(self, day: int) -> dict[str, int]:
         """Allocated amount per obligation with the variable amounts estimated as known at `day`."""
+        if not self.vcs and not self.carried:  # a fixed price: one allocation whatever the day (key ())
+            fixed = self.cache.get(())
+            if fixed is not None:
+                return fixed
         vc_key = self.vc_amounts(day) if self.vcs else ()
         inflow = self.carried_amounts(day) if self.carried else ()
         key = vc_key + inflow

@@ -144,7 +144,7 @@ def measure(
     if isinstance(pattern, RatablePattern):
         return _ratable(pattern, days, periods)
     if isinstance(pattern, PointInTimePattern):
-        return _point_in_time(pattern, events, days)
+        return _point_in_time(pattern.satisfied_on, events, days)
     if isinstance(pattern, RightToInvoicePattern):
         return _right_to_invoice(pattern, events, days, currency_exponent)
     if isinstance(pattern, RebillablePattern):
@@ -152,7 +152,7 @@ def measure(
     if isinstance(pattern, MaterialRightPattern):
         # Unexercised, the right is satisfied when it lapses; its exercise is a contract version
         # (segments._Builder._exercise) that freezes it and passes its price to the goods bought.
-        return _point_in_time(PointInTimePattern(satisfied_on=pattern.expires_on), (), days)
+        return _point_in_time(pattern.expires_on, (), days)
     if isinstance(pattern, InputCostPattern):
         return _cost_to_cost(pattern, events, days, policy, currency_exponent, estimates_from, explain)
     return _measured(pattern, events, days, policy, estimates_from, explain, cache)
@@ -226,24 +226,28 @@ def _ratable_measure(pattern: RatablePattern, days: Sequence[int], periods: Peri
 
 
 def _point_in_time(
-    pattern: PointInTimePattern, events: Sequence[ObligationEvent], days: Sequence[int]
+    satisfied_on: date | None, events: Sequence[ObligationEvent], days: Sequence[int]
 ) -> Measure:
-    satisfied: int | None = pattern.satisfied_on.toordinal() if pattern.satisfied_on else None
+    """Nothing before control transfers (the pattern's date, or an earlier ObligationSatisfied), all of it
+    from then on. Days are sorted, so the measure is one run of zeros then one run of ones."""
     cause: str | None = None
     for event in events:
         if isinstance(event, ObligationSatisfied):
-            day = event.on.toordinal()
-            if satisfied is None or day <= satisfied:
-                satisfied, cause = day, event.id
+            if satisfied_on is None or event.on <= satisfied_on:
+                satisfied_on, cause = event.on, event.id
             break
-    if satisfied is None:
-        return Measure(
-            [0] * len(days), [1] * len(days), [None] * len(days), "point in time (not yet satisfied)"
-        )
-    nums = [1 if d >= satisfied else 0 for d in days]
-    causes = [cause if d >= satisfied else None for d in days]
+    count = len(days)
+    if satisfied_on is None:
+        return Measure([0] * count, [1] * count, [None] * count, "point in time (not yet satisfied)")
+    before = bisect.bisect_left(days, satisfied_on.toordinal())
+    after = count - before
+    causes: list[str | None] = [None] * before
+    causes += [cause] * after
     return Measure(
-        nums, [1] * len(days), causes, f"point in time, control transferred {date.fromordinal(satisfied)}"
+        [0] * before + [1] * after,
+        [1] * count,
+        causes,
+        f"point in time, control transferred {satisfied_on}",
     )
 
 
@@ -355,8 +359,36 @@ def _cost_to_cost(
 
 
 Step = tuple[int, str, Fraction, str]  # day, event id, progress, inputs
-# description, steps, their days, their progress rounded (index 0: nothing yet)
-StepTable = tuple[str, list[Step], list[int], list[tuple[int, int]]]
+
+
+@dataclass(slots=True)
+class StepTable:
+    """A stepping measure's description, steps, their days, their progress rounded (index 0: nothing yet),
+    and, made the first time an explanation is asked for, each index's cause and inputs text."""
+
+    description: str
+    steps: list[Step]
+    days: list[int]
+    rounded: list[tuple[int, int]]
+    explained: tuple[list[str | None], list[str]] | None = None
+
+    def explanation(self) -> tuple[list[str | None], list[str]]:
+        if self.explained is None:
+            labels = [
+                "no progress yet",
+                *(f"{s[3]} -> {_percent(*r)}" for s, r in zip(self.steps, self.rounded[1:], strict=True)),
+            ]
+            self.explained = [None, *(s[1] for s in self.steps)], labels
+        return self.explained
+
+
+def _step_runs(step_days: list[int], days: Sequence[int]) -> list[tuple[int, int]]:
+    """(step index, how many consecutive days it holds for) over the sorted `days`: index i is the number of
+    steps on or before the day, so index i holds from the first day on or after step i's day."""
+    if len(step_days) >= len(days):  # few days (a modification date, one line): look each one up
+        return [(bisect.bisect_right(step_days, d), 1) for d in days]
+    bounds = [0, *(bisect.bisect_left(days, d) for d in step_days), len(days)]
+    return [(i, bounds[i + 1] - bounds[i]) for i in range(len(bounds) - 1) if bounds[i + 1] > bounds[i]]
 
 
 def _measured(
@@ -370,25 +402,30 @@ def _measured(
 ) -> Measure:
     """Hours, milestones, surveyed percent and units: a ratio stepping at each relevant event."""
     # The step table depends only on the pattern, its events and the estimates' start: a contract evaluates
-    # it several times (modification dates, period ends), so the caller may keep it.
+    # it several times (modification dates, period ends), so the caller may keep it (one cache per state of
+    # knowledge and rounding policy: the Measurer's, so the events and policy are fixed for a key).
     key = (id(pattern), estimates_from)
     table = cache.get(key) if cache is not None else None
     if table is None:
         table = _step_table(pattern, events, policy, estimates_from)
         if cache is not None:
             cache[key] = table
-    description, steps, step_days, rounded = table
-    # Index 0 of `rounded` is "nothing yet"; each day points at the last step on or before it.
-    at = [bisect.bisect_right(step_days, d) for d in days]
-    m = Measure([rounded[i][0] for i in at], [rounded[i][1] for i in at], [], description)
+    # Index 0 of `rounded` is "nothing yet"; each day points at the last step on or before it, and days
+    # between two steps share an index, so the lists are built one run of days at a time.
+    runs = _step_runs(table.days, days)
+    rounded = table.rounded
+    nums: list[int] = []
+    dens: list[int] = []
+    for i, count in runs:
+        num, den = rounded[i]
+        nums += [num] * count
+        dens += [den] * count
+    m = Measure(nums, dens, [], table.description)
     if explain:
-        step_causes: list[str | None] = [None, *(s[1] for s in steps)]
-        labels = [
-            "no progress yet",
-            *(f"{s[3]} -> {_percent(*r)}" for s, r in zip(steps, rounded[1:], strict=True)),
-        ]
-        m.causes = [step_causes[i] for i in at]
-        m.inputs = [labels[i] for i in at]
+        step_causes, labels = table.explanation()
+        for i, count in runs:
+            m.causes += [step_causes[i]] * count
+            m.inputs += [labels[i]] * count
     return m
 
 
@@ -410,7 +447,9 @@ def _step_table(
         # Milestones carry their contractual weight: progress is that exact share (rounding it to 0.1 %
         # would recognise 79,920.00 for a milestone the contract values at 80,000.00).
         policy = EXACT_PROGRESS
-    return description, steps, [s[0] for s in steps], [(0, 1), *(_rounded(s[2], policy) for s in steps)]
+    return StepTable(
+        description, steps, [s[0] for s in steps], [(0, 1), *(_rounded(s[2], policy) for s in steps)]
+    )
 
 
 def _hours_steps(

@@ -31,6 +31,10 @@ from pssync.revenue.modification import (
     split_remaining,
 )
 
+# The facts of a version that states none: one frozen model, only read (building it per version is a
+# pydantic validation per modification).
+_NO_FACTS = ModificationFacts()
+
 
 @dataclass(slots=True)
 class ContractSegments:
@@ -105,7 +109,7 @@ class _Builder:
     def modify(self, old: CompiledVersion, new: CompiledVersion) -> None:
         segments = self.built.by_obligation
         day_before = new.effective - 1
-        facts = new.contract.modification or ModificationFacts()
+        facts = new.contract.modification or _NO_FACTS
         if old.contract.termination is not None:
             raise RevenueRuleError(
                 f"version {old.number} terminated the contract: no later version can follow it; book the "
@@ -411,7 +415,7 @@ class _Builder:
                 history.append(replace(last, start=new.effective, concession=last.concession + share))
 
     def _in_force(self, oid: str, day: int) -> Segment | None:
-        return next((s for s in reversed(self.built.by_obligation[oid]) if s.start <= day), None)
+        return _in_force_on(self.built.by_obligation[oid], day)
 
     def _price_change_sources(
         self,
@@ -445,14 +449,16 @@ class _Builder:
         """Per obligation so far: revenue recognised on `day`, and whether it was fully transferred."""
         recognised: dict[str, int] = {}
         satisfied: dict[str, bool] = {}
+        days = [day]
+        measure = self.measurer.measure
         for oid, history in self.built.by_obligation.items():
-            in_force = next((s for s in reversed(history) if s.start <= day), None)
+            in_force = _in_force_on(history, day)
             if in_force is None:  # the obligation did not exist yet
                 recognised[oid], satisfied[oid] = 0, False
                 continue
-            m = self.measurer.measure_for(in_force, [day])
+            m = measure(in_force.version, in_force.obligation, days)
             value: list[int] = []
-            apply_segment(in_force, m, [day], value, [])
+            apply_segment(in_force, m, days, value, [])
             recognised[oid] = value[0]
             satisfied[oid] = in_force.mode in ("frozen", "transferred") or (
                 m.nums[0] >= m.dens[0] and m.earned is None
@@ -634,6 +640,14 @@ class _Builder:
         alone by the modification."""
         vcs = [v for v in version.contract.variable_consideration if v.id not in self.aside.vc_ids]
         return allocation_group(version, members, fixed, vcs, self.timeline)
+
+
+def _in_force_on(history: list[Segment], day: int) -> Segment | None:
+    """The obligation's segment in force on `day` (the last one started by then); None before the first."""
+    for segment in reversed(history):
+        if segment.start <= day:
+            return segment
+    return None
 
 
 def _carry_price_changes(
