@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from pssync.revenue.models import (
+    ContractDocument,
     Event,
     MaterialRightPattern,
     PeriodClose,
@@ -130,6 +131,9 @@ class ScenarioIndex:
     by_contract: dict[str, ContractSpans]
     close_indexes: list[int]  # events[] positions of period closes
     horizon: Horizon
+    # A scenario of header defaults the contracts' scenarios are copied from (built by the first one): this
+    # run's own, so nothing of it outlives the run.
+    defaults: Scenario | None = None
 
     def raw(self, span: tuple[int, int]) -> str:
         return self.text[span[0] : span[1]]
@@ -155,12 +159,19 @@ class ScenarioIndex:
         spans = self.by_contract[contract_id]
         contracts = ",".join(self.raw(self.contract_spans[i]) for i in spans.versions)
         events = ",".join(self.raw(self.event_spans[i]) for i in spans.events)
+        text = f'{{"contracts":[{contracts}],"events":[{events}]}}'
         try:
-            return Scenario.model_validate_json(f'{{"contracts":[{contracts}],"events":[{events}]}}'), spans
+            document = ContractDocument.model_validate_json(text)
         except ValidationError as error:
             raise ScenarioInvalid(
                 [(self.global_path(p, spans.versions, spans.events), m) for p, m in _problems(error)]
             ) from None
+        # ContractDocument ran every rule Scenario runs on these two fields (the same field types and the same
+        # check_references), so the copy holds a scenario as validated, with the header's default values.
+        if self.defaults is None:
+            self.defaults = Scenario(contracts=document.contracts)
+        update = {"contracts": document.contracts, "events": document.events}
+        return self.defaults.model_copy(update=update), spans
 
     @staticmethod
     def global_path(path: str, versions: list[int], events: list[int]) -> str:
