@@ -108,15 +108,16 @@ def write_report(
             # Below min_shard contracts a process, the fork costs more than it saves.
             shards = max(1, min(workers, len(ids) // min_shard)) if output_format != "parquet" else 1
             summary.workers = shards
-            if shards == 1:
-                check = FrameCheck(frame)
-                runs = stream_runs(index, frame, ids, check)
-                _write(runs, output_format, partial, summary, header=True, columnar=columnar)
-                check.finish()
-            else:
-                parts = _write_in_processes(
-                    index, frame, ids, shards, output_format, partial, summary, columnar
-                )
+            with _heap_frozen():
+                if shards == 1:
+                    check = FrameCheck(frame)
+                    runs = stream_runs(index, frame, ids, check)
+                    _write(runs, output_format, partial, summary, header=True, columnar=columnar)
+                    check.finish()
+                else:
+                    parts = _write_in_processes(
+                        index, frame, ids, shards, output_format, partial, summary, columnar
+                    )
         for kind, path in partial.items():
             path.replace(summary.paths[kind])
     except BaseException:
@@ -124,6 +125,24 @@ def write_report(
             path.unlink(missing_ok=True)
         raise
     return summary
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Leave what exists now (modules, models, the index) out of the collector's passes while contracts run.
+
+    None of it becomes cyclic garbage during the run, yet a full collection traversed all of it each time
+    (measured at 10,000 contracts: about 30 ms a pass, none of it found unreachable). What the run creates
+    is collected as before. Nothing is done when the caller froze objects itself: unfreezing would undo
+    that too."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _write(
@@ -206,15 +225,10 @@ def _write_in_processes(
     ]
     parts = [path for _, _, paths, _ in jobs for path in paths.values()]
     _INHERITED = (index, frame)
-    # Frozen, the inherited objects are never traversed by a child's collections, so the child does not
-    # write to (copy) their pages; everything created after the fork is collected as usual.
-    gc.freeze()
     try:
-        try:
-            pool = multiprocessing.get_context("fork").Pool(shards - 1)  # forks the children now
-        finally:
-            gc.unfreeze()
-        with pool:
+        # The heap is frozen (_heap_frozen): the children's collections never traverse what they inherit,
+        # so they do not write to (copy) those pages.
+        with multiprocessing.get_context("fork").Pool(shards - 1) as pool:  # forks the children now
             pending = pool.map_async(_write_part, jobs)
             check = FrameCheck(frame)
             runs = stream_runs(index, frame, ids[: bounds[1]], check)

@@ -129,13 +129,27 @@ def test_a_refusal_in_the_shard_this_process_runs_is_raised_and_leaves_no_file(t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_collector_is_left_unfrozen_after_forking_the_workers(tmp_path: Path) -> None:
-    frozen_before = gc.get_freeze_count()
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("caller_froze", [False, True])
+def test_the_collector_is_left_as_the_caller_left_it(
+    tmp_path: Path, workers: int, caller_froze: bool
+) -> None:
+    """write_report freezes the heap while contracts run and unfreezes it after, unless the caller had frozen
+    objects itself (which it then leaves frozen)."""
+    if caller_froze:
+        gc.freeze()
+    try:
+        frozen_before = gc.get_freeze_count()
+        summary = write_report(
+            portfolio_json(4).decode(), "csv", tmp_path / "r.csv", workers=workers, min_shard=1
+        )
+        frozen_after = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
 
-    summary = write_report(portfolio_json(4).decode(), "csv", tmp_path / "r.csv", workers=2, min_shard=1)
-
-    assert summary.workers == 2
-    assert gc.get_freeze_count() == frozen_before
+    assert summary.workers == workers
+    assert frozen_after == frozen_before
+    assert (frozen_before > 0) is caller_froze
 
 
 def test_available_cores_is_the_affinity_of_this_process() -> None:
