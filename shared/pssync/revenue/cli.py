@@ -33,7 +33,7 @@ from pssync.revenue import (
 from pssync.revenue.output import ParquetUnavailable
 from pssync.revenue.result import ContractCostLine, RollforwardLine, TerminationLine
 from pssync.revenue.scenario_stream import ScenarioInvalid
-from pssync.revenue.stream import write_report
+from pssync.revenue.stream import available_cores, write_report
 
 revrec_app = typer.Typer(help="Revenue recognition (ASC 606 / IFRS 15) from contract versions and events.")
 
@@ -314,13 +314,14 @@ def run_command(
         Path | None, typer.Option("--out", help="Schedule file of csv / jsonl / parquet output.")
     ] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--workers",
             min=1,
-            help="csv / jsonl: processes running contiguous shards of the contracts (the same bytes as one).",
+            help="csv / jsonl: processes running contiguous shards of the contracts (the same bytes as one); "
+            "default: the cores available, one per 500 contracts at most.",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Compute allocation, schedule, journals, waterfall, RPO and balances for a scenario."""
     as_of_day: date | None = as_of.date() if as_of else None
@@ -341,14 +342,16 @@ def run_command(
     typer.echo(rendered)
 
 
-def _stream(scenario: Path, output_format: OutputFormat, out: Path, as_of: date | None, workers: int) -> None:
+def _stream(
+    scenario: Path, output_format: OutputFormat, out: Path, as_of: date | None, workers: int | None
+) -> None:
     try:
         text = scenario.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         _fail(f"cannot read scenario {scenario}: {getattr(error, 'strerror', None) or error}")
     started = time.perf_counter()
     try:
-        summary = write_report(text, output_format.value, out, as_of, workers=workers)
+        summary = write_report(text, output_format.value, out, as_of, workers=workers or available_cores())
     except ScenarioInvalid as error:
         lines = [f"scenario {scenario} is invalid ({len(error.problems)} error(s)):"]
         lines.extend(f"  {path}: {message}" for path, message in error.problems)

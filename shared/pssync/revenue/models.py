@@ -730,51 +730,65 @@ class Scenario(_Frozen):
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
-        seen: set[tuple[str, int]] = set()
-        obligations: dict[str, set[str]] = {}
-        rebillable: set[tuple[str, str]] = set()
-        vcs: dict[str, set[str]] = {}
-        currency: dict[str, str] = {}
-        for index, contract in enumerate(self.contracts):
-            key = (contract.contract_id, contract.version)
-            if key in seen:
-                raise ValueError(
-                    f"contracts[{index}]: duplicate version {contract.version} of {contract.contract_id}"
-                )
-            seen.add(key)
-            if currency.setdefault(contract.contract_id, contract.currency) != contract.currency:
-                raise ValueError(
-                    f"contracts[{index}]: a contract keeps one transaction currency across versions"
-                )
-            obligations.setdefault(contract.contract_id, set()).update(o.id for o in contract.obligations)
-            rebillable.update(
-                (contract.contract_id, o.id)
-                for o in contract.obligations
-                if isinstance(o.pattern, RebillablePattern)
-            )
-            vcs.setdefault(contract.contract_id, set()).update(v.id for v in contract.variable_consideration)
-        event_ids: set[str] = set()
-        for index, event in enumerate(self.events):
-            if event.id in event_ids:
-                raise ValueError(f"events[{index}].id: duplicate event id {event.id}")
-            event_ids.add(event.id)
-            if isinstance(event, PeriodClose):
-                continue
-            if event.contract_id not in obligations:
-                raise ValueError(f"events[{index}].contract_id: unknown contract {event.contract_id}")
-            if (
-                isinstance(event, _ObligationEvent)
-                and event.obligation_id not in obligations[event.contract_id]
-            ):
-                raise ValueError(f"events[{index}].obligation_id: unknown obligation {event.obligation_id}")
-            if isinstance(event, Rebill) and (event.contract_id, event.obligation_id) not in rebillable:
-                raise ValueError(
-                    f"events[{index}].obligation_id: {event.obligation_id} is not a rebillable obligation"
-                )
-            if isinstance(event, VariableConsiderationEstimate) and event.vc_id not in vcs[event.contract_id]:
-                raise ValueError(f"events[{index}].vc_id: unknown variable consideration {event.vc_id}")
-            if isinstance(event, ContractCost | RoyaltyReported):
-                for target in event.obligation_ids or []:
-                    if target not in obligations[event.contract_id]:
-                        raise ValueError(f"events[{index}].obligation_ids: unknown obligation {target}")
+        check_references(self.contracts, self.events)
         return self
+
+
+class ContractDocument(_Frozen):
+    """One contract's versions and events, as the streamed run validates them (scenario_stream.py): the
+    fields and the reference check of a Scenario without its header, whose defaults a Scenario would build
+    (and deep-copy: CalendarSpec holds a list) for every contract. Same rules, same messages, same paths."""
+
+    contracts: Annotated[list[RevenueContract], Field(min_length=1)]
+    events: list[Event] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> ContractDocument:
+        check_references(self.contracts, self.events)
+        return self
+
+
+def check_references(contracts: list[RevenueContract], events: list[Event]) -> None:
+    """Versions, currencies and what events name, across a scenario's contracts and events."""
+    seen: set[tuple[str, int]] = set()
+    obligations: dict[str, set[str]] = {}
+    rebillable: set[tuple[str, str]] = set()
+    vcs: dict[str, set[str]] = {}
+    currency: dict[str, str] = {}
+    for index, contract in enumerate(contracts):
+        key = (contract.contract_id, contract.version)
+        if key in seen:
+            raise ValueError(
+                f"contracts[{index}]: duplicate version {contract.version} of {contract.contract_id}"
+            )
+        seen.add(key)
+        if currency.setdefault(contract.contract_id, contract.currency) != contract.currency:
+            raise ValueError(f"contracts[{index}]: a contract keeps one transaction currency across versions")
+        obligations.setdefault(contract.contract_id, set()).update(o.id for o in contract.obligations)
+        rebillable.update(
+            (contract.contract_id, o.id)
+            for o in contract.obligations
+            if isinstance(o.pattern, RebillablePattern)
+        )
+        vcs.setdefault(contract.contract_id, set()).update(v.id for v in contract.variable_consideration)
+    event_ids: set[str] = set()
+    for index, event in enumerate(events):
+        if event.id in event_ids:
+            raise ValueError(f"events[{index}].id: duplicate event id {event.id}")
+        event_ids.add(event.id)
+        if isinstance(event, PeriodClose):
+            continue
+        if event.contract_id not in obligations:
+            raise ValueError(f"events[{index}].contract_id: unknown contract {event.contract_id}")
+        if isinstance(event, _ObligationEvent) and event.obligation_id not in obligations[event.contract_id]:
+            raise ValueError(f"events[{index}].obligation_id: unknown obligation {event.obligation_id}")
+        if isinstance(event, Rebill) and (event.contract_id, event.obligation_id) not in rebillable:
+            raise ValueError(
+                f"events[{index}].obligation_id: {event.obligation_id} is not a rebillable obligation"
+            )
+        if isinstance(event, VariableConsiderationEstimate) and event.vc_id not in vcs[event.contract_id]:
+            raise ValueError(f"events[{index}].vc_id: unknown variable consideration {event.vc_id}")
+        if isinstance(event, ContractCost | RoyaltyReported):
+            for target in event.obligation_ids or []:
+                if target not in obligations[event.contract_id]:
+                    raise ValueError(f"events[{index}].obligation_ids: unknown obligation {target}")

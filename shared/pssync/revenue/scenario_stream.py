@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from pssync.revenue.models import (
+    ContractDocument,
     Event,
     MaterialRightPattern,
     PeriodClose,
@@ -41,11 +42,10 @@ from pssync.revenue.models import (
 )
 
 # What the pre-scan keeps of each element (the decoded dict is dropped at once):
-_ContractFact = tuple[
-    str, date, date | None, list[date], list[date]
-]  # id, effective, recorded, starts, dates
-_EventFact = tuple[str, str, str | None, date, date | None]  # type, id, contract id, on, recorded
+_ContractFact = tuple[str, date, date, date]  # id, first day, last dated day, day known
+_EventFact = tuple[str, str, str | None, date, date]  # type, id, contract id, on, day known
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_WHITESPACE_CHARS = " \t\n\r"
 _INDEXED_PATH = re.compile(r"\b(contracts|events)\[(\d+)\]")
 _EVENT = TypeAdapter(Event)
 
@@ -81,15 +81,6 @@ class Horizon:
     first: date | None = None
     last: date | None = None
     latest_known: date | None = None  # the default as_of
-
-    def dated(self, day: date) -> None:
-        self.last = day if self.last is None or day > self.last else self.last
-
-    def started(self, day: date) -> None:
-        self.first = day if self.first is None or day < self.first else self.first
-
-    def known(self, day: date) -> None:
-        self.latest_known = day if self.latest_known is None or day > self.latest_known else self.latest_known
 
 
 class Spans:
@@ -130,6 +121,9 @@ class ScenarioIndex:
     by_contract: dict[str, ContractSpans]
     close_indexes: list[int]  # events[] positions of period closes
     horizon: Horizon
+    # A scenario of header defaults the contracts' scenarios are copied from (built by the first one): this
+    # run's own, so nothing of it outlives the run.
+    defaults: Scenario | None = None
 
     def raw(self, span: tuple[int, int]) -> str:
         return self.text[span[0] : span[1]]
@@ -155,12 +149,19 @@ class ScenarioIndex:
         spans = self.by_contract[contract_id]
         contracts = ",".join(self.raw(self.contract_spans[i]) for i in spans.versions)
         events = ",".join(self.raw(self.event_spans[i]) for i in spans.events)
+        text = f'{{"contracts":[{contracts}],"events":[{events}]}}'
         try:
-            return Scenario.model_validate_json(f'{{"contracts":[{contracts}],"events":[{events}]}}'), spans
+            document = ContractDocument.model_validate_json(text)
         except ValidationError as error:
             raise ScenarioInvalid(
                 [(self.global_path(p, spans.versions, spans.events), m) for p, m in _problems(error)]
             ) from None
+        # ContractDocument ran every rule Scenario runs on these two fields (the same field types and the same
+        # check_references), so the copy holds a scenario as validated, with the header's default values.
+        if self.defaults is None:
+            self.defaults = Scenario(contracts=document.contracts)
+        update = {"contracts": document.contracts, "events": document.events}
+        return self.defaults.model_copy(update=update), spans
 
     @staticmethod
     def global_path(path: str, versions: list[int], events: list[int]) -> str:
@@ -180,7 +181,10 @@ class ScenarioIndex:
 class _Walker:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.decoder = json.JSONDecoder()
+        # The C scanner JSONDecoder.raw_decode wraps, called directly: one Python frame less an element
+        # (typeshed does not declare the attribute every JSONDecoder sets in __init__).
+        decoder = json.JSONDecoder()
+        self.scan: Callable[[str, int], tuple[Any, int]] = decoder.scan_once  # type: ignore[attr-defined]
 
     def skip(self, pos: int) -> int:
         match = _WHITESPACE.match(self.text, pos)
@@ -195,26 +199,39 @@ class _Walker:
     def value(self, pos: int) -> tuple[Any, int, int]:
         """(decoded value, start, end) of the JSON value at pos."""
         start = self.skip(pos)
-        decoded, end = self.decoder.raw_decode(self.text, start)
+        try:
+            decoded, end = self.scan(self.text, start)
+        except StopIteration as error:  # as JSONDecoder.raw_decode reports it
+            raise json.JSONDecodeError("Expecting value", self.text, error.value) from None
         return decoded, start, end
 
-    def array(self, pos: int) -> Iterator[tuple[Any, int, int]]:
-        pos = self.expect(pos, "[")
-        pos = self.skip(pos)
-        if self.text[pos : pos + 1] == "]":
-            self.end = pos + 1
-            return
+    def array(self, pos: int, fold: Callable[[int, Any, int, int], None]) -> int:
+        """fold(position, decoded element, start, end) for each element of the array at pos; returns the
+        offset after the array. Whitespace is looked for with the regular expression only where there is
+        some (generated files have none between elements)."""
+        text, scan = self.text, self.scan
+        pos = self.skip(self.expect(pos, "["))
+        if text[pos : pos + 1] == "]":
+            return pos + 1
+        position = 0
         while True:
-            decoded, start, end = self.value(pos)
-            yield decoded, start, end
-            pos = self.skip(end)
-            char = self.text[pos : pos + 1]
+            if text[pos : pos + 1] in _WHITESPACE_CHARS:
+                pos = self.skip(pos)
+            try:
+                decoded, end = scan(text, pos)
+            except StopIteration as error:  # as JSONDecoder.raw_decode reports it
+                raise json.JSONDecodeError("Expecting value", text, error.value) from None
+            fold(position, decoded, pos, end)
+            position += 1
+            char = text[end : end + 1]
+            if char in _WHITESPACE_CHARS:
+                end = self.skip(end)
+                char = text[end : end + 1]
             if char == "]":
-                self.end = pos + 1
-                return
+                return end + 1
             if char != ",":
-                raise StreamingUnsupported(f"expected ',' or ']' at offset {pos}")
-            pos += 1
+                raise StreamingUnsupported(f"expected ',' or ']' at offset {end}")
+            pos = end + 1
 
 
 def index_scenario(text: str) -> ScenarioIndex:
@@ -224,8 +241,7 @@ def index_scenario(text: str) -> ScenarioIndex:
     walker = _Walker(text)
     pos = walker.expect(0, "{")
     header: dict[str, tuple[int, int]] = {}
-    contract_spans, event_spans = Spans(), Spans()
-    collected = _Collected()
+    collected = _Collected(text)
     seen_keys: set[str] = set()
     pos = walker.skip(pos)
     if text[pos : pos + 1] == "}":
@@ -236,17 +252,11 @@ def index_scenario(text: str) -> ScenarioIndex:
             raise StreamingUnsupported("object keys must be distinct strings")
         seen_keys.add(key)
         pos = walker.expect(end, ":")
-        if key in ("contracts", "events"):
-            is_contracts = key == "contracts"
-            spans = contract_spans if is_contracts else event_spans
-            for decoded, start, end in walker.array(pos):
-                # Its facts are folded in at once: nothing of the decoded element outlives this step.
-                if is_contracts:
-                    collected.contract(len(spans), _contract_fact(decoded, len(spans), text, start, end))
-                else:
-                    collected.event(len(spans), _event_fact(decoded, len(spans), text, start, end))
-                spans.append((start, end))
-            pos = walker.end
+        # Each element's facts are folded in at once: nothing of the decoded element outlives that step.
+        if key == "contracts":
+            pos = walker.array(pos, collected.contract)
+        elif key == "events":
+            pos = walker.array(pos, collected.event)
         else:
             _, start, end = walker.value(pos)
             header[key] = (start, end)
@@ -260,33 +270,30 @@ def index_scenario(text: str) -> ScenarioIndex:
         pos += 1
     if text[walker.skip(pos + 1) :]:
         raise StreamingUnsupported("trailing data after the scenario object")
-    return collected.index(text, header, contract_spans, event_spans)
+    return collected.index(header)
 
 
 def _contract_fact(decoded: Any, index: int, text: str, start: int, end: int) -> _ContractFact:
     try:
-        starts: list[date] = []
-        dated: list[date] = []
+        effective = date.fromisoformat(decoded["effective_date"])
+        first = last = effective
         for obligation in decoded["obligations"]:
             pattern = obligation["pattern"]
-            if pattern["kind"] == "ratable":
-                starts.append(date.fromisoformat(pattern["start"]))
-                dated.append(date.fromisoformat(pattern["end"]))
-            elif pattern["kind"] == "point_in_time" and pattern.get("satisfied_on"):
-                dated.append(date.fromisoformat(pattern["satisfied_on"]))
-            elif pattern["kind"] == "material_right" and pattern.get("expires_on"):
-                dated.append(date.fromisoformat(pattern["expires_on"]))  # it lapses then: revenue that day
+            kind = pattern["kind"]
+            if kind == "ratable":
+                first = min(first, date.fromisoformat(pattern["start"]))
+                last = max(last, date.fromisoformat(pattern["end"]))
+            elif kind == "point_in_time" and pattern.get("satisfied_on"):
+                last = max(last, date.fromisoformat(pattern["satisfied_on"]))
+            elif kind == "material_right" and pattern.get("expires_on"):
+                last = max(
+                    last, date.fromisoformat(pattern["expires_on"])
+                )  # it lapses then: revenue that day
         recorded = decoded.get("recorded_on")
         contract_id = decoded["contract_id"]
         if not isinstance(contract_id, str):
             raise TypeError(contract_id)
-        return (
-            contract_id,
-            date.fromisoformat(decoded["effective_date"]),
-            date.fromisoformat(recorded) if recorded is not None else None,
-            starts,
-            dated,
-        )
+        return contract_id, first, last, date.fromisoformat(recorded) if recorded is not None else effective
     except (KeyError, TypeError, ValueError, AttributeError):
         # Not in the canonical shape: the element's own validation names the problem, or, when pydantic
         # reads it (it is laxer: e.g. a datetime at midnight for a date), its validated values are used.
@@ -303,17 +310,16 @@ def _contract_fact(decoded: Any, index: int, text: str, start: int, end: int) ->
 
 
 def _validated_contract_fact(contract: RevenueContract) -> _ContractFact:
-    starts, dated = [], []
+    first = last = contract.effective_date
     for obligation in contract.obligations:
         pattern = obligation.pattern
         if isinstance(pattern, RatablePattern):
-            starts.append(pattern.start)
-            dated.append(pattern.end)
+            first, last = min(first, pattern.start), max(last, pattern.end)
         elif isinstance(pattern, PointInTimePattern) and pattern.satisfied_on:
-            dated.append(pattern.satisfied_on)
+            last = max(last, pattern.satisfied_on)
         elif isinstance(pattern, MaterialRightPattern) and pattern.expires_on:
-            dated.append(pattern.expires_on)
-    return (contract.contract_id, contract.effective_date, contract.recorded_on, starts, dated)
+            last = max(last, pattern.expires_on)
+    return contract.contract_id, first, last, contract.known_from
 
 
 def _event_fact(decoded: Any, index: int, text: str, start: int, end: int) -> _EventFact:
@@ -327,13 +333,8 @@ def _event_fact(decoded: Any, index: int, text: str, start: int, end: int) -> _E
             or not isinstance(contract_id, str | None)
         ):
             raise TypeError(kind)
-        return (
-            kind,
-            event_id,
-            contract_id,
-            date.fromisoformat(decoded["on"]),
-            date.fromisoformat(recorded) if recorded is not None else None,
-        )
+        on = date.fromisoformat(decoded["on"])
+        return kind, event_id, contract_id, on, date.fromisoformat(recorded) if recorded is not None else on
     except (KeyError, TypeError, ValueError, AttributeError):
         try:
             event = _EVENT.validate_json(text[start:end])
@@ -349,50 +350,62 @@ def _event_fact(decoded: Any, index: int, text: str, start: int, end: int) -> _E
             event.id,
             None if isinstance(event, PeriodClose) else event.contract_id,
             event.on,
-            event.recorded_on,
+            event.known_from,
         )
 
 
 class _Collected:
-    """The horizon, the grouping by contract and the cross-contract checks, element by element."""
+    """The horizon, the spans, the grouping by contract and the cross-contract checks, element by element."""
 
-    def __init__(self) -> None:
+    def __init__(self, text: str) -> None:
+        self.text = text
         self.horizon = Horizon()
+        self.contract_spans, self.event_spans = Spans(), Spans()
         self.by_contract: dict[str, ContractSpans] = {}
         self.close_indexes: list[int] = []
         self.seen_ids: set[str] = set()
         self.problems: list[tuple[str, str]] = []
 
-    def contract(self, index: int, fact: _ContractFact) -> None:
-        contract_id, effective, recorded, starts, dated = fact
-        self.by_contract.setdefault(contract_id, ContractSpans()).versions.append(index)
+    def contract(self, index: int, decoded: Any, start: int, end: int) -> None:
+        contract_id, first, last, known = _contract_fact(decoded, index, self.text, start, end)
+        spans = self.by_contract.get(contract_id)
+        if spans is None:
+            spans = self.by_contract[contract_id] = ContractSpans()
+        spans.versions.append(index)
+        self.contract_spans.starts.append(start)
+        self.contract_spans.ends.append(end)
         horizon = self.horizon
-        horizon.started(effective)
-        horizon.dated(effective)
-        horizon.known(recorded or effective)
-        for day in starts:
-            horizon.started(day)
-        for day in dated:
-            horizon.dated(day)
+        if horizon.first is None or first < horizon.first:
+            horizon.first = first
+        self._dated(last, known)
 
-    def event(self, index: int, fact: _EventFact) -> None:
-        kind, event_id, owner, on, recorded = fact
+    def event(self, index: int, decoded: Any, start: int, end: int) -> None:
+        kind, event_id, owner, on, known = _event_fact(decoded, index, self.text, start, end)
+        self.event_spans.starts.append(start)
+        self.event_spans.ends.append(end)
         if event_id in self.seen_ids:
             self.problems.append((f"events[{index}].id", f"duplicate event id {event_id}"))
         self.seen_ids.add(event_id)
-        self.horizon.dated(on)
-        self.horizon.known(recorded or on)
+        self._dated(on, known)
         if kind == "period_close":
             self.close_indexes.append(index)
         elif owner is None:
             self.problems.append((f"events[{index}].contract_id", "unknown contract None"))
         else:  # grouped even before its contract is seen: events may come first in the file
-            self.by_contract.setdefault(owner, ContractSpans()).events.append(index)
+            spans = self.by_contract.get(owner)
+            if spans is None:
+                spans = self.by_contract[owner] = ContractSpans()
+            spans.events.append(index)
 
-    def index(
-        self, text: str, header: dict[str, tuple[int, int]], contract_spans: Spans, event_spans: Spans
-    ) -> ScenarioIndex:
-        if not contract_spans:
+    def _dated(self, last: date, known: date) -> None:
+        horizon = self.horizon
+        if horizon.last is None or last > horizon.last:
+            horizon.last = last
+        if horizon.latest_known is None or known > horizon.latest_known:
+            horizon.latest_known = known
+
+    def index(self, header: dict[str, tuple[int, int]]) -> ScenarioIndex:
+        if not self.contract_spans:
             raise ScenarioInvalid([("contracts", "List should have at least 1 item after validation, not 0")])
         problems = list(self.problems)
         for contract_id, spans in self.by_contract.items():
@@ -404,7 +417,13 @@ class _Collected:
             raise ScenarioInvalid(sorted(problems, key=_position))
         self.seen_ids.clear()
         return ScenarioIndex(
-            text, header, contract_spans, event_spans, self.by_contract, self.close_indexes, self.horizon
+            self.text,
+            header,
+            self.contract_spans,
+            self.event_spans,
+            self.by_contract,
+            self.close_indexes,
+            self.horizon,
         )
 
 

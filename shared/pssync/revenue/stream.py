@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,6 +50,14 @@ from pssync.revenue.streaming import FrameCheck, PortfolioFrame, frame_from_inde
 # rescanning, this keeps whatever cycles validation leaves from piling up.
 _COLLECT_EVERY = 2_000
 KINDS = ("schedule", "journals", "balances")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's cpuset narrows it), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity call on this platform (macOS)
+        return os.cpu_count() or 1
 
 
 @dataclass(slots=True)
@@ -99,15 +108,16 @@ def write_report(
             # Below min_shard contracts a process, the fork costs more than it saves.
             shards = max(1, min(workers, len(ids) // min_shard)) if output_format != "parquet" else 1
             summary.workers = shards
-            if shards == 1:
-                check = FrameCheck(frame)
-                runs = stream_runs(index, frame, ids, check)
-                _write(runs, output_format, partial, summary, header=True, columnar=columnar)
-                check.finish()
-            else:
-                parts = _write_in_processes(
-                    index, frame, ids, shards, output_format, partial, summary, columnar
-                )
+            with _heap_frozen():
+                if shards == 1:
+                    check = FrameCheck(frame)
+                    runs = stream_runs(index, frame, ids, check)
+                    _write(runs, output_format, partial, summary, header=True, columnar=columnar)
+                    check.finish()
+                else:
+                    parts = _write_in_processes(
+                        index, frame, ids, shards, output_format, partial, summary, columnar
+                    )
         for kind, path in partial.items():
             path.replace(summary.paths[kind])
     except BaseException:
@@ -115,6 +125,24 @@ def write_report(
             path.unlink(missing_ok=True)
         raise
     return summary
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Leave what exists now (modules, models, the index) out of the collector's passes while contracts run.
+
+    None of it becomes cyclic garbage during the run, yet a full collection traversed all of it each time
+    (measured at 10,000 contracts: about 30 ms a pass, none of it found unreachable). What the run creates
+    is collected as before. Nothing is done when the caller froze objects itself: unfreezing would undo
+    that too."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _write(
@@ -182,6 +210,8 @@ def _write_in_processes(
     summary: ReportSummary,
     columnar: bool | None,
 ) -> list[Path]:
+    """Shard 0 runs in this process, straight into the partial files (so it is never copied); shards 1.. run
+    in forked children writing part files, appended in shard order once every shard has run."""
     global _INHERITED  # set for the fork only: children read it, callers never see it
     bounds = [len(ids) * s // shards for s in range(shards + 1)]
     jobs = [
@@ -191,14 +221,19 @@ def _write_in_processes(
             {k: p.with_name(f"{p.name}.{s}") for k, p in partial.items()},
             columnar,
         )
-        for s in range(shards)
+        for s in range(1, shards)
     ]
     parts = [path for _, _, paths, _ in jobs for path in paths.values()]
     _INHERITED = (index, frame)
     try:
-        with multiprocessing.get_context("fork").Pool(shards) as pool:
-            results = pool.map(_write_part, jobs)
-        _join_parts(results, jobs, frame, output_format, partial, summary)
+        # The heap is frozen (_heap_frozen): the children's collections never traverse what they inherit,
+        # so they do not write to (copy) those pages.
+        with multiprocessing.get_context("fork").Pool(shards - 1) as pool:  # forks the children now
+            pending = pool.map_async(_write_part, jobs)
+            check = FrameCheck(frame)
+            runs = stream_runs(index, frame, ids[: bounds[1]], check)
+            _write(runs, output_format, partial, summary, header=True, columnar=columnar)
+            _join_parts(pending.get(), jobs, check, partial, summary)
     except BaseException:
         for path in parts:
             path.unlink(missing_ok=True)
@@ -211,12 +246,11 @@ def _write_in_processes(
 def _join_parts(
     results: list[_PartResult],
     jobs: list[_Job],
-    frame: PortfolioFrame,
-    output_format: str,
+    check: FrameCheck,
     partial: dict[str, Path],
     summary: ReportSummary,
 ) -> None:
-    check = FrameCheck(frame)
+    """Check the whole frame with every shard's extremes, then append the children's parts in shard order."""
     for status, payload in results:
         if status == "error":
             raise _rebuilt(payload)
@@ -226,16 +260,32 @@ def _join_parts(
             summary.rows[kind] += rows[kind]
         check.merge(*extremes)
     check.finish()
-    columns = {"schedule": SCHEDULE_COLUMNS, "journals": JOURNAL_COLUMNS, "balances": BALANCE_COLUMNS}
     for kind in KINDS:
-        with partial[kind].open("w", encoding="utf-8", newline="") as joined:
-            if output_format == "csv":
-                joined.write(",".join(columns[kind]) + "\n")
-        with partial[kind].open("ab") as joined:
-            for _, _, paths, _ in jobs:
-                with paths[kind].open("rb") as part:
-                    shutil.copyfileobj(part, joined, 1 << 20)
-                paths[kind].unlink()
+        for _, _, paths, _ in jobs:
+            _append(paths[kind], partial[kind])
+            paths[kind].unlink()
+
+
+def _append(source: Path, target: Path) -> None:
+    """source's bytes after target's: copied inside the kernel (copy_file_range, no round trip through this
+    process), or through a 1 MiB buffer for whatever that call did not copy (another file system, say)."""
+    with source.open("rb", buffering=0) as part, target.open("r+b", buffering=0) as joined:
+        joined.seek(0, os.SEEK_END)
+        size = os.fstat(part.fileno()).st_size
+        copied = 0
+        try:
+            while copied < size:
+                step = os.copy_file_range(part.fileno(), joined.fileno(), size - copied)
+                if step == 0:
+                    break
+                copied += step
+        except OSError:
+            if copied:
+                raise  # it failed half way: a real I/O error, not a call the file system refuses
+    if copied < size:
+        with source.open("rb") as rest, target.open("ab") as tail:
+            rest.seek(copied)
+            shutil.copyfileobj(rest, tail, 1 << 20)
 
 
 def _write_part(job: _Job) -> _PartResult:
