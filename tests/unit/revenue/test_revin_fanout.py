@@ -156,9 +156,18 @@ def test_available_cores_is_the_affinity_of_this_process() -> None:
     assert available_cores() == len(os.sched_getaffinity(0))
 
 
-@pytest.mark.parametrize(("given", "expected"), [([], 3), (["--workers", "1"], 1), (["--workers", "2"], 2)])
-def test_revrec_run_uses_the_available_cores_unless_told(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: list[str], expected: int
+@pytest.mark.parametrize(
+    ("cores", "given", "expected"),
+    [
+        (3, [], 3),
+        (3, ["--workers", "1"], 1),
+        (3, ["--workers", "2"], 2),
+        (16, [], 4),
+        (16, ["--workers", "6"], 6),
+    ],
+)
+def test_revrec_run_uses_the_available_cores_up_to_four_unless_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int, given: list[str], expected: int
 ) -> None:
     asked: list[int] = []
     real = revenue_cli.write_report
@@ -167,7 +176,7 @@ def test_revrec_run_uses_the_available_cores_unless_told(
         asked.append(workers)
         return real(*args, workers=workers, **kwargs)
 
-    monkeypatch.setattr(revenue_cli, "available_cores", lambda: 3)
+    monkeypatch.setattr(revenue_cli, "available_cores", lambda: cores)
     monkeypatch.setattr(revenue_cli, "write_report", recording)
     scenario = tmp_path / "portfolio.json"
     scenario.write_bytes(portfolio_json(3))
