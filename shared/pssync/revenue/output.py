@@ -224,11 +224,12 @@ class RunRows:
         contract_id, entity, currency = outcome.contract_id, outcome.legal_entity, outcome.currency
         functional = fx.functional_currency(outcome)
         converts = functional != currency
-        # Every line's texts but its amount, the amount (positive = debit) and whether it is a functional one;
-        # the amounts are formatted together at the end (amount_texts formats each distinct value once).
-        pending: list[tuple[str, str, str, str, str, str, str]] = []
-        amounts: list[int] = []
-        is_functional: list[bool] = []
+        # Texts of the magnitudes met so far (this contract's only: its amounts repeat, a period's revenue
+        # is the next one's asset change, equal monthly amounts), keyed by the integer alone: one exponent.
+        texts: dict[int, str] = {}
+        format_amount = amount_text(outcome.exponent)
+        zero = format_amount(0)
+        lines: list[Row] = []
         for account, rows in accounts:
             name = accounting_contract_name(outcome, account) or ""
             revenue_causes = [
@@ -249,40 +250,36 @@ class RunRows:
                             causes.append(event_id)
                 key = keys[k]
                 ids = _ID_SEPARATOR.join(causes)
-                bases = [("transaction", currency, raw)]
-                if converts:
-                    bases.append(("functional", functional, functional_lines(fx, outcome, k, raw)))
-                for basis, basis_currency, entry in bases:
-                    for number, (ledger_account, units) in enumerate(entry, start=1):
-                        pending.append(
-                            (key, basis, basis_currency, _NUMBER_TEXT[number], ledger_account, ids, name)
+                for number, (ledger_account, units) in enumerate(raw, start=1):
+                    magnitude = units if units > 0 else -units
+                    text = texts.get(magnitude)
+                    if text is None:
+                        text = texts[magnitude] = format_amount(magnitude)
+                    lines.append(
+                        (
+                            contract_id,
+                            entity,
+                            key,
+                            "transaction",
+                            currency,
+                            _NUMBER_TEXT[number],
+                            ledger_account,
+                            text if units > 0 else zero,
+                            zero if units > 0 else text,
+                            ids,
+                            name,
                         )
-                        amounts.append(units)
-                    is_functional.extend(repeat(basis == "functional", len(entry)))
-        texts = _journal_amount_texts(outcome.exponent, functional, amounts, is_functional)
-        zero = amount_text(outcome.exponent)(0)
-        functional_zero = amount_text(minor_unit(functional))(0) if converts else zero
-        lines: list[Row] = []
-        for (key, basis, basis_currency, number_text, ledger_account, ids, name), units, text, fn in zip(
-            pending, amounts, texts, is_functional, strict=True
-        ):
-            nil = functional_zero if fn else zero
-            debit, credit = (text, nil) if units > 0 else (nil, text)
-            lines.append(
-                (
-                    contract_id,
-                    entity,
-                    key,
-                    basis,
-                    basis_currency,
-                    number_text,
-                    ledger_account,
-                    debit,
-                    credit,
-                    ids,
-                    name,
-                )
-            )
+                    )
+                if converts:
+                    lines.extend(
+                        _functional_rows(
+                            (contract_id, entity, key),
+                            functional,
+                            functional_lines(fx, outcome, k, raw),
+                            ids,
+                            name,
+                        )
+                    )
         return lines
 
     def _balances(
@@ -304,16 +301,26 @@ class RunRows:
         return lines
 
 
-def _journal_amount_texts(
-    exponent: int, functional: str, amounts: list[int], is_functional: list[bool]
-) -> list[str]:
-    """Each journal amount's magnitude as text, at the transaction or the functional currency's exponent."""
-    magnitudes = list(map(abs, amounts))
-    if not any(is_functional):
-        return amount_texts(exponent, magnitudes)
-    transaction = iter(amount_texts(exponent, list(compress(magnitudes, (not f for f in is_functional)))))
-    converted = iter(amount_texts(minor_unit(functional), list(compress(magnitudes, is_functional))))
-    return [next(converted) if f else next(transaction) for f in is_functional]
+def _functional_rows(
+    head: tuple[str, str, str], currency: str, entry: list[tuple[str, int]], ids: str, name: str
+) -> list[Row]:
+    """The journal rows of an entry's lines converted into the functional currency."""
+    text = amount_text(minor_unit(currency))
+    zero = text(0)
+    return [
+        (
+            *head,
+            "functional",
+            currency,
+            _NUMBER_TEXT[number],
+            ledger_account,
+            text(units) if units > 0 else zero,
+            zero if units > 0 else text(-units),
+            ids,
+            name,
+        )
+        for number, (ledger_account, units) in enumerate(entry, start=1)
+    ]
 
 
 # revenue, billed, paid and the six opening / closing balances (rollforward.Balances)

@@ -53,20 +53,25 @@ def entry_figures(
 
 
 def entry_lines(row: Balances) -> list[tuple[str, int]]:
-    """(account, minor units; positive = debit) of the period's entry in the transaction currency; empty when
-    nothing moved."""
+    """(account, minor units; positive = debit) of the period's entry in the transaction currency, the lines
+    that moved in this order: receivable (billed), cash and receivable (paid), contract asset, contract
+    liability, revenue. Empty when nothing moved."""
     revenue, billed, paid = row[0], row[1], row[2]
     asset_change, liability_change = row[6] - row[5], row[8] - row[7]
-    raw: list[tuple[str, int]] = [  # positive = debit
-        ("receivable", billed),
-        ("cash", paid),
-        ("receivable", -paid),
-        ("contract_asset", asset_change),
-        ("contract_liability", -liability_change),
-        ("revenue", -revenue),
-    ]
-    raw = [(account, amount) for account, amount in raw if amount]
-    assert sum(amount for _, amount in raw) == 0, "journal must balance"
+    # billed + paid - paid + asset change - liability change - revenue: the rollforward's identity.
+    assert billed + asset_change - liability_change == revenue, "journal must balance"
+    raw: list[tuple[str, int]] = []  # positive = debit
+    if billed:
+        raw.append(("receivable", billed))
+    if paid:
+        raw.append(("cash", paid))
+        raw.append(("receivable", -paid))
+    if asset_change:
+        raw.append(("contract_asset", asset_change))
+    if liability_change:
+        raw.append(("contract_liability", -liability_change))
+    if revenue:
+        raw.append(("revenue", -revenue))
     return raw
 
 
