@@ -462,10 +462,13 @@ def _track_references(track: Track) -> tuple[list[str], list[str], int]:
 
 def _booked(outcome: ContractOutcome, own: dict[str, array[int]]) -> list[int]:
     """Revenue booked per period for the whole contract (rollforward.booked, from the own amounts at hand)."""
-    totals = [0] * len(outcome.billed)
-    for oid in outcome.obligation_order:
-        totals = list(map(operator.add, totals, map(operator.add, own[oid], outcome.adjustment[oid])))
-    return totals
+    order = outcome.obligation_order
+    figures = [own[oid] for oid in order] + [outcome.adjustment[oid] for oid in order]
+    if not figures:
+        return [0] * len(outcome.billed)
+    # One sum per period over every obligation's own amount and adjustment (zip stops at the shortest, as
+    # adding to a list of len(billed) zeros did).
+    return list(map(sum, zip(*figures, strict=False)))[: len(outcome.billed)]
 
 
 def schedule_rows(run: EngineRun, fx: FxConverter) -> Iterator[Row]:
