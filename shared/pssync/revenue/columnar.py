@@ -27,7 +27,7 @@ from itertools import compress
 from pathlib import Path
 from typing import IO, Any
 
-from pssync.revenue.output import SCHEDULE_COLUMNS, ContractLines
+from pssync.revenue.output import SCHEDULE_COLUMNS, ContractLines, amount_text
 
 # Lines per Arrow batch: big enough that the per-batch cost vanishes, small enough for flat memory (about
 # 10 MB of CSV text per batch).
@@ -191,6 +191,9 @@ def _line_exponents(pa: Any, pc: Any, run_exponents: array[int], runs: Any) -> i
 def decimal_texts(pa: Any, pc: Any, units: Any, exponent: int | Any) -> Any:
     """Minor units (int64 array) -> the exact decimal text of each, at one exponent or one per line."""
     if isinstance(exponent, int):
+        if len(units) and pc.all(pc.equal(units, 0)).as_py():
+            # A column of zeros (adjustments, the usual case): one text repeated, no decimal cast.
+            return pa.repeat(pa.scalar(amount_text(exponent)(0), pa.string()), len(units))
         return _at_exponent(pa, units, exponent)
     distinct = sorted(set(exponent.to_pylist()))
     texts = _at_exponent(pa, units, distinct[0] if distinct else 0)
