@@ -27,7 +27,7 @@ from itertools import compress
 from pathlib import Path
 from typing import IO, Any
 
-from pssync.revenue.output import SCHEDULE_COLUMNS, ContractLines
+from pssync.revenue.output import SCHEDULE_COLUMNS, ContractLines, amount_text
 
 # Lines per Arrow batch: big enough that the per-batch cost vanishes, small enough for flat memory (about
 # 10 MB of CSV text per batch).
@@ -85,27 +85,17 @@ class ScheduleColumns:
         return len(self.run_of_line)
 
     def add(self, lines: ContractLines) -> None:
-        texts = (lines.contract_id, lines.legal_entity, lines.currency, lines.functional_currency)
-        if any(ch in text for text in texts for ch in _QUOTED):
-            self.quoting_needed = True
+        # Whether an identifier needs quoting is checked per batch in take(), in Arrow.
+        contracts, entities, obligations, currencies, functional_currencies = self.run_texts
         for obligation in lines.obligations:
             run = len(self.run_exponents)
             self.run_exponents.append(lines.exponent)
             self.run_functional_exponents.append(lines.functional_exponent)
-            for column, text in zip(
-                self.run_texts,
-                (
-                    lines.contract_id,
-                    lines.legal_entity,
-                    obligation.obligation_id,
-                    lines.currency,
-                    lines.functional_currency,
-                ),
-                strict=True,
-            ):
-                column.append(text)
-            if any(ch in obligation.obligation_id for ch in _QUOTED):
-                self.quoting_needed = True
+            contracts.append(lines.contract_id)
+            entities.append(lines.legal_entity)
+            obligations.append(obligation.obligation_id)
+            currencies.append(lines.currency)
+            functional_currencies.append(lines.functional_currency)
             functional = obligation.amounts if obligation.functional is None else obligation.functional
             present = obligation.present
             if present is None:
@@ -137,14 +127,30 @@ class ScheduleColumns:
         count = len(self.run_of_line)
         runs = _int_array(pa, pa.int32(), self.run_of_line)
         periods = _int_array(pa, pa.int32(), self.period_of_line)
+        run_texts = [pa.array(texts, pa.string()) for texts in self.run_texts]
         contract, entity, obligation, currency, functional_currency = (
-            pc.take(pa.array(texts, pa.string()), runs) for texts in self.run_texts
+            pc.take(texts, runs) for texts in run_texts
         )
         line_exponents = _line_exponents(pa, pc, self.run_exponents, runs)
         functional_exponents = _line_exponents(pa, pc, self.run_functional_exponents, runs)
         causes = pa.array(self.causes, pa.string())
-        if not self.quoting_needed and pc.any(pc.match_substring_regex(causes, _NEEDS_QUOTES)).as_py():
+        if not self.quoting_needed and any(
+            pc.any(pc.match_substring_regex(texts, _NEEDS_QUOTES)).as_py() for texts in (*run_texts, causes)
+        ):
             self.quoting_needed = True
+        amount = decimal_texts(pa, pc, _int_array(pa, pa.int64(), self.amount), line_exponents)
+        # Without adjustments the own amounts are the amounts, and in the contract's currency the functional
+        # amounts are too (same integers, same exponents: the same texts); compared rather than assumed.
+        if self.own == self.amount:
+            own = amount
+        else:
+            own = decimal_texts(pa, pc, _int_array(pa, pa.int64(), self.own), line_exponents)
+        if self.functional == self.amount and self.run_functional_exponents == self.run_exponents:
+            functional = amount
+        else:
+            functional = decimal_texts(
+                pa, pc, _int_array(pa, pa.int64(), self.functional), functional_exponents
+            )
         columns = [
             contract,
             entity,
@@ -152,12 +158,12 @@ class ScheduleColumns:
             pc.take(self.keys, periods),
             pc.take(self.statuses, periods),
             currency,
-            decimal_texts(pa, pc, _int_array(pa, pa.int64(), self.amount), line_exponents),
-            decimal_texts(pa, pc, _int_array(pa, pa.int64(), self.own), line_exponents),
+            amount,
+            own,
             decimal_texts(pa, pc, _int_array(pa, pa.int64(), self.adjustment), line_exponents),
             decimal_texts(pa, pc, _int_array(pa, pa.int64(), self.cumulative), line_exponents),
             functional_currency,
-            decimal_texts(pa, pc, _int_array(pa, pa.int64(), self.functional), functional_exponents),
+            functional,
             pa.array(self.versions, pa.string()),
             causes,
         ]
@@ -185,6 +191,9 @@ def _line_exponents(pa: Any, pc: Any, run_exponents: array[int], runs: Any) -> i
 def decimal_texts(pa: Any, pc: Any, units: Any, exponent: int | Any) -> Any:
     """Minor units (int64 array) -> the exact decimal text of each, at one exponent or one per line."""
     if isinstance(exponent, int):
+        if len(units) and pc.all(pc.equal(units, 0)).as_py():
+            # A column of zeros (adjustments, the usual case): one text repeated, no decimal cast.
+            return pa.repeat(pa.scalar(amount_text(exponent)(0), pa.string()), len(units))
         return _at_exponent(pa, units, exponent)
     distinct = sorted(set(exponent.to_pylist()))
     texts = _at_exponent(pa, units, distinct[0] if distinct else 0)

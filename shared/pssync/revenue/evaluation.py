@@ -108,12 +108,20 @@ class Track:
     def explain_all(self) -> list[tuple[Segment, Measure, int] | None]:
         """explain() for every index, one measure per segment (for reports that cover every period)."""
         explained: list[tuple[Segment, Measure, int] | None] = [None] * len(self.days)
-        bounds = [first for first, _ in self.pieces[1:]] + [len(self.days)]
-        for (first, segment), end in zip(self.pieces, bounds, strict=True):
-            m = self.measurer.measure_for(segment, self.days[first:end], explain=True)
+        for first, end, segment, m in self.explained_pieces():
             for i in range(end - first):
                 explained[first + i] = (segment, m, i)
         return explained
+
+    def explained_pieces(self) -> list[tuple[int, int, Segment, Measure]]:
+        """(first index, end index, segment, its measure with explanations over those days) per piece: what
+        explain_all() spreads over every index, for callers that need only one thing per piece (the stream's
+        version and cause references). Indices before the first piece have no explanation."""
+        bounds = [first for first, _ in self.pieces[1:]] + [len(self.days)]
+        return [
+            (first, end, segment, self.measurer.measure_for(segment, self.days[first:end], explain=True))
+            for (first, segment), end in zip(self.pieces, bounds, strict=True)
+        ]
 
 
 def evaluate(segments: list[Segment], days: Sequence[int], measurer: Measurer) -> Track:

@@ -31,10 +31,10 @@ from pssync.money import minor_unit
 from pssync.revenue.engine import AccountingContract, ContractOutcome, EngineRun
 from pssync.revenue.evaluation import Track
 from pssync.revenue.result.fx import FxConverter
-from pssync.revenue.result.journals import entry_figures
+from pssync.revenue.result.journals import entry_lines, functional_lines
 from pssync.revenue.result.models import JournalEntry, RollforwardLine, ScheduleLine
 from pssync.revenue.result.rollforward import Balances, account_balances, accounting_contract_name
-from pssync.revenue.result.support import Explained, period_status
+from pssync.revenue.result.support import period_statuses
 
 Row = tuple[str, ...]
 
@@ -113,9 +113,21 @@ def amount_text(exponent: int) -> Callable[[int], str]:
 
 
 def amount_texts(exponent: int, values: Iterable[int]) -> list[str]:
+    """amount_text over a sequence. A contract's figures repeat a lot (about one in six is distinct in the
+    reference portfolio: zero balances, an opening balance is the previous closing one, equal monthly
+    revenue), so when fewer than half are distinct each distinct value is formatted once."""
+    values = values if isinstance(values, list | array) else list(values)
+    distinct = set(values)
+    if 2 * len(distinct) < len(values):
+        ordered = list(distinct)
+        texts = dict(zip(ordered, _amount_texts(exponent, ordered), strict=True))
+        return list(map(texts.__getitem__, values))
+    return _amount_texts(exponent, values)
+
+
+def _amount_texts(exponent: int, values: list[int] | array[int]) -> list[str]:
     """amount_text over a sequence, without a Python call per amount when none is negative (the usual case
     of revenue, cumulative revenue and balances)."""
-    values = values if isinstance(values, list | array) else list(values)
     if exponent == 0:
         return list(map(str, values))
     if min(values, default=0) >= 0:
@@ -131,16 +143,16 @@ class RunRows:
     """The three row lists of each contract of a run, built from the engine's arrays.
 
     Per contract, what the schedule and the journals both need is computed once: each obligation's
-    explanation per period (one `explain_all()` per track), its own revenue per period and the balances.
-    Schedule rows are zipped column-wise (constant columns repeated), so the per-line work is the amount text
-    and the explanation reference.
+    contract version and causing event per period (one measure per track piece, `_references_by_obligation`),
+    its own revenue per period and the balances. Schedule rows are zipped column-wise (constant columns
+    repeated), so the per-line work is the amount text.
     """
 
     def __init__(self, run: EngineRun, fx: FxConverter) -> None:
         self.run = run
         self.fx = fx
         self.keys = [p.key for p in run.periods.periods]
-        self.statuses = [period_status(run, k) for k in range(len(self.keys))]
+        self.statuses = period_statuses(run, len(self.keys))
 
     def contract(self, outcome: ContractOutcome) -> tuple[list[Row], list[Row], list[Row]]:
         lines, journals, balances = self.contract_lines(outcome)
@@ -148,19 +160,19 @@ class RunRows:
 
     def contract_lines(self, outcome: ContractOutcome) -> tuple[ContractLines, list[Row], list[Row]]:
         """The schedule as integer figures (formatted in bulk by the caller), the journal and balance rows."""
-        explained = _explained_by_obligation(outcome)
+        references = _references_by_obligation(outcome)
         own = {oid: outcome.own_amounts(oid) for oid in outcome.obligation_order}
         accounts = account_balances(self.run, outcome, _booked(outcome, own))
         return (
-            self.schedule_lines(outcome, explained, own),
-            self._journals(outcome, explained, own, accounts),
+            self.schedule_lines(outcome, references, own),
+            self._journals(outcome, references, own, accounts),
             self._balances(outcome, accounts),
         )
 
     def schedule_lines(
         self,
         outcome: ContractOutcome,
-        explained: dict[str, list[Explained | None]],
+        references: dict[str, References],
         own: dict[str, array[int]],
     ) -> ContractLines:
         """The contract's schedule figures as integers per obligation. The row builder here and the column
@@ -175,13 +187,8 @@ class RunRows:
             outcome.exponent if functional == outcome.currency else minor_unit(functional),
             [],
         )
-        per_period = outcome.knowledge_tracks
-        # One state of knowledge for every period (nothing recorded after a close): references by track piece.
-        single = per_period[0] if per_period and all(d is per_period[0] for d in per_period) else None
         for oid in outcome.obligation_order:
-            present = explained[oid]
-            track = single.get(oid) if single is not None else None
-            versions, causes = _references(present) if track is None else _references_by_piece(track, present)
+            versions, causes, present = references[oid]
             own_units, adjustment = own[oid], outcome.adjustment[oid]
             amounts = list(map(operator.add, own_units, adjustment)) if any(adjustment) else own_units
             converted = None
@@ -198,8 +205,7 @@ class RunRows:
                     converted,
                     versions,
                     causes,
-                    # A period without an explanation is one where the obligation did not exist yet: no line.
-                    None if None not in present else [e is not None for e in present],
+                    present,
                 )
             )
         return lines
@@ -207,76 +213,118 @@ class RunRows:
     def _journals(
         self,
         outcome: ContractOutcome,
-        explained: dict[str, list[Explained | None]],
+        references: dict[str, References],
         own: dict[str, array[int]],
         accounts: list[tuple[AccountingContract, list[Balances]]],
     ) -> list[Row]:
+        """Journal rows of every accounting contract and period in one pass (`journal_rows_of` of
+        `result.journals.journal_entries` gives the same rows: entry_lines / functional_lines are shared,
+        and the causes are the schedule's references, which are `support.cause` of the same explanations)."""
+        keys, fx = self.keys, self.fx
+        contract_id, entity, currency = outcome.contract_id, outcome.legal_entity, outcome.currency
+        functional = fx.functional_currency(outcome)
+        converts = functional != currency
+        # Texts of the magnitudes met so far (this contract's only: its amounts repeat, a period's revenue
+        # is the next one's asset change, equal monthly amounts), keyed by the integer alone: one exponent.
+        texts: dict[int, str] = {}
+        format_amount = amount_text(outcome.exponent)
+        zero = format_amount(0)
         lines: list[Row] = []
-
-        def explain(oid: str, k: int) -> Explained | None:
-            return explained[oid][k]
-
         for account, rows in accounts:
             name = accounting_contract_name(outcome, account) or ""
+            revenue_causes = [
+                (own[oid], outcome.adjustment[oid], *references[oid][1:]) for oid in account.obligations
+            ]
+            billing_causes = account.billing_causes
             for k, row in enumerate(rows):
-                lines.extend(self._entry_rows(outcome, account, name, k, row, own, explain))
-        return lines
-
-    def _entry_rows(
-        self,
-        outcome: ContractOutcome,
-        account: AccountingContract,
-        name: str,
-        k: int,
-        row: Balances,
-        own: dict[str, array[int]],
-        explain: Callable[[str, int], Explained | None],
-    ) -> list[Row]:
-        lines: list[Row] = []
-        keys = self.keys
-        figures = entry_figures(self.fx, outcome, account, k, row, own, explain)
-        if figures is None:
-            return lines
-        raw, functional, converted, causes = figures
-        head = (outcome.contract_id, outcome.legal_entity, keys[k])
-        ids = _ID_SEPARATOR.join(causes)
-        bases = [("transaction", outcome.currency, raw)]
-        if converted is not None:
-            bases.append(("functional", functional, converted))
-        for basis, currency, entry_lines in bases:
-            text = amount_text(minor_unit(currency))
-            for number, (ledger_account, units) in enumerate(entry_lines, start=1):
-                debit, credit = (units, 0) if units > 0 else (0, -units)
-                lines.append(
-                    (
-                        *head,
-                        basis,
-                        currency,
-                        _NUMBER_TEXT[number],
-                        ledger_account,
-                        text(debit),
-                        text(credit),
-                        ids,
-                        name,
+                raw = entry_lines(row)
+                if not raw:
+                    continue
+                # Invoice and payment ids of the period, then what caused each obligation's revenue, once each
+                # (journals._causes).
+                causes = list(billing_causes.get(k, ()))
+                for own_units, adjustment, obligation_causes, present in revenue_causes:
+                    if (own_units[k] or adjustment[k]) and (present is None or present[k]):
+                        event_id = obligation_causes[k]
+                        if event_id not in causes:
+                            causes.append(event_id)
+                key = keys[k]
+                ids = _ID_SEPARATOR.join(causes)
+                for number, (ledger_account, units) in enumerate(raw, start=1):
+                    magnitude = units if units > 0 else -units
+                    text = texts.get(magnitude)
+                    if text is None:
+                        text = texts[magnitude] = format_amount(magnitude)
+                    lines.append(
+                        (
+                            contract_id,
+                            entity,
+                            key,
+                            "transaction",
+                            currency,
+                            _NUMBER_TEXT[number],
+                            ledger_account,
+                            text if units > 0 else zero,
+                            zero if units > 0 else text,
+                            ids,
+                            name,
+                        )
                     )
-                )
+                if converts:
+                    lines.extend(
+                        _functional_rows(
+                            (contract_id, entity, key),
+                            functional,
+                            functional_lines(fx, outcome, k, raw),
+                            ids,
+                            name,
+                        )
+                    )
         return lines
 
     def _balances(
         self, outcome: ContractOutcome, accounts: list[tuple[AccountingContract, list[Balances]]]
     ) -> list[Row]:
+        """Rows of the periods that moved; their figures formatted in one amount_texts call per account."""
         e, keys = outcome.exponent, self.keys
+        contract_id, currency = outcome.contract_id, outcome.currency
         lines: list[Row] = []
         for account, rows in accounts:
             name = accounting_contract_name(outcome, account) or ""
+            moved = [k for k, row in enumerate(rows) if any(row)]
+            texts = iter(amount_texts(e, [units for k in moved for units in rows[k]]))
+            figures = zip(*repeat(texts, _BALANCE_FIGURES), strict=True)
             lines.extend(
-                (outcome.contract_id, keys[k], outcome.currency, *amount_texts(e, row), name)
-                for k, row in enumerate(rows)
-                if any(row)
+                (contract_id, keys[k], currency, *row_texts, name)
+                for k, row_texts in zip(moved, figures, strict=True)
             )
         return lines
 
 
+def _functional_rows(
+    head: tuple[str, str, str], currency: str, entry: list[tuple[str, int]], ids: str, name: str
+) -> list[Row]:
+    """The journal rows of an entry's lines converted into the functional currency."""
+    text = amount_text(minor_unit(currency))
+    zero = text(0)
+    return [
+        (
+            *head,
+            "functional",
+            currency,
+            _NUMBER_TEXT[number],
+            ledger_account,
+            text(units) if units > 0 else zero,
+            zero if units > 0 else text(-units),
+            ids,
+            name,
+        )
+        for number, (ledger_account, units) in enumerate(entry, start=1)
+    ]
+
+
+# revenue, billed, paid and the six opening / closing balances (rollforward.Balances)
+_BALANCE_FIGURES = len(BALANCE_COLUMNS) - 4
 _NUMBER_TEXT = {number: str(number) for number in range(1, 1000)}
 
 
@@ -342,72 +390,66 @@ def schedule_rows_from(lines: ContractLines, keys: Sequence[str], statuses: Sequ
     return rows
 
 
-def _explained_by_obligation(outcome: ContractOutcome) -> dict[str, list[Explained | None]]:
-    """Per obligation, what explains each period's figure with the knowledge the period was reported with
-    (None before the obligation existed); `explain_all()` once per track."""
-    tables: dict[int, list[Explained | None]] = {}
-    explained: dict[str, list[Explained | None]] = {}
+# Per obligation: the contract version (text) and the causing event id in force per period ("" where the
+# obligation did not exist yet), and the periods it existed in (None: all of them).
+References = tuple[list[str], list[str], list[bool] | None]
+
+
+def _references_by_obligation(outcome: ContractOutcome) -> dict[str, References]:
+    """Per obligation, what explains each period's figure with the knowledge the period was reported with:
+    the version in force and `support.cause` of the explanation (the event that last moved the figure, else
+    the one that caused the version). One measure per track piece; the per-period explanations themselves
+    (inputs, progress texts) are never built."""
     per_period = outcome.knowledge_tracks
+    count = len(per_period)
+    references: dict[str, References] = {}
     if per_period and all(d is per_period[0] for d in per_period):  # one state of knowledge for all periods
         for oid in outcome.obligation_order:
-            track = per_period[0].get(oid)
-            explained[oid] = [None] * len(per_period) if track is None else track.explain_all()
-        return explained
+            references[oid] = _whole_track(per_period[0].get(oid), count)
+        return references
+    tables: dict[int, tuple[list[str], list[str], int]] = {}  # per track (alive in outcome): its references
     for oid in outcome.obligation_order:
-        tracks = [per_period.get(oid) for per_period in outcome.knowledge_tracks]
-        for track in tracks:
-            if track is not None and id(track) not in tables:
-                tables[id(track)] = track.explain_all()
+        tracks = [known.get(oid) for known in per_period]
         first = tracks[0]
         if first is not None and all(track is first for track in tracks):  # one state of knowledge
-            explained[oid] = tables[id(first)]
-        else:
-            explained[oid] = [
-                None if track is None else tables[id(track)][k] for k, track in enumerate(tracks)
-            ]
-    return explained
-
-
-def _references(explained: list[Explained | None]) -> tuple[list[str], list[str]]:
-    """(contract version, causing event id) per period: the event that last moved the figure, else the one
-    that caused the version in force (result.support.cause), looked up once per segment and measure.
-
-    Both are compared: measures are shared between segments (a ratable term's measure is cached per term and
-    days), so two versions with the same obligation can explain adjacent periods with one measure object."""
-    versions: list[str] = []
-    causes: list[str] = []
-    last_measure = last_segment = None
-    version = default = ""
-    measure_causes: list[str | None] | None = None
-    for item in explained:
-        if item is None:
-            versions.append("")
-            causes.append("")
+            references[oid] = _whole_track(first, count)
             continue
-        segment, measure, i = item
-        if measure is not last_measure or segment is not last_segment:
-            last_measure, last_segment = measure, segment
-            version = _NUMBER_TEXT.get(segment.version.number) or str(segment.version.number)
-            default = segment.version.contract.causing_event_id
-            measure_causes = measure.causes
-        versions.append(version)
-        causes.append((measure_causes[i] or default) if measure_causes else default)
-    return versions, causes
+        versions: list[str] = []
+        causes: list[str] = []
+        present: list[bool] = []
+        for k, track in enumerate(tracks):
+            if track is None:
+                versions.append("")
+                causes.append("")
+                present.append(False)
+                continue
+            table = tables.get(id(track))
+            if table is None:
+                table = tables[id(track)] = _track_references(track)
+            versions.append(table[0][k])
+            causes.append(table[1][k])
+            present.append(k >= table[2])
+        references[oid] = (versions, causes, None if all(present) else present)
+    return references
 
 
-def _references_by_piece(track: Track, explained: list[Explained | None]) -> tuple[list[str], list[str]]:
-    """_references for the periods of one track (`explained` is its explain_all()), a piece at a time: one
-    segment and one measure from each piece's first period to the next piece's."""
-    count = len(explained)
-    first_index = track.pieces[0][0] if track.pieces else count
+def _whole_track(track: Track | None, count: int) -> References:
+    """References of every period from one track (None: the obligation exists in none of the periods)."""
+    if track is None:
+        return [""] * count, [""] * count, [False] * count
+    versions, causes, first_index = _track_references(track)
+    return versions, causes, None if first_index == 0 else [k >= first_index for k in range(count)]
+
+
+def _track_references(track: Track) -> tuple[list[str], list[str], int]:
+    """(contract version, causing event id) at every index of the track, "" before its first piece, and the
+    index of its first piece: per piece one segment and one measure (`Track.explained_pieces`)."""
+    count = len(track.days)
+    pieces = track.explained_pieces()
+    first_index = pieces[0][0] if pieces else count
     versions = [""] * first_index
     causes = [""] * first_index
-    bounds = [first for first, _ in track.pieces[1:]] + [count]
-    for (first, _), end in zip(track.pieces, bounds, strict=True):
-        item = explained[first]
-        if item is None:  # pragma: no cover - explain_all() explains every index of a piece
-            raise AssertionError("a track piece without an explanation")
-        segment, measure, _ = item
+    for first, end, segment, measure in pieces:
         number = segment.version.number
         default = segment.version.contract.causing_event_id
         versions.extend(repeat(_NUMBER_TEXT.get(number) or str(number), end - first))
@@ -415,15 +457,18 @@ def _references_by_piece(track: Track, explained: list[Explained | None]) -> tup
             causes.extend([cause or default for cause in measure.causes[: end - first]])
         else:
             causes.extend(repeat(default, end - first))
-    return versions, causes
+    return versions, causes, first_index
 
 
 def _booked(outcome: ContractOutcome, own: dict[str, array[int]]) -> list[int]:
     """Revenue booked per period for the whole contract (rollforward.booked, from the own amounts at hand)."""
-    totals = [0] * len(outcome.billed)
-    for oid in outcome.obligation_order:
-        totals = list(map(operator.add, totals, map(operator.add, own[oid], outcome.adjustment[oid])))
-    return totals
+    order = outcome.obligation_order
+    figures = [own[oid] for oid in order] + [outcome.adjustment[oid] for oid in order]
+    if not figures:
+        return [0] * len(outcome.billed)
+    # One sum per period over every obligation's own amount and adjustment (zip stops at the shortest, as
+    # adding to a list of len(billed) zeros did).
+    return list(map(sum, zip(*figures, strict=False)))[: len(outcome.billed)]
 
 
 def schedule_rows(run: EngineRun, fx: FxConverter) -> Iterator[Row]:

@@ -42,29 +42,49 @@ def entry_figures(
     own_by_obligation: dict[str, array[int]],
     explain: Callable[[str, int], Explained | None],
 ) -> EntryFigures | None:
-    """The period's entry in minor units, None when nothing moved (shared by the models and the stream)."""
-    revenue, billed, paid = row[0], row[1], row[2]
-    asset_change, liability_change = row[6] - row[5], row[8] - row[7]
-    raw: list[tuple[str, int]] = [  # positive = debit
-        ("receivable", billed),
-        ("cash", paid),
-        ("receivable", -paid),
-        ("contract_asset", asset_change),
-        ("contract_liability", -liability_change),
-        ("revenue", -revenue),
-    ]
-    raw = [(account, amount) for account, amount in raw if amount]
+    """The period's entry in minor units, None when nothing moved (the models' path; the stream formats
+    entry_lines / functional_lines itself with causes it already has)."""
+    raw = entry_lines(row)
     if not raw:
         return None
-    assert sum(amount for _, amount in raw) == 0, "journal must balance"
     functional = fx.functional_currency(outcome)
-    converted: list[tuple[str, int]] | None = None
-    if functional != outcome.currency:
-        converted = [(account, fx.convert(amount, outcome, k)[0]) for account, amount in raw]
-        rounding = -sum(amount for _, amount in converted)
-        if rounding:
-            converted.append(("fx_rounding", rounding))
+    converted = functional_lines(fx, outcome, k, raw) if functional != outcome.currency else None
     return raw, functional, converted, _causes(outcome, account, k, own_by_obligation, explain)
+
+
+def entry_lines(row: Balances) -> list[tuple[str, int]]:
+    """(account, minor units; positive = debit) of the period's entry in the transaction currency, the lines
+    that moved in this order: receivable (billed), cash and receivable (paid), contract asset, contract
+    liability, revenue. Empty when nothing moved."""
+    revenue, billed, paid = row[0], row[1], row[2]
+    asset_change, liability_change = row[6] - row[5], row[8] - row[7]
+    # billed + paid - paid + asset change - liability change - revenue: the rollforward's identity.
+    assert billed + asset_change - liability_change == revenue, "journal must balance"
+    raw: list[tuple[str, int]] = []  # positive = debit
+    if billed:
+        raw.append(("receivable", billed))
+    if paid:
+        raw.append(("cash", paid))
+        raw.append(("receivable", -paid))
+    if asset_change:
+        raw.append(("contract_asset", asset_change))
+    if liability_change:
+        raw.append(("contract_liability", -liability_change))
+    if revenue:
+        raw.append(("revenue", -revenue))
+    return raw
+
+
+def functional_lines(
+    fx: FxConverter, outcome: ContractOutcome, k: int, raw: list[tuple[str, int]]
+) -> list[tuple[str, int]]:
+    """The entry's lines converted into the functional currency (period k's rate), with an fx_rounding line
+    when the converted lines do not balance."""
+    converted = [(account, fx.convert(amount, outcome, k)[0]) for account, amount in raw]
+    rounding = -sum(amount for _, amount in converted)
+    if rounding:
+        converted.append(("fx_rounding", rounding))
+    return converted
 
 
 def _entry(

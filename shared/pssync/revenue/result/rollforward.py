@@ -54,14 +54,17 @@ def rolled(
 ) -> list[Balances]:
     rows = []
     receivable = net = 0
+    # Opening figures are the previous period's closing ones (conditionals rather than max(): no call).
+    asset = liability = 0
     for k in range(run.as_of_index + 1):
         revenue = revenue_per_period[k]
         billed, paid_here = billed_per_period[k], paid[k]
-        opening_receivable, opening_net = receivable, net
+        opening_receivable, opening_asset, opening_liability = receivable, asset, liability
         receivable += billed - paid_here
         # Net contract position per contract: revenue ahead of billing is a contract asset, billing ahead
         # of revenue a contract liability (IFRS 15.105-107), never both for one contract.
         net += revenue - billed
+        asset, liability = (net, 0) if net > 0 else (0, -net)
         rows.append(
             (
                 revenue,
@@ -69,10 +72,10 @@ def rolled(
                 paid_here,
                 opening_receivable,
                 receivable,
-                max(opening_net, 0),
-                max(net, 0),
-                max(-opening_net, 0),
-                max(-net, 0),
+                opening_asset,
+                asset,
+                opening_liability,
+                liability,
             )
         )
     return rows

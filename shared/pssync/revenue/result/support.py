@@ -54,6 +54,15 @@ def period_status(run: EngineRun, k: int) -> PeriodStatus:
     return "open" if k <= run.as_of_index else "forecast"
 
 
+def period_statuses(run: EngineRun, count: int) -> list[PeriodStatus]:
+    """period_status of periods 0..count-1 in one go (the stream asks for them once per contract)."""
+    as_of_index = run.as_of_index
+    return [
+        "closed" if closed is not None else "open" if k <= as_of_index else "forecast"
+        for k, closed in enumerate(run.closed_on[:count])
+    ]
+
+
 def explainer(outcome: ContractOutcome) -> Callable[[str, int], Explained | None]:
     """explain(obligation, period) for the knowledge each period was reported with, one measure per segment
     and track rather than one per line."""
