@@ -13,9 +13,10 @@ peak RSS of a process that only imports the package.
 Full output (beside the engine-only figures): the scenario is written to a file first (untimed), then a fresh
 subprocess runs what `pssync revrec run FILE --format csv --out OUT` runs (read the file, pre-scan, validate,
 run and write contract by contract: every schedule line with zeros, every journal line, the balances) and
-reports its wall and CPU time (median of the repeats) and its peak RSS. Its files are then checked by this
-process, reading them as a stream: every contract's schedule sums to its modified price and every journal
-entry balances (per contract, period and basis).
+reports its wall and CPU time (median of the repeats), its peak RSS and, from one more untimed run, the
+peak summed PSS of it and its workers (shared copy-on-write pages counted once). Its files are then
+checked by this process, reading them as a stream: every contract's schedule sums to its modified price
+and every journal entry balances (per contract, period and basis).
 
 Correctness is checked outside the timed sections: every contract's lifetime revenue must equal its modified
 price, and with --with-outputs every journal entry must balance. Any failure makes the run fail (exit 1):
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
@@ -316,6 +318,51 @@ def written_output_failures(schedule: Path, journals: Path, prices: Mapping[str,
     return failures
 
 
+class TreeMemory:
+    """Samples the summed PSS of this process and its children (Linux /proc; 0 elsewhere) every `interval_s`.
+
+    PSS shares each page among the processes mapping it, so forked workers' copy-on-write pages count once:
+    the memory the run really holds. Peak RSS summed over processes counts them once per process."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self.interval_s = interval_s
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        found: list[int] = []
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as listing:
+                    found.extend(int(child) for child in listing.read().split())
+        except OSError:
+            pass
+        return found
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._stop.is_set():
+            total = 0
+            for pid in (me, *self._children(me)):
+                try:
+                    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                        total += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+                except OSError:
+                    continue  # a worker that just ended
+            self.peak_kb = max(self.peak_kb, total)
+            self._stop.wait(self.interval_s)
+
+
 def _stream_worker(
     scenario: Path, out: Path, repeat: int, output_format: str, workers: int, columnar: bool | None = None
 ) -> dict[str, Any]:
@@ -337,8 +384,13 @@ def _stream_worker(
         cpu_s.append(sum(after[i] - before[i] for i in range(4)))
         rows, processes = summary.rows, summary.workers
         del summary
+    # Memory from one more run, untimed: the sampler reads /proc in this process, where shard 0 runs.
+    with TreeMemory() as memory:
+        text = scenario.read_text(encoding="utf-8")
+        write_report(text, output_format, out, workers=workers, columnar=columnar)
     return {
         "wall_s": wall_s,
+        "pss_peak_kb": memory.peak_kb,
         "cpu_s": cpu_s,
         "rows": rows,
         "processes": processes,
@@ -385,6 +437,7 @@ def _full_output(
         "full_output_cpu_median_s": round(statistics.median(raw["cpu_s"]), 3),
         "full_output_runs_s": [round(t, 3) for t in raw["wall_s"]],
         "full_output_peak_rss_mb": round(raw["maxrss_kb"] / 1024, 1),
+        "full_output_peak_pss_mb": round(raw["pss_peak_kb"] / 1024, 1),
         "full_output_processes": raw["processes"],
         "full_output_path": path,
         "full_output_load_average_1m": raw["load_average_1m"],

@@ -51,3 +51,20 @@ def test_a_changed_schedule_amount_or_an_unbalanced_journal_line_fails_the_check
                 }
             ]
         )
+
+
+def test_tree_memory_sees_a_child_process_holding_memory() -> None:
+    """The sampler sums this process and its children: a child holding 64 MB of its own raises the peak."""
+    import subprocess
+    import sys
+
+    from bench.revenue import TreeMemory
+
+    with TreeMemory(interval_s=0.01) as alone:
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+    holding = "import time; b = bytearray(64 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.5)"
+    with TreeMemory(interval_s=0.01) as with_child:
+        subprocess.run([sys.executable, "-c", holding], check=True)  # noqa: S603 - our interpreter, fixed argv
+
+    assert alone.peak_kb > 0
+    assert with_child.peak_kb - alone.peak_kb > 48 * 1024
