@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -14,6 +15,13 @@ NAMESPACE = "pssync"
 SERVICE = "pssync"
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE)
+
+
+def elapsed_seconds(since: datetime, until: datetime) -> float:
+    """Seconds from a source's timestamp to ours, never below 0. A sender whose clock runs ahead stamps the
+    future (R2's time entries are dated 2027): that is skew, not negative lag, and one negative value drags
+    every average and percentile of a lag metric below the truth."""
+    return max((until - since).total_seconds(), 0.0)
 
 
 class BusinessMetric(StrEnum):

@@ -22,6 +22,7 @@ from pssync.model.events import (
     completion_envelope,
 )
 from pssync.money import Money
+from pssync.observability import elapsed_seconds
 from pssync.ports import StoredVersion, VersionConflict, VersionStore
 from pssync.workflows.provision import (
     CONTRACT,
@@ -279,7 +280,7 @@ def amendment_propagated(
             psa_command_id=psa.command_id,
             erp_command_id=erp.command_id,
             revenue_schedule_version=revenue.schedule_version,
-            propagation_seconds=(now - event.data.amended_at).total_seconds(),
+            propagation_seconds=elapsed_seconds(event.data.amended_at, now),
         ),
     )
 

@@ -37,6 +37,7 @@ from pssync.model.events import (
     completion_envelope,
 )
 from pssync.money import Money
+from pssync.observability import elapsed_seconds
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
 from pssync.workflows.delivery_facts import remeasure
 from pssync.workflows.provision import CONTRACT, PROJECT, CommandReceipt, RevenueReceipt
@@ -597,7 +598,7 @@ def release_milestone_invoice(
             "command_id": receipt.command_id if receipt else None,
             "amount": billed[1].amount.model_dump(mode="json") if billed else None,
             "released_at": now.isoformat(),
-            "cycle_seconds": (now - completed_at).total_seconds(),
+            "cycle_seconds": elapsed_seconds(completed_at, now),
         },
         now,
     )

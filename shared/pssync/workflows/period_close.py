@@ -39,6 +39,7 @@ from pssync.model.events import (
     canonical_event_id,
 )
 from pssync.money import Money, minor_unit
+from pssync.observability import elapsed_seconds
 from pssync.ports import JsonObjects, StoredVersion, VersionConflict, VersionStore
 from pssync.revenue.result import JournalEntry, JournalLine
 from pssync.workflows.amendment import engine_versions
@@ -889,7 +890,7 @@ def lock_period(
                 {c: t.deferred_revenue for c, t in totals.items()}, erp_deferred_revenue
             ),
             locked=True,
-            close_seconds=max((now - request.requested_at).total_seconds(), 0.0),
+            close_seconds=elapsed_seconds(request.requested_at, now),
         ),
     )
     return (

@@ -27,6 +27,7 @@ from pssync.model.events import (
     EventEnvelope,
     completion_envelope,
 )
+from pssync.observability import elapsed_seconds
 from pssync.ports import Connector, EventPublisher, VersionConflict, VersionStore
 from pssync.workflows.billing import billing_schedule
 from pssync.workflows.revenue import RevenueSchedule, revenue_schedule_for
@@ -373,7 +374,7 @@ def engagement_activated(
             erp_command_id=erp.command_id,
             revenue_schedule_version=revenue.schedule_version,
             transaction_price=terms.transaction_price,
-            activation_seconds=(now - event.data.closed_won_at).total_seconds(),
+            activation_seconds=elapsed_seconds(event.data.closed_won_at, now),
         ),
     )
 

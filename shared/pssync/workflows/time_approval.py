@@ -42,6 +42,7 @@ from pssync.model.events import (
 )
 from pssync.model.project import WbsElement
 from pssync.money import Money, RoundingPolicy
+from pssync.observability import elapsed_seconds
 from pssync.ports import Clock, StoredVersion, VersionConflict, VersionStore
 from pssync.workflows.amendment import is_newer
 from pssync.workflows.billed_lines import (
@@ -541,7 +542,7 @@ def time_synced(
             amount=recorded.line.amount if recorded.line else None,
             erp_command_id=erp.command_id,
             revenue_schedule_version=revenue.schedule_version,
-            sync_seconds=(now - event.occurred_at).total_seconds(),
+            sync_seconds=elapsed_seconds(event.occurred_at, now),
         ),
     )
 
