@@ -54,15 +54,21 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def test_speed_many_calls_share_one_kept_alive_connection(server: MotoServer) -> None:
-    ddb = _client(server, "dynamodb")
-    table = _name("speed-keepalive")
+def _table(ddb: Any, prefix: str) -> str:
+    """A fresh on-demand table keyed by the string `pk`; its name."""
+    table = _name(prefix)
     ddb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    return table
+
+
+def test_speed_many_calls_share_one_kept_alive_connection(server: MotoServer) -> None:
+    ddb = _client(server, "dynamodb")
+    table = _table(ddb, "speed-keepalive")
     for i in range(20):
         ddb.put_item(TableName=table, Item={"pk": {"S": str(i)}, "n": {"N": str(i)}})
     with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):  # an error answer keeps it too
@@ -164,13 +170,7 @@ def test_speed_fifo_content_based_deduplication_still_applies(server: MotoServer
 
 def test_speed_cached_expression_parses_apply_each_call_s_names_and_values(server: MotoServer) -> None:
     ddb = _client(server, "dynamodb")
-    table = _name("speed-expressions")
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    table = _table(ddb, "speed-expressions")
     ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "status": {"S": "INPROGRESS"}})
     condition = "attribute_exists(pk) AND #s = :expected"
     update = "SET #s = :new, #n = :n"
